@@ -1,0 +1,414 @@
+//! The current state of a key account, folded from its events.
+//!
+//! The state holds what command validation needs and what the "current state" queries show.
+//! [`AccountState::apply`] never fails: events are facts, validated before they were stored.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::*;
+use crate::ids::*;
+use crate::values::*;
+
+/// A key account as it stands after the events applied so far.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    /// Stream version of the last applied event (0 = nothing applied).
+    pub version: u64,
+    /// Set by `AccountRegistered`; `None` means the account does not exist.
+    pub profile: Option<AccountProfile>,
+    /// Most recent tier assessment.
+    pub last_assessment: Option<TierAssessed>,
+    /// Current key account team, by person.
+    pub team: BTreeMap<PersonId, TeamMember>,
+    /// Account plans, by id.
+    pub plans: BTreeMap<PlanId, Plan>,
+    /// Objectives, by id.
+    pub objectives: BTreeMap<ObjectiveId, Objective>,
+    /// Opportunities, by id.
+    pub opportunities: BTreeMap<OpportunityId, Opportunity>,
+    /// Action items, by id.
+    pub action_items: BTreeMap<ActionItemId, ActionItem>,
+    /// Revenue records, in the order recorded.
+    pub revenue: Vec<RevenueRecorded>,
+    /// Decision-making unit, by stakeholder (departed ones stay, marked).
+    pub stakeholders: BTreeMap<StakeholderId, Stakeholder>,
+    /// Engagement rules, by id (retired ones stay, marked).
+    pub rules: BTreeMap<RuleId, EngagementRule>,
+    /// Interactions, by id, with their latest (corrected) content.
+    pub interactions: BTreeMap<InteractionId, Interaction>,
+    /// Reviews, by id.
+    pub reviews: BTreeMap<ReviewId, Review>,
+}
+
+/// Who the customer is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountProfile {
+    /// Customer name.
+    pub name: String,
+    /// Industry.
+    pub industry: String,
+    /// Region.
+    pub region: String,
+    /// Headquarters.
+    pub headquarters: String,
+    /// Current tier.
+    pub tier: Tier,
+}
+
+/// A member of the key account team.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamMember {
+    /// Display name.
+    pub name: String,
+    /// Role.
+    pub role: TeamRole,
+}
+
+/// An account plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// As drafted.
+    pub drafted: PlanDrafted,
+    /// Current text of each revised section.
+    pub sections: BTreeMap<PlanSection, String>,
+}
+
+/// An objective with its latest status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Objective {
+    /// As (last) set.
+    pub definition: ObjectiveSet,
+    /// Current status.
+    pub status: ObjectiveStatus,
+    /// Last recorded value of the metric.
+    pub current_value: String,
+}
+
+/// Where an opportunity stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpportunityStatus {
+    /// Open, at a stage.
+    Open(OpportunityStage),
+    /// Won, for a value, on a date.
+    Won {
+        /// Value won.
+        value: Money,
+        /// When.
+        closed_on: Date,
+        /// Why.
+        reason: String,
+    },
+    /// Lost, on a date.
+    Lost {
+        /// When.
+        closed_on: Date,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// An opportunity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Opportunity {
+    /// As identified.
+    pub identified: OpportunityIdentified,
+    /// Current expected close date.
+    pub expected_close_on: Date,
+    /// Current status.
+    pub status: OpportunityStatus,
+}
+
+/// Where an action item stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionItemStatus {
+    /// Still to do.
+    Open,
+    /// Done on a date.
+    Completed(Date),
+    /// Cancelled, with the reason.
+    Cancelled(String),
+}
+
+/// An action item.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionItem {
+    /// As added.
+    pub added: ActionItemAdded,
+    /// Current status.
+    pub status: ActionItemStatus,
+}
+
+/// A stakeholder in the decision-making unit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stakeholder {
+    /// Name.
+    pub name: String,
+    /// Title.
+    pub title: String,
+    /// Manager in the org chart.
+    pub reports_to: Option<StakeholderId>,
+    /// Buying role.
+    pub buying_role: BuyingRole,
+    /// Influence 1-5.
+    pub influence: u8,
+    /// Attitude.
+    pub attitude: Attitude,
+    /// Set when the stakeholder departed.
+    pub departed_on: Option<Date>,
+}
+
+/// An engagement rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngagementRule {
+    /// As (last) set.
+    pub definition: EngagementRuleSet,
+    /// Set when the rule was retired, with the reason.
+    pub retired: Option<String>,
+}
+
+/// A logged interaction with its latest content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// Current (possibly corrected) content.
+    pub details: InteractionDetails,
+    /// How many times it was corrected.
+    pub corrections: u32,
+}
+
+/// Where a review stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReviewStatus {
+    /// Scheduled, not yet held.
+    Scheduled,
+    /// Held, with its outcome.
+    Held(ReviewOutcomeRecorded),
+    /// Cancelled, with the reason.
+    Cancelled(String),
+}
+
+/// A review.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    /// As scheduled.
+    pub scheduled: ReviewScheduled,
+    /// Current status.
+    pub status: ReviewStatus,
+}
+
+impl AccountState {
+    /// Whether `AccountRegistered` has been applied.
+    pub fn exists(&self) -> bool {
+        self.profile.is_some()
+    }
+
+    /// Folds a sequence of events into a fresh state.
+    pub fn from_events<'a>(events: impl IntoIterator<Item = &'a AccountEvent>) -> Self {
+        let mut state = Self::default();
+        for event in events {
+            state.apply(event);
+        }
+        state
+    }
+
+    /// Applies one event and advances the version by one.
+    pub fn apply(&mut self, event: &AccountEvent) {
+        self.version += 1;
+        match event {
+            AccountEvent::AccountRegistered(e) => {
+                self.profile = Some(AccountProfile {
+                    name: e.name.clone(),
+                    industry: e.industry.clone(),
+                    region: e.region.clone(),
+                    headquarters: e.headquarters.clone(),
+                    tier: e.tier,
+                });
+            }
+            AccountEvent::TierAssessed(e) => self.last_assessment = Some(e.clone()),
+            AccountEvent::AccountPromoted(AccountPromoted { to, .. })
+            | AccountEvent::AccountDemoted(AccountDemoted { to, .. }) => {
+                if let Some(profile) = &mut self.profile {
+                    profile.tier = *to;
+                }
+            }
+            AccountEvent::TeamMemberAssigned(e) => {
+                self.team.insert(
+                    e.person_id.clone(),
+                    TeamMember { name: e.name.clone(), role: e.role },
+                );
+            }
+            AccountEvent::TeamMemberUnassigned(e) => {
+                self.team.remove(&e.person_id);
+            }
+            AccountEvent::PlanDrafted(e) => {
+                self.plans
+                    .insert(e.plan_id.clone(), Plan { drafted: e.clone(), sections: BTreeMap::new() });
+            }
+            AccountEvent::PlanSectionRevised(e) => {
+                if let Some(plan) = self.plans.get_mut(&e.plan_id) {
+                    plan.sections.insert(e.section, e.text.clone());
+                }
+            }
+            AccountEvent::ObjectiveSet(e) => {
+                let current_value = self
+                    .objectives
+                    .get(&e.objective_id)
+                    .map(|o| o.current_value.clone())
+                    .unwrap_or_default();
+                self.objectives.insert(
+                    e.objective_id.clone(),
+                    Objective { definition: e.clone(), status: e.status, current_value },
+                );
+            }
+            AccountEvent::ObjectiveProgressed(e) => {
+                if let Some(o) = self.objectives.get_mut(&e.objective_id) {
+                    o.status = e.status;
+                    o.current_value = e.current_value.clone();
+                }
+            }
+            AccountEvent::OpportunityIdentified(e) => {
+                self.opportunities.insert(
+                    e.opportunity_id.clone(),
+                    Opportunity {
+                        identified: e.clone(),
+                        expected_close_on: e.expected_close_on,
+                        status: OpportunityStatus::Open(e.stage),
+                    },
+                );
+            }
+            AccountEvent::OpportunityStageChanged(e) => {
+                if let Some(o) = self.opportunities.get_mut(&e.opportunity_id) {
+                    o.status = OpportunityStatus::Open(e.stage);
+                    if let Some(close) = e.expected_close_on {
+                        o.expected_close_on = close;
+                    }
+                }
+            }
+            AccountEvent::OpportunityWon(e) => {
+                if let Some(o) = self.opportunities.get_mut(&e.opportunity_id) {
+                    o.status = OpportunityStatus::Won {
+                        value: e.value.clone(),
+                        closed_on: e.closed_on,
+                        reason: e.reason.clone(),
+                    };
+                }
+            }
+            AccountEvent::OpportunityLost(e) => {
+                if let Some(o) = self.opportunities.get_mut(&e.opportunity_id) {
+                    o.status =
+                        OpportunityStatus::Lost { closed_on: e.closed_on, reason: e.reason.clone() };
+                }
+            }
+            AccountEvent::ActionItemAdded(e) => {
+                self.action_items.insert(
+                    e.action_item_id.clone(),
+                    ActionItem { added: e.clone(), status: ActionItemStatus::Open },
+                );
+            }
+            AccountEvent::ActionItemCompleted(e) => {
+                if let Some(a) = self.action_items.get_mut(&e.action_item_id) {
+                    a.status = ActionItemStatus::Completed(e.completed_on);
+                }
+            }
+            AccountEvent::ActionItemCancelled(e) => {
+                if let Some(a) = self.action_items.get_mut(&e.action_item_id) {
+                    a.status = ActionItemStatus::Cancelled(e.reason.clone());
+                }
+            }
+            AccountEvent::RevenueRecorded(e) => self.revenue.push(e.clone()),
+            AccountEvent::StakeholderAdded(e) => {
+                self.stakeholders.insert(
+                    e.stakeholder_id.clone(),
+                    Stakeholder {
+                        name: e.name.clone(),
+                        title: e.title.clone(),
+                        reports_to: e.reports_to.clone(),
+                        buying_role: e.buying_role,
+                        influence: e.influence,
+                        attitude: e.attitude,
+                        departed_on: None,
+                    },
+                );
+            }
+            AccountEvent::StakeholderProfileChanged(e) => {
+                if let Some(s) = self.stakeholders.get_mut(&e.stakeholder_id) {
+                    if let Some(title) = &e.title {
+                        s.title = title.clone();
+                    }
+                    if e.clear_reports_to {
+                        s.reports_to = None;
+                    } else if let Some(manager) = &e.reports_to {
+                        s.reports_to = Some(manager.clone());
+                    }
+                    if let Some(role) = e.buying_role {
+                        s.buying_role = role;
+                    }
+                    if let Some(influence) = e.influence {
+                        s.influence = influence;
+                    }
+                    if let Some(attitude) = e.attitude {
+                        s.attitude = attitude;
+                    }
+                }
+            }
+            AccountEvent::StakeholderDeparted(e) => {
+                if let Some(s) = self.stakeholders.get_mut(&e.stakeholder_id) {
+                    s.departed_on = Some(e.departed_on);
+                }
+            }
+            AccountEvent::EngagementRuleSet(e) => {
+                self.rules
+                    .insert(e.rule_id.clone(), EngagementRule { definition: e.clone(), retired: None });
+            }
+            AccountEvent::EngagementRuleRetired(e) => {
+                if let Some(r) = self.rules.get_mut(&e.rule_id) {
+                    r.retired = Some(e.reason.clone());
+                }
+            }
+            AccountEvent::InteractionLogged(e) => {
+                self.interactions.insert(
+                    e.interaction_id.clone(),
+                    Interaction { details: e.details.clone(), corrections: 0 },
+                );
+            }
+            AccountEvent::InteractionCorrected(e) => {
+                if let Some(i) = self.interactions.get_mut(&e.interaction_id) {
+                    i.details = e.details.clone();
+                    i.corrections += 1;
+                }
+            }
+            AccountEvent::ReviewScheduled(e) => {
+                self.reviews.insert(
+                    e.review_id.clone(),
+                    Review { scheduled: e.clone(), status: ReviewStatus::Scheduled },
+                );
+            }
+            AccountEvent::ReviewOutcomeRecorded(e) => {
+                for f in &e.follow_up_actions {
+                    self.action_items.insert(
+                        f.action_item_id.clone(),
+                        ActionItem {
+                            added: ActionItemAdded {
+                                action_item_id: f.action_item_id.clone(),
+                                title: f.title.clone(),
+                                owner: f.owner.clone(),
+                                due_on: f.due_on,
+                                link: Some(ActionLink::Review(e.review_id.clone())),
+                            },
+                            status: ActionItemStatus::Open,
+                        },
+                    );
+                }
+                if let Some(r) = self.reviews.get_mut(&e.review_id) {
+                    r.status = ReviewStatus::Held(e.clone());
+                }
+            }
+            AccountEvent::ReviewCancelled(e) => {
+                if let Some(r) = self.reviews.get_mut(&e.review_id) {
+                    r.status = ReviewStatus::Cancelled(e.reason.clone());
+                }
+            }
+        }
+    }
+}
