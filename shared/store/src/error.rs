@@ -1,0 +1,48 @@
+//! Errors of the event store.
+
+use thiserror::Error;
+
+use crate::record::{ExpectedVersion, StreamId};
+
+/// Why an append or a read failed.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// Optimistic concurrency: the stream is not at the expected version.
+    #[error("stream {stream} is at version {current}, expected {expected:?}")]
+    WrongExpectedVersion {
+        /// The stream.
+        stream: StreamId,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's current version (0 = no events).
+        current: u64,
+    },
+    /// An append must carry at least one event.
+    #[error("an append must carry at least one event")]
+    EmptyAppend,
+    /// Some, but not all, of an append's event ids are already stored: this is neither a new
+    /// append nor a retry of a stored one.
+    #[error("event id {0} is already stored in another append")]
+    EventIdConflict(uuid::Uuid),
+    /// The idempotency key was already used for an append to another stream.
+    #[error("idempotency key {key:?} was already used for stream {stream}")]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+        /// The stream it was used for.
+        stream: StreamId,
+    },
+    /// The store stopped accepting writes (shut down, or a write failed and the on-disk state
+    /// must be recovered by reopening).
+    #[error("event store is unavailable: {0}")]
+    Unavailable(String),
+    /// The on-disk data does not decode or is inconsistent.
+    #[error("event store data is corrupt: {0}")]
+    Corrupt(String),
+    /// sled failed.
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// The file system failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}

@@ -1,0 +1,437 @@
+//! The event store: sled-backed, append-only, with per-stream versions, a gapless global
+//! log, per-stream hash chains, idempotent appends and group commit.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+
+use tokio::sync::{oneshot, watch};
+
+use crate::error::StoreError;
+use crate::index::Index;
+use crate::layout::{record_key, RecordView, StoredEventRef, HASH_LEN, LOG_TREE};
+use crate::record::{AppendOutcome, AppendRequest, RecordedEvent, StreamId};
+use crate::writer::{PendingAppend, Writer};
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Directory of the sled database (created if missing).
+    pub path: PathBuf,
+    /// sled's page cache, in bytes: bounds the store's memory besides its indexes.
+    pub cache_capacity_bytes: u64,
+    /// Call `fdatasync` on sled's data file after each flush (on by default; turning it off
+    /// trades crash safety on power loss for speed, for benchmarks only).
+    pub fdatasync: bool,
+}
+
+impl StoreConfig {
+    /// Defaults for a data directory: 256 MiB cache, fdatasync on.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into(), cache_capacity_bytes: 256 * 1024 * 1024, fdatasync: true }
+    }
+}
+
+/// Which way to read a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Oldest first.
+    Forward,
+    /// Newest first.
+    Backward,
+}
+
+/// Which events a read of the global log returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only this tenant.
+    pub tenant: Option<String>,
+    /// Only this stream (requires `tenant`).
+    pub stream: Option<String>,
+    /// Only these event types (empty = all).
+    pub event_types: Vec<String>,
+}
+
+impl EventFilter {
+    /// Whether an event passes the filter.
+    pub fn matches(&self, event: &StoredEventRef<'_>) -> bool {
+        let b = &event.body;
+        self.tenant.as_deref().is_none_or(|t| t == b.tenant)
+            && self.stream.as_deref().is_none_or(|s| s == b.stream)
+            && (self.event_types.is_empty() || self.event_types.iter().any(|t| t == b.event_type))
+    }
+}
+
+/// A page of a stream.
+#[derive(Debug, Clone)]
+pub struct StreamSlice {
+    /// The events, in the requested direction.
+    pub events: Vec<RecordedEvent>,
+    /// The stream's current version (0 if it has no events).
+    pub stream_version: u64,
+    /// The version to continue from, or `None` if the end was reached.
+    pub next_version: Option<u64>,
+}
+
+/// A page of the global log.
+#[derive(Debug, Clone)]
+pub struct LogSlice {
+    /// Matching events, by position.
+    pub events: Vec<RecordedEvent>,
+    /// The position to continue from.
+    pub next_position: u64,
+    /// The last committed position when the page was read.
+    pub head_position: u64,
+}
+
+/// Result of checking a stream's hash chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Events checked.
+    pub events_checked: u64,
+    /// The first version whose stored hash or link does not match, if any.
+    pub first_broken_version: Option<u64>,
+    /// What was found.
+    pub detail: String,
+    /// Hash of the last event checked.
+    pub last_hash: [u8; HASH_LEN],
+}
+
+/// The event store. Cheap to clone; all clones share one writer.
+#[derive(Clone)]
+pub struct EventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: sled::Tree,
+    index: Arc<RwLock<Index>>,
+    head: watch::Receiver<u64>,
+    queue: Mutex<Option<SyncSender<PendingAppend>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for EventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStore").field("head", &*self.inner.head.borrow()).finish()
+    }
+}
+
+impl EventStore {
+    /// Opens (or creates) a store and rebuilds its indexes from the log.
+    pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&config.path)?;
+        let db = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .flush_every_ms(None)
+            .open()?;
+        let log = db.open_tree(LOG_TREE)?;
+        let index = Index::rebuild(&log)?;
+        let data_file = if config.fdatasync { Some(File::open(data_file_path(&config.path))?) } else { None };
+        let (head_tx, head_rx) = watch::channel(index.head);
+        let index = Arc::new(RwLock::new(index));
+        let (queue_tx, queue_rx) = mpsc::sync_channel(4096);
+        let writer = Writer { db, log: log.clone(), data_file, index: index.clone(), head: head_tx };
+        let handle = std::thread::Builder::new()
+            .name("keyplan-store-writer".into())
+            .spawn(move || writer.run(queue_rx))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                log,
+                index,
+                head: head_rx,
+                queue: Mutex::new(Some(queue_tx)),
+                writer: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    /// Appends events to one stream, atomically, once they are durable.
+    ///
+    /// A retry (same idempotency key, or the same event ids) returns the original outcome with
+    /// `deduplicated` set and stores nothing.
+    pub async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self
+            .inner
+            .queue
+            .lock()
+            .map_err(|_| StoreError::Unavailable("queue lock poisoned".into()))?
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the store is shutting down".into()))?;
+        // The queue is bounded; a full queue parks this task's thread only briefly while the
+        // writer drains a batch, so hand the blocking send to the blocking pool.
+        let pending = PendingAppend { request, reply };
+        match sender.try_send(pending) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(pending)) => {
+                tokio::task::spawn_blocking(move || sender.send(pending))
+                    .await
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?
+                    .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                return Err(StoreError::Unavailable("the writer stopped".into()));
+            }
+        }
+        answer.await.map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
+    }
+
+    /// Stops accepting appends, lets the writer commit everything already queued, and waits
+    /// for it. Appends acknowledged before this returns are durable.
+    pub fn close(&self) {
+        if let Ok(mut queue) = self.inner.queue.lock() {
+            queue.take();
+        }
+        let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+
+    /// The last committed global position (0 for an empty store).
+    pub fn head(&self) -> u64 {
+        *self.inner.head.borrow()
+    }
+
+    /// A receiver that changes whenever new events are committed.
+    pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.inner.head.clone()
+    }
+
+    fn index(&self) -> Result<RwLockReadGuard<'_, Index>, StoreError> {
+        self.inner.index.read().map_err(|_| StoreError::Unavailable("index lock poisoned".into()))
+    }
+
+    /// A stream's current version (0 if it has no events).
+    pub fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        Ok(self.index()?.version(stream))
+    }
+
+    /// A tenant's streams, sorted.
+    pub fn list_streams(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.index()?.tenants.get(tenant).map(|s| s.iter().cloned().collect()).unwrap_or_default())
+    }
+
+    /// Every tenant with at least one stream, sorted.
+    pub fn list_tenants(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.index()?.tenants.keys().cloned().collect())
+    }
+
+    /// Reads the record holding `position` and calls `f` with the event there.
+    fn with_event<T>(
+        &self,
+        position: u64,
+        f: impl FnOnce(StoredEventRef<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let start = self
+            .index()?
+            .record_start_of(position)
+            .ok_or_else(|| StoreError::Corrupt(format!("no record holds position {position}")))?;
+        let value = self
+            .inner
+            .log
+            .get(record_key(start))?
+            .ok_or_else(|| StoreError::Corrupt(format!("record {start} is missing")))?;
+        let view = RecordView::parse(start, &value)?;
+        f(view.event((position - start) as usize)?)
+    }
+
+    /// The event at a global position, if committed.
+    pub fn read_at(&self, position: u64) -> Result<Option<RecordedEvent>, StoreError> {
+        if position == 0 || position > self.head() {
+            return Ok(None);
+        }
+        self.with_event(position, |e| Ok(e.to_recorded())).map(Some)
+    }
+
+    /// Reads up to `max_count` events of a stream from `from_version` (inclusive) in
+    /// `direction`. Forward from 0 starts at the first event; backward from 0 at the last.
+    pub fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        direction: Direction,
+        max_count: usize,
+    ) -> Result<StreamSlice, StoreError> {
+        let (picked, stream_version) = {
+            let index = self.index()?;
+            let Some(entry) = index.streams.get(stream) else {
+                return Ok(StreamSlice { events: Vec::new(), stream_version: 0, next_version: None });
+            };
+            let version = entry.version();
+            let versions: Vec<u64> = match direction {
+                Direction::Forward => (from_version.max(1)..=version).take(max_count).collect(),
+                Direction::Backward => {
+                    let from = if from_version == 0 { version } else { from_version.min(version) };
+                    (1..=from).rev().take(max_count).collect()
+                }
+            };
+            let picked: Vec<(u64, u64)> =
+                versions.into_iter().map(|v| (v, entry.positions[(v - 1) as usize])).collect();
+            (picked, version)
+        };
+        let next_version = match (direction, picked.last()) {
+            (Direction::Forward, Some(&(v, _))) if v < stream_version => Some(v + 1),
+            (Direction::Backward, Some(&(v, _))) if v > 1 => Some(v - 1),
+            _ => None,
+        };
+        let events = self.read_positions(picked.iter().map(|&(_, p)| p))?;
+        Ok(StreamSlice { events, stream_version, next_version })
+    }
+
+    /// Reads the events at the given committed positions, in the given order, reading each
+    /// record once per run of positions it holds.
+    fn read_positions(&self, positions: impl Iterator<Item = u64>) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = Vec::new();
+        let mut cached: Option<(u64, u64, sled::IVec)> = None; // (start, end, value)
+        for position in positions {
+            let hit = matches!(&cached, Some((start, end, _)) if (*start..*end).contains(&position));
+            if !hit {
+                let start = self
+                    .index()?
+                    .record_start_of(position)
+                    .ok_or_else(|| StoreError::Corrupt(format!("no record holds position {position}")))?;
+                let value = self
+                    .inner
+                    .log
+                    .get(record_key(start))?
+                    .ok_or_else(|| StoreError::Corrupt(format!("record {start} is missing")))?;
+                let end = RecordView::parse(start, &value)?.end_position();
+                cached = Some((start, end, value));
+            }
+            if let Some((start, _, value)) = &cached {
+                let view = RecordView::parse(*start, value)?;
+                out.push(view.event((position - start) as usize)?.to_recorded());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads up to `max_count` matching events of the global log from `from_position`
+    /// (inclusive; 0 = from the start), never past the committed head.
+    pub fn read_all(&self, from_position: u64, max_count: usize, filter: &EventFilter) -> Result<LogSlice, StoreError> {
+        let head = self.head();
+        let mut events = Vec::new();
+        let mut next_position = from_position.max(1);
+        self.scan(from_position.max(1), head, |event| {
+            next_position = event.body.global_position + 1;
+            if filter.matches(&event) {
+                events.push(event.to_recorded());
+            }
+            Ok(events.len() < max_count)
+        })?;
+        if events.len() < max_count {
+            next_position = next_position.max(head + 1);
+        }
+        Ok(LogSlice { events, next_position, head_position: head })
+    }
+
+    /// Calls `visit` for each committed event from `from` to `to` (inclusive) until it returns
+    /// `false`.
+    pub fn scan(
+        &self,
+        from: u64,
+        to: u64,
+        mut visit: impl FnMut(StoredEventRef<'_>) -> Result<bool, StoreError>,
+    ) -> Result<(), StoreError> {
+        if from > to {
+            return Ok(());
+        }
+        let Some(start) = self.index()?.record_start_of(from) else { return Ok(()) };
+        for entry in self.inner.log.range(record_key(start)..) {
+            let (key, value) = entry?;
+            let first = crate::layout::position_of_key(&key)?;
+            if first > to {
+                break;
+            }
+            let view = RecordView::parse(first, &value)?;
+            for event in view.events() {
+                let event = event?;
+                let position = event.body.global_position;
+                if position < from {
+                    continue;
+                }
+                if position > to {
+                    return Ok(());
+                }
+                if !visit(event)? {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Recomputes a stream's hash chain and reports the first version that does not match.
+    pub fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, StoreError> {
+        let positions: Vec<u64> = {
+            let index = self.index()?;
+            index.streams.get(stream).map(|e| e.positions.clone()).unwrap_or_default()
+        };
+        let mut prev = [0u8; HASH_LEN];
+        let mut checked = 0u64;
+        for (i, position) in positions.iter().enumerate() {
+            let version = i as u64 + 1;
+            let problem = match self.with_event(*position, |e| Ok(check_link(&e, stream, version, &prev))) {
+                Ok(Ok(hash)) => {
+                    prev = hash;
+                    None
+                }
+                Ok(Err(problem)) => Some(problem),
+                Err(e) => Some(format!("stored bytes do not decode: {e}")),
+            };
+            checked += 1;
+            if let Some(detail) = problem {
+                return Ok(VerifyReport {
+                    events_checked: checked,
+                    first_broken_version: Some(version),
+                    detail: format!("version {version} (position {position}): {detail}"),
+                    last_hash: prev,
+                });
+            }
+        }
+        Ok(VerifyReport {
+            events_checked: checked,
+            first_broken_version: None,
+            detail: format!("all {checked} events verified"),
+            last_hash: prev,
+        })
+    }
+}
+
+/// Checks one event's identity, link and hash; returns its hash or what is wrong.
+fn check_link(e: &StoredEventRef<'_>, stream: &StreamId, version: u64, prev: &[u8; HASH_LEN]) -> Result<[u8; HASH_LEN], String> {
+    if e.body.tenant != stream.tenant || e.body.stream != stream.stream || e.body.stream_version != version {
+        return Err(format!(
+            "record claims to be version {} of {}/{}",
+            e.body.stream_version, e.body.tenant, e.body.stream
+        ));
+    }
+    if &e.prev_hash != prev {
+        return Err("previous-hash link does not match the preceding event".into());
+    }
+    if e.expected_hash() != e.hash {
+        return Err("content does not match its hash (the event was altered after it was written)".into());
+    }
+    Ok(e.hash)
+}
+
+/// sled 0.34 keeps its log and pages in one file named `db` in its directory.
+fn data_file_path(dir: &Path) -> PathBuf {
+    dir.join("db")
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.take();
+        }
+        if let Some(handle) = self.writer.lock().ok().and_then(|mut h| h.take()) {
+            let _ = handle.join();
+        }
+    }
+}

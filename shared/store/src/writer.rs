@@ -1,0 +1,344 @@
+//! Group commit: one thread owns all writes to the log.
+//!
+//! Appends arrive on a channel. The writer takes the first one, drains whatever else is
+//! queued (up to [`MAX_BATCH_EVENTS`]), checks each append against the index plus the effects
+//! of the appends before it in the same batch, encodes the accepted events into log records,
+//! and makes them durable with one sled batch, one `flush` and one `fdatasync`. Only then are
+//! the indexes updated, the new head published to readers and subscribers, and every append
+//! of the batch answered. A busy store thus pays one disk sync per batch, not per append.
+//!
+//! Positions are assigned only here, in commit order, so the global log is gapless. A write
+//! or sync error leaves the on-disk state unknown: the writer then refuses every further
+//! append until the store is reopened (and recovered from the log), rather than risk
+//! acknowledging something that is not on disk.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{oneshot, watch};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::index::{Index, StoredAppend};
+use crate::layout::{record_key, EventBody, RecordBuilder, HASH_LEN};
+use crate::record::{AppendOutcome, AppendRequest, ExpectedVersion, StreamId};
+
+/// Most events committed in one batch.
+pub const MAX_BATCH_EVENTS: usize = 8192;
+
+/// An append waiting for the writer.
+pub(crate) struct PendingAppend {
+    pub request: AppendRequest,
+    pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// The writer's handles on the store.
+pub(crate) struct Writer {
+    pub db: sled::Db,
+    pub log: sled::Tree,
+    /// sled's data file, kept open to `fdatasync` it after each flush: sled 0.34's flush uses
+    /// `sync_file_range`, which does not flush the drive's write cache.
+    pub data_file: Option<File>,
+    pub index: Arc<RwLock<Index>>,
+    pub head: watch::Sender<u64>,
+}
+
+/// Per-stream effects of the appends already accepted in the current batch.
+#[derive(Clone)]
+struct StreamTip {
+    version: u64,
+    last_hash: [u8; HASH_LEN],
+    new_positions: Vec<u64>,
+}
+
+/// What a batch will apply to the index once it is durable.
+#[derive(Default)]
+struct BatchEffects {
+    tips: HashMap<StreamId, StreamTip>,
+    event_ids: HashMap<Uuid, u64>,
+    idempotency: HashMap<(String, String), StoredAppend>,
+}
+
+/// How one append of a batch is answered after the commit.
+enum Answer {
+    Stored(AppendOutcome),
+    Failed(StoreError),
+}
+
+impl Writer {
+    /// Runs until every sender is gone, answering each append.
+    pub fn run(mut self, queue: Receiver<PendingAppend>) {
+        let mut failed: Option<String> = None;
+        while let Ok(first) = queue.recv() {
+            let mut batch = vec![first];
+            let mut events = batch[0].request.events.len();
+            while events < MAX_BATCH_EVENTS {
+                match queue.try_recv() {
+                    Ok(next) => {
+                        events += next.request.events.len();
+                        batch.push(next);
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                }
+            }
+            if let Some(reason) = &failed {
+                for pending in batch {
+                    let _ = pending.reply.send(Err(StoreError::Unavailable(reason.clone())));
+                }
+                continue;
+            }
+            if let Err(e) = self.commit(batch) {
+                tracing::error!(error = %e, "event store write failed; refusing further appends until reopened");
+                failed = Some(format!("a write failed ({e}); restart Keyplan to recover"));
+            }
+        }
+    }
+
+    /// Checks, encodes, writes and answers one batch.
+    fn commit(&mut self, batch: Vec<PendingAppend>) -> Result<(), StoreError> {
+        let (head, mut recorded_at) = {
+            let index = self.index.read().map_err(|_| StoreError::Unavailable("index lock poisoned".into()))?;
+            (index.head, index.last_recorded_at)
+        };
+        recorded_at = recorded_at.max(now_micros());
+
+        let mut effects = BatchEffects::default();
+        let mut builder = RecordBuilder::default();
+        let mut next_position = head + 1;
+        let mut answers = Vec::with_capacity(batch.len());
+        {
+            let index = self.index.read().map_err(|_| StoreError::Unavailable("index lock poisoned".into()))?;
+            for pending in &batch {
+                let answer = match self.check_and_encode(
+                    &index,
+                    &mut effects,
+                    &mut builder,
+                    &mut next_position,
+                    recorded_at,
+                    &pending.request,
+                ) {
+                    Ok(outcome) => Answer::Stored(outcome),
+                    Err(e) => Answer::Failed(e),
+                };
+                answers.push(answer);
+            }
+        }
+
+        let records = builder.finish();
+        if !records.is_empty() {
+            let write = self.write_durably(&records);
+            if let Err(e) = write {
+                let reason = e.to_string();
+                for pending in batch {
+                    let _ = pending.reply.send(Err(StoreError::Unavailable(reason.clone())));
+                }
+                return Err(e);
+            }
+            let mut index = self.index.write().map_err(|_| StoreError::Unavailable("index lock poisoned".into()))?;
+            for (first, _) in &records {
+                index.record_starts.push(*first);
+            }
+            for (stream, tip) in effects.tips {
+                let entry = index.streams.entry(stream.clone()).or_default();
+                let was_new = entry.positions.is_empty();
+                entry.positions.extend_from_slice(&tip.new_positions);
+                entry.last_hash = tip.last_hash;
+                if was_new {
+                    index.tenants.entry(stream.tenant).or_default().insert(stream.stream);
+                }
+            }
+            index.event_ids.extend(effects.event_ids);
+            index.idempotency.extend(effects.idempotency);
+            index.head = next_position - 1;
+            index.last_recorded_at = recorded_at;
+            drop(index);
+            self.head.send_replace(next_position - 1);
+        }
+
+        for (pending, answer) in batch.into_iter().zip(answers) {
+            let _ = pending.reply.send(match answer {
+                Answer::Stored(outcome) => Ok(outcome),
+                Answer::Failed(e) => Err(e),
+            });
+        }
+        Ok(())
+    }
+
+    /// One sled batch, one flush, one fdatasync.
+    fn write_durably(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+        if let [(first, value)] = records {
+            self.log.insert(record_key(*first), value.as_slice())?;
+        } else {
+            let mut batch = sled::Batch::default();
+            for (first, value) in records {
+                batch.insert(&record_key(*first), value.as_slice());
+            }
+            self.log.apply_batch(batch)?;
+        }
+        self.db.flush()?;
+        if let Some(file) = &self.data_file {
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Decides one append of the batch: a retry (answered with the stored outcome), a conflict,
+    /// or new events encoded into the batch's records.
+    fn check_and_encode(
+        &self,
+        index: &Index,
+        effects: &mut BatchEffects,
+        builder: &mut RecordBuilder,
+        next_position: &mut u64,
+        recorded_at: i64,
+        request: &AppendRequest,
+    ) -> Result<AppendOutcome, StoreError> {
+        if request.events.is_empty() {
+            return Err(StoreError::EmptyAppend);
+        }
+        let stream = &request.stream;
+
+        // A retry by idempotency key.
+        if let Some(key) = &request.metadata.idempotency_key {
+            let lookup = (stream.tenant.clone(), key.clone());
+            if let Some(stored) = effects.idempotency.get(&lookup).or_else(|| index.idempotency.get(&lookup)) {
+                if &stored.stream != stream {
+                    return Err(StoreError::IdempotencyKeyReused { key: key.clone(), stream: stored.stream.clone() });
+                }
+                return Ok(stored_outcome(index, effects, stream, &stored.positions, &stored.event_ids));
+            }
+        }
+
+        // A retry by event ids: all stored means retry; some stored means a client bug.
+        let known: Vec<Option<u64>> = request
+            .events
+            .iter()
+            .map(|e| effects.event_ids.get(&e.event_id).or_else(|| index.event_ids.get(&e.event_id)).copied())
+            .collect();
+        if known.iter().all(Option::is_some) {
+            let positions: Vec<u64> = known.into_iter().flatten().collect();
+            let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
+            return Ok(stored_outcome(index, effects, stream, &positions, &ids));
+        }
+        if let Some(i) = known.iter().position(Option::is_some) {
+            return Err(StoreError::EventIdConflict(request.events[i].event_id));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(request.events.len());
+        if let Some(dup) = request.events.iter().find(|e| !seen.insert(e.event_id)) {
+            return Err(StoreError::EventIdConflict(dup.event_id));
+        }
+
+        // Optimistic concurrency.
+        let tip = match effects.tips.get(stream) {
+            Some(tip) => tip.clone(),
+            None => {
+                let entry = index.streams.get(stream);
+                StreamTip {
+                    version: entry.map_or(0, |e| e.version()),
+                    last_hash: entry.map_or([0u8; HASH_LEN], |e| e.last_hash),
+                    new_positions: Vec::new(),
+                }
+            }
+        };
+        let ok = match request.expected {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => tip.version == 0,
+            ExpectedVersion::Exact(v) => tip.version == v,
+        };
+        if !ok {
+            return Err(StoreError::WrongExpectedVersion {
+                stream: stream.clone(),
+                expected: request.expected,
+                current: tip.version,
+            });
+        }
+
+        // Accept: encode the events.
+        let mut tip = tip;
+        let first_version = tip.version + 1;
+        let first_position = *next_position;
+        let meta = &request.metadata;
+        for event in &request.events {
+            let position = *next_position;
+            tip.version += 1;
+            let body = EventBody {
+                event_id: event.event_id,
+                tenant: &stream.tenant,
+                stream: &stream.stream,
+                stream_version: tip.version,
+                global_position: position,
+                recorded_at_micros: recorded_at,
+                occurred_at_micros: event.occurred_at_micros,
+                actor: &meta.actor,
+                correlation_id: meta.correlation_id,
+                causation_id: meta.causation_id,
+                idempotency_key: meta.idempotency_key.as_deref(),
+                event_type: &event.event_type,
+                schema_version: event.schema_version,
+                payload: &event.payload,
+            };
+            tip.last_hash = builder.push(&body, &tip.last_hash)?;
+            tip.new_positions.push(position);
+            effects.event_ids.insert(event.event_id, position);
+            *next_position += 1;
+        }
+        let positions: Vec<u64> = (first_position..*next_position).collect();
+        if let Some(key) = &meta.idempotency_key {
+            effects.idempotency.insert(
+                (stream.tenant.clone(), key.clone()),
+                StoredAppend {
+                    stream: stream.clone(),
+                    positions: positions.clone(),
+                    event_ids: request.events.iter().map(|e| e.event_id).collect(),
+                },
+            );
+        }
+        let last_version = tip.version;
+        effects.tips.insert(stream.clone(), tip);
+        Ok(AppendOutcome {
+            first_version,
+            last_version,
+            first_position,
+            last_position: *next_position - 1,
+            event_ids: request.events.iter().map(|e| e.event_id).collect(),
+            deduplicated: false,
+        })
+    }
+}
+
+/// The outcome of an append stored earlier (or earlier in the same batch), for a retry.
+fn stored_outcome(
+    index: &Index,
+    effects: &BatchEffects,
+    stream: &StreamId,
+    positions: &[u64],
+    event_ids: &[Uuid],
+) -> AppendOutcome {
+    let version_of = |position: u64| -> u64 {
+        if let Some(tip) = effects.tips.get(stream) {
+            if let Ok(i) = tip.new_positions.binary_search(&position) {
+                return index.version(stream) + i as u64 + 1;
+            }
+        }
+        index.streams.get(stream).and_then(|e| e.version_of(position)).unwrap_or(0)
+    };
+    let first_position = positions.first().copied().unwrap_or(0);
+    let last_position = positions.last().copied().unwrap_or(0);
+    AppendOutcome {
+        first_version: version_of(first_position),
+        last_version: version_of(last_position),
+        first_position,
+        last_position,
+        event_ids: event_ids.to_vec(),
+        deduplicated: true,
+    }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
