@@ -30,7 +30,10 @@ impl StreamEntry {
 
     /// The version of the event at `position`, if it belongs to this stream.
     pub fn version_of(&self, position: u64) -> Option<u64> {
-        self.positions.binary_search(&position).ok().map(|i| i as u64 + 1)
+        self.positions
+            .binary_search(&position)
+            .ok()
+            .map(|i| i as u64 + 1)
     }
 }
 
@@ -80,7 +83,9 @@ impl Index {
             }
             let view = RecordView::parse(first, &value)?;
             if view.is_empty() {
-                return Err(StoreError::Corrupt(format!("empty log record at position {first}")));
+                return Err(StoreError::Corrupt(format!(
+                    "empty log record at position {first}"
+                )));
             }
             index.record_starts.push(first);
             // Group the record's events by append (idempotency key) while indexing.
@@ -100,7 +105,11 @@ impl Index {
                 entry.positions.push(b.global_position);
                 entry.last_hash = event.hash;
                 if entry.positions.len() == 1 {
-                    index.tenants.entry(stream.tenant.clone()).or_default().insert(stream.stream.clone());
+                    index
+                        .tenants
+                        .entry(stream.tenant.clone())
+                        .or_default()
+                        .insert(stream.stream.clone());
                 }
                 index.event_ids.insert(b.event_id, b.global_position);
                 if let Some(key) = b.idempotency_key {
@@ -127,7 +136,9 @@ impl Index {
         if position == 0 || position > self.head {
             return None;
         }
-        let i = self.record_starts.partition_point(|&start| start <= position);
+        let i = self
+            .record_starts
+            .partition_point(|&start| start <= position);
         i.checked_sub(1).map(|i| self.record_starts[i])
     }
 

@@ -148,12 +148,18 @@ pub struct RecordBuilder {
 
 impl RecordBuilder {
     /// Encodes and appends one event at `body.global_position`; returns its hash.
-    pub fn push(&mut self, body: &EventBody<'_>, prev_hash: &[u8; HASH_LEN]) -> Result<[u8; HASH_LEN], StoreError> {
+    pub fn push(
+        &mut self,
+        body: &EventBody<'_>,
+        prev_hash: &[u8; HASH_LEN],
+    ) -> Result<[u8; HASH_LEN], StoreError> {
         let body_bytes = postcard::to_allocvec(body)
             .map_err(|e| StoreError::Corrupt(format!("cannot encode event: {e}")))?;
         let hash = chain_hash(prev_hash, &body_bytes);
         let size = body_bytes.len() + 2 * HASH_LEN;
-        if !self.offsets.is_empty() && self.area.len() + size + 4 * (self.offsets.len() + 2) > MAX_RECORD_BYTES {
+        if !self.offsets.is_empty()
+            && self.area.len() + size + 4 * (self.offsets.len() + 2) > MAX_RECORD_BYTES
+        {
             self.cut();
         }
         if self.offsets.is_empty() {
@@ -202,13 +208,23 @@ pub struct RecordView<'a> {
 impl<'a> RecordView<'a> {
     /// Parses a record's header.
     pub fn parse(first_position: u64, value: &'a [u8]) -> Result<Self, StoreError> {
-        let corrupt = || StoreError::Corrupt(format!("record at position {first_position} is truncated"));
-        let count_bytes: [u8; 4] = value.get(..4).ok_or_else(corrupt)?.try_into().map_err(|_| corrupt())?;
+        let corrupt =
+            || StoreError::Corrupt(format!("record at position {first_position} is truncated"));
+        let count_bytes: [u8; 4] = value
+            .get(..4)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?;
         let count = u32::from_le_bytes(count_bytes) as usize;
         let header_end = 4 + 4 * count;
         let ends = value.get(4..header_end).ok_or_else(corrupt)?;
         let area = value.get(header_end..).ok_or_else(corrupt)?;
-        Ok(Self { first_position, ends, area, count })
+        Ok(Self {
+            first_position,
+            ends,
+            area,
+            count,
+        })
     }
 
     /// Number of events in the record.
@@ -233,9 +249,14 @@ impl<'a> RecordView<'a> {
 
     fn end_of(&self, i: usize) -> Result<usize, StoreError> {
         let b = self.ends.get(4 * i..4 * i + 4).ok_or_else(|| {
-            StoreError::Corrupt(format!("record at {} has no event {i}", self.first_position))
+            StoreError::Corrupt(format!(
+                "record at {} has no event {i}",
+                self.first_position
+            ))
         })?;
-        let arr: [u8; 4] = b.try_into().map_err(|_| StoreError::Corrupt("offset".into()))?;
+        let arr: [u8; 4] = b
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("offset".into()))?;
         Ok(u32::from_le_bytes(arr) as usize)
     }
 
@@ -244,22 +265,34 @@ impl<'a> RecordView<'a> {
         let start = if i == 0 { 0 } else { self.end_of(i - 1)? };
         let end = self.end_of(i)?;
         let position = self.first_position + i as u64;
-        let corrupt = |what: &str| StoreError::Corrupt(format!("event at position {position}: {what}"));
-        let bytes = self.area.get(start..end).ok_or_else(|| corrupt("out of bounds"))?;
+        let corrupt =
+            |what: &str| StoreError::Corrupt(format!("event at position {position}: {what}"));
+        let bytes = self
+            .area
+            .get(start..end)
+            .ok_or_else(|| corrupt("out of bounds"))?;
         if bytes.len() < 2 * HASH_LEN {
             return Err(corrupt("too short"));
         }
         let (body_bytes, hashes) = bytes.split_at(bytes.len() - 2 * HASH_LEN);
-        let body: EventBody<'a> =
-            postcard::from_bytes(body_bytes).map_err(|e| corrupt(&format!("body does not decode: {e}")))?;
+        let body: EventBody<'a> = postcard::from_bytes(body_bytes)
+            .map_err(|e| corrupt(&format!("body does not decode: {e}")))?;
         if body.global_position != position {
-            return Err(corrupt(&format!("claims position {}", body.global_position)));
+            return Err(corrupt(&format!(
+                "claims position {}",
+                body.global_position
+            )));
         }
         let mut prev_hash = [0u8; HASH_LEN];
         let mut hash = [0u8; HASH_LEN];
         prev_hash.copy_from_slice(&hashes[..HASH_LEN]);
         hash.copy_from_slice(&hashes[HASH_LEN..]);
-        Ok(StoredEventRef { body, body_bytes, prev_hash, hash })
+        Ok(StoredEventRef {
+            body,
+            body_bytes,
+            prev_hash,
+            hash,
+        })
     }
 
     /// Iterates over the record's events.
@@ -301,7 +334,10 @@ mod tests {
             prev = builder.push(&body(p, &payload), &prev).unwrap();
         }
         let records = builder.finish();
-        assert!(records.len() > 1, "200 KB of events must not fit one record");
+        assert!(
+            records.len() > 1,
+            "200 KB of events must not fit one record"
+        );
         let mut expected_position = 1;
         let mut prev = [0u8; HASH_LEN];
         for (first, value) in &records {

@@ -27,5 +27,7 @@ pub mod writer;
 
 pub use error::StoreError;
 pub use record::*;
-pub use store::{Direction, EventFilter, EventStore, LogSlice, StoreConfig, StreamSlice, VerifyReport};
+pub use store::{
+    Direction, EventFilter, EventStore, LogSlice, StoreConfig, StreamSlice, VerifyReport,
+};
 pub use subscription::Subscription;

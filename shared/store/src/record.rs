@@ -19,7 +19,10 @@ pub struct StreamId {
 impl StreamId {
     /// A stream id.
     pub fn new(tenant: impl Into<String>, stream: impl Into<String>) -> Self {
-        Self { tenant: tenant.into(), stream: stream.into() }
+        Self {
+            tenant: tenant.into(),
+            stream: stream.into(),
+        }
     }
 }
 

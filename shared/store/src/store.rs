@@ -30,7 +30,11 @@ pub struct StoreConfig {
 impl StoreConfig {
     /// Defaults for a data directory: 256 MiB cache, fdatasync on.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), cache_capacity_bytes: 256 * 1024 * 1024, fdatasync: true }
+        Self {
+            path: path.into(),
+            cache_capacity_bytes: 256 * 1024 * 1024,
+            fdatasync: true,
+        }
     }
 }
 
@@ -115,7 +119,9 @@ struct Inner {
 
 impl std::fmt::Debug for EventStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EventStore").field("head", &*self.inner.head.borrow()).finish()
+        f.debug_struct("EventStore")
+            .field("head", &*self.inner.head.borrow())
+            .finish()
     }
 }
 
@@ -130,11 +136,21 @@ impl EventStore {
             .open()?;
         let log = db.open_tree(LOG_TREE)?;
         let index = Index::rebuild(&log)?;
-        let data_file = if config.fdatasync { Some(File::open(data_file_path(&config.path))?) } else { None };
+        let data_file = if config.fdatasync {
+            Some(File::open(data_file_path(&config.path))?)
+        } else {
+            None
+        };
         let (head_tx, head_rx) = watch::channel(index.head);
         let index = Arc::new(RwLock::new(index));
         let (queue_tx, queue_rx) = mpsc::sync_channel(4096);
-        let writer = Writer { db, log: log.clone(), data_file, index: index.clone(), head: head_tx };
+        let writer = Writer {
+            db,
+            log: log.clone(),
+            data_file,
+            index: index.clone(),
+            head: head_tx,
+        };
         let handle = std::thread::Builder::new()
             .name("keyplan-store-writer".into())
             .spawn(move || writer.run(queue_rx))?;
@@ -168,7 +184,7 @@ impl EventStore {
         match sender.try_send(pending) {
             Ok(()) => {}
             Err(mpsc::TrySendError::Full(pending)) => {
-                tokio::task::spawn_blocking(move || sender.send(pending))
+                tokio::task::spawn_blocking(move || sender.send(pending).map_err(|_| ()))
                     .await
                     .map_err(|e| StoreError::Unavailable(e.to_string()))?
                     .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?;
@@ -177,7 +193,9 @@ impl EventStore {
                 return Err(StoreError::Unavailable("the writer stopped".into()));
             }
         }
-        answer.await.map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
+        answer
+            .await
+            .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
     }
 
     /// Stops accepting appends, lets the writer commit everything already queued, and waits
@@ -203,7 +221,10 @@ impl EventStore {
     }
 
     fn index(&self) -> Result<RwLockReadGuard<'_, Index>, StoreError> {
-        self.inner.index.read().map_err(|_| StoreError::Unavailable("index lock poisoned".into()))
+        self.inner
+            .index
+            .read()
+            .map_err(|_| StoreError::Unavailable("index lock poisoned".into()))
     }
 
     /// A stream's current version (0 if it has no events).
@@ -213,7 +234,12 @@ impl EventStore {
 
     /// A tenant's streams, sorted.
     pub fn list_streams(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self.index()?.tenants.get(tenant).map(|s| s.iter().cloned().collect()).unwrap_or_default())
+        Ok(self
+            .index()?
+            .tenants
+            .get(tenant)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     /// Every tenant with at least one stream, sorted.
@@ -260,18 +286,28 @@ impl EventStore {
         let (picked, stream_version) = {
             let index = self.index()?;
             let Some(entry) = index.streams.get(stream) else {
-                return Ok(StreamSlice { events: Vec::new(), stream_version: 0, next_version: None });
+                return Ok(StreamSlice {
+                    events: Vec::new(),
+                    stream_version: 0,
+                    next_version: None,
+                });
             };
             let version = entry.version();
             let versions: Vec<u64> = match direction {
                 Direction::Forward => (from_version.max(1)..=version).take(max_count).collect(),
                 Direction::Backward => {
-                    let from = if from_version == 0 { version } else { from_version.min(version) };
+                    let from = if from_version == 0 {
+                        version
+                    } else {
+                        from_version.min(version)
+                    };
                     (1..=from).rev().take(max_count).collect()
                 }
             };
-            let picked: Vec<(u64, u64)> =
-                versions.into_iter().map(|v| (v, entry.positions[(v - 1) as usize])).collect();
+            let picked: Vec<(u64, u64)> = versions
+                .into_iter()
+                .map(|v| (v, entry.positions[(v - 1) as usize]))
+                .collect();
             (picked, version)
         };
         let next_version = match (direction, picked.last()) {
@@ -280,21 +316,28 @@ impl EventStore {
             _ => None,
         };
         let events = self.read_positions(picked.iter().map(|&(_, p)| p))?;
-        Ok(StreamSlice { events, stream_version, next_version })
+        Ok(StreamSlice {
+            events,
+            stream_version,
+            next_version,
+        })
     }
 
     /// Reads the events at the given committed positions, in the given order, reading each
     /// record once per run of positions it holds.
-    fn read_positions(&self, positions: impl Iterator<Item = u64>) -> Result<Vec<RecordedEvent>, StoreError> {
+    fn read_positions(
+        &self,
+        positions: impl Iterator<Item = u64>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let mut out = Vec::new();
         let mut cached: Option<(u64, u64, sled::IVec)> = None; // (start, end, value)
         for position in positions {
-            let hit = matches!(&cached, Some((start, end, _)) if (*start..*end).contains(&position));
+            let hit =
+                matches!(&cached, Some((start, end, _)) if (*start..*end).contains(&position));
             if !hit {
-                let start = self
-                    .index()?
-                    .record_start_of(position)
-                    .ok_or_else(|| StoreError::Corrupt(format!("no record holds position {position}")))?;
+                let start = self.index()?.record_start_of(position).ok_or_else(|| {
+                    StoreError::Corrupt(format!("no record holds position {position}"))
+                })?;
                 let value = self
                     .inner
                     .log
@@ -313,7 +356,12 @@ impl EventStore {
 
     /// Reads up to `max_count` matching events of the global log from `from_position`
     /// (inclusive; 0 = from the start), never past the committed head.
-    pub fn read_all(&self, from_position: u64, max_count: usize, filter: &EventFilter) -> Result<LogSlice, StoreError> {
+    pub fn read_all(
+        &self,
+        from_position: u64,
+        max_count: usize,
+        filter: &EventFilter,
+    ) -> Result<LogSlice, StoreError> {
         let head = self.head();
         let mut events = Vec::new();
         let mut next_position = from_position.max(1);
@@ -327,7 +375,11 @@ impl EventStore {
         if events.len() < max_count {
             next_position = next_position.max(head + 1);
         }
-        Ok(LogSlice { events, next_position, head_position: head })
+        Ok(LogSlice {
+            events,
+            next_position,
+            head_position: head,
+        })
     }
 
     /// Calls `visit` for each committed event from `from` to `to` (inclusive) until it returns
@@ -341,7 +393,9 @@ impl EventStore {
         if from > to {
             return Ok(());
         }
-        let Some(start) = self.index()?.record_start_of(from) else { return Ok(()) };
+        let Some(start) = self.index()?.record_start_of(from) else {
+            return Ok(());
+        };
         for entry in self.inner.log.range(record_key(start)..) {
             let (key, value) = entry?;
             let first = crate::layout::position_of_key(&key)?;
@@ -370,20 +424,25 @@ impl EventStore {
     pub fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, StoreError> {
         let positions: Vec<u64> = {
             let index = self.index()?;
-            index.streams.get(stream).map(|e| e.positions.clone()).unwrap_or_default()
+            index
+                .streams
+                .get(stream)
+                .map(|e| e.positions.clone())
+                .unwrap_or_default()
         };
         let mut prev = [0u8; HASH_LEN];
         let mut checked = 0u64;
         for (i, position) in positions.iter().enumerate() {
             let version = i as u64 + 1;
-            let problem = match self.with_event(*position, |e| Ok(check_link(&e, stream, version, &prev))) {
-                Ok(Ok(hash)) => {
-                    prev = hash;
-                    None
-                }
-                Ok(Err(problem)) => Some(problem),
-                Err(e) => Some(format!("stored bytes do not decode: {e}")),
-            };
+            let problem =
+                match self.with_event(*position, |e| Ok(check_link(&e, stream, version, &prev))) {
+                    Ok(Ok(hash)) => {
+                        prev = hash;
+                        None
+                    }
+                    Ok(Err(problem)) => Some(problem),
+                    Err(e) => Some(format!("stored bytes do not decode: {e}")),
+                };
             checked += 1;
             if let Some(detail) = problem {
                 return Ok(VerifyReport {
@@ -404,8 +463,16 @@ impl EventStore {
 }
 
 /// Checks one event's identity, link and hash; returns its hash or what is wrong.
-fn check_link(e: &StoredEventRef<'_>, stream: &StreamId, version: u64, prev: &[u8; HASH_LEN]) -> Result<[u8; HASH_LEN], String> {
-    if e.body.tenant != stream.tenant || e.body.stream != stream.stream || e.body.stream_version != version {
+fn check_link(
+    e: &StoredEventRef<'_>,
+    stream: &StreamId,
+    version: u64,
+    prev: &[u8; HASH_LEN],
+) -> Result<[u8; HASH_LEN], String> {
+    if e.body.tenant != stream.tenant
+        || e.body.stream != stream.stream
+        || e.body.stream_version != version
+    {
         return Err(format!(
             "record claims to be version {} of {}/{}",
             e.body.stream_version, e.body.tenant, e.body.stream
@@ -415,7 +482,9 @@ fn check_link(e: &StoredEventRef<'_>, stream: &StreamId, version: u64, prev: &[u
         return Err("previous-hash link does not match the preceding event".into());
     }
     if e.expected_hash() != e.hash {
-        return Err("content does not match its hash (the event was altered after it was written)".into());
+        return Err(
+            "content does not match its hash (the event was altered after it was written)".into(),
+        );
     }
     Ok(e.hash)
 }

@@ -50,7 +50,10 @@ impl EventStore {
                 while next <= committed {
                     let reader = store.clone();
                     let page_filter = filter.clone();
-                    let page = tokio::task::spawn_blocking(move || reader.read_all(next, PAGE, &page_filter)).await;
+                    let page = tokio::task::spawn_blocking(move || {
+                        reader.read_all(next, PAGE, &page_filter)
+                    })
+                    .await;
                     let page = match page {
                         Ok(Ok(page)) => page,
                         Ok(Err(e)) => {

@@ -20,7 +20,8 @@ pub fn flip_payload_byte(path: &Path, position: u64) -> Result<(), StoreError> {
     let view = RecordView::parse(start, &value)?;
     let event = view.event((position - start) as usize)?;
     // The payload is the tail of the body, just before the two hashes.
-    let body_end = event.body_bytes.as_ptr() as usize - value.as_ptr() as usize + event.body_bytes.len();
+    let body_end =
+        event.body_bytes.as_ptr() as usize - value.as_ptr() as usize + event.body_bytes.len();
     let payload_len = event.body.payload.len();
     if payload_len == 0 {
         return Err(StoreError::Corrupt("event has an empty payload".into()));

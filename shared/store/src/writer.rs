@@ -85,7 +85,9 @@ impl Writer {
             }
             if let Some(reason) = &failed {
                 for pending in batch {
-                    let _ = pending.reply.send(Err(StoreError::Unavailable(reason.clone())));
+                    let _ = pending
+                        .reply
+                        .send(Err(StoreError::Unavailable(reason.clone())));
                 }
                 continue;
             }
@@ -99,7 +101,10 @@ impl Writer {
     /// Checks, encodes, writes and answers one batch.
     fn commit(&mut self, batch: Vec<PendingAppend>) -> Result<(), StoreError> {
         let (head, mut recorded_at) = {
-            let index = self.index.read().map_err(|_| StoreError::Unavailable("index lock poisoned".into()))?;
+            let index = self
+                .index
+                .read()
+                .map_err(|_| StoreError::Unavailable("index lock poisoned".into()))?;
             (index.head, index.last_recorded_at)
         };
         recorded_at = recorded_at.max(now_micros());
@@ -109,7 +114,10 @@ impl Writer {
         let mut next_position = head + 1;
         let mut answers = Vec::with_capacity(batch.len());
         {
-            let index = self.index.read().map_err(|_| StoreError::Unavailable("index lock poisoned".into()))?;
+            let index = self
+                .index
+                .read()
+                .map_err(|_| StoreError::Unavailable("index lock poisoned".into()))?;
             for pending in &batch {
                 let answer = match self.check_and_encode(
                     &index,
@@ -132,11 +140,16 @@ impl Writer {
             if let Err(e) = write {
                 let reason = e.to_string();
                 for pending in batch {
-                    let _ = pending.reply.send(Err(StoreError::Unavailable(reason.clone())));
+                    let _ = pending
+                        .reply
+                        .send(Err(StoreError::Unavailable(reason.clone())));
                 }
                 return Err(e);
             }
-            let mut index = self.index.write().map_err(|_| StoreError::Unavailable("index lock poisoned".into()))?;
+            let mut index = self
+                .index
+                .write()
+                .map_err(|_| StoreError::Unavailable("index lock poisoned".into()))?;
             for (first, _) in &records {
                 index.record_starts.push(*first);
             }
@@ -146,7 +159,11 @@ impl Writer {
                 entry.positions.extend_from_slice(&tip.new_positions);
                 entry.last_hash = tip.last_hash;
                 if was_new {
-                    index.tenants.entry(stream.tenant).or_default().insert(stream.stream);
+                    index
+                        .tenants
+                        .entry(stream.tenant)
+                        .or_default()
+                        .insert(stream.stream);
                 }
             }
             index.event_ids.extend(effects.event_ids);
@@ -203,11 +220,24 @@ impl Writer {
         // A retry by idempotency key.
         if let Some(key) = &request.metadata.idempotency_key {
             let lookup = (stream.tenant.clone(), key.clone());
-            if let Some(stored) = effects.idempotency.get(&lookup).or_else(|| index.idempotency.get(&lookup)) {
+            if let Some(stored) = effects
+                .idempotency
+                .get(&lookup)
+                .or_else(|| index.idempotency.get(&lookup))
+            {
                 if &stored.stream != stream {
-                    return Err(StoreError::IdempotencyKeyReused { key: key.clone(), stream: stored.stream.clone() });
+                    return Err(StoreError::IdempotencyKeyReused {
+                        key: key.clone(),
+                        stream: stored.stream.clone(),
+                    });
                 }
-                return Ok(stored_outcome(index, effects, stream, &stored.positions, &stored.event_ids));
+                return Ok(stored_outcome(
+                    index,
+                    effects,
+                    stream,
+                    &stored.positions,
+                    &stored.event_ids,
+                ));
             }
         }
 
@@ -215,7 +245,13 @@ impl Writer {
         let known: Vec<Option<u64>> = request
             .events
             .iter()
-            .map(|e| effects.event_ids.get(&e.event_id).or_else(|| index.event_ids.get(&e.event_id)).copied())
+            .map(|e| {
+                effects
+                    .event_ids
+                    .get(&e.event_id)
+                    .or_else(|| index.event_ids.get(&e.event_id))
+                    .copied()
+            })
             .collect();
         if known.iter().all(Option::is_some) {
             let positions: Vec<u64> = known.into_iter().flatten().collect();
@@ -322,7 +358,11 @@ fn stored_outcome(
                 return index.version(stream) + i as u64 + 1;
             }
         }
-        index.streams.get(stream).and_then(|e| e.version_of(position)).unwrap_or(0)
+        index
+            .streams
+            .get(stream)
+            .and_then(|e| e.version_of(position))
+            .unwrap_or(0)
     };
     let first_position = positions.first().copied().unwrap_or(0);
     let last_position = positions.last().copied().unwrap_or(0);

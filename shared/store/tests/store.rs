@@ -20,7 +20,12 @@ fn event(n: u8) -> ProposedEvent {
     }
 }
 
-fn append(stream: &StreamId, expected: ExpectedVersion, events: Vec<ProposedEvent>, key: Option<&str>) -> AppendRequest {
+fn append(
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: Vec<ProposedEvent>,
+    key: Option<&str>,
+) -> AppendRequest {
     AppendRequest {
         stream: stream.clone(),
         expected,
@@ -40,29 +45,88 @@ async fn appends_versions_and_positions_are_consecutive_and_gapless() {
     let store = open(dir.path());
     let a = StreamId::new("acme", "globex");
     let b = StreamId::new("acme", "initech");
-    let o1 = store.append(append(&a, ExpectedVersion::NoStream, vec![event(1), event(2)], None)).await.unwrap();
-    assert_eq!((o1.first_version, o1.last_version, o1.first_position, o1.last_position), (1, 2, 1, 2));
-    let o2 = store.append(append(&b, ExpectedVersion::NoStream, vec![event(3)], None)).await.unwrap();
+    let o1 = store
+        .append(append(
+            &a,
+            ExpectedVersion::NoStream,
+            vec![event(1), event(2)],
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            o1.first_version,
+            o1.last_version,
+            o1.first_position,
+            o1.last_position
+        ),
+        (1, 2, 1, 2)
+    );
+    let o2 = store
+        .append(append(&b, ExpectedVersion::NoStream, vec![event(3)], None))
+        .await
+        .unwrap();
     assert_eq!((o2.first_version, o2.first_position), (1, 3));
-    let o3 = store.append(append(&a, ExpectedVersion::Exact(2), vec![event(4)], None)).await.unwrap();
+    let o3 = store
+        .append(append(&a, ExpectedVersion::Exact(2), vec![event(4)], None))
+        .await
+        .unwrap();
     assert_eq!((o3.first_version, o3.first_position), (3, 4));
 
     let slice = store.read_stream(&a, 0, Direction::Forward, 100).unwrap();
     assert_eq!(slice.stream_version, 3);
-    assert_eq!(slice.events.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1, 2, 3]);
-    assert_eq!(slice.events.iter().map(|e| e.global_position).collect::<Vec<_>>(), vec![1, 2, 4]);
+    assert_eq!(
+        slice
+            .events
+            .iter()
+            .map(|e| e.stream_version)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(
+        slice
+            .events
+            .iter()
+            .map(|e| e.global_position)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
     assert_eq!(slice.events[2].payload, vec![4; 40]);
     let back = store.read_stream(&a, 0, Direction::Backward, 2).unwrap();
-    assert_eq!(back.events.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![3, 2]);
+    assert_eq!(
+        back.events
+            .iter()
+            .map(|e| e.stream_version)
+            .collect::<Vec<_>>(),
+        vec![3, 2]
+    );
     assert_eq!(back.next_version, Some(1));
 
     let all = store.read_all(0, 100, &EventFilter::default()).unwrap();
-    assert_eq!(all.events.iter().map(|e| e.global_position).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(
+        all.events
+            .iter()
+            .map(|e| e.global_position)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
     let only_b = store
-        .read_all(0, 100, &EventFilter { tenant: Some("acme".into()), stream: Some("initech".into()), event_types: vec![] })
+        .read_all(
+            0,
+            100,
+            &EventFilter {
+                tenant: Some("acme".into()),
+                stream: Some("initech".into()),
+                event_types: vec![],
+            },
+        )
         .unwrap();
     assert_eq!(only_b.events.len(), 1);
-    assert_eq!(store.list_streams("acme").unwrap(), vec!["globex".to_string(), "initech".to_string()]);
+    assert_eq!(
+        store.list_streams("acme").unwrap(),
+        vec!["globex".to_string(), "initech".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -70,11 +134,26 @@ async fn wrong_expected_version_reports_the_current_version_and_stores_nothing()
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let a = StreamId::new("acme", "globex");
-    store.append(append(&a, ExpectedVersion::NoStream, vec![event(1)], None)).await.unwrap();
-    let err = store.append(append(&a, ExpectedVersion::NoStream, vec![event(2)], None)).await.unwrap_err();
-    assert!(matches!(err, StoreError::WrongExpectedVersion { current: 1, .. }), "{err:?}");
-    let err = store.append(append(&a, ExpectedVersion::Exact(5), vec![event(2)], None)).await.unwrap_err();
-    assert!(matches!(err, StoreError::WrongExpectedVersion { current: 1, .. }), "{err:?}");
+    store
+        .append(append(&a, ExpectedVersion::NoStream, vec![event(1)], None))
+        .await
+        .unwrap();
+    let err = store
+        .append(append(&a, ExpectedVersion::NoStream, vec![event(2)], None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::WrongExpectedVersion { current: 1, .. }),
+        "{err:?}"
+    );
+    let err = store
+        .append(append(&a, ExpectedVersion::Exact(5), vec![event(2)], None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::WrongExpectedVersion { current: 1, .. }),
+        "{err:?}"
+    );
     assert_eq!(store.head(), 1);
 }
 
@@ -84,28 +163,78 @@ async fn retries_by_key_or_event_ids_return_the_original_outcome() {
     let store = open(dir.path());
     let a = StreamId::new("acme", "globex");
     let events = vec![event(1), event(2)];
-    let first = store.append(append(&a, ExpectedVersion::Any, events.clone(), Some("req-1"))).await.unwrap();
+    let first = store
+        .append(append(
+            &a,
+            ExpectedVersion::Any,
+            events.clone(),
+            Some("req-1"),
+        ))
+        .await
+        .unwrap();
     // Same key, new event ids (a client that regenerates ids on retry).
-    let again = store.append(append(&a, ExpectedVersion::Any, vec![event(9)], Some("req-1"))).await.unwrap();
+    let again = store
+        .append(append(
+            &a,
+            ExpectedVersion::Any,
+            vec![event(9)],
+            Some("req-1"),
+        ))
+        .await
+        .unwrap();
     assert!(again.deduplicated);
-    assert_eq!((again.first_position, again.last_position, again.event_ids.clone()), (1, 2, first.event_ids.clone()));
+    assert_eq!(
+        (
+            again.first_position,
+            again.last_position,
+            again.event_ids.clone()
+        ),
+        (1, 2, first.event_ids.clone())
+    );
     // Same event ids, no key.
-    let by_ids = store.append(append(&a, ExpectedVersion::Any, events.clone(), None)).await.unwrap();
+    let by_ids = store
+        .append(append(&a, ExpectedVersion::Any, events.clone(), None))
+        .await
+        .unwrap();
     assert!(by_ids.deduplicated);
     assert_eq!((by_ids.first_version, by_ids.last_version), (1, 2));
     // Key reused on another stream.
     let b = StreamId::new("acme", "initech");
-    let err = store.append(append(&b, ExpectedVersion::Any, vec![event(3)], Some("req-1"))).await.unwrap_err();
+    let err = store
+        .append(append(
+            &b,
+            ExpectedVersion::Any,
+            vec![event(3)],
+            Some("req-1"),
+        ))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::IdempotencyKeyReused { .. }));
     // Partially stored ids.
-    let err = store.append(append(&a, ExpectedVersion::Any, vec![events[0].clone(), event(5)], None)).await.unwrap_err();
+    let err = store
+        .append(append(
+            &a,
+            ExpectedVersion::Any,
+            vec![events[0].clone(), event(5)],
+            None,
+        ))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::EventIdConflict(_)));
     assert_eq!(store.head(), 2);
 
     // Still a retry after a restart: the indexes are rebuilt from the log.
     drop(store);
     let store = open(dir.path());
-    let after = store.append(append(&a, ExpectedVersion::Any, vec![event(7)], Some("req-1"))).await.unwrap();
+    let after = store
+        .append(append(
+            &a,
+            ExpectedVersion::Any,
+            vec![event(7)],
+            Some("req-1"),
+        ))
+        .await
+        .unwrap();
     assert!(after.deduplicated);
     assert_eq!(after.event_ids, first.event_ids);
     assert_eq!(store.head(), 2);
@@ -116,12 +245,19 @@ async fn concurrent_appends_with_the_same_expected_version_have_one_winner() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let a = StreamId::new("acme", "globex");
-    store.append(append(&a, ExpectedVersion::NoStream, vec![event(0)], None)).await.unwrap();
+    store
+        .append(append(&a, ExpectedVersion::NoStream, vec![event(0)], None))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for n in 0..32u8 {
         let store = store.clone();
         let a = a.clone();
-        tasks.push(tokio::spawn(async move { store.append(append(&a, ExpectedVersion::Exact(1), vec![event(n)], None)).await }));
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(append(&a, ExpectedVersion::Exact(1), vec![event(n)], None))
+                .await
+        }));
     }
     let mut wins = 0;
     for t in tasks {
@@ -146,7 +282,10 @@ async fn many_concurrent_appenders_commit_gapless_and_survive_reopen() {
             let s = StreamId::new("acme", format!("account-{client}"));
             for i in 0..50u8 {
                 let events = (0..(i % 3 + 1)).map(|_| event(i)).collect();
-                store.append(append(&s, ExpectedVersion::Any, events, None)).await.unwrap();
+                store
+                    .append(append(&s, ExpectedVersion::Any, events, None))
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -156,7 +295,11 @@ async fn many_concurrent_appenders_commit_gapless_and_survive_reopen() {
     let head = store.head();
     let all = store.read_all(0, 100_000, &EventFilter::default()).unwrap();
     assert_eq!(all.events.len() as u64, head);
-    assert!(all.events.iter().enumerate().all(|(i, e)| e.global_position == i as u64 + 1));
+    assert!(all
+        .events
+        .iter()
+        .enumerate()
+        .all(|(i, e)| e.global_position == i as u64 + 1));
     drop(all);
     drop(store);
     let store = open(dir.path());
@@ -175,7 +318,10 @@ async fn verify_names_the_first_tampered_version() {
     {
         let store = open(dir.path());
         for i in 0..5 {
-            store.append(append(&a, ExpectedVersion::Any, vec![event(i)], None)).await.unwrap();
+            store
+                .append(append(&a, ExpectedVersion::Any, vec![event(i)], None))
+                .await
+                .unwrap();
         }
         assert_eq!(store.verify_stream(&a).unwrap().first_broken_version, None);
         store.close();
@@ -193,7 +339,10 @@ async fn subscription_catches_up_then_follows_live_without_gap_or_duplicate() {
     let store = open(dir.path());
     let a = StreamId::new("acme", "globex");
     for i in 0..100 {
-        store.append(append(&a, ExpectedVersion::Any, vec![event(i)], None)).await.unwrap();
+        store
+            .append(append(&a, ExpectedVersion::Any, vec![event(i)], None))
+            .await
+            .unwrap();
     }
     let mut sub = store.subscribe(1, EventFilter::default());
     let writer = {
@@ -205,7 +354,10 @@ async fn subscription_catches_up_then_follows_live_without_gap_or_duplicate() {
                 tasks.push(tokio::spawn(async move {
                     let s = StreamId::new("acme", format!("live-{c}"));
                     for i in 0..100 {
-                        store.append(append(&s, ExpectedVersion::Any, vec![event(i)], None)).await.unwrap();
+                        store
+                            .append(append(&s, ExpectedVersion::Any, vec![event(i)], None))
+                            .await
+                            .unwrap();
                     }
                 }));
             }
