@@ -27,6 +27,9 @@ pub enum DomainError {
 impl DomainError {
     /// An [`DomainError::InvalidArgument`].
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidArgument { field, reason: reason.into() }
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
     }
 }

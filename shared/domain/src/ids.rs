@@ -20,7 +20,10 @@ pub fn validate_id(what: &'static str, value: &str) -> Result<(), DomainError> {
     if value.len() > MAX_ID_LEN {
         return Err(DomainError::invalid(
             what,
-            format!("must be at most {MAX_ID_LEN} characters, got {}", value.len()),
+            format!(
+                "must be at most {MAX_ID_LEN} characters, got {}",
+                value.len()
+            ),
         ));
     }
     if let Some(c) = value
@@ -29,7 +32,9 @@ pub fn validate_id(what: &'static str, value: &str) -> Result<(), DomainError> {
     {
         return Err(DomainError::invalid(
             what,
-            format!("may only contain letters, digits, '.', '_', '-' and ':', found {c:?} in {value:?}"),
+            format!(
+                "may only contain letters, digits, '.', '_', '-' and ':', found {c:?} in {value:?}"
+            ),
         ));
     }
     Ok(())

@@ -235,15 +235,23 @@ impl AccountState {
             AccountEvent::TeamMemberAssigned(e) => {
                 self.team.insert(
                     e.person_id.clone(),
-                    TeamMember { name: e.name.clone(), role: e.role },
+                    TeamMember {
+                        name: e.name.clone(),
+                        role: e.role,
+                    },
                 );
             }
             AccountEvent::TeamMemberUnassigned(e) => {
                 self.team.remove(&e.person_id);
             }
             AccountEvent::PlanDrafted(e) => {
-                self.plans
-                    .insert(e.plan_id.clone(), Plan { drafted: e.clone(), sections: BTreeMap::new() });
+                self.plans.insert(
+                    e.plan_id.clone(),
+                    Plan {
+                        drafted: e.clone(),
+                        sections: BTreeMap::new(),
+                    },
+                );
             }
             AccountEvent::PlanSectionRevised(e) => {
                 if let Some(plan) = self.plans.get_mut(&e.plan_id) {
@@ -258,7 +266,11 @@ impl AccountState {
                     .unwrap_or_default();
                 self.objectives.insert(
                     e.objective_id.clone(),
-                    Objective { definition: e.clone(), status: e.status, current_value },
+                    Objective {
+                        definition: e.clone(),
+                        status: e.status,
+                        current_value,
+                    },
                 );
             }
             AccountEvent::ObjectiveProgressed(e) => {
@@ -296,14 +308,19 @@ impl AccountState {
             }
             AccountEvent::OpportunityLost(e) => {
                 if let Some(o) = self.opportunities.get_mut(&e.opportunity_id) {
-                    o.status =
-                        OpportunityStatus::Lost { closed_on: e.closed_on, reason: e.reason.clone() };
+                    o.status = OpportunityStatus::Lost {
+                        closed_on: e.closed_on,
+                        reason: e.reason.clone(),
+                    };
                 }
             }
             AccountEvent::ActionItemAdded(e) => {
                 self.action_items.insert(
                     e.action_item_id.clone(),
-                    ActionItem { added: e.clone(), status: ActionItemStatus::Open },
+                    ActionItem {
+                        added: e.clone(),
+                        status: ActionItemStatus::Open,
+                    },
                 );
             }
             AccountEvent::ActionItemCompleted(e) => {
@@ -358,8 +375,13 @@ impl AccountState {
                 }
             }
             AccountEvent::EngagementRuleSet(e) => {
-                self.rules
-                    .insert(e.rule_id.clone(), EngagementRule { definition: e.clone(), retired: None });
+                self.rules.insert(
+                    e.rule_id.clone(),
+                    EngagementRule {
+                        definition: e.clone(),
+                        retired: None,
+                    },
+                );
             }
             AccountEvent::EngagementRuleRetired(e) => {
                 if let Some(r) = self.rules.get_mut(&e.rule_id) {
@@ -369,7 +391,10 @@ impl AccountState {
             AccountEvent::InteractionLogged(e) => {
                 self.interactions.insert(
                     e.interaction_id.clone(),
-                    Interaction { details: e.details.clone(), corrections: 0 },
+                    Interaction {
+                        details: e.details.clone(),
+                        corrections: 0,
+                    },
                 );
             }
             AccountEvent::InteractionCorrected(e) => {
@@ -381,7 +406,10 @@ impl AccountState {
             AccountEvent::ReviewScheduled(e) => {
                 self.reviews.insert(
                     e.review_id.clone(),
-                    Review { scheduled: e.clone(), status: ReviewStatus::Scheduled },
+                    Review {
+                        scheduled: e.clone(),
+                        status: ReviewStatus::Scheduled,
+                    },
                 );
             }
             AccountEvent::ReviewOutcomeRecorded(e) => {

@@ -28,7 +28,13 @@ impl Timestamp {
 
     /// From seconds and nanoseconds since the epoch (the protobuf `Timestamp` form).
     pub fn from_parts(seconds: i64, nanos: i32) -> Self {
-        Self(seconds.saturating_mul(1_000_000) + i64::from(nanos) / 1_000)
+        // Saturating throughout: these come from clients, and an absurd `seconds` must give an
+        // absurd (and then refused) instant, not an overflow panic.
+        Self(
+            seconds
+                .saturating_mul(1_000_000)
+                .saturating_add(i64::from(nanos) / 1_000),
+        )
     }
 
     /// Seconds and nanoseconds since the epoch (the protobuf `Timestamp` form).
@@ -49,7 +55,11 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match DateTime::<Utc>::from_timestamp_micros(self.0) {
-            Some(t) => write!(f, "{}", t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            Some(t) => write!(
+                f,
+                "{}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             None => write!(f, "{}us", self.0),
         }
     }
@@ -60,8 +70,9 @@ pub type Date = NaiveDate;
 
 /// Parses an ISO-8601 date (`YYYY-MM-DD`); `what` names the field in the error.
 pub fn parse_date(what: &'static str, value: &str) -> Result<Date, DomainError> {
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|_| DomainError::invalid(what, format!("must be a date as YYYY-MM-DD, got {value:?}")))
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+        DomainError::invalid(what, format!("must be a date as YYYY-MM-DD, got {value:?}"))
+    })
 }
 
 /// An amount of money: ISO-4217 currency code and an integer number of minor units
@@ -80,7 +91,10 @@ impl Money {
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(DomainError::invalid(
                 what,
-                format!("currency must be a three-letter ISO-4217 code such as EUR, got {:?}", self.currency),
+                format!(
+                    "currency must be a three-letter ISO-4217 code such as EUR, got {:?}",
+                    self.currency
+                ),
             ));
         }
         if self.minor_units < 0 {
@@ -95,7 +109,13 @@ impl Money {
 
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}.{:02}", self.currency, self.minor_units / 100, self.minor_units % 100)
+        write!(
+            f,
+            "{} {}.{:02}",
+            self.currency,
+            self.minor_units / 100,
+            self.minor_units % 100
+        )
     }
 }
 
@@ -354,8 +374,12 @@ pub enum ReviewFrequency {
 
 impl ReviewFrequency {
     /// Every value.
-    pub const ALL: &'static [ReviewFrequency] =
-        &[Self::Monthly, Self::Quarterly, Self::HalfYearly, Self::Yearly];
+    pub const ALL: &'static [ReviewFrequency] = &[
+        Self::Monthly,
+        Self::Quarterly,
+        Self::HalfYearly,
+        Self::Yearly,
+    ];
 
     /// The interval between reviews, in months.
     pub fn months(self) -> u32 {
