@@ -9,7 +9,13 @@
 #![warn(missing_docs)]
 
 /// Generated messages, enums, clients (`*_client`) and servers (`*_server`) of `keyplan.v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic, clippy::nursery, rustdoc::all)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    clippy::nursery,
+    rustdoc::all
+)]
 pub mod pb {
     tonic::include_proto!("keyplan.v1");
 }
