@@ -1,1 +1,62 @@
-fn main() {}
+//! `keyplan`: parse the configuration, open the store, bind, serve.
+
+use anyhow::Context;
+use clap::Parser;
+use keyplan::config::{Cli, Command, ServeArgs};
+use keyplan_store::{EventStore, StoreConfig};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KEYPLAN_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut store_config = StoreConfig::new(&args.data_dir);
+    store_config.cache_capacity_bytes = args.cache_mb * 1024 * 1024;
+    let store = tokio::task::spawn_blocking(move || EventStore::open(store_config))
+        .await?
+        .with_context(|| format!("opening the event store in {}", args.data_dir.display()))?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let address = listener.local_addr()?;
+    // Tests and scripts read this line to find the port when listening on port 0.
+    println!("keyplan listening on {address}");
+    tracing::info!(%address, data_dir = %args.data_dir.display(), head = store.head(), "serving");
+    keyplan::run(listener, store, args.cached_accounts, shutdown_signal()).await?;
+    tracing::info!("stopped; every acknowledged append is on disk");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

@@ -115,6 +115,42 @@ pub fn decide(state: &AccountState, command: &AccountCommand, now: Timestamp) ->
     }
 }
 
+/// Decides several commands as one unit (appended atomically): each command is validated
+/// against the state the previous ones leave, and the first refusal refuses the whole batch,
+/// naming the command that failed.
+pub fn decide_all(state: &AccountState, commands: &[AccountCommand], now: Timestamp) -> Decision {
+    if let [command] = commands {
+        return decide(state, command, now);
+    }
+    let mut scratch = state.clone();
+    let mut events = Vec::new();
+    for (i, command) in commands.iter().enumerate() {
+        let decided =
+            decide(&scratch, command, now).map_err(|e| in_batch(e, i + 1, command.name()))?;
+        for event in &decided {
+            scratch.apply(event);
+        }
+        events.extend(decided);
+    }
+    Ok(events)
+}
+
+/// Prefixes a refusal with the position and name of the batch command that caused it.
+fn in_batch(error: DomainError, number: usize, name: &str) -> DomainError {
+    let context = format!("command #{number} ({name}): ");
+    match error {
+        DomainError::InvalidArgument { field, reason } => DomainError::InvalidArgument {
+            field,
+            reason: format!("{context}{reason}"),
+        },
+        DomainError::NotFound(m) => DomainError::NotFound(format!("{context}{m}")),
+        DomainError::AlreadyExists(m) => DomainError::AlreadyExists(format!("{context}{m}")),
+        DomainError::FailedPrecondition(m) => {
+            DomainError::FailedPrecondition(format!("{context}{m}"))
+        }
+    }
+}
+
 /// Σ(weight × score) / Σ(weight), times 1000, rounded half up, in integer arithmetic so that
 /// every node computes the same score (no floating point). `None` if the total weight is 0.
 ///

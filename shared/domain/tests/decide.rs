@@ -2279,3 +2279,43 @@ fn decisions_replay_into_a_consistent_state() {
         Err(DomainError::AlreadyExists(_))
     ));
 }
+
+mod batches {
+    use super::*;
+    use keyplan_domain::decide::decide_all;
+    use keyplan_domain::ids::PersonId;
+
+    #[test]
+    fn later_commands_see_the_effects_of_earlier_ones_and_one_refusal_refuses_all() {
+        let state = AccountState::default();
+        let now = Timestamp(1_780_000_000_000_000);
+        let register = AccountCommand::RegisterAccount(AccountRegistered {
+            name: "Initech".into(),
+            industry: "Software".into(),
+            region: "NA".into(),
+            headquarters: "Austin".into(),
+            tier: Tier::Key,
+        });
+        let assign = AccountCommand::AssignTeamMember(TeamMemberAssigned {
+            person_id: PersonId::parse("dana").expect("id"),
+            name: "Dana Kim".into(),
+            role: TeamRole::KeyAccountManager,
+        });
+        let events =
+            decide_all(&state, &[register.clone(), assign.clone()], now).expect("accepted");
+        assert_eq!(events.len(), 2);
+
+        let unassign_stranger = AccountCommand::UnassignTeamMember(TeamMemberUnassigned {
+            person_id: PersonId::parse("stranger").expect("id"),
+            reason: String::new(),
+        });
+        let err =
+            decide_all(&state, &[register, assign, unassign_stranger], now).expect_err("refused");
+        match err {
+            DomainError::NotFound(m) => {
+                assert!(m.starts_with("command #3 (UnassignTeamMember): "), "{m}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

@@ -8,7 +8,7 @@ use keyplan_domain::events::{self as ev};
 use keyplan_domain::{AccountEvent, DomainError};
 use keyplan_proto::convert::*;
 use keyplan_proto::pb;
-use pb::execute_request::Command;
+use pb::command::Kind as Command;
 
 /// The wire form of the example event of this type.
 fn example(event_type: &str) -> pb::event_payload::Event {

@@ -19,9 +19,9 @@ use prost::Message;
 macro_rules! carried_payloads {
     ($($command:ident => $event:ident),+ $(,)?) => {
         /// The command that proposes this wire payload, if any.
-        fn as_command(payload: pb::event_payload::Event) -> Option<pb::execute_request::Command> {
+        fn as_command(payload: pb::event_payload::Event) -> Option<pb::command::Kind> {
             use pb::event_payload::Event as E;
-            use pb::execute_request::Command as C;
+            use pb::command::Kind as C;
             match payload {
                 $(E::$event(p) => Some(C::$command(p)),)+
                 _ => None,
@@ -162,11 +162,11 @@ fn promote_and_demote_are_distinct_oneof_fields() {
     };
     assert!(matches!(
         command_to_proto(&AccountCommand::PromoteAccount(change.clone())),
-        pb::execute_request::Command::PromoteAccount(_)
+        pb::command::Kind::PromoteAccount(_)
     ));
     assert!(matches!(
         command_to_proto(&AccountCommand::DemoteAccount(change)),
-        pb::execute_request::Command::DemoteAccount(_)
+        pb::command::Kind::DemoteAccount(_)
     ));
 }
 

@@ -1,1 +1,16 @@
+//! Loading key accounts from the event store and executing commands against them.
+//!
+//! This is the write path between the gRPC services and the store: it keeps a bounded cache
+//! of current account states (so validating a command does not replay the stream), runs the
+//! domain's `decide`, and appends the resulting events with optimistic concurrency. Commands
+//! for one account are serialised in-process by a per-account lock, so a busy team logging
+//! calls on one account queues instead of colliding; the store's expected-version check
+//! remains the final guard.
 
+mod error;
+mod repository;
+
+pub use error::{Conflict, RepositoryError};
+pub use repository::{
+    AccountRepository, CommandEnvelope, ExecuteOutcome, RepositoryConfig, MAX_COMMANDS_PER_REQUEST,
+};

@@ -232,6 +232,32 @@ impl EventStore {
         Ok(self.index()?.version(stream))
     }
 
+    /// The outcome of the append stored under a tenant's idempotency key, if any.
+    pub fn lookup_idempotency(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<(StreamId, AppendOutcome)>, StoreError> {
+        let index = self.index()?;
+        let Some(stored) = index.idempotency.get(&(tenant.to_owned(), key.to_owned())) else {
+            return Ok(None);
+        };
+        let entry = index.streams.get(&stored.stream);
+        let version_of = |p: Option<&u64>| {
+            p.and_then(|p| entry.and_then(|e| e.version_of(*p)))
+                .unwrap_or(0)
+        };
+        let outcome = AppendOutcome {
+            first_version: version_of(stored.positions.first()),
+            last_version: version_of(stored.positions.last()),
+            first_position: stored.positions.first().copied().unwrap_or(0),
+            last_position: stored.positions.last().copied().unwrap_or(0),
+            event_ids: stored.event_ids.clone(),
+            deduplicated: true,
+        };
+        Ok(Some((stored.stream.clone(), outcome)))
+    }
+
     /// A tenant's streams, sorted.
     pub fn list_streams(&self, tenant: &str) -> Result<Vec<String>, StoreError> {
         Ok(self

@@ -56,9 +56,9 @@ macro_rules! command_dispatch {
         /// A command from the wire, validated field by field (ids, dates, enums, required
         /// sub-messages, integer ranges). Business rules are left to the domain's `decide`.
         pub fn command_from_proto(
-            command: pb::execute_request::Command,
+            command: pb::command::Kind,
         ) -> Result<AccountCommand, DomainError> {
-            use pb::execute_request::Command;
+            use pb::command::Kind as Command;
             Ok(match command {
                 $(Command::$variant(p) => AccountCommand::$variant(p.try_into()?),)+
             })
@@ -66,8 +66,8 @@ macro_rules! command_dispatch {
 
         /// The wire form of a command, for Rust clients and tests; the inverse of
         /// [`command_from_proto`].
-        pub fn command_to_proto(command: &AccountCommand) -> pb::execute_request::Command {
-            use pb::execute_request::Command;
+        pub fn command_to_proto(command: &AccountCommand) -> pb::command::Kind {
+            use pb::command::Kind as Command;
             match command {
                 $(AccountCommand::$variant(p) => Command::$variant(p.into()),)+
             }

@@ -1,0 +1,146 @@
+//! `keyplan.v1.CommandService`.
+
+use keyplan_domain::ids::{AccountId, TenantId};
+use keyplan_domain::{AccountCommand, DomainError};
+use keyplan_proto::convert;
+use keyplan_proto::pb;
+use keyplan_proto::pb::command_service_server::CommandService;
+use keyplan_repository::{AccountRepository, CommandEnvelope};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::status::to_status;
+
+/// Implements `keyplan.v1.CommandService` over an [`AccountRepository`].
+#[derive(Debug, Clone)]
+pub struct CommandApi {
+    repository: AccountRepository,
+}
+
+impl CommandApi {
+    /// A command service writing through `repository`.
+    pub fn new(repository: AccountRepository) -> Self {
+        Self { repository }
+    }
+}
+
+#[tonic::async_trait]
+impl CommandService for CommandApi {
+    async fn execute(
+        &self,
+        request: Request<pb::ExecuteRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let r = request.into_inner();
+        let commands = vec![command_from_proto(r.command)?];
+        let context = RequestContext {
+            tenant: r.tenant,
+            account_id: r.account_id,
+            expected_version: r.expected_version,
+            idempotency_key: r.idempotency_key,
+            actor: r.actor,
+            occurred_at: r.occurred_at,
+            correlation_id: r.correlation_id,
+            causation_id: r.causation_id,
+        };
+        self.run(context, commands).await
+    }
+
+    async fn execute_batch(
+        &self,
+        request: Request<pb::ExecuteBatchRequest>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let r = request.into_inner();
+        let commands = r
+            .commands
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                command_from_proto(Some(c))
+                    .map_err(|s| Status::new(s.code(), format!("commands[{i}]: {}", s.message())))
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let context = RequestContext {
+            tenant: r.tenant,
+            account_id: r.account_id,
+            expected_version: r.expected_version,
+            idempotency_key: r.idempotency_key,
+            actor: r.actor,
+            occurred_at: r.occurred_at,
+            correlation_id: r.correlation_id,
+            causation_id: r.causation_id,
+        };
+        self.run(context, commands).await
+    }
+}
+
+/// The fields `Execute` and `ExecuteBatch` share.
+struct RequestContext {
+    tenant: String,
+    account_id: String,
+    expected_version: Option<pb::ExpectedVersion>,
+    idempotency_key: String,
+    actor: String,
+    occurred_at: Option<prost_types::Timestamp>,
+    correlation_id: String,
+    causation_id: String,
+}
+
+impl CommandApi {
+    async fn run(
+        &self,
+        context: RequestContext,
+        commands: Vec<AccountCommand>,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let envelope = envelope(context, commands).map_err(|e| to_status(e.into()))?;
+        let account = format!("{}/{}", envelope.tenant, envelope.account);
+        let count = envelope.commands.len();
+        let outcome = self.repository.execute(envelope).await.map_err(to_status)?;
+        let a = &outcome.append;
+        tracing::debug!(%account, count, version = a.last_version, deduplicated = a.deduplicated, "commands executed");
+        Ok(Response::new(convert::execute_response_to_proto(a)))
+    }
+}
+
+fn command_from_proto(command: Option<pb::Command>) -> Result<AccountCommand, Status> {
+    let kind = command.and_then(|c| c.kind).ok_or_else(|| {
+        to_status(
+            DomainError::invalid(
+                "command",
+                "is missing: set exactly one command (e.g. register_account, log_interaction)",
+            )
+            .into(),
+        )
+    })?;
+    convert::command_from_proto(kind).map_err(|e| to_status(e.into()))
+}
+
+/// Translates and validates everything in the request but the commands' own rules.
+fn envelope(
+    context: RequestContext,
+    commands: Vec<AccountCommand>,
+) -> Result<CommandEnvelope, DomainError> {
+    Ok(CommandEnvelope {
+        tenant: TenantId::parse(context.tenant)?,
+        account: AccountId::parse(context.account_id)?,
+        expected: convert::expected_version_from_proto(context.expected_version.as_ref()),
+        idempotency_key: (!context.idempotency_key.is_empty()).then_some(context.idempotency_key),
+        actor: context.actor,
+        occurred_at: context
+            .occurred_at
+            .as_ref()
+            .map(|t| convert::timestamp_from_proto_checked("occurred_at", t))
+            .transpose()?,
+        correlation_id: parse_uuid("correlation_id", &context.correlation_id)?,
+        causation_id: parse_uuid("causation_id", &context.causation_id)?,
+        commands,
+    })
+}
+
+fn parse_uuid(field: &'static str, value: &str) -> Result<Option<Uuid>, DomainError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    Uuid::parse_str(value)
+        .map(Some)
+        .map_err(|_| DomainError::invalid(field, format!("must be a UUID, got {value:?}")))
+}

@@ -1,0 +1,385 @@
+//! The account repository: cached states, command execution.
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+
+use keyplan_domain::codec;
+use keyplan_domain::decide::decide_all;
+use keyplan_domain::ids::{AccountId, TenantId};
+use keyplan_domain::values::Timestamp;
+use keyplan_domain::{AccountCommand, AccountEvent, AccountState, DomainError};
+use keyplan_store::{
+    AppendMetadata, AppendOutcome, AppendRequest, Direction, EventStore, ExpectedVersion,
+    ProposedEvent, StoreError, StreamId,
+};
+use lru::LruCache;
+use uuid::Uuid;
+
+use crate::error::{Conflict, RepositoryError};
+
+/// How far in the future a business time may lie (clock skew between client and server).
+const MAX_FUTURE_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
+
+/// How often an "any version" command is re-decided after losing a race with a writer that
+/// bypassed the per-account lock (another repository on the same store).
+const MAX_RETRIES: usize = 8;
+
+/// Events read per page while replaying a stream.
+const REPLAY_PAGE: usize = 1000;
+
+/// Repository settings.
+#[derive(Debug, Clone)]
+pub struct RepositoryConfig {
+    /// How many account states to keep cached.
+    pub cached_accounts: NonZeroUsize,
+}
+
+impl Default for RepositoryConfig {
+    fn default() -> Self {
+        Self {
+            cached_accounts: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+        }
+    }
+}
+
+/// A command with everything needed to record it.
+#[derive(Debug, Clone)]
+pub struct CommandEnvelope {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Account (stream).
+    pub account: AccountId,
+    /// Version the author saw.
+    pub expected: ExpectedVersion,
+    /// Retry key: the same key returns the original result.
+    pub idempotency_key: Option<String>,
+    /// Who issues the command.
+    pub actor: String,
+    /// Business time; `None` = the interaction's time for interactions, otherwise now.
+    pub occurred_at: Option<Timestamp>,
+    /// Correlation id (generated if absent).
+    pub correlation_id: Option<Uuid>,
+    /// Causation id.
+    pub causation_id: Option<Uuid>,
+    /// The commands, decided in order and appended atomically (usually just one).
+    pub commands: Vec<AccountCommand>,
+}
+
+/// Most commands one request may carry.
+pub const MAX_COMMANDS_PER_REQUEST: usize = 100;
+
+/// What an executed command produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecuteOutcome {
+    /// Where the events landed (or had landed, for a retry).
+    pub append: AppendOutcome,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<AccountState>>>;
+
+/// Loads accounts and executes commands. Cheap to clone.
+#[derive(Clone)]
+pub struct AccountRepository {
+    store: EventStore,
+    cache: Arc<Mutex<LruCache<StreamId, Slot>>>,
+}
+
+impl std::fmt::Debug for AccountRepository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountRepository").finish_non_exhaustive()
+    }
+}
+
+impl AccountRepository {
+    /// A repository over `store`.
+    pub fn new(store: EventStore, config: RepositoryConfig) -> Self {
+        Self {
+            store,
+            cache: Arc::new(Mutex::new(LruCache::new(config.cached_accounts))),
+        }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &EventStore {
+        &self.store
+    }
+
+    fn slot(&self, stream: &StreamId) -> Slot {
+        let mut cache = match self.cache.lock() {
+            Ok(cache) => cache,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        cache.get_or_insert(stream.clone(), Slot::default).clone()
+    }
+
+    /// Brings a cached state up to the stream's committed version (replaying from scratch
+    /// when nothing is cached).
+    fn catch_up(
+        &self,
+        stream: &StreamId,
+        cached: &mut Option<AccountState>,
+    ) -> Result<(), RepositoryError> {
+        let state = cached.get_or_insert_with(AccountState::default);
+        loop {
+            let slice = self.store.read_stream(
+                stream,
+                state.version + 1,
+                Direction::Forward,
+                REPLAY_PAGE,
+            )?;
+            for recorded in &slice.events {
+                let event = codec::decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    &recorded.payload,
+                )?;
+                state.apply(&event);
+            }
+            if slice.next_version.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The current state of an account (a default, non-existent state if it has no events).
+    pub async fn load(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<AccountState, RepositoryError> {
+        let stream = StreamId::new(tenant.as_str(), account.as_str());
+        let slot = self.slot(&stream);
+        let mut cached = slot.lock().await;
+        self.catch_up(&stream, &mut cached)?;
+        Ok(cached.clone().unwrap_or_default())
+    }
+
+    /// The state of an account after its first `version` events, rebuilt by replay.
+    pub fn load_at_version(
+        &self,
+        stream: &StreamId,
+        version: u64,
+    ) -> Result<AccountState, RepositoryError> {
+        let mut state = AccountState::default();
+        while state.version < version {
+            let want = (version - state.version).min(REPLAY_PAGE as u64) as usize;
+            let slice =
+                self.store
+                    .read_stream(stream, state.version + 1, Direction::Forward, want)?;
+            if slice.events.is_empty() {
+                break;
+            }
+            for recorded in &slice.events {
+                state.apply(&codec::decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    &recorded.payload,
+                )?);
+            }
+        }
+        Ok(state)
+    }
+
+    /// Validates and records a command. See the crate docs for the concurrency model.
+    pub async fn execute(
+        &self,
+        envelope: CommandEnvelope,
+    ) -> Result<ExecuteOutcome, RepositoryError> {
+        let now = Timestamp::now();
+        check_envelope(&envelope, now)?;
+        if let Some(key) = &envelope.idempotency_key {
+            if let Some(outcome) = self.stored_retry(&envelope, key)? {
+                return Ok(outcome);
+            }
+        }
+
+        let stream = StreamId::new(envelope.tenant.as_str(), envelope.account.as_str());
+        let slot = self.slot(&stream);
+        let mut cached = slot.lock().await;
+        for _ in 0..MAX_RETRIES {
+            self.catch_up(&stream, &mut cached)?;
+            let state = cached.get_or_insert_with(AccountState::default);
+            // A retry that raced its original through the lock: answer it now.
+            if let Some(key) = &envelope.idempotency_key {
+                if let Some(outcome) = self.stored_retry(&envelope, key)? {
+                    return Ok(outcome);
+                }
+            }
+            self.check_expected(&stream, envelope.expected, state.version)?;
+
+            let events = decide_all(state, &envelope.commands, now)?;
+            let request = self.append_request(&envelope, &stream, state.version, &events, now);
+            match self.store.append(request).await {
+                Ok(outcome) => {
+                    if !outcome.deduplicated && outcome.first_version == state.version + 1 {
+                        for event in &events {
+                            state.apply(event);
+                        }
+                    }
+                    return Ok(ExecuteOutcome { append: outcome });
+                }
+                Err(StoreError::WrongExpectedVersion { .. }) => {
+                    // Another writer got in first; re-read and re-decide (or report the
+                    // conflict if the author asked for an exact version).
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(RepositoryError::Store(StoreError::Unavailable(format!(
+            "account {stream} kept changing while the command was being decided; try again"
+        ))))
+    }
+
+    fn stored_retry(
+        &self,
+        envelope: &CommandEnvelope,
+        key: &str,
+    ) -> Result<Option<ExecuteOutcome>, RepositoryError> {
+        match self
+            .store
+            .lookup_idempotency(envelope.tenant.as_str(), key)?
+        {
+            Some((stream, append)) if stream.stream == envelope.account.as_str() => {
+                Ok(Some(ExecuteOutcome { append }))
+            }
+            Some((stream, _)) => Err(RepositoryError::IdempotencyKeyReused {
+                key: key.to_owned(),
+                account: stream.stream,
+            }),
+            None => Ok(None),
+        }
+    }
+
+    /// Compares the author's expected version with the account's; on a mismatch, reports the
+    /// event that got in first.
+    fn check_expected(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        current: u64,
+    ) -> Result<(), RepositoryError> {
+        let seen = match expected {
+            ExpectedVersion::Any => return Ok(()),
+            ExpectedVersion::NoStream => 0,
+            ExpectedVersion::Exact(v) => v,
+        };
+        if seen == current {
+            return Ok(());
+        }
+        let winning_event = if seen < current {
+            self.store
+                .read_stream(stream, seen + 1, Direction::Forward, 1)?
+                .events
+                .into_iter()
+                .next()
+        } else {
+            None
+        };
+        Err(RepositoryError::Conflict(Box::new(Conflict {
+            expected,
+            current_version: current,
+            winning_event,
+        })))
+    }
+
+    fn append_request(
+        &self,
+        envelope: &CommandEnvelope,
+        stream: &StreamId,
+        version: u64,
+        events: &[AccountEvent],
+        now: Timestamp,
+    ) -> AppendRequest {
+        let correlation_id = envelope.correlation_id.unwrap_or_else(Uuid::now_v7);
+        AppendRequest {
+            stream: stream.clone(),
+            expected: ExpectedVersion::Exact(version),
+            events: events
+                .iter()
+                .map(|event| {
+                    // Business time: as given, else when the interaction happened, else now.
+                    let occurred_at = envelope.occurred_at.unwrap_or(match event {
+                        AccountEvent::InteractionLogged(e) => e.details.occurred_at,
+                        _ => now,
+                    });
+                    let encoded = codec::encode(event);
+                    ProposedEvent {
+                        event_id: Uuid::now_v7(),
+                        event_type: encoded.event_type.to_owned(),
+                        schema_version: encoded.schema_version,
+                        occurred_at_micros: occurred_at.as_micros(),
+                        payload: encoded.payload,
+                    }
+                })
+                .collect(),
+            metadata: AppendMetadata {
+                actor: envelope.actor.clone(),
+                correlation_id,
+                causation_id: envelope.causation_id,
+                idempotency_key: envelope.idempotency_key.clone(),
+            },
+        }
+    }
+}
+
+/// Checks what the domain does not see: actor, idempotency key, business time, and that edits
+/// of shared content name the version their author saw.
+fn check_envelope(envelope: &CommandEnvelope, now: Timestamp) -> Result<(), DomainError> {
+    if envelope.actor.trim().is_empty() {
+        return Err(DomainError::invalid(
+            "actor",
+            "must name who issues the command (e.g. a person id)",
+        ));
+    }
+    if envelope.actor.len() > 200 {
+        return Err(DomainError::invalid(
+            "actor",
+            "must be at most 200 characters",
+        ));
+    }
+    if let Some(key) = &envelope.idempotency_key {
+        if key.is_empty() || key.len() > 128 {
+            return Err(DomainError::invalid(
+                "idempotency_key",
+                "must be 1 to 128 characters",
+            ));
+        }
+    }
+    if let Some(at) = envelope.occurred_at {
+        if at.as_micros() > now.as_micros() + MAX_FUTURE_SKEW_MICROS {
+            return Err(DomainError::invalid(
+                "occurred_at",
+                format!("{at} is in the future; business time must not be later than now ({now})"),
+            ));
+        }
+    }
+    if envelope.commands.is_empty() {
+        return Err(DomainError::invalid(
+            "commands",
+            "must hold at least one command",
+        ));
+    }
+    if envelope.commands.len() > MAX_COMMANDS_PER_REQUEST {
+        return Err(DomainError::invalid(
+            "commands",
+            format!(
+                "at most {MAX_COMMANDS_PER_REQUEST} commands per request, got {}",
+                envelope.commands.len()
+            ),
+        ));
+    }
+    if let Some(edit) = envelope.commands.iter().find(|c| c.edits_shared_content()) {
+        if envelope.expected == ExpectedVersion::Any {
+            return Err(DomainError::invalid(
+                "expected_version",
+                format!(
+                    "{} edits content others may be editing too: send the exact version you last read, \
+                     so a concurrent edit is reported instead of overwritten",
+                    edit.name()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Test harness: the real `keyplan` binary on port 0 with a temp data dir, real gRPC clients.
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub mod fixtures;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use keyplan_proto::pb;
+use keyplan_proto::pb::account_service_client::AccountServiceClient;
+use keyplan_proto::pb::command_service_client::CommandServiceClient;
+use keyplan_proto::pb::event_store_service_client::EventStoreServiceClient;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+
+/// A running `keyplan serve` process.
+pub struct Server {
+    child: Child,
+    pub address: String,
+    pub data_dir: PathBuf,
+    channel: Channel,
+}
+
+impl Server {
+    /// Starts the binary on a free port over `data_dir` and waits until it serves.
+    pub async fn start(data_dir: &Path) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_keyplan"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("KEYPLAN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the keyplan binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let address = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(address) = line.strip_prefix("keyplan listening on ") {
+                    return address.to_owned();
+                }
+            }
+            panic!(
+                "keyplan exited before listening; see {}",
+                data_dir.with_extension("log").display()
+            );
+        })
+        .await
+        .expect("keyplan starts listening within 30 s");
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        Server {
+            child,
+            address,
+            data_dir: data_dir.to_owned(),
+            channel,
+        }
+    }
+
+    pub fn commands(&self) -> CommandServiceClient<Channel> {
+        CommandServiceClient::new(self.channel.clone())
+    }
+
+    pub fn events(&self) -> EventStoreServiceClient<Channel> {
+        EventStoreServiceClient::new(self.channel.clone())
+    }
+
+    pub fn accounts(&self) -> AccountServiceClient<Channel> {
+        AccountServiceClient::new(self.channel.clone())
+    }
+
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// SIGKILL: the process gets no chance to clean up.
+    pub async fn kill(mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub async fn stop(mut self) {
+        let pid = self.child.id().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(exit.success(), "keyplan exited with {exit}");
+    }
+}
+
+/// The whole global log, read through the API.
+pub async fn read_all(server: &Server) -> Vec<pb::Event> {
+    let mut client = server.events();
+    let mut out = Vec::new();
+    let mut from = 0;
+    loop {
+        let page = client
+            .read_all(pb::ReadAllRequest {
+                from_position: from,
+                max_count: 1000,
+                filter: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let done = page.events.is_empty();
+        out.extend(page.events);
+        if done || page.next_position > page.head_position {
+            return out;
+        }
+        from = page.next_position;
+    }
+}
+
+/// The head position, read through the API.
+pub async fn head(server: &Server) -> u64 {
+    server
+        .events()
+        .read_all(pb::ReadAllRequest {
+            from_position: u64::MAX,
+            max_count: 1,
+            filter: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .head_position
+}
