@@ -3,6 +3,8 @@
 //! All ids are short, client-chosen strings (`[A-Za-z0-9._:-]{1,64}`), so that a client can
 //! name an entity before it exists (and retry the command that creates it without creating a
 //! twin), and so that ids stay readable in logs, NATS subjects and audit exports.
+//! Tenant and account ids may not contain '.', because each is one token of the NATS subject
+//! `keyplan.<tenant>.<account>.<event type>` that events are published on.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -40,8 +42,24 @@ pub fn validate_id(what: &'static str, value: &str) -> Result<(), DomainError> {
     Ok(())
 }
 
+/// Checks the syntax of an id that is also a NATS subject token (tenant, account): as
+/// [`validate_id`], without '.'.
+pub fn validate_subject_token_id(what: &'static str, value: &str) -> Result<(), DomainError> {
+    validate_id(what, value)?;
+    if value.contains('.') {
+        return Err(DomainError::invalid(
+            what,
+            format!("may only contain letters, digits, '_', '-' and ':' (no '.'), got {value:?}"),
+        ));
+    }
+    Ok(())
+}
+
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        string_id!($(#[$doc])* $name, $what, validate_id);
+    };
+    ($(#[$doc:meta])* $name:ident, $what:literal, $validate:ident) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(transparent)]
@@ -51,7 +69,7 @@ macro_rules! string_id {
             /// Parses and validates an id.
             pub fn parse(value: impl Into<String>) -> Result<Self, DomainError> {
                 let value = value.into();
-                validate_id($what, &value)?;
+                $validate($what, &value)?;
                 Ok(Self(value))
             }
 
@@ -71,11 +89,11 @@ macro_rules! string_id {
 
 string_id!(
     /// The supplier organisation that owns a set of key accounts (the tenant).
-    TenantId, "tenant"
+    TenantId, "tenant", validate_subject_token_id
 );
 string_id!(
     /// A key account (a customer); one event stream per account.
-    AccountId, "account_id"
+    AccountId, "account_id", validate_subject_token_id
 );
 string_id!(
     /// A person on the supplier side (a key account team member, an interaction participant).

@@ -34,6 +34,9 @@ pub const MAX_RECORD_BYTES: usize = 48 * 1024;
 /// Name of the sled tree holding the log.
 pub const LOG_TREE: &str = "log";
 
+/// Name of the sled tree holding consumers' checkpoints (not part of the log).
+pub const CHECKPOINT_TREE: &str = "checkpoints";
+
 /// Length of a SHA-256 hash.
 pub const HASH_LEN: usize = 32;
 

@@ -11,7 +11,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::error::StoreError;
 use crate::index::Index;
-use crate::layout::{record_key, RecordView, StoredEventRef, HASH_LEN, LOG_TREE};
+use crate::layout::{record_key, RecordView, StoredEventRef, CHECKPOINT_TREE, HASH_LEN, LOG_TREE};
 use crate::record::{AppendOutcome, AppendRequest, RecordedEvent, StreamId};
 use crate::writer::{PendingAppend, Writer};
 
@@ -111,6 +111,7 @@ pub struct EventStore {
 
 struct Inner {
     log: sled::Tree,
+    checkpoints: sled::Tree,
     index: Arc<RwLock<Index>>,
     head: watch::Receiver<u64>,
     queue: Mutex<Option<SyncSender<PendingAppend>>>,
@@ -135,6 +136,7 @@ impl EventStore {
             .flush_every_ms(None)
             .open()?;
         let log = db.open_tree(LOG_TREE)?;
+        let checkpoints = db.open_tree(CHECKPOINT_TREE)?;
         let index = Index::rebuild(&log)?;
         let data_file = if config.fdatasync {
             Some(File::open(data_file_path(&config.path))?)
@@ -157,6 +159,7 @@ impl EventStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 log,
+                checkpoints,
                 index,
                 head: head_rx,
                 queue: Mutex::new(Some(queue_tx)),
@@ -256,6 +259,31 @@ impl EventStore {
             deduplicated: true,
         };
         Ok(Some((stored.stream.clone(), outcome)))
+    }
+
+    /// A named consumer's checkpoint: the last global position it has fully handled (0 if none).
+    ///
+    /// Checkpoints live beside the log but are not part of it; they are written without a disk
+    /// sync, so after a crash a consumer may resume a little earlier than it stopped and must
+    /// make re-handling harmless (the NATS relay does, through message ids and JetStream's
+    /// expected-last-sequence check).
+    pub fn checkpoint(&self, name: &str) -> Result<u64, StoreError> {
+        match self.inner.checkpoints.get(name.as_bytes())? {
+            Some(v) => {
+                let bytes: [u8; 8] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt(format!("checkpoint {name:?} is not 8 bytes")))?;
+                Ok(u64::from_be_bytes(bytes))
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// Records a named consumer's checkpoint (see [`EventStore::checkpoint`]).
+    pub fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
+        self.inner.checkpoints.insert(name.as_bytes(), &position.to_be_bytes())?;
+        Ok(())
     }
 
     /// A tenant's streams, sorted.
