@@ -203,6 +203,7 @@ async fn a_retried_command_returns_the_original_outcome_and_stores_nothing_new()
         .get_account(pb::GetAccountRequest {
             tenant: TENANT.into(),
             account_id: "globex".into(),
+            min_position: 0,
         })
         .await
         .unwrap()
@@ -278,6 +279,7 @@ async fn a_restart_keeps_every_event_and_the_account_state() {
     let get = pb::GetAccountRequest {
         tenant: TENANT.into(),
         account_id: "globex".into(),
+        min_position: 0,
     };
     let account = server
         .accounts()
@@ -302,6 +304,7 @@ async fn a_restart_keeps_every_event_and_the_account_state() {
         .accounts()
         .list_accounts(pb::ListAccountsRequest {
             tenant: TENANT.into(),
+            min_position: 0,
         })
         .await
         .unwrap()
@@ -515,6 +518,7 @@ async fn an_event_stored_in_schema_version_1_is_read_upcast() {
         .get_account(pb::GetAccountRequest {
             tenant: TENANT.into(),
             account_id: "globex".into(),
+            min_position: 0,
         })
         .await
         .unwrap()

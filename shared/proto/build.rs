@@ -13,6 +13,7 @@ const FILES: &[&str] = &[
     "keyplan/v1/commands.proto",
     "keyplan/v1/event_store.proto",
     "keyplan/v1/accounts.proto",
+    "keyplan/v1/operations.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,25 +1,96 @@
 //! `keyplan.v1.AccountService`.
 
+use std::time::Duration;
+
 use keyplan_domain::ids::{AccountId, TenantId};
-use keyplan_domain::DomainError;
+use keyplan_domain::{AccountState, DomainError};
+use keyplan_projection::ProjectionHandle;
 use keyplan_proto::convert::{account_summary_to_proto, account_to_proto};
 use keyplan_proto::pb;
 use keyplan_proto::pb::account_service_server::AccountService;
 use keyplan_repository::{AccountRepository, RepositoryError};
 use tonic::{Request, Response, Status};
 
+use crate::projection::AccountStateProjection;
 use crate::status::to_status;
 
-/// Implements `keyplan.v1.AccountService` over an [`AccountRepository`].
+/// How long a request waits for a projection to reach its `min_position`.
+const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where account states come from.
+#[derive(Debug, Clone)]
+pub enum AccountSource {
+    /// The repository over the local log (always current).
+    Repository(AccountRepository),
+    /// A projection fed through NATS, with its progress.
+    Projection(AccountStateProjection, ProjectionHandle),
+}
+
+/// Implements `keyplan.v1.AccountService`.
 #[derive(Debug, Clone)]
 pub struct AccountApi {
-    repository: AccountRepository,
+    source: AccountSource,
 }
 
 impl AccountApi {
-    /// A query service reading through `repository`.
-    pub fn new(repository: AccountRepository) -> Self {
-        Self { repository }
+    /// A query service reading from `source`.
+    pub fn new(source: AccountSource) -> Self {
+        Self { source }
+    }
+
+    /// Waits until the source includes `min_position`.
+    async fn catch_up(&self, min_position: u64) -> Result<(), Status> {
+        if let AccountSource::Projection(_, handle) = &self.source {
+            if min_position > 0
+                && !handle
+                    .wait_for(min_position, READ_YOUR_WRITES_TIMEOUT)
+                    .await
+            {
+                return Err(Status::unavailable(format!(
+                    "this node has applied events up to position {} and did not reach position {min_position} \
+                     within {READ_YOUR_WRITES_TIMEOUT:?}; retry, or read from an ingest node",
+                    handle.position()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<Option<AccountState>, Status> {
+        match &self.source {
+            AccountSource::Repository(repository) => {
+                let state = repository.load(tenant, account).await.map_err(to_status)?;
+                Ok(state.exists().then_some(state))
+            }
+            AccountSource::Projection(projection, _) => Ok(projection
+                .get(tenant.as_str(), account.as_str())
+                .filter(AccountState::exists)),
+        }
+    }
+
+    async fn list(&self, tenant: &TenantId) -> Result<Vec<(String, AccountState)>, Status> {
+        match &self.source {
+            AccountSource::Repository(repository) => {
+                let streams = repository
+                    .store()
+                    .list_streams(tenant.as_str())
+                    .map_err(|e| to_status(e.into()))?;
+                let mut accounts = Vec::with_capacity(streams.len());
+                for stream in streams {
+                    let Ok(account) = AccountId::parse(stream) else {
+                        continue;
+                    };
+                    let state = repository.load(tenant, &account).await.map_err(to_status)?;
+                    accounts.push((account.to_string(), state));
+                }
+                Ok(accounts)
+            }
+            AccountSource::Projection(projection, _) => Ok(projection.list(tenant.as_str())),
+        }
     }
 }
 
@@ -36,16 +107,12 @@ impl AccountService for AccountApi {
         let r = request.into_inner();
         let tenant = TenantId::parse(r.tenant).map_err(invalid)?;
         let account = AccountId::parse(r.account_id).map_err(invalid)?;
-        let state = self
-            .repository
-            .load(&tenant, &account)
-            .await
-            .map_err(to_status)?;
-        if !state.exists() {
-            return Err(Status::not_found(format!(
+        self.catch_up(r.min_position).await?;
+        let state = self.get(&tenant, &account).await?.ok_or_else(|| {
+            Status::not_found(format!(
                 "account {account} is not registered for tenant {tenant}; list the tenant's accounts with ListAccounts"
-            )));
-        }
+            ))
+        })?;
         Ok(Response::new(account_to_proto(
             tenant.as_str(),
             account.as_str(),
@@ -57,26 +124,16 @@ impl AccountService for AccountApi {
         &self,
         request: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
-        let tenant = TenantId::parse(request.into_inner().tenant).map_err(invalid)?;
-        let streams = self
-            .repository
-            .store()
-            .list_streams(tenant.as_str())
-            .map_err(|e| to_status(e.into()))?;
-        let mut accounts = Vec::with_capacity(streams.len());
-        for stream in streams {
-            let Ok(account) = AccountId::parse(stream) else {
-                continue;
-            };
-            let state = self
-                .repository
-                .load(&tenant, &account)
-                .await
-                .map_err(to_status)?;
-            if state.exists() {
-                accounts.push(account_summary_to_proto(account.as_str(), &state));
-            }
-        }
+        let r = request.into_inner();
+        let tenant = TenantId::parse(r.tenant).map_err(invalid)?;
+        self.catch_up(r.min_position).await?;
+        let accounts = self
+            .list(&tenant)
+            .await?
+            .iter()
+            .filter(|(_, state)| state.exists())
+            .map(|(account, state)| account_summary_to_proto(account, state))
+            .collect();
         Ok(Response::new(pb::ListAccountsResponse { accounts }))
     }
 }

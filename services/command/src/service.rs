@@ -1,7 +1,10 @@
 //! `keyplan.v1.CommandService`.
 
+use std::time::Duration;
+
 use keyplan_domain::ids::{AccountId, TenantId};
 use keyplan_domain::{AccountCommand, DomainError};
+use keyplan_fanout::Relay;
 use keyplan_proto::convert;
 use keyplan_proto::pb;
 use keyplan_proto::pb::command_service_server::CommandService;
@@ -15,12 +18,24 @@ use crate::status::to_status;
 #[derive(Debug, Clone)]
 pub struct CommandApi {
     repository: AccountRepository,
+    replication: Option<(Relay, Duration)>,
 }
 
 impl CommandApi {
-    /// A command service writing through `repository`.
+    /// A command service writing through `repository`, acknowledging once events are durable
+    /// on local disk.
     pub fn new(repository: AccountRepository) -> Self {
-        Self { repository }
+        Self {
+            repository,
+            replication: None,
+        }
+    }
+
+    /// Acknowledges only once JetStream has acknowledged the events too (`--ack replicated`,
+    /// like Kafka's acks=all), waiting at most `timeout`.
+    pub fn with_replication(mut self, relay: Relay, timeout: Duration) -> Self {
+        self.replication = Some((relay, timeout));
+        self
     }
 }
 
@@ -96,6 +111,16 @@ impl CommandApi {
         let count = envelope.commands.len();
         let outcome = self.repository.execute(envelope).await.map_err(to_status)?;
         let a = &outcome.append;
+        if let Some((relay, timeout)) = &self.replication {
+            if !relay.wait_published(a.last_position, *timeout).await {
+                return Err(Status::deadline_exceeded(format!(
+                    "stored durably at positions {}-{}, but JetStream did not acknowledge them within {timeout:?} \
+                     (NATS unreachable?); they will be published when it is. Retry with the same idempotency key \
+                     to confirm without storing twice",
+                    a.first_position, a.last_position
+                )));
+            }
+        }
         tracing::debug!(%account, count, version = a.last_version, deduplicated = a.deduplicated, "commands executed");
         Ok(Response::new(convert::execute_response_to_proto(a)))
     }

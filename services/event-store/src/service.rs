@@ -99,6 +99,29 @@ fn to_proto(events: &[RecordedEvent]) -> Result<Vec<pb::Event>, ReadError> {
         .collect()
 }
 
+impl EventStoreApi {
+    /// A gRPC stream of the log from `from_position`, filtered: catch-up, then live.
+    fn feed(&self, from_position: u64, filter: EventFilter) -> EventStream {
+        let mut subscription = self.store.subscribe(from_position, filter);
+        // Convert in a task so the gRPC stream is a plain channel: back-pressure from a slow
+        // client propagates to the subscription, which then reads further behind in the log.
+        let (tx, rx) = mpsc::channel(256);
+        tokio::spawn(async move {
+            while let Some(next) = subscription.next().await {
+                let item = next
+                    .map_err(ReadError::from)
+                    .and_then(|e| recorded_event_to_proto(&e).map_err(ReadError::from))
+                    .map_err(Status::from);
+                let failed = item.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+}
+
 type EventStream = Pin<Box<dyn Stream<Item = Result<pb::Event, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -156,23 +179,29 @@ impl EventStoreService for EventStoreApi {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let r = request.into_inner();
         let filter = filter_from_proto(r.filter)?;
-        let mut subscription = self.store.subscribe(r.from_position, filter);
-        // Convert in a task so the gRPC stream is a plain channel: back-pressure from a slow
-        // client propagates to the subscription, which then reads further behind in the log.
-        let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(async move {
-            while let Some(next) = subscription.next().await {
-                let item = next
-                    .map_err(ReadError::from)
-                    .and_then(|e| recorded_event_to_proto(&e).map_err(ReadError::from))
-                    .map_err(Status::from);
-                let failed = item.is_err();
-                if tx.send(item).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(self.feed(r.from_position, filter)))
+    }
+
+    type WatchStream = EventStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let r = request.into_inner();
+        if r.tenant.is_empty() {
+            return Err(ReadError::from(keyplan_domain::DomainError::invalid(
+                "tenant",
+                "is required: watch one account, or every account of one tenant",
+            ))
+            .into());
+        }
+        let filter = filter_from_proto(Some(pb::EventFilter {
+            tenant: r.tenant,
+            account_id: r.account_id,
+            event_types: Vec::new(),
+        }))?;
+        Ok(Response::new(self.feed(r.from_position, filter)))
     }
 
     async fn verify_stream(

@@ -2,8 +2,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use keyplan_fanout::{NatsConfig, StreamSettings};
 
 /// Keyplan: an event-sourced collaboration backend for key account management.
 #[derive(Debug, Parser)]
@@ -17,20 +19,56 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gRPC server (embedded: sled in a local data directory, no other server needed).
+    /// Run a Keyplan node (embedded by default: sled in a local data directory, no other server).
     Serve(ServeArgs),
+}
+
+/// What a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Everything in one process: commands, raw reads and read models over the local log, and
+    /// (with `--nats-url`) the relay to JetStream.
+    All,
+    /// Commands and raw reads over the local log, and the relay to JetStream.
+    Ingest,
+    /// Read models fed from JetStream (no log of its own); several may run side by side.
+    Projections,
+}
+
+impl Role {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Ingest => "ingest",
+            Role::Projections => "projections",
+        }
+    }
+}
+
+/// When a command is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AckMode {
+    /// Once its events are durable on local disk (fdatasync).
+    Local,
+    /// Once JetStream has acknowledged them too (requires `--nats-url`).
+    Replicated,
 }
 
 /// Options of `keyplan serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Directory holding the event store (created if missing).
+    /// Directory holding the event store and projections (created if missing).
     #[arg(long, env = "KEYPLAN_DATA_DIR", default_value = "./keyplan-data")]
     pub data_dir: PathBuf,
 
     /// Address to serve gRPC on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "KEYPLAN_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
+
+    /// What this node does.
+    #[arg(long, env = "KEYPLAN_ROLE", value_enum, default_value_t = Role::All)]
+    pub role: Role,
 
     /// sled page cache size, in MiB (bounds the store's memory besides its indexes).
     #[arg(long, env = "KEYPLAN_CACHE_MB", default_value_t = 256)]
@@ -39,4 +77,111 @@ pub struct ServeArgs {
     /// Number of account states kept in memory for command validation.
     #[arg(long, env = "KEYPLAN_CACHED_ACCOUNTS", default_value_t = 1024)]
     pub cached_accounts: usize,
+
+    /// When commands are acknowledged.
+    #[arg(long, env = "KEYPLAN_ACK", value_enum, default_value_t = AckMode::Local)]
+    pub ack: AckMode,
+
+    /// With `--ack replicated`: how long to wait for JetStream, in milliseconds.
+    #[arg(long, env = "KEYPLAN_ACK_TIMEOUT_MS", default_value_t = 5000)]
+    pub ack_timeout_ms: u64,
+
+    #[command(flatten)]
+    pub nats: NatsArgs,
+}
+
+/// NATS options (all optional: without `--nats-url` Keyplan runs fully embedded).
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server URLs, comma-separated (e.g. `nats://10.0.0.1:4222,nats://10.0.0.2:4222`).
+    #[arg(long, env = "KEYPLAN_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// NATS credentials file (JWT + NKey).
+    #[arg(long, env = "KEYPLAN_NATS_CREDS")]
+    pub nats_creds: Option<PathBuf>,
+
+    /// NATS user (with `--nats-password`).
+    #[arg(long, env = "KEYPLAN_NATS_USER")]
+    pub nats_user: Option<String>,
+
+    /// NATS password.
+    #[arg(long, env = "KEYPLAN_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<String>,
+
+    /// NATS token.
+    #[arg(long, env = "KEYPLAN_NATS_TOKEN", hide_env_values = true)]
+    pub nats_token: Option<String>,
+
+    /// Require TLS to NATS.
+    #[arg(long, env = "KEYPLAN_NATS_TLS")]
+    pub nats_tls: bool,
+
+    /// Extra CA certificate (PEM) to trust for NATS TLS.
+    #[arg(long, env = "KEYPLAN_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) for NATS mutual TLS (with `--nats-client-key`).
+    #[arg(long, env = "KEYPLAN_NATS_CLIENT_CERT")]
+    pub nats_client_cert: Option<PathBuf>,
+
+    /// Client key (PEM) for NATS mutual TLS.
+    #[arg(long, env = "KEYPLAN_NATS_CLIENT_KEY")]
+    pub nats_client_key: Option<PathBuf>,
+
+    /// Longest pause between reconnect attempts, in milliseconds.
+    #[arg(long, env = "KEYPLAN_NATS_MAX_RECONNECT_MS", default_value_t = 2000)]
+    pub nats_max_reconnect_ms: u64,
+
+    /// JetStream stream name.
+    #[arg(long, env = "KEYPLAN_NATS_STREAM", default_value = "KEYPLAN")]
+    pub nats_stream: String,
+
+    /// First subject token (events go to `<prefix>.<tenant>.<account>.<event type>`).
+    #[arg(long, env = "KEYPLAN_NATS_SUBJECT_PREFIX", default_value = "keyplan")]
+    pub nats_subject_prefix: String,
+
+    /// JetStream max age of messages, in seconds (0 = keep forever).
+    #[arg(long, env = "KEYPLAN_NATS_MAX_AGE_SECS", default_value_t = 0)]
+    pub nats_max_age_secs: u64,
+
+    /// JetStream replicas.
+    #[arg(long, env = "KEYPLAN_NATS_REPLICAS", default_value_t = 1)]
+    pub nats_replicas: usize,
+
+    /// JetStream duplicate window, in seconds.
+    #[arg(
+        long,
+        env = "KEYPLAN_NATS_DUPLICATE_WINDOW_SECS",
+        default_value_t = 120
+    )]
+    pub nats_duplicate_window_secs: u64,
+}
+
+impl NatsArgs {
+    /// The connection settings, if NATS is configured.
+    pub fn to_config(&self) -> Option<NatsConfig> {
+        let urls = self.nats_url.as_deref()?;
+        let mut config = NatsConfig::new(urls);
+        config.credentials_file = self.nats_creds.clone();
+        config.user = self.nats_user.clone();
+        config.password = self.nats_password.clone();
+        config.token = self.nats_token.clone();
+        config.tls_required = self.nats_tls;
+        config.tls_ca_file = self.nats_ca.clone();
+        config.tls_client_cert = self
+            .nats_client_cert
+            .clone()
+            .zip(self.nats_client_key.clone());
+        config.max_reconnect_delay = Duration::from_millis(self.nats_max_reconnect_ms);
+        config.stream = StreamSettings {
+            name: self.nats_stream.clone(),
+            subject_prefix: self.nats_subject_prefix.clone(),
+            max_age: Duration::from_secs(self.nats_max_age_secs),
+            max_bytes: -1,
+            replicas: self.nats_replicas,
+            duplicate_window: Duration::from_secs(self.nats_duplicate_window_secs),
+        };
+        Some(config)
+    }
 }

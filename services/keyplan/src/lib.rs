@@ -1,9 +1,10 @@
-//! The `keyplan` server: assembles the gRPC services over one event store.
+//! The `keyplan` server: assembles a node of the configured role (all, ingest, projections).
 //!
-//! `main` stays thin (parse the configuration, open the store, bind, [`run`]); everything a
-//! test needs to start a real server on port 0 lives here.
+//! `main` stays thin (parse the configuration, start the node, bind, serve); everything a
+//! test needs to start a real node lives here.
 
 pub mod config;
+pub mod operations;
 pub mod server;
 
-pub use server::{run, ServerError};
+pub use server::{Node, NodeError};

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use keyplan::config::{Cli, Command, ServeArgs};
-use keyplan_store::{EventStore, StoreConfig};
+use keyplan::Node;
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -21,19 +21,27 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut store_config = StoreConfig::new(&args.data_dir);
-    store_config.cache_capacity_bytes = args.cache_mb * 1024 * 1024;
-    let store = tokio::task::spawn_blocking(move || EventStore::open(store_config))
-        .await?
-        .with_context(|| format!("opening the event store in {}", args.data_dir.display()))?;
+    let node = Node::start(&args).await.with_context(|| {
+        format!(
+            "starting a {} node over {}",
+            args.role.as_str(),
+            args.data_dir.display()
+        )
+    })?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port when listening on port 0.
     println!("keyplan listening on {address}");
-    tracing::info!(%address, data_dir = %args.data_dir.display(), head = store.head(), "serving");
-    keyplan::run(listener, store, args.cached_accounts, shutdown_signal()).await?;
+    tracing::info!(
+        %address,
+        role = args.role.as_str(),
+        data_dir = %args.data_dir.display(),
+        head = node.store().map(|s| s.head()),
+        "serving"
+    );
+    node.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped; every acknowledged append is on disk");
     Ok(())
 }

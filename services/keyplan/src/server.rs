@@ -1,26 +1,53 @@
-//! Serving: health, reflection and the Keyplan services on one listener, with graceful
-//! shutdown.
+//! A Keyplan node: the parts its role needs, served on one listener with health, reflection
+//! and graceful shutdown.
 
 use std::future::Future;
 use std::num::NonZeroUsize;
+use std::time::Duration;
 
-use keyplan_account_service::AccountApi;
+use keyplan_account_service::projection::AccountStateProjection;
+use keyplan_account_service::{AccountApi, AccountSource};
 use keyplan_command_service::CommandApi;
 use keyplan_event_store_service::EventStoreApi;
+use keyplan_fanout::{NatsConnection, Relay};
+use keyplan_projection::{EventSource, ProjectionRunner};
 use keyplan_proto::pb::account_service_server::AccountServiceServer;
 use keyplan_proto::pb::command_service_server::CommandServiceServer;
 use keyplan_proto::pb::event_store_service_server::EventStoreServiceServer;
+use keyplan_proto::pb::operations_service_server::OperationsServiceServer;
 use keyplan_repository::{AccountRepository, RepositoryConfig};
-use keyplan_store::EventStore;
+use keyplan_store::{EventStore, StoreConfig};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-/// Why the server stopped with an error.
+use crate::config::{AckMode, Role, ServeArgs};
+use crate::operations::OperationsApi;
+
+/// Health service name that follows the NATS connection.
+pub const NATS_HEALTH: &str = "keyplan.nats";
+
+/// Why a node could not start or stopped with an error.
 #[derive(Debug, Error)]
-pub enum ServerError {
+pub enum NodeError {
+    /// The configuration is inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The event store failed to open.
+    #[error("event store: {0}")]
+    Store(#[from] keyplan_store::StoreError),
+    /// NATS failed.
+    #[error(transparent)]
+    Fanout(#[from] keyplan_fanout::FanoutError),
+    /// A projection failed to open.
+    #[error("projection: {0}")]
+    Projection(#[from] keyplan_projection::ProjectionError),
+    /// sled failed (projections database).
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
     /// The gRPC transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -29,59 +56,211 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
-/// Serves every Keyplan service on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish and closes the store (committing every append already queued), so nothing
-/// acknowledged is lost.
-pub async fn run(
-    listener: TcpListener,
-    store: EventStore,
-    cached_accounts: usize,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServerError> {
-    let repository = AccountRepository::new(
-        store.clone(),
-        RepositoryConfig {
-            cached_accounts: NonZeroUsize::new(cached_accounts).unwrap_or(NonZeroUsize::MIN),
-        },
-    );
+/// A started node, ready to serve.
+#[derive(Debug)]
+pub struct Node {
+    role: Role,
+    ack: AckMode,
+    ack_timeout: Duration,
+    store: Option<EventStore>,
+    repository: Option<AccountRepository>,
+    nats: Option<NatsConnection>,
+    relay: Option<Relay>,
+    accounts: AccountSource,
+    projections: Vec<keyplan_projection::ProjectionHandle>,
+    projection_db: Option<sled::Db>,
+}
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_service_status("", ServingStatus::Serving).await;
-    health
-        .set_serving::<CommandServiceServer<CommandApi>>()
-        .await;
-    health
-        .set_serving::<EventStoreServiceServer<EventStoreApi>>()
-        .await;
-    health
-        .set_serving::<AccountServiceServer<AccountApi>>()
-        .await;
+impl Node {
+    /// Opens what the role needs: the log and the relay (all, ingest), the projections fed
+    /// from JetStream (projections).
+    pub async fn start(args: &ServeArgs) -> Result<Node, NodeError> {
+        let nats_config = args.nats.to_config();
+        if args.role == Role::Projections && nats_config.is_none() {
+            return Err(NodeError::Config(
+                "--role projections reads events from NATS JetStream: give --nats-url".into(),
+            ));
+        }
+        if args.ack == AckMode::Replicated
+            && (nats_config.is_none() || args.role == Role::Projections)
+        {
+            return Err(NodeError::Config(
+                "--ack replicated needs --nats-url on an all or ingest node".into(),
+            ));
+        }
+        let nats = match &nats_config {
+            Some(config) => Some(keyplan_fanout::connect(config).await?),
+            None => None,
+        };
 
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(keyplan_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(keyplan_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+        let node = match args.role {
+            Role::All | Role::Ingest => {
+                let mut store_config = StoreConfig::new(&args.data_dir);
+                store_config.cache_capacity_bytes = args.cache_mb * 1024 * 1024;
+                let store = tokio::task::spawn_blocking(move || EventStore::open(store_config))
+                    .await
+                    .map_err(|e| NodeError::Config(format!("opening the store panicked: {e}")))??;
+                let repository = AccountRepository::new(
+                    store.clone(),
+                    RepositoryConfig {
+                        cached_accounts: NonZeroUsize::new(args.cached_accounts)
+                            .unwrap_or(NonZeroUsize::MIN),
+                    },
+                );
+                let relay = match (&nats, &nats_config) {
+                    (Some(nats), Some(config)) => {
+                        let js = async_nats::jetstream::new(nats.client.clone());
+                        Some(Relay::spawn(store.clone(), js, config.stream.clone()))
+                    }
+                    _ => None,
+                };
+                Node {
+                    role: args.role,
+                    ack: args.ack,
+                    ack_timeout: Duration::from_millis(args.ack_timeout_ms),
+                    accounts: AccountSource::Repository(repository.clone()),
+                    store: Some(store),
+                    repository: Some(repository),
+                    nats,
+                    relay,
+                    projections: Vec::new(),
+                    projection_db: None,
+                }
+            }
+            Role::Projections => {
+                let (Some(connection), Some(config)) = (&nats, &nats_config) else {
+                    return Err(NodeError::Config("NATS is required".into()));
+                };
+                let db = sled::Config::new()
+                    .path(args.data_dir.join("projections"))
+                    .cache_capacity(args.cache_mb * 1024 * 1024)
+                    .open()?;
+                let source = EventSource::JetStream {
+                    context: async_nats::jetstream::new(connection.client.clone()),
+                    stream: config.stream.clone(),
+                };
+                let projection = AccountStateProjection::default();
+                let (runner, handle) = ProjectionRunner::open(&db, projection.clone(), source)?;
+                tokio::spawn(async move {
+                    if let Err(e) = runner.run().await {
+                        tracing::error!(error = %e, "account-state projection stopped");
+                    }
+                });
+                Node {
+                    role: args.role,
+                    ack: args.ack,
+                    ack_timeout: Duration::from_millis(args.ack_timeout_ms),
+                    accounts: AccountSource::Projection(projection, handle.clone()),
+                    store: None,
+                    repository: None,
+                    nats,
+                    relay: None,
+                    projections: vec![handle],
+                    projection_db: Some(db),
+                }
+            }
+        };
+        Ok(node)
+    }
 
-    let result = Server::builder()
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(CommandServiceServer::new(CommandApi::new(
-            repository.clone(),
-        )))
-        .add_service(EventStoreServiceServer::new(EventStoreApi::new(
-            store.clone(),
-        )))
-        .add_service(AccountServiceServer::new(AccountApi::new(repository)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await;
+    /// The local log, if this node has one.
+    pub fn store(&self) -> Option<&EventStore> {
+        self.store.as_ref()
+    }
 
-    // In-flight requests are done; commit whatever is still queued, then stop the writer.
-    let closing = store.clone();
-    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
-    result.map_err(ServerError::from)
+    /// Serves until `shutdown` completes, then lets in-flight requests finish and closes the
+    /// store (committing every append already queued), so nothing acknowledged is lost.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), NodeError> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_service_status("", ServingStatus::Serving).await;
+        health
+            .set_serving::<OperationsServiceServer<OperationsApi>>()
+            .await;
+        health
+            .set_serving::<AccountServiceServer<AccountApi>>()
+            .await;
+        if let Some(nats) = &self.nats {
+            follow_nats(health.clone(), nats.connected.clone());
+        }
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(keyplan_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(keyplan_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let operations = OperationsApi {
+            role: self.role.as_str(),
+            ack_mode: match self.ack {
+                AckMode::Local => "local",
+                AckMode::Replicated => "replicated",
+            },
+            store: self.store.clone(),
+            nats_connected: self.nats.as_ref().map(|n| n.connected.clone()),
+            relay: self.relay.clone(),
+            projections: self.projections.clone(),
+        };
+
+        let mut router = Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(OperationsServiceServer::new(operations))
+            .add_service(AccountServiceServer::new(AccountApi::new(
+                self.accounts.clone(),
+            )));
+        if let (Some(store), Some(repository)) = (&self.store, &self.repository) {
+            let mut commands = CommandApi::new(repository.clone());
+            if let (AckMode::Replicated, Some(relay)) = (self.ack, &self.relay) {
+                commands = commands.with_replication(relay.clone(), self.ack_timeout);
+            }
+            health
+                .set_serving::<CommandServiceServer<CommandApi>>()
+                .await;
+            health
+                .set_serving::<EventStoreServiceServer<EventStoreApi>>()
+                .await;
+            router = router
+                .add_service(CommandServiceServer::new(commands))
+                .add_service(EventStoreServiceServer::new(EventStoreApi::new(
+                    store.clone(),
+                )));
+        }
+        let result = router
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await;
+
+        // In-flight requests are done; commit whatever is still queued, then stop the writer.
+        if let Some(store) = self.store {
+            let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        }
+        if let Some(db) = self.projection_db {
+            let _ = db.flush_async().await;
+        }
+        result.map_err(NodeError::from)
+    }
+}
+
+/// Keeps the `keyplan.nats` health status in step with the NATS connection.
+fn follow_nats(health: HealthReporter, mut connected: tokio::sync::watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        loop {
+            let status = if *connected.borrow_and_update() {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            health.set_service_status(NATS_HEALTH, status).await;
+            if connected.changed().await.is_err() {
+                return;
+            }
+        }
+    });
 }

@@ -356,7 +356,12 @@ fn the_descriptor_set_describes_the_services_with_their_comments() {
         .collect();
     assert_eq!(
         services,
-        ["CommandService", "EventStoreService", "AccountService"]
+        [
+            "CommandService",
+            "EventStoreService",
+            "AccountService",
+            "OperationsService"
+        ]
     );
     assert!(fds
         .file

@@ -270,10 +270,9 @@ impl EventStore {
     pub fn checkpoint(&self, name: &str) -> Result<u64, StoreError> {
         match self.inner.checkpoints.get(name.as_bytes())? {
             Some(v) => {
-                let bytes: [u8; 8] = v
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt(format!("checkpoint {name:?} is not 8 bytes")))?;
+                let bytes: [u8; 8] = v.as_ref().try_into().map_err(|_| {
+                    StoreError::Corrupt(format!("checkpoint {name:?} is not 8 bytes"))
+                })?;
                 Ok(u64::from_be_bytes(bytes))
             }
             None => Ok(0),
@@ -282,7 +281,9 @@ impl EventStore {
 
     /// Records a named consumer's checkpoint (see [`EventStore::checkpoint`]).
     pub fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
-        self.inner.checkpoints.insert(name.as_bytes(), &position.to_be_bytes())?;
+        self.inner
+            .checkpoints
+            .insert(name.as_bytes(), &position.to_be_bytes())?;
         Ok(())
     }
 

@@ -1,0 +1,173 @@
+//! Starting and stopping the `keyplan` server under test, and connecting to it.
+//!
+//! Each measured configuration gets its own process over a fresh data directory, so that a
+//! result never depends on what ran before it (log size, index size, caches, sled's segments).
+//! The process is started exactly as the end-to-end tests start it (port 0, the address read
+//! from its stdout), so the harness needs no knowledge of free ports.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::{Channel, Endpoint};
+
+/// How long the server may take to start listening, or to stop after SIGTERM.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The line `keyplan serve` prints once it listens, followed by the address.
+const LISTENING_PREFIX: &str = "keyplan listening on ";
+
+/// The `keyplan` binary built alongside this one (`target/release/keyplan` next to
+/// `target/release/keyplan-bench`), so that a release build of both is all a run needs.
+pub fn default_binary() -> Result<PathBuf> {
+    Ok(std::env::current_exe()
+        .context("locating the keyplan-bench executable")?
+        .with_file_name("keyplan"))
+}
+
+/// A running `keyplan serve` over a temporary data directory (deleted when this is dropped;
+/// the process is killed then too, if [`KeyplanProcess::stop`] was not called).
+#[derive(Debug)]
+pub struct KeyplanProcess {
+    child: Child,
+    address: String,
+    log_path: PathBuf,
+    // Declared last: dropped after the child is killed.
+    _dir: TempDir,
+}
+
+impl KeyplanProcess {
+    /// Starts `binary` on a free loopback port over a fresh data directory and waits until it
+    /// listens.
+    pub async fn start(binary: &Path) -> Result<Self> {
+        if !binary.is_file() {
+            bail!(
+                "no keyplan binary at {}: build it with `cargo build --release -p keyplan` \
+                 (or pass --keyplan-bin PATH, or --server ADDR for a running server)",
+                binary.display()
+            );
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("keyplan-bench-server-")
+            .tempdir()
+            .context("creating a temporary directory for the server")?;
+        let data_dir = dir.path().join("data");
+        let log_path = dir.path().join("keyplan.log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let mut child = Command::new(binary)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data_dir)
+            .env("KEYPLAN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the server's stdout is not piped")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let waited = tokio::time::timeout(PROCESS_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(address) = line.strip_prefix(LISTENING_PREFIX) {
+                    return Ok(address.trim().to_owned());
+                }
+            }
+            bail!("keyplan exited before listening")
+        })
+        .await;
+        let address = match waited {
+            Ok(Ok(address)) => address,
+            Ok(Err(e)) => bail!("{e:#}; its log: {}", log_tail(&log_path)),
+            Err(_) => bail!(
+                "keyplan did not listen within {PROCESS_TIMEOUT:?}; its log: {}",
+                log_tail(&log_path)
+            ),
+        };
+        // Keep draining stdout so that the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Self {
+            child,
+            address,
+            log_path,
+            _dir: dir,
+        })
+    }
+
+    /// The address it listens on (`127.0.0.1:PORT`).
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Stops it the way an operator would (SIGTERM: finish in-flight requests, close the
+    /// store), falling back to SIGKILL if it does not exit in time, and removes its data.
+    pub async fn stop(mut self) -> Result<()> {
+        let Some(pid) = self.child.id() else {
+            bail!(
+                "keyplan had already exited; its log: {}",
+                log_tail(&self.log_path)
+            );
+        };
+        // `kill` rather than a signal crate: the workspace forbids unsafe code, and this runs
+        // once per configuration.
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .context("running kill -TERM")?;
+        if !sent.success() {
+            self.child.kill().await.context("killing keyplan")?;
+            bail!("kill -TERM {pid} failed ({sent}); killed keyplan instead");
+        }
+        match tokio::time::timeout(PROCESS_TIMEOUT, self.child.wait()).await {
+            Ok(status) => {
+                let status = status.context("waiting for keyplan to exit")?;
+                if !status.success() {
+                    bail!(
+                        "keyplan exited with {status}; its log: {}",
+                        log_tail(&self.log_path)
+                    );
+                }
+                Ok(())
+            }
+            Err(_) => {
+                self.child.kill().await.context("killing keyplan")?;
+                bail!("keyplan did not stop within {PROCESS_TIMEOUT:?} of SIGTERM; killed it")
+            }
+        }
+    }
+}
+
+/// The last lines of the server's log, for error messages.
+fn log_tail(path: &Path) -> String {
+    match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => "(empty)".into(),
+        Ok(text) => {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        }
+        Err(e) => format!("(unreadable: {e})"),
+    }
+}
+
+/// A new gRPC channel (its own HTTP/2 connection) to `address` (`host:port` or a URI).
+pub async fn connect(address: &str) -> Result<Channel> {
+    let uri = if address.contains("://") {
+        address.to_owned()
+    } else {
+        format!("http://{address}")
+    };
+    Endpoint::from_shared(uri.clone())
+        .with_context(|| format!("invalid server address {uri}"))?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {uri}"))
+}

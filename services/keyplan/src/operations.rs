@@ -1,0 +1,62 @@
+//! `keyplan.v1.OperationsService`: what an operator needs to see of a running node.
+
+use keyplan_fanout::Relay;
+use keyplan_projection::ProjectionHandle;
+use keyplan_proto::pb;
+use keyplan_proto::pb::operations_service_server::OperationsService;
+use keyplan_store::EventStore;
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+/// The node's moving parts, as far as they exist in its role.
+#[derive(Debug, Clone)]
+pub struct OperationsApi {
+    /// Role name.
+    pub role: &'static str,
+    /// Ack mode name.
+    pub ack_mode: &'static str,
+    /// The local log, if this node has one.
+    pub store: Option<EventStore>,
+    /// The NATS connection state, if NATS is configured.
+    pub nats_connected: Option<watch::Receiver<bool>>,
+    /// The relay, if this node publishes.
+    pub relay: Option<Relay>,
+    /// Projections running here.
+    pub projections: Vec<ProjectionHandle>,
+}
+
+#[tonic::async_trait]
+impl OperationsService for OperationsApi {
+    async fn get_status(
+        &self,
+        _: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::NodeStatus>, Status> {
+        let relay = self.relay.as_ref().map(|relay| {
+            let status = relay.status();
+            let (lag_positions, lag_seconds) = relay.lag();
+            pb::RelayStatus {
+                published_position: status.published_position,
+                lag_positions,
+                lag_seconds,
+                running: status.running,
+                last_error: status.last_error.unwrap_or_default(),
+            }
+        });
+        Ok(Response::new(pb::NodeStatus {
+            role: self.role.into(),
+            head_position: self.store.as_ref().map_or(0, EventStore::head),
+            nats_configured: self.nats_connected.is_some(),
+            nats_connected: self.nats_connected.as_ref().is_some_and(|c| *c.borrow()),
+            relay,
+            projections: self
+                .projections
+                .iter()
+                .map(|p| pb::ProjectionStatus {
+                    name: p.name().into(),
+                    position: p.position(),
+                })
+                .collect(),
+            ack_mode: self.ack_mode.into(),
+        }))
+    }
+}

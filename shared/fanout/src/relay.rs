@@ -1,0 +1,319 @@
+//! The outbox relay: publishes the committed log to JetStream, in order, exactly once in
+//! effect.
+//!
+//! # How "exactly once" holds
+//! - Every event is published with `Nats-Msg-Id` = its event id (JetStream drops a repeat
+//!   within the duplicate window) and `Nats-Expected-Last-Sequence` = its position - 1
+//!   (JetStream refuses it unless it is the next one). Together they make the JetStream
+//!   sequence equal the global position, forever.
+//! - On (re)start and after any error, the relay reconciles with JetStream instead of trusting
+//!   its own checkpoint: the stream's last sequence says what is published. It checks that the
+//!   message there carries the event id the log has at that position (otherwise the stream
+//!   belongs to another log, and the relay stops rather than publish over it), then resumes
+//!   at the next position. If the stream lost messages (recreated, purged), the relay
+//!   republishes the missing tail from the log, which still has everything.
+//! - Appends never wait for NATS (unless the server runs with `--ack replicated`): while NATS
+//!   is down the relay retries with backoff, and its lag grows, visibly.
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{
+    self,
+    context::{PublishAckFuture, PublishError},
+    message::PublishMessage,
+    publish::PublishAck,
+};
+use futures::stream::{FuturesOrdered, StreamExt};
+use keyplan_proto::convert::recorded_event_to_proto;
+use keyplan_store::{EventFilter, EventStore, RecordedEvent};
+use prost::Message as _;
+use tokio::sync::watch;
+
+use crate::config::StreamSettings;
+use crate::stream::ensure_stream;
+use crate::subjects;
+use crate::FanoutError;
+
+/// Name of the relay's checkpoint in the store.
+pub const CHECKPOINT: &str = "nats-relay";
+
+/// Publishes in flight before the relay waits for acknowledgements.
+const MAX_IN_FLIGHT: usize = 512;
+
+/// How often the checkpoint is saved while publishing.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// What the relay reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayStatus {
+    /// Last position JetStream has acknowledged.
+    pub published_position: u64,
+    /// Recorded-at (µs) of the last published event (0 if none).
+    pub published_recorded_at_micros: i64,
+    /// Whether the relay is currently publishing (connected and reconciled).
+    pub running: bool,
+    /// The last error, if the relay is retrying.
+    pub last_error: Option<String>,
+}
+
+/// The relay task's handle: status and lag.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    status: watch::Receiver<RelayStatus>,
+    store: EventStore,
+}
+
+impl Relay {
+    /// Starts the relay on the current tokio runtime.
+    pub fn spawn(store: EventStore, js: jetstream::Context, settings: StreamSettings) -> Relay {
+        let initial = RelayStatus {
+            published_position: store.checkpoint(CHECKPOINT).unwrap_or(0),
+            ..RelayStatus::default()
+        };
+        let (tx, rx) = watch::channel(initial);
+        let task_store = store.clone();
+        tokio::spawn(async move { run(task_store, js, settings, tx).await });
+        Relay { status: rx, store }
+    }
+
+    /// The relay's current status.
+    pub fn status(&self) -> RelayStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A feed of the relay's status (e.g. to wait until a position is replicated).
+    pub fn watch(&self) -> watch::Receiver<RelayStatus> {
+        self.status.clone()
+    }
+
+    /// Lag: positions committed but not yet acknowledged by JetStream, and the age in seconds
+    /// of the oldest of them (0 when caught up).
+    pub fn lag(&self) -> (u64, f64) {
+        let status = self.status();
+        let head = self.store.head();
+        let behind = head.saturating_sub(status.published_position);
+        if behind == 0 {
+            return (0, 0.0);
+        }
+        let oldest = self
+            .store
+            .read_at(status.published_position + 1)
+            .ok()
+            .flatten()
+            .map(|e| e.recorded_at_micros)
+            .unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        (behind, ((now - oldest).max(0) as f64) / 1e6)
+    }
+
+    /// Waits until JetStream has acknowledged `position`, or `timeout` passes.
+    pub async fn wait_published(&self, position: u64, timeout: Duration) -> bool {
+        let mut status = self.status.clone();
+        tokio::time::timeout(
+            timeout,
+            status.wait_for(|s| s.published_position >= position),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+}
+
+async fn run(
+    store: EventStore,
+    js: jetstream::Context,
+    settings: StreamSettings,
+    status: watch::Sender<RelayStatus>,
+) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let started = Instant::now();
+        let error = match publish_until_error(&store, &js, &settings, &status).await {
+            Ok(()) => return, // the store closed
+            Err(e) => e,
+        };
+        let mismatch = matches!(error, FanoutError::Mismatch(_));
+        if mismatch {
+            tracing::error!(error = %error, "relay stopped publishing: the JetStream stream does not match the log");
+        } else {
+            tracing::warn!(error = %error, retry_in = ?backoff, "relay interrupted; will reconcile and resume");
+        }
+        status.send_modify(|s| {
+            s.running = false;
+            s.last_error = Some(error.to_string());
+        });
+        if started.elapsed() > Duration::from_secs(10) {
+            backoff = Duration::from_millis(50);
+        }
+        tokio::time::sleep(if mismatch {
+            Duration::from_secs(30)
+        } else {
+            backoff
+        })
+        .await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Reconciles with JetStream, then publishes until something fails.
+async fn publish_until_error(
+    store: &EventStore,
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+    status: &watch::Sender<RelayStatus>,
+) -> Result<(), FanoutError> {
+    let mut stream = ensure_stream(js, settings).await?;
+    let last = stream
+        .info()
+        .await
+        .map_err(|e| FanoutError::JetStream(format!("stream info: {e}")))?
+        .state
+        .last_sequence;
+    let head = store.head();
+    if last > head {
+        return Err(FanoutError::Mismatch(format!(
+            "stream {} has sequence {last}, but the log ends at position {head}",
+            settings.name
+        )));
+    }
+    if last > 0 {
+        check_same_event(store, &stream, last).await?;
+    }
+    let checkpoint = store.checkpoint(CHECKPOINT)?;
+    if checkpoint != last {
+        tracing::info!(
+            checkpoint,
+            jetstream = last,
+            "relay resumes from JetStream's last sequence"
+        );
+    }
+    store.save_checkpoint(CHECKPOINT, last)?;
+    let recorded_at = match store.read_at(last)? {
+        Some(e) => e.recorded_at_micros,
+        None => 0,
+    };
+    status.send_modify(|s| {
+        s.published_position = last;
+        s.published_recorded_at_micros = recorded_at;
+        s.running = true;
+        s.last_error = None;
+    });
+
+    let mut feed = store.subscribe(last + 1, EventFilter::default());
+    let mut in_flight: FuturesOrdered<AckFuture> = FuturesOrdered::new();
+    let mut last_saved = Instant::now();
+    let mut open = true;
+    loop {
+        tokio::select! {
+            biased;
+            Some((position, recorded_at, ack)) = in_flight.next(), if !in_flight.is_empty() => {
+                let ack: PublishAck = ack.map_err(|e: PublishError| {
+                    FanoutError::JetStream(format!("publish of position {position} not acknowledged: {e}"))
+                })?;
+                if ack.sequence != position {
+                    return Err(FanoutError::Mismatch(format!(
+                        "position {position} was stored as JetStream sequence {}",
+                        ack.sequence
+                    )));
+                }
+                status.send_modify(|s| {
+                    s.published_position = position;
+                    s.published_recorded_at_micros = recorded_at;
+                });
+                if last_saved.elapsed() >= CHECKPOINT_EVERY || in_flight.is_empty() {
+                    store.save_checkpoint(CHECKPOINT, position)?;
+                    last_saved = Instant::now();
+                }
+            }
+            next = feed.next(), if open && in_flight.len() < MAX_IN_FLIGHT => match next {
+                None => open = false,
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(event)) => {
+                    let ack = publish(js, settings, &event).await?;
+                    let (position, recorded_at) = (event.global_position, event.recorded_at_micros);
+                    in_flight.push_back(Box::pin(async move { (position, recorded_at, ack.await) }));
+                }
+            },
+            else => return Ok(()),
+        }
+    }
+}
+
+/// A pending acknowledgement: position, recorded-at, and JetStream's answer.
+type AckFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (u64, i64, Result<PublishAck, PublishError>)> + Send>,
+>;
+
+/// Publishes one event as the next JetStream sequence.
+async fn publish(
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+    event: &RecordedEvent,
+) -> Result<PublishAckFuture, FanoutError> {
+    let payload = recorded_event_to_proto(event)?.encode_to_vec();
+    let message = PublishMessage::build()
+        .payload(payload.into())
+        .message_id(event.event_id.to_string())
+        .expected_last_sequence(event.global_position - 1)
+        .header(subjects::EVENT_ID, event.event_id.to_string().as_str())
+        .header(
+            subjects::POSITION,
+            event.global_position.to_string().as_str(),
+        )
+        .header(
+            subjects::STREAM_VERSION,
+            event.stream_version.to_string().as_str(),
+        )
+        .header(subjects::EVENT_TYPE, event.event_type.as_str())
+        .header(
+            subjects::SCHEMA_VERSION,
+            event.schema_version.to_string().as_str(),
+        )
+        .header(subjects::TENANT, event.stream.tenant.as_str())
+        .header(subjects::ACCOUNT, event.stream.stream.as_str());
+    js.send_publish(
+        subjects::subject_for(&settings.subject_prefix, event),
+        message,
+    )
+    .await
+    .map_err(|e| {
+        FanoutError::JetStream(format!(
+            "publishing position {}: {e}",
+            event.global_position
+        ))
+    })
+}
+
+/// Checks that JetStream's message at `sequence` is the log's event at that position.
+async fn check_same_event(
+    store: &EventStore,
+    stream: &jetstream::stream::Stream,
+    sequence: u64,
+) -> Result<(), FanoutError> {
+    let Some(event) = store.read_at(sequence)? else {
+        return Err(FanoutError::Mismatch(format!(
+            "the log has no position {sequence}"
+        )));
+    };
+    let message = match stream.get_raw_message(sequence).await {
+        Ok(m) => m,
+        // Expired by max-age or max-bytes: nothing to compare, the sequence still holds.
+        Err(e) => {
+            tracing::debug!(sequence, error = %e, "last JetStream message not readable; trusting its sequence");
+            return Ok(());
+        }
+    };
+    let id = message
+        .headers
+        .get(subjects::EVENT_ID)
+        .map(|v| v.as_str().to_owned());
+    if id.as_deref() != Some(event.event_id.to_string().as_str()) {
+        return Err(FanoutError::Mismatch(format!(
+            "JetStream sequence {sequence} holds event {id:?}, the log has {} there",
+            event.event_id
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! Projections: read models built by consuming Keyplan's events in global order.
+//!
+//! A [`Projection`] folds events into in-memory state and, once per batch, writes what changed
+//! into its own sled tree. The [`runner`] stores the projection's checkpoint (the last global
+//! position applied) **in the same sled batch** as the state change, and sled applies a batch
+//! atomically and recovers a prefix of batches after a crash, so a crash can lose recent work
+//! but never apply an event twice or skip one: the projection reloads its state as of its
+//! checkpoint and continues from the next position.
+//!
+//! Events come from a [`source`]: the local log (all-in-one process) or JetStream (a separate
+//! projections process). Both speak global positions, since the JetStream sequence equals the
+//! position.
+
+pub mod event;
+pub mod runner;
+pub mod source;
+
+pub use event::ProjectedEvent;
+pub use runner::{Projection, ProjectionHandle, ProjectionRunner};
+pub use source::EventSource;
+
+use thiserror::Error;
+
+/// Why a projection stopped.
+#[derive(Debug, Error)]
+pub enum ProjectionError {
+    /// sled failed.
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// The local log failed.
+    #[error(transparent)]
+    Store(#[from] keyplan_store::StoreError),
+    /// An event cannot be decoded.
+    #[error("event at position {position} cannot be decoded: {reason}")]
+    Decode {
+        /// Where.
+        position: u64,
+        /// Why.
+        reason: String,
+    },
+    /// JetStream failed.
+    #[error("JetStream: {0}")]
+    JetStream(String),
+    /// The source skipped or repeated a position.
+    #[error("expected position {expected}, got {got}: {hint}")]
+    OutOfOrder {
+        /// Next position the projection needs.
+        expected: u64,
+        /// Position the source delivered.
+        got: u64,
+        /// What to do about it.
+        hint: &'static str,
+    },
+    /// The projection's stored state is unreadable.
+    #[error("stored state of projection {name} is corrupt: {reason}")]
+    Corrupt {
+        /// Projection.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}

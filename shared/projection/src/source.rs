@@ -1,0 +1,138 @@
+//! Where projections read events from: the local log or JetStream.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
+use futures::StreamExt;
+use keyplan_fanout::subjects::all_subjects;
+use keyplan_fanout::StreamSettings;
+use keyplan_proto::pb;
+use keyplan_store::{EventFilter, EventStore, Subscription};
+use prost::Message as _;
+
+use crate::event::ProjectedEvent;
+use crate::ProjectionError;
+
+/// A source of events in global order.
+#[derive(Debug, Clone)]
+pub enum EventSource {
+    /// This process's own log (the all-in-one and ingest roles).
+    Local(EventStore),
+    /// The JetStream stream the relay publishes to (the projections role).
+    JetStream {
+        /// JetStream context.
+        context: jetstream::Context,
+        /// The stream's settings (name, subject prefix).
+        stream: StreamSettings,
+    },
+}
+
+/// An open feed of events from a position on.
+pub enum Feed {
+    /// From the local log.
+    Local(Subscription),
+    /// From an ordered JetStream consumer.
+    JetStream(jetstream::consumer::pull::Ordered),
+}
+
+impl std::fmt::Debug for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Feed::Local(_) => "Feed::Local",
+            Feed::JetStream(_) => "Feed::JetStream",
+        })
+    }
+}
+
+impl EventSource {
+    /// Opens a feed starting at `from` (inclusive, >= 1).
+    pub async fn open(&self, from: u64) -> Result<Feed, ProjectionError> {
+        match self {
+            EventSource::Local(store) => {
+                Ok(Feed::Local(store.subscribe(from, EventFilter::default())))
+            }
+            EventSource::JetStream { context, stream } => {
+                let js_stream = context.get_stream(&stream.name).await.map_err(|e| {
+                    ProjectionError::JetStream(format!("stream {}: {e}", stream.name))
+                })?;
+                let consumer = js_stream
+                    .create_consumer(OrderedConfig {
+                        filter_subject: all_subjects(&stream.subject_prefix),
+                        deliver_policy: DeliverPolicy::ByStartSequence {
+                            start_sequence: from,
+                        },
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|e| ProjectionError::JetStream(format!("creating consumer: {e}")))?;
+                let messages = consumer
+                    .messages()
+                    .await
+                    .map_err(|e| ProjectionError::JetStream(format!("consuming: {e}")))?;
+                Ok(Feed::JetStream(messages))
+            }
+        }
+    }
+
+    /// The last position the source holds now (to tell when a rebuild has caught up).
+    pub async fn head(&self) -> Result<u64, ProjectionError> {
+        match self {
+            EventSource::Local(store) => Ok(store.head()),
+            EventSource::JetStream { context, stream } => {
+                let mut s = context.get_stream(&stream.name).await.map_err(|e| {
+                    ProjectionError::JetStream(format!("stream {}: {e}", stream.name))
+                })?;
+                let info = s
+                    .info()
+                    .await
+                    .map_err(|e| ProjectionError::JetStream(format!("stream info: {e}")))?;
+                Ok(info.state.last_sequence)
+            }
+        }
+    }
+}
+
+impl Feed {
+    /// Waits for the next event (`None` when the source closed).
+    pub async fn next(&mut self) -> Option<Result<ProjectedEvent, ProjectionError>> {
+        match self {
+            Feed::Local(subscription) => {
+                let next = subscription.next().await?;
+                Some(
+                    next.map_err(ProjectionError::from)
+                        .and_then(|r| ProjectedEvent::from_recorded(&r)),
+                )
+            }
+            Feed::JetStream(messages) => {
+                let message = match messages.next().await? {
+                    Ok(m) => m,
+                    Err(e) => return Some(Err(ProjectionError::JetStream(e.to_string()))),
+                };
+                let sequence = match message.info() {
+                    Ok(info) => info.stream_sequence,
+                    Err(e) => {
+                        return Some(Err(ProjectionError::JetStream(format!(
+                            "message info: {e}"
+                        ))))
+                    }
+                };
+                Some(
+                    pb::Event::decode(message.payload.as_ref())
+                        .map_err(|e| ProjectionError::Decode {
+                            position: sequence,
+                            reason: e.to_string(),
+                        })
+                        .and_then(|event| ProjectedEvent::from_proto(sequence, event)),
+                )
+            }
+        }
+    }
+
+    /// Takes the next event if one arrives within `wait`.
+    pub async fn next_within(
+        &mut self,
+        wait: Duration,
+    ) -> Option<Option<Result<ProjectedEvent, ProjectionError>>> {
+        tokio::time::timeout(wait, self.next()).await.ok()
+    }
+}
