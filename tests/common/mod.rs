@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod fixtures;
+pub mod nats;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -26,6 +27,11 @@ pub struct Server {
 impl Server {
     /// Starts the binary on a free port over `data_dir` and waits until it serves.
     pub async fn start(data_dir: &Path) -> Server {
+        Server::start_with(data_dir, &[]).await
+    }
+
+    /// As [`Server::start`], with extra `keyplan serve` arguments.
+    pub async fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -34,6 +40,7 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_keyplan"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .env("KEYPLAN_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -80,6 +87,14 @@ impl Server {
 
     pub fn accounts(&self) -> AccountServiceClient<Channel> {
         AccountServiceClient::new(self.channel.clone())
+    }
+
+    pub fn operations(
+        &self,
+    ) -> keyplan_proto::pb::operations_service_client::OperationsServiceClient<Channel> {
+        keyplan_proto::pb::operations_service_client::OperationsServiceClient::new(
+            self.channel.clone(),
+        )
     }
 
     pub fn channel(&self) -> Channel {

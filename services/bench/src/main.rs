@@ -52,6 +52,11 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     keyplan_bin: Option<PathBuf>,
 
+    /// Run only these configurations, `CLIENTSxEVENTS` (e.g. `--config 16x1 --config 64x16`),
+    /// instead of the default grid (1 / 16 / 64 clients x 1 / 16 events per request).
+    #[arg(long = "config", value_name = "CLIENTSxEVENTS", value_parser = parse_config)]
+    configs: Vec<Config>,
+
     /// PostgreSQL to compare with (libpq key=value or URL form); skipped if unreachable.
     #[arg(
         long,
@@ -70,6 +75,26 @@ enum Scenario {
     Raw,
     /// Everything (today the same as `append`, which includes the baselines).
     All,
+}
+
+/// Parses `CLIENTSxEVENTS`, e.g. `16x1`.
+fn parse_config(text: &str) -> Result<Config, String> {
+    let (clients, events) = text
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("expected CLIENTSxEVENTS (e.g. 16x1), got {text:?}"))?;
+    let number = |s: &str, what: &str, max: usize| -> Result<usize, String> {
+        match s.trim().parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(format!(
+                "{what} must be a number from 1 to {max}, got {s:?}"
+            )),
+        }
+    };
+    Ok(Config {
+        clients: number(clients, "clients", 1000)?,
+        // ExecuteBatch takes at most 100 commands.
+        events_per_request: number(events, "events per request", 100)?,
+    })
 }
 
 #[tokio::main]
@@ -93,7 +118,9 @@ async fn main() -> Result<()> {
     let settings = Settings {
         duration,
         warmup: duration / 10,
-        configs: if cli.quick {
+        configs: if !cli.configs.is_empty() {
+            cli.configs
+        } else if cli.quick {
             Config::quick()
         } else {
             Config::full()

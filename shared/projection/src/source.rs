@@ -13,8 +13,10 @@ use prost::Message as _;
 use crate::event::ProjectedEvent;
 use crate::ProjectionError;
 
-/// A source of events in global order.
+/// A source of events in global order (built once per projection, so the size difference
+/// between variants does not matter).
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
 pub enum EventSource {
     /// This process's own log (the all-in-one and ingest roles).
     Local(EventStore),
@@ -27,7 +29,8 @@ pub enum EventSource {
     },
 }
 
-/// An open feed of events from a position on.
+/// An open feed of events from a position on (one per running projection).
+#[allow(clippy::large_enum_variant)]
 pub enum Feed {
     /// From the local log.
     Local(Subscription),

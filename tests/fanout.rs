@@ -1,0 +1,426 @@
+//! Fan-out over NATS JetStream with a real `nats-server` (started per test on a free port),
+//! real `keyplan` processes, kills and restarts.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::fixtures::*;
+use common::nats::{stream_messages, NatsServer};
+use common::{read_all, Server};
+use futures::StreamExt;
+use keyplan_proto::pb;
+use prost::Message;
+
+/// Waits until the relay has published everything the log holds.
+async fn wait_published(server: &Server) -> pb::NodeStatus {
+    for _ in 0..600 {
+        let status = server
+            .operations()
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let relay = status.relay.clone().unwrap();
+        if relay.running
+            && relay.published_position == status.head_position
+            && relay.lag_positions == 0
+        {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the relay did not catch up");
+}
+
+/// JetStream holds exactly the log: sequence == position, same event ids, in order, once.
+async fn assert_stream_equals_log(nats: &NatsServer, server: &Server) -> usize {
+    let log = read_all(server).await;
+    let messages = stream_messages(&nats.url(), "KEYPLAN").await;
+    assert_eq!(messages.len(), log.len(), "one JetStream message per event");
+    for (message, event) in messages.iter().zip(&log) {
+        let meta = event.metadata.as_ref().unwrap();
+        assert_eq!(message.sequence, meta.global_position);
+        assert_eq!(
+            message.headers.get("Keyplan-Position").unwrap().as_str(),
+            meta.global_position.to_string()
+        );
+        assert_eq!(
+            message.headers.get("Nats-Msg-Id").unwrap().as_str(),
+            meta.event_id
+        );
+        assert_eq!(
+            message.subject.as_str(),
+            format!(
+                "keyplan.{}.{}.{}",
+                meta.tenant, meta.account_id, meta.event_type
+            )
+        );
+        let decoded = pb::Event::decode(message.payload.as_ref()).unwrap();
+        assert_eq!(
+            &decoded, event,
+            "the payload is the protobuf form of the event"
+        );
+    }
+    log.len()
+}
+
+#[tokio::test]
+async fn every_event_reaches_jetstream_once_in_order_with_sequence_equal_to_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats")).await;
+    let server = Server::start_with(&dir.path().join("data"), &["--nats-url", &nats.url()]).await;
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let mut c = server.commands();
+        let account = format!("account-{w}");
+        onboard(&server, &account).await;
+        writers.push(tokio::spawn(async move {
+            for i in 0..25 {
+                c.execute(request(
+                    &account,
+                    interaction(&format!("call-{i}"), "cfo", i),
+                ))
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    wait_published(&server).await;
+    assert_eq!(assert_stream_equals_log(&nats, &server).await, 8 * (5 + 25));
+}
+
+#[tokio::test]
+async fn a_nats_outage_delays_fan_out_but_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsServer::start(&dir.path().join("nats")).await;
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--nats-url", &nats.url(), "--nats-max-reconnect-ms", "200"],
+    )
+    .await;
+    onboard(&server, "globex").await;
+    let mut c = server.commands();
+    for i in 0..50 {
+        c.execute(request(
+            "globex",
+            interaction(&format!("before-{i}"), "cfo", i),
+        ))
+        .await
+        .unwrap();
+    }
+    nats.stop().await;
+    // Appends keep working while NATS is down, and the lag is visible.
+    for i in 0..100 {
+        c.execute(request(
+            "globex",
+            interaction(&format!("during-{i}"), "cfo", i),
+        ))
+        .await
+        .unwrap();
+    }
+    let status = server
+        .operations()
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        status.relay.unwrap().lag_positions > 0,
+        "the relay reports its lag while NATS is down"
+    );
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel());
+    let mut nats_down_seen = false;
+    for _ in 0..100 {
+        let h = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "keyplan.nats".into(),
+            })
+            .await
+            .unwrap();
+        if h.into_inner().status
+            == tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
+        {
+            nats_down_seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(nats_down_seen, "health reports NATS as not serving");
+
+    nats.restart().await;
+    for i in 0..50 {
+        c.execute(request(
+            "globex",
+            interaction(&format!("after-{i}"), "cfo", i),
+        ))
+        .await
+        .unwrap();
+    }
+    wait_published(&server).await;
+    assert_eq!(assert_stream_equals_log(&nats, &server).await, 5 + 200);
+}
+
+#[tokio::test]
+async fn killing_the_relaying_process_mid_stream_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats")).await;
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &["--nats-url", &nats.url()]).await;
+    onboard(&server, "globex").await;
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let mut c = server.commands();
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                if c.execute(request(
+                    "globex",
+                    interaction(&format!("w{w}-{i}"), "cfo", i),
+                ))
+                .await
+                .is_err()
+                {
+                    return;
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    server.kill().await;
+    for w in writers {
+        w.await.unwrap();
+    }
+    let server = Server::start_with(&data, &["--nats-url", &nats.url()]).await;
+    wait_published(&server).await;
+    let n = assert_stream_equals_log(&nats, &server).await;
+    assert!(n > 50, "the load was real: {n} events");
+}
+
+#[tokio::test]
+async fn a_command_on_an_ingest_node_is_visible_on_a_projections_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats")).await;
+    let ingest = Server::start_with(
+        &dir.path().join("ingest"),
+        &["--role", "ingest", "--nats-url", &nats.url()],
+    )
+    .await;
+    let projections = Server::start_with(
+        &dir.path().join("projections"),
+        &["--role", "projections", "--nats-url", &nats.url()],
+    )
+    .await;
+    let second = Server::start_with(
+        &dir.path().join("projections-2"),
+        &["--role", "projections", "--nats-url", &nats.url()],
+    )
+    .await;
+    onboard(&ingest, "globex").await;
+    let written = ingest
+        .commands()
+        .execute(request("globex", interaction("call-1", "cfo", 60)))
+        .await
+        .unwrap()
+        .into_inner();
+    for node in [&projections, &second] {
+        let account = node
+            .accounts()
+            .get_account(pb::GetAccountRequest {
+                tenant: TENANT.into(),
+                account_id: "globex".into(),
+                min_position: written.last_position,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(account.name, "Globex Corporation");
+        assert_eq!(account.version, written.last_version);
+        assert_eq!(account.interactions.len(), 1);
+        assert_eq!(account.stakeholders[0].name, "Lee Park");
+    }
+    // The projections node has no log: commands are not served there.
+    let refused = projections
+        .commands()
+        .execute(request("globex", interaction("call-2", "cfo", 60)))
+        .await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::Unimplemented);
+
+    // A restarted projections node resumes from its checkpoint without double counting.
+    projections.kill().await;
+    ingest
+        .commands()
+        .execute(request("globex", interaction("call-3", "cfo", 60)))
+        .await
+        .unwrap();
+    let restarted = Server::start_with(
+        &dir.path().join("projections"),
+        &["--role", "projections", "--nats-url", &nats.url()],
+    )
+    .await;
+    let head = common::head(&ingest).await;
+    let account = restarted
+        .accounts()
+        .get_account(pb::GetAccountRequest {
+            tenant: TENANT.into(),
+            account_id: "globex".into(),
+            min_position: head,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(account.interactions.len(), 2);
+    assert_eq!(account.version, 7);
+}
+
+#[tokio::test]
+async fn watchers_see_the_same_events_in_the_same_order_and_late_ones_catch_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    onboard(&server, "globex").await;
+    onboard(&server, "initech").await;
+    let watch = |from| pb::WatchRequest {
+        tenant: TENANT.into(),
+        account_id: "globex".into(),
+        from_position: from,
+    };
+    let mut watchers = Vec::new();
+    for _ in 0..3 {
+        watchers.push(server.events().watch(watch(0)).await.unwrap().into_inner());
+    }
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let mut c = server.commands();
+        writers.push(tokio::spawn(async move {
+            for i in 0..20 {
+                for account in ["globex", "initech"] {
+                    c.execute(request(
+                        account,
+                        interaction(&format!("w{w}-{i}"), "cfo", i),
+                    ))
+                    .await
+                    .unwrap();
+                }
+            }
+        }));
+    }
+    for w in writers {
+        w.await.unwrap();
+    }
+    let expected = 5 + 80;
+    let mut seen: Vec<Vec<(u64, String)>> = Vec::new();
+    for watcher in &mut watchers {
+        let mut events = Vec::new();
+        for _ in 0..expected {
+            let e = watcher.next().await.unwrap().unwrap();
+            let m = e.metadata.unwrap();
+            assert_eq!(
+                m.account_id, "globex",
+                "an account watch sees only that account"
+            );
+            events.push((m.global_position, m.event_id));
+        }
+        seen.push(events);
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "every watcher sees the same events in the same order"
+    );
+    assert!(
+        seen[0].windows(2).all(|w| w[0].0 < w[1].0),
+        "in global order"
+    );
+    // A late watcher catches up first, then gets the same sequence.
+    let mut late = server.events().watch(watch(0)).await.unwrap().into_inner();
+    let mut late_events = Vec::new();
+    for _ in 0..expected {
+        let m = late.next().await.unwrap().unwrap().metadata.unwrap();
+        late_events.push((m.global_position, m.event_id));
+    }
+    assert_eq!(late_events, seen[0]);
+    // A tenant watch sees both accounts.
+    let mut tenant = server
+        .events()
+        .watch(pb::WatchRequest {
+            tenant: TENANT.into(),
+            account_id: String::new(),
+            from_position: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut accounts: HashMap<String, usize> = HashMap::new();
+    for _ in 0..(2 * expected) {
+        *accounts
+            .entry(
+                tenant
+                    .next()
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .metadata
+                    .unwrap()
+                    .account_id,
+            )
+            .or_default() += 1;
+    }
+    assert_eq!(accounts.get("globex"), Some(&expected));
+    assert_eq!(accounts.get("initech"), Some(&expected));
+}
+
+#[tokio::test]
+async fn replicated_acks_wait_for_jetstream_and_say_so_when_it_is_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = NatsServer::start(&dir.path().join("nats")).await;
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "--nats-url",
+            &nats.url(),
+            "--ack",
+            "replicated",
+            "--ack-timeout-ms",
+            "700",
+            "--nats-max-reconnect-ms",
+            "200",
+        ],
+    )
+    .await;
+    onboard(&server, "globex").await;
+    let status = server
+        .operations()
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.relay.unwrap().published_position,
+        status.head_position,
+        "acknowledged means replicated"
+    );
+
+    nats.stop().await;
+    let call = keyed(
+        request("globex", interaction("call-1", "cfo", 60)),
+        "call-1",
+    );
+    let err = server.commands().execute(call.clone()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::DeadlineExceeded, "{err:?}");
+    assert!(
+        err.message().contains("stored durably"),
+        "{}",
+        err.message()
+    );
+    nats.restart().await;
+    let retried = server.commands().execute(call).await.unwrap().into_inner();
+    assert!(
+        retried.deduplicated,
+        "the retry confirms the stored command instead of storing it twice"
+    );
+    wait_published(&server).await;
+    assert_stream_equals_log(&nats, &server).await;
+}
