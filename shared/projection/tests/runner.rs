@@ -1,0 +1,165 @@
+//! The projection runner over a real local log and real sled files.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use keyplan_domain::codec;
+use keyplan_domain::events::{AccountEvent, AccountRegistered};
+use keyplan_domain::values::Tier;
+use keyplan_projection::runner::RESERVED_PREFIX;
+use keyplan_projection::{
+    EventSource, ProjectedEvent, Projection, ProjectionError, ProjectionRunner,
+};
+use keyplan_store::{
+    AppendMetadata, AppendRequest, EventStore, ExpectedVersion, ProposedEvent, StoreConfig,
+    StreamId,
+};
+
+/// Counts events per account, persisted as one key per account.
+#[derive(Clone, Default)]
+struct Counts {
+    inner: Arc<Mutex<(BTreeMap<String, u64>, Vec<String>)>>,
+}
+
+impl Counts {
+    fn get(&self) -> BTreeMap<String, u64> {
+        self.inner.lock().unwrap().0.clone()
+    }
+}
+
+impl Projection for Counts {
+    fn name(&self) -> &'static str {
+        "counts"
+    }
+    fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
+        let mut inner = self.inner.lock().unwrap();
+        inner.0.clear();
+        for entry in tree.iter() {
+            let (k, v) = entry?;
+            if k.first() == Some(&RESERVED_PREFIX) {
+                continue;
+            }
+            inner.0.insert(
+                String::from_utf8(k.to_vec()).unwrap(),
+                u64::from_be_bytes(v.as_ref().try_into().unwrap()),
+            );
+        }
+        Ok(())
+    }
+    fn apply(&self, event: &ProjectedEvent) {
+        let mut inner = self.inner.lock().unwrap();
+        *inner.0.entry(event.account.clone()).or_default() += 1;
+        inner.1.push(event.account.clone());
+    }
+    fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
+        let mut inner = self.inner.lock().unwrap();
+        let dirty: Vec<String> = inner.1.drain(..).collect();
+        for account in dirty {
+            let n = inner.0[&account];
+            batch.insert(account.as_bytes(), &n.to_be_bytes());
+        }
+        Ok(())
+    }
+}
+
+async fn append(store: &EventStore, account: &str, n: usize) {
+    for _ in 0..n {
+        let encoded = codec::encode(&AccountEvent::AccountRegistered(AccountRegistered {
+            name: "x".into(),
+            industry: "x".into(),
+            region: "x".into(),
+            headquarters: "x".into(),
+            tier: Tier::Key,
+        }));
+        store
+            .append(AppendRequest {
+                stream: StreamId::new("acme", account),
+                expected: ExpectedVersion::Any,
+                events: vec![ProposedEvent {
+                    event_id: uuid::Uuid::now_v7(),
+                    event_type: encoded.event_type.into(),
+                    schema_version: encoded.schema_version,
+                    occurred_at_micros: 0,
+                    payload: encoded.payload,
+                }],
+                metadata: AppendMetadata {
+                    actor: "t".into(),
+                    ..Default::default()
+                },
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn state_and_checkpoint_survive_a_reopen_and_nothing_is_counted_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
+    append(&store, "a", 30).await;
+    append(&store, "b", 20).await;
+
+    let db_path = dir.path().join("projections");
+    {
+        let db = sled::open(&db_path).unwrap();
+        let counts = Counts::default();
+        let (mut runner, handle) =
+            ProjectionRunner::open(&db, counts.clone(), EventSource::Local(store.clone())).unwrap();
+        runner.run_until(40).await.unwrap();
+        assert_eq!(handle.position(), 40);
+        assert_eq!(
+            counts.get(),
+            BTreeMap::from([("a".into(), 30), ("b".into(), 10)])
+        );
+    }
+    append(&store, "a", 5).await;
+    {
+        let db = sled::open(&db_path).unwrap();
+        let counts = Counts::default();
+        let (runner, handle) =
+            ProjectionRunner::open(&db, counts.clone(), EventSource::Local(store.clone())).unwrap();
+        assert_eq!(
+            handle.position(),
+            40,
+            "the checkpoint was committed with the state"
+        );
+        assert_eq!(
+            counts.get(),
+            BTreeMap::from([("a".into(), 30), ("b".into(), 10)])
+        );
+        // Live: the runner follows new appends.
+        tokio::spawn(runner.run());
+        append(&store, "c", 3).await;
+        assert!(handle.wait_for(58, Duration::from_secs(10)).await);
+        assert_eq!(
+            counts.get(),
+            BTreeMap::from([("a".into(), 35), ("b".into(), 20), ("c".into(), 3)])
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_reset_projection_is_rebuilt_to_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
+    append(&store, "a", 10).await;
+    append(&store, "b", 7).await;
+    let db = sled::open(dir.path().join("projections")).unwrap();
+    let incremental = Counts::default();
+    let (mut runner, _) =
+        ProjectionRunner::open(&db, incremental.clone(), EventSource::Local(store.clone()))
+            .unwrap();
+    for until in [3, 9, 12, 17] {
+        runner.run_until(until).await.unwrap();
+    }
+    drop(runner);
+    ProjectionRunner::<Counts>::reset(&db, "counts").unwrap();
+    let rebuilt = Counts::default();
+    let (mut runner, handle) =
+        ProjectionRunner::open(&db, rebuilt.clone(), EventSource::Local(store.clone())).unwrap();
+    assert_eq!(handle.position(), 0);
+    runner.run_until(17).await.unwrap();
+    assert_eq!(rebuilt.get(), incremental.get());
+}
