@@ -17,10 +17,13 @@ use keyplan_store::{
     StreamId,
 };
 
+/// Counts per account, and the accounts touched since the last flush.
+type CountState = (BTreeMap<String, u64>, Vec<String>);
+
 /// Counts events per account, persisted as one key per account.
 #[derive(Clone, Default)]
 struct Counts {
-    inner: Arc<Mutex<(BTreeMap<String, u64>, Vec<String>)>>,
+    inner: Arc<Mutex<CountState>>,
 }
 
 impl Counts {
