@@ -1,6 +1,6 @@
 //! Running a projection: consume, apply, and commit state and checkpoint together.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -64,45 +64,40 @@ impl ProjectionHandle {
 }
 
 /// Feeds one projection from a source, committing state and checkpoint atomically.
+///
+/// Events are applied to memory as they arrive (queries see them at once); what changed is
+/// committed to sled, with the checkpoint, at most every [`COMMIT_INTERVAL`] under load and
+/// whenever the feed goes quiet. A crash loses at most that much progress, which is then
+/// re-applied from the checkpoint: never twice, never skipped.
 pub struct ProjectionRunner<P: Projection> {
     projection: P,
     tree: sled::Tree,
     source: EventSource,
-    position: watch::Sender<u64>,
+    /// Last position applied in memory (what queries see).
+    applied: watch::Sender<u64>,
+    /// Last position committed to sled with the state.
+    committed: u64,
+    last_commit: Instant,
 }
+
+/// Longest time applied events stay uncommitted under sustained load.
+pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 
 impl<P: Projection> std::fmt::Debug for ProjectionRunner<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectionRunner")
-            .field("name", &self.projection.name())
-            .finish_non_exhaustive()
+        f.debug_struct("ProjectionRunner").field("name", &self.projection.name()).finish_non_exhaustive()
     }
 }
 
 impl<P: Projection> ProjectionRunner<P> {
     /// Opens the projection's tree in `db`, loads its state and checkpoint.
-    pub fn open(
-        db: &sled::Db,
-        projection: P,
-        source: EventSource,
-    ) -> Result<(Self, ProjectionHandle), ProjectionError> {
+    pub fn open(db: &sled::Db, projection: P, source: EventSource) -> Result<(Self, ProjectionHandle), ProjectionError> {
         let tree = db.open_tree(projection.name())?;
         let checkpoint = read_checkpoint(&tree, projection.name())?;
         projection.load(&tree)?;
-        let (position, rx) = watch::channel(checkpoint);
-        let handle = ProjectionHandle {
-            name: projection.name(),
-            position: rx,
-        };
-        Ok((
-            Self {
-                projection,
-                tree,
-                source,
-                position,
-            },
-            handle,
-        ))
+        let (applied, rx) = watch::channel(checkpoint);
+        let handle = ProjectionHandle { name: projection.name(), position: rx };
+        Ok((Self { projection, tree, source, applied, committed: checkpoint, last_commit: Instant::now() }, handle))
     }
 
     /// Forgets a projection's state and checkpoint, so that it is rebuilt from position 1 the
@@ -112,16 +107,24 @@ impl<P: Projection> ProjectionRunner<P> {
         Ok(())
     }
 
-    /// The last committed position.
-    pub fn checkpoint(&self) -> u64 {
-        *self.position.borrow()
+    /// The last position applied (in memory).
+    pub fn position(&self) -> u64 {
+        *self.applied.borrow()
     }
 
-    /// Consumes events until the source closes, retrying (from the checkpoint) when it fails.
+    /// The last position committed to sled.
+    pub fn checkpoint(&self) -> u64 {
+        self.committed
+    }
+
+    /// Consumes events until the source closes, retrying (from the last applied position)
+    /// when it fails.
     pub async fn run(mut self) -> Result<(), ProjectionError> {
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.run_once().await {
+            let result = self.run_once(u64::MAX).await;
+            self.commit()?;
+            match result {
                 Ok(()) => return Ok(()),
                 Err(
                     e @ (ProjectionError::OutOfOrder { .. }
@@ -140,55 +143,45 @@ impl<P: Projection> ProjectionRunner<P> {
         }
     }
 
-    /// Applies events until `until` is committed (or the source closes): for rebuilds and tests.
+    /// Applies and commits events until `until` (or the source closes): for rebuilds and tests.
     pub async fn run_until(&mut self, until: u64) -> Result<(), ProjectionError> {
-        if self.checkpoint() >= until {
+        let result = self.run_once(until).await;
+        self.commit()?;
+        result
+    }
+
+    async fn run_once(&mut self, until: u64) -> Result<(), ProjectionError> {
+        if self.position() >= until {
             return Ok(());
         }
-        let mut feed = self.source.open(self.checkpoint() + 1).await?;
+        let mut feed = self.source.open(self.position() + 1).await?;
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while self.checkpoint() < until {
-            let Some(first) = feed.next().await else {
-                return Ok(());
-            };
+        while self.position() < until {
+            let Some(first) = feed.next().await else { return Ok(()) };
             batch.push(first);
-            while batch.len() < MAX_BATCH.min((until - self.checkpoint()) as usize) {
+            let room = MAX_BATCH.min(until.saturating_sub(self.position()).min(MAX_BATCH as u64) as usize);
+            let mut quiet = false;
+            while batch.len() < room {
                 match feed.next_within(Duration::ZERO).await {
                     Some(Some(next)) => batch.push(next),
-                    _ => break,
+                    _ => {
+                        quiet = true;
+                        break;
+                    }
                 }
             }
-            self.commit(&mut batch)?;
+            self.apply(&mut batch)?;
+            if quiet || self.last_commit.elapsed() >= COMMIT_INTERVAL {
+                self.commit()?;
+            }
         }
         Ok(())
     }
 
-    async fn run_once(&mut self) -> Result<(), ProjectionError> {
-        let mut feed = self.source.open(self.checkpoint() + 1).await?;
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        loop {
-            let Some(first) = feed.next().await else {
-                return Ok(());
-            };
-            batch.push(first);
-            while batch.len() < MAX_BATCH {
-                match feed.next_within(Duration::ZERO).await {
-                    Some(Some(next)) => batch.push(next),
-                    _ => break,
-                }
-            }
-            self.commit(&mut batch)?;
-        }
-    }
-
-    /// Applies a batch in memory, then writes the changed state and the new checkpoint in one
-    /// atomic sled batch. An error in the middle of the batch commits what was applied before
-    /// it, so memory and disk never disagree.
-    fn commit(
-        &mut self,
-        events: &mut Vec<Result<ProjectedEvent, ProjectionError>>,
-    ) -> Result<(), ProjectionError> {
-        let mut next = self.checkpoint() + 1;
+    /// Applies a batch in memory, in order. On a bad event, what came before it stays applied
+    /// (and is committed by the caller), so memory and the checkpoint never disagree.
+    fn apply(&mut self, events: &mut Vec<Result<ProjectedEvent, ProjectionError>>) -> Result<(), ProjectionError> {
+        let mut next = self.position() + 1;
         let mut failure = None;
         for event in events.drain(..) {
             match event {
@@ -212,18 +205,27 @@ impl<P: Projection> ProjectionRunner<P> {
             }
         }
         events.clear();
-        let applied = next - 1;
-        if applied > self.checkpoint() {
-            let mut batch = sled::Batch::default();
-            self.projection.flush(&mut batch)?;
-            batch.insert(CHECKPOINT_KEY, &applied.to_be_bytes());
-            self.tree.apply_batch(batch)?;
-            self.position.send_replace(applied);
+        if next - 1 > self.position() {
+            self.applied.send_replace(next - 1);
         }
         match failure {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Writes the changed state and the checkpoint in one atomic sled batch.
+    fn commit(&mut self) -> Result<(), ProjectionError> {
+        let applied = self.position();
+        if applied > self.committed {
+            let mut batch = sled::Batch::default();
+            self.projection.flush(&mut batch)?;
+            batch.insert(CHECKPOINT_KEY, &applied.to_be_bytes());
+            self.tree.apply_batch(batch)?;
+            self.committed = applied;
+        }
+        self.last_commit = Instant::now();
+        Ok(())
     }
 }
 
