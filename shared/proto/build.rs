@@ -14,6 +14,10 @@ const FILES: &[&str] = &[
     "keyplan/v1/event_store.proto",
     "keyplan/v1/accounts.proto",
     "keyplan/v1/operations.proto",
+    "keyplan/v1/timeline.proto",
+    "keyplan/v1/compliance.proto",
+    "keyplan/v1/activity.proto",
+    "keyplan/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

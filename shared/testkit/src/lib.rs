@@ -1,0 +1,1 @@
+//! Work in progress: the canonical test fixture.
