@@ -105,6 +105,12 @@ impl Projection for AccountStateProjection {
         inner.dirty.insert(key);
     }
 
+    fn adopt(&self, rebuilt: Self) -> bool {
+        let state = std::mem::take(&mut *rebuilt.write());
+        *self.write() = state;
+        true
+    }
+
     fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
         let mut inner = self.write();
         let dirty: Vec<Key> = inner.dirty.drain().collect();

@@ -16,7 +16,7 @@ pub mod runner;
 pub mod source;
 
 pub use event::ProjectedEvent;
-pub use runner::{Projection, ProjectionHandle, ProjectionRunner};
+pub use runner::{Projection, ProjectionHandle, ProjectionRunner, RebuildProgress};
 pub use source::EventSource;
 
 use thiserror::Error;
@@ -51,6 +51,9 @@ pub enum ProjectionError {
         /// What to do about it.
         hint: &'static str,
     },
+    /// An online rebuild could not be started or finished (the old generation keeps serving).
+    #[error("rebuild: {0}")]
+    Rebuild(String),
     /// The projection's stored state is unreadable.
     #[error("stored state of projection {name} is corrupt: {reason}")]
     Corrupt {

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::event::ProjectedEvent;
 use crate::source::EventSource;
@@ -21,7 +21,7 @@ const MAX_BATCH: usize = 8192;
 ///
 /// Implementations keep their state in memory behind a cheap, cloneable handle (the services
 /// read it while the runner writes), and persist it to their sled tree in [`Projection::flush`].
-pub trait Projection: Clone + Send + Sync + 'static {
+pub trait Projection: Clone + Default + Send + Sync + 'static {
     /// Stable name: the sled tree and the checkpoint belong to it.
     fn name(&self) -> &'static str;
 
@@ -34,6 +34,40 @@ pub trait Projection: Clone + Send + Sync + 'static {
 
     /// Writes everything changed since the last flush into `batch`.
     fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError>;
+
+    /// Replaces this (serving) instance's state by the state of `rebuilt`, a fresh instance
+    /// that was rebuilt from the log, so that every clone held by the services sees the new
+    /// state at once. Returns `false` if the projection does not support online rebuilds.
+    fn adopt(&self, rebuilt: Self) -> bool {
+        let _ = rebuilt;
+        false
+    }
+
+    /// A new, empty instance (for a rebuild).
+    fn empty(&self) -> Self {
+        Self::default()
+    }
+}
+
+/// A request to a running projection.
+#[derive(Debug)]
+pub enum Control {
+    /// Rebuild from position 1 into a new generation while the current one keeps serving;
+    /// progress (and the final report) go to the sender.
+    Rebuild(mpsc::Sender<RebuildProgress>),
+}
+
+/// Progress of an online rebuild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuildProgress {
+    /// Events applied by the new generation so far.
+    pub position: u64,
+    /// What it is catching up to (the serving generation's position).
+    pub target: u64,
+    /// The new generation has replaced the old one.
+    pub done: bool,
+    /// The rebuild failed (the old generation keeps serving).
+    pub error: Option<String>,
 }
 
 /// What services see of a running projection: how far it got.
@@ -41,6 +75,7 @@ pub trait Projection: Clone + Send + Sync + 'static {
 pub struct ProjectionHandle {
     name: &'static str,
     position: watch::Receiver<u64>,
+    control: Option<mpsc::UnboundedSender<Control>>,
 }
 
 impl ProjectionHandle {
@@ -52,6 +87,19 @@ impl ProjectionHandle {
     /// The last global position applied and committed.
     pub fn position(&self) -> u64 {
         *self.position.borrow()
+    }
+
+    /// Asks the running projection to rebuild itself online; progress arrives on the receiver.
+    pub fn rebuild(&self) -> Result<mpsc::Receiver<RebuildProgress>, ProjectionError> {
+        let (tx, rx) = mpsc::channel(64);
+        let control = self
+            .control
+            .as_ref()
+            .ok_or_else(|| ProjectionError::Rebuild(format!("{} is not running", self.name)))?;
+        control
+            .send(Control::Rebuild(tx))
+            .map_err(|_| ProjectionError::Rebuild(format!("{} is not running", self.name)))?;
+        Ok(rx)
     }
 
     /// Waits until the projection has applied `position` (read-your-writes); `false` on timeout.
@@ -71,8 +119,12 @@ impl ProjectionHandle {
 /// re-applied from the checkpoint: never twice, never skipped.
 pub struct ProjectionRunner<P: Projection> {
     projection: P,
+    db: sled::Db,
     tree: sled::Tree,
+    generation: u64,
     source: EventSource,
+    control: mpsc::UnboundedReceiver<Control>,
+    rebuild: Option<Rebuilding<P>>,
     /// Last position applied in memory (what queries see).
     applied: watch::Sender<u64>,
     /// Last position committed to sled with the state.
@@ -85,25 +137,62 @@ pub const COMMIT_INTERVAL: Duration = Duration::from_millis(500);
 
 impl<P: Projection> std::fmt::Debug for ProjectionRunner<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ProjectionRunner").field("name", &self.projection.name()).finish_non_exhaustive()
+        f.debug_struct("ProjectionRunner")
+            .field("name", &self.projection.name())
+            .finish_non_exhaustive()
     }
 }
 
 impl<P: Projection> ProjectionRunner<P> {
-    /// Opens the projection's tree in `db`, loads its state and checkpoint.
-    pub fn open(db: &sled::Db, projection: P, source: EventSource) -> Result<(Self, ProjectionHandle), ProjectionError> {
-        let tree = db.open_tree(projection.name())?;
+    /// Opens the projection's current generation in `db`, loads its state and checkpoint.
+    pub fn open(
+        db: &sled::Db,
+        projection: P,
+        source: EventSource,
+    ) -> Result<(Self, ProjectionHandle), ProjectionError> {
+        let generation = current_generation(db, projection.name())?;
+        Self::open_generation(db, projection, source, generation)
+    }
+
+    fn open_generation(
+        db: &sled::Db,
+        projection: P,
+        source: EventSource,
+        generation: u64,
+    ) -> Result<(Self, ProjectionHandle), ProjectionError> {
+        let tree = db.open_tree(tree_name(projection.name(), generation))?;
         let checkpoint = read_checkpoint(&tree, projection.name())?;
         projection.load(&tree)?;
         let (applied, rx) = watch::channel(checkpoint);
-        let handle = ProjectionHandle { name: projection.name(), position: rx };
-        Ok((Self { projection, tree, source, applied, committed: checkpoint, last_commit: Instant::now() }, handle))
+        let (control_tx, control) = mpsc::unbounded_channel();
+        let handle = ProjectionHandle {
+            name: projection.name(),
+            position: rx,
+            control: Some(control_tx),
+        };
+        let runner = Self {
+            projection,
+            db: db.clone(),
+            tree,
+            generation,
+            source,
+            control,
+            rebuild: None,
+            applied,
+            committed: checkpoint,
+            last_commit: Instant::now(),
+        };
+        Ok((runner, handle))
     }
 
-    /// Forgets a projection's state and checkpoint, so that it is rebuilt from position 1 the
-    /// next time it is opened.
+    /// Forgets a projection's state and checkpoint (every generation), so that it is rebuilt
+    /// from position 1 the next time it is opened.
     pub fn reset(db: &sled::Db, name: &str) -> Result<(), ProjectionError> {
-        db.drop_tree(name)?;
+        let generation = current_generation(db, name)?;
+        for g in 0..=generation {
+            db.drop_tree(tree_name(name, g))?;
+        }
+        db.open_tree(GENERATIONS_TREE)?.remove(name)?;
         Ok(())
     }
 
@@ -150,6 +239,16 @@ impl<P: Projection> ProjectionRunner<P> {
         result
     }
 
+    /// A rebuild generation's catch-up: [`Self::run_until`] behind a box, since the serving
+    /// runner's loop (which finishes rebuilds) and a rebuild generation's loop are the same code.
+    fn catch_up_to(
+        &mut self,
+        until: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), ProjectionError>> + Send + '_>>
+    {
+        Box::pin(self.run_until(until))
+    }
+
     async fn run_once(&mut self, until: u64) -> Result<(), ProjectionError> {
         if self.position() >= until {
             return Ok(());
@@ -157,9 +256,21 @@ impl<P: Projection> ProjectionRunner<P> {
         let mut feed = self.source.open(self.position() + 1).await?;
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while self.position() < until {
-            let Some(first) = feed.next().await else { return Ok(()) };
+            let first = tokio::select! {
+                next = feed.next() => next,
+                Some(control) = self.control.recv() => {
+                    self.handle_control(control);
+                    continue;
+                }
+                finished = wait_rebuild(&mut self.rebuild) => {
+                    self.finish_rebuild(finished).await;
+                    continue;
+                }
+            };
+            let Some(first) = first else { return Ok(()) };
             batch.push(first);
-            let room = MAX_BATCH.min(until.saturating_sub(self.position()).min(MAX_BATCH as u64) as usize);
+            let room =
+                MAX_BATCH.min(until.saturating_sub(self.position()).min(MAX_BATCH as u64) as usize);
             let mut quiet = false;
             while batch.len() < room {
                 match feed.next_within(Duration::ZERO).await {
@@ -178,9 +289,172 @@ impl<P: Projection> ProjectionRunner<P> {
         Ok(())
     }
 
+    fn handle_control(&mut self, control: Control) {
+        match control {
+            Control::Rebuild(progress) => {
+                if self.rebuild.is_some() {
+                    let _ = progress.try_send(RebuildProgress {
+                        position: 0,
+                        target: self.position(),
+                        done: false,
+                        error: Some(format!(
+                            "{} is already being rebuilt",
+                            self.projection.name()
+                        )),
+                    });
+                    return;
+                }
+                match self.start_rebuild(progress.clone()) {
+                    Ok(rebuilding) => self.rebuild = Some(rebuilding),
+                    Err(e) => {
+                        let _ = progress.try_send(RebuildProgress {
+                            position: 0,
+                            target: self.position(),
+                            done: false,
+                            error: Some(e.to_string()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts building the next generation in a task of its own, from position 1, following
+    /// this (serving) runner's position until it is close behind.
+    fn start_rebuild(
+        &mut self,
+        progress: mpsc::Sender<RebuildProgress>,
+    ) -> Result<Rebuilding<P>, ProjectionError> {
+        let next_generation = self.generation + 1;
+        let name = self.projection.name();
+        self.db.drop_tree(tree_name(name, next_generation))?;
+        let fresh = self.projection.empty();
+        let (mut child, child_handle) = ProjectionRunner::open_generation(
+            &self.db,
+            fresh,
+            self.source.clone(),
+            next_generation,
+        )?;
+        let live = self.applied.subscribe();
+        let reporter_progress = progress.clone();
+        let reporter_live = live.clone();
+        let reporter = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let update = RebuildProgress {
+                    position: child_handle.position(),
+                    target: *reporter_live.borrow(),
+                    done: false,
+                    error: None,
+                };
+                if reporter_progress.send(update).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let task = tokio::spawn(async move {
+            loop {
+                let target = *live.borrow();
+                child.catch_up_to(target).await?;
+                if live.borrow().saturating_sub(child.position()) <= CLOSE_ENOUGH {
+                    return Ok(child);
+                }
+            }
+        });
+        tracing::info!(
+            projection = name,
+            generation = next_generation,
+            "rebuild started"
+        );
+        Ok(Rebuilding {
+            task,
+            reporter,
+            progress,
+        })
+    }
+
+    /// Brings the new generation exactly to this runner's position, then swaps it in: the
+    /// services see the rebuilt state, the old generation's tree is dropped.
+    async fn finish_rebuild(
+        &mut self,
+        finished: (
+            Result<Result<Self, ProjectionError>, tokio::task::JoinError>,
+            Rebuilding<P>,
+        ),
+    ) {
+        let (result, rebuilding) = finished;
+        rebuilding.reporter.abort();
+        let progress = rebuilding.progress;
+        let outcome = async {
+            let mut child = result.map_err(|e| ProjectionError::Rebuild(e.to_string()))??;
+            child.catch_up_to(self.position()).await?;
+            if child.position() != self.position() {
+                return Err(ProjectionError::Rebuild(format!(
+                    "the new generation reached {} but the serving one is at {}",
+                    child.position(),
+                    self.position()
+                )));
+            }
+            Ok(child)
+        }
+        .await;
+        let report = match outcome {
+            Ok(child) => {
+                let position = child.position();
+                let old = std::mem::replace(&mut self.tree, child.tree.clone());
+                if !self.projection.adopt(child.projection) {
+                    self.tree = old;
+                    Err(ProjectionError::Rebuild(format!(
+                        "{} cannot be rebuilt online",
+                        self.projection.name()
+                    )))
+                } else {
+                    let swap = (|| -> Result<(), ProjectionError> {
+                        self.db
+                            .open_tree(GENERATIONS_TREE)?
+                            .insert(self.projection.name(), &child.generation.to_be_bytes())?;
+                        self.db.drop_tree(old.name())?;
+                        Ok(())
+                    })();
+                    self.generation = child.generation;
+                    self.committed = child.committed;
+                    tracing::info!(
+                        projection = self.projection.name(),
+                        generation = self.generation,
+                        position,
+                        "rebuild done"
+                    );
+                    swap.map(|()| position)
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let update = match report {
+            Ok(position) => RebuildProgress {
+                position,
+                target: position,
+                done: true,
+                error: None,
+            },
+            Err(e) => {
+                tracing::warn!(projection = self.projection.name(), error = %e, "rebuild failed; the old generation keeps serving");
+                RebuildProgress {
+                    position: 0,
+                    target: self.position(),
+                    done: false,
+                    error: Some(e.to_string()),
+                }
+            }
+        };
+        let _ = progress.send(update).await;
+    }
+
     /// Applies a batch in memory, in order. On a bad event, what came before it stays applied
     /// (and is committed by the caller), so memory and the checkpoint never disagree.
-    fn apply(&mut self, events: &mut Vec<Result<ProjectedEvent, ProjectionError>>) -> Result<(), ProjectionError> {
+    fn apply(
+        &mut self,
+        events: &mut Vec<Result<ProjectedEvent, ProjectionError>>,
+    ) -> Result<(), ProjectionError> {
         let mut next = self.position() + 1;
         let mut failure = None;
         for event in events.drain(..) {
@@ -226,6 +500,66 @@ impl<P: Projection> ProjectionRunner<P> {
         }
         self.last_commit = Instant::now();
         Ok(())
+    }
+}
+
+/// A rebuild in progress: the task building the next generation, the task reporting its
+/// progress, and where to report.
+struct Rebuilding<P: Projection> {
+    task: tokio::task::JoinHandle<Result<ProjectionRunner<P>, ProjectionError>>,
+    reporter: tokio::task::JoinHandle<()>,
+    progress: mpsc::Sender<RebuildProgress>,
+}
+
+/// Completes when the rebuild task (if any) finishes; never otherwise.
+async fn wait_rebuild<P: Projection>(
+    rebuild: &mut Option<Rebuilding<P>>,
+) -> (
+    Result<Result<ProjectionRunner<P>, ProjectionError>, tokio::task::JoinError>,
+    Rebuilding<P>,
+) {
+    match rebuild {
+        Some(r) => {
+            let result = (&mut r.task).await;
+            let taken = rebuild.take();
+            match taken {
+                Some(taken) => (result, taken),
+                None => std::future::pending().await,
+            }
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// How far behind the serving generation the new one may be when the swap starts (the rest is
+/// applied while the serving runner waits).
+const CLOSE_ENOUGH: u64 = 1000;
+
+/// Which generation of each projection is current (name → u64).
+const GENERATIONS_TREE: &str = "projection-generations";
+
+fn current_generation(db: &sled::Db, name: &str) -> Result<u64, ProjectionError> {
+    match db.open_tree(GENERATIONS_TREE)?.get(name)? {
+        None => Ok(0),
+        Some(v) => {
+            let bytes: [u8; 8] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| ProjectionError::Corrupt {
+                    name: name.to_owned(),
+                    reason: "generation is not 8 bytes".into(),
+                })?;
+            Ok(u64::from_be_bytes(bytes))
+        }
+    }
+}
+
+/// Generation 0 lives in the tree named after the projection; later ones in `name@g`.
+fn tree_name(name: &str, generation: u64) -> String {
+    if generation == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}@{generation}")
     }
 }
 

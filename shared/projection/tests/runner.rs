@@ -56,6 +56,11 @@ impl Projection for Counts {
         *inner.0.entry(event.account.clone()).or_default() += 1;
         inner.1.push(event.account.clone());
     }
+    fn adopt(&self, rebuilt: Self) -> bool {
+        let state = std::mem::take(&mut *rebuilt.inner.lock().unwrap());
+        *self.inner.lock().unwrap() = state;
+        true
+    }
     fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
         let mut inner = self.inner.lock().unwrap();
         let dirty: Vec<String> = inner.1.drain(..).collect();
@@ -165,4 +170,55 @@ async fn a_reset_projection_is_rebuilt_to_the_same_state() {
     assert_eq!(handle.position(), 0);
     runner.run_until(17).await.unwrap();
     assert_eq!(rebuilt.get(), incremental.get());
+}
+
+#[tokio::test]
+async fn an_online_rebuild_swaps_in_an_equal_state_while_the_old_one_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
+    append(&store, "a", 300).await;
+    let db = sled::open(dir.path().join("projections")).unwrap();
+    let counts = Counts::default();
+    let (runner, handle) =
+        ProjectionRunner::open(&db, counts.clone(), EventSource::Local(store.clone())).unwrap();
+    tokio::spawn(runner.run());
+    assert!(handle.wait_for(300, Duration::from_secs(10)).await);
+
+    let mut progress = handle.rebuild().unwrap();
+    // Appends during the rebuild are applied to both generations.
+    append(&store, "b", 50).await;
+    let done = loop {
+        let update = progress
+            .recv()
+            .await
+            .expect("the rebuild reports until it is done");
+        assert_eq!(update.error, None);
+        if update.done {
+            break update;
+        }
+    };
+    assert!(done.position >= 300);
+    assert!(handle.wait_for(350, Duration::from_secs(10)).await);
+    assert_eq!(
+        counts.get(),
+        BTreeMap::from([("a".into(), 300), ("b".into(), 50)])
+    );
+    append(&store, "b", 1).await;
+    assert!(handle.wait_for(351, Duration::from_secs(10)).await);
+    assert_eq!(
+        counts.get()["b"],
+        51,
+        "the swapped-in generation keeps following the log"
+    );
+    tokio::time::sleep(Duration::from_millis(700)).await; // let the runner commit
+
+    // Opening the projection again (as after a restart) opens the new generation.
+    let reopened = Counts::default();
+    let (_runner, handle) =
+        ProjectionRunner::open(&db, reopened.clone(), EventSource::Local(store.clone())).unwrap();
+    assert_eq!(handle.position(), 351);
+    assert_eq!(
+        reopened.get(),
+        BTreeMap::from([("a".into(), 300), ("b".into(), 51)])
+    );
 }
