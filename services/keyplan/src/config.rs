@@ -21,6 +21,31 @@ pub struct Cli {
 pub enum Command {
     /// Run a Keyplan node (embedded by default: sled in a local data directory, no other server).
     Serve(ServeArgs),
+    /// Operate a running node's read models.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+/// `keyplan projections ...`
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Show each projection's position and the node's log head.
+    Status(NodeArgs),
+    /// Rebuild read models from position 1 while the current ones keep serving; shows progress.
+    Rebuild {
+        /// Projections to rebuild (default: all of the node's projections).
+        names: Vec<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// Which running node to talk to.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// The node's gRPC address.
+    #[arg(long, env = "KEYPLAN_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
 }
 
 /// What a node does.

@@ -3,6 +3,7 @@
 //! `main` stays thin (parse the configuration, start the node, bind, serve); everything a
 //! test needs to start a real node lives here.
 
+pub mod admin;
 pub mod config;
 pub mod operations;
 pub mod server;

@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use keyplan::config::{Cli, Command, ServeArgs};
+use keyplan::config::{Cli, Command, ProjectionsCommand, ServeArgs};
 use keyplan::Node;
 use tokio::net::TcpListener;
 
@@ -17,6 +17,13 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Projections(ProjectionsCommand::Status(node)) => {
+            print!("{}", keyplan::admin::status(&node.server).await?);
+            Ok(())
+        }
+        Command::Projections(ProjectionsCommand::Rebuild { names, node }) => {
+            Ok(keyplan::admin::rebuild(&node.server, names).await?)
+        }
     }
 }
 

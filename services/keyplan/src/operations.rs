@@ -25,8 +25,58 @@ pub struct OperationsApi {
     pub projections: Vec<ProjectionHandle>,
 }
 
+type ProgressStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::RebuildProgress, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl OperationsService for OperationsApi {
+    type RebuildProjectionsStream = ProgressStream;
+
+    async fn rebuild_projections(
+        &self,
+        request: Request<pb::RebuildProjectionsRequest>,
+    ) -> Result<Response<Self::RebuildProjectionsStream>, Status> {
+        let names = request.into_inner().names;
+        let known: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+        if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(Status::not_found(format!(
+                "this node runs no projection named {unknown:?}; it runs: {}",
+                known.join(", ")
+            )));
+        }
+        let chosen: Vec<_> = self
+            .projections
+            .iter()
+            .filter(|p| names.is_empty() || names.iter().any(|n| n == p.name()))
+            .cloned()
+            .collect();
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        for handle in chosen {
+            let tx = tx.clone();
+            let mut progress = handle
+                .rebuild()
+                .map_err(|e| Status::failed_precondition(e.to_string()))?;
+            tokio::spawn(async move {
+                while let Some(p) = progress.recv().await {
+                    let finished = p.done || p.error.is_some();
+                    let update = pb::RebuildProgress {
+                        name: handle.name().into(),
+                        position: p.position,
+                        target: p.target,
+                        done: p.done,
+                        error: p.error.unwrap_or_default(),
+                    };
+                    if tx.send(Ok(update)).await.is_err() || finished {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
     async fn get_status(
         &self,
         _: Request<pb::GetStatusRequest>,

@@ -1,0 +1,110 @@
+//! `keyplan projections ...`: operating a running node over its `OperationsService`.
+
+use std::collections::HashMap;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use keyplan_proto::pb;
+use keyplan_proto::pb::operations_service_client::OperationsServiceClient;
+use thiserror::Error;
+
+/// Why an operation on a node failed.
+#[derive(Debug, Error)]
+pub enum AdminError {
+    /// The node cannot be reached.
+    #[error("cannot reach {server}: {source}")]
+    Connect {
+        /// Address.
+        server: String,
+        /// Cause.
+        source: tonic::transport::Error,
+    },
+    /// The node refused or failed the request.
+    #[error("{0}")]
+    Status(#[from] tonic::Status),
+    /// A rebuild failed (the old generation keeps serving).
+    #[error("rebuild of {name} failed: {error}")]
+    Rebuild {
+        /// Projection.
+        name: String,
+        /// Why.
+        error: String,
+    },
+}
+
+async fn client(
+    server: &str,
+) -> Result<OperationsServiceClient<tonic::transport::Channel>, AdminError> {
+    OperationsServiceClient::connect(server.to_owned())
+        .await
+        .map_err(|source| AdminError::Connect {
+            server: server.to_owned(),
+            source,
+        })
+}
+
+/// Prints the node's projections and their positions.
+pub async fn status(server: &str) -> Result<String, AdminError> {
+    let status = client(server)
+        .await?
+        .get_status(pb::GetStatusRequest {})
+        .await?
+        .into_inner();
+    let mut out = format!("role {}, log head {}\n", status.role, status.head_position);
+    if let Some(relay) = status.relay {
+        out.push_str(&format!(
+            "relay: published {} (lag {} events, {:.1} s), {}\n",
+            relay.published_position,
+            relay.lag_positions,
+            relay.lag_seconds,
+            if relay.running {
+                "running".to_owned()
+            } else {
+                format!("stopped: {}", relay.last_error)
+            }
+        ));
+    }
+    for p in status.projections {
+        out.push_str(&format!("{:<16} {}\n", p.name, p.position));
+    }
+    Ok(out)
+}
+
+/// Rebuilds projections online, drawing one progress bar per projection.
+pub async fn rebuild(server: &str, names: Vec<String>) -> Result<(), AdminError> {
+    let mut progress = client(server)
+        .await?
+        .rebuild_projections(pb::RebuildProjectionsRequest { names })
+        .await?
+        .into_inner();
+    let bars = MultiProgress::new();
+    let style = ProgressStyle::with_template(
+        "{prefix:>16} [{bar:40}] {pos}/{len} events ({per_sec}) {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let mut by_name: HashMap<String, ProgressBar> = HashMap::new();
+    let mut failure = None;
+    while let Some(update) = progress.message().await? {
+        let bar = by_name.entry(update.name.clone()).or_insert_with(|| {
+            let bar = bars.add(ProgressBar::new(update.target.max(1)));
+            bar.set_style(style.clone());
+            bar.set_prefix(update.name.clone());
+            bar
+        });
+        bar.set_length(update.target.max(update.position).max(1));
+        bar.set_position(update.position);
+        if update.done {
+            bar.finish_with_message("done: the new generation serves");
+        } else if !update.error.is_empty() {
+            bar.abandon_with_message(format!("failed: {}", update.error));
+            failure = Some(AdminError::Rebuild {
+                name: update.name,
+                error: update.error,
+            });
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
