@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a Keyplan node (embedded by default: sled in a local data directory, no other server).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Operate a running node's read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),

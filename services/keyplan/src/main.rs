@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Projections(ProjectionsCommand::Status(node)) => {
             print!("{}", keyplan::admin::status(&node.server).await?);
             Ok(())
