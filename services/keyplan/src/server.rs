@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use keyplan_account_service::projection::AccountStateProjection;
 use keyplan_account_service::{AccountApi, AccountSource};
+use keyplan_audit_service::AuditApi;
 use keyplan_command_service::CommandApi;
 use keyplan_event_store_service::EventStoreApi;
 use keyplan_fanout::{NatsConnection, Relay};
 use keyplan_projection::{EventSource, ProjectionRunner};
 use keyplan_proto::pb::account_service_server::AccountServiceServer;
+use keyplan_proto::pb::audit_service_server::AuditServiceServer;
 use keyplan_proto::pb::command_service_server::CommandServiceServer;
 use keyplan_proto::pb::event_store_service_server::EventStoreServiceServer;
 use keyplan_proto::pb::operations_service_server::OperationsServiceServer;
@@ -227,7 +229,9 @@ impl Node {
             health
                 .set_serving::<EventStoreServiceServer<EventStoreApi>>()
                 .await;
+            health.set_serving::<AuditServiceServer<AuditApi>>().await;
             router = router
+                .add_service(AuditServiceServer::new(AuditApi::new(store.clone())))
                 .add_service(CommandServiceServer::new(commands))
                 .add_service(EventStoreServiceServer::new(EventStoreApi::new(
                     store.clone(),
