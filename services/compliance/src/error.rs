@@ -1,0 +1,32 @@
+//! Why a compliance query was refused.
+
+use thiserror::Error;
+
+/// A refused compliance query; [`crate::status::to_status`] maps each variant to one gRPC code.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum QueryError {
+    /// A request field is malformed or out of range.
+    #[error("invalid {field}: {reason}")]
+    InvalidArgument {
+        /// The offending field, as named on the wire.
+        field: &'static str,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+    /// The account asked about has no events in the projection.
+    #[error("{0}")]
+    NotFound(String),
+    /// The projection has not reached the requested position in time.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl QueryError {
+    /// A [`QueryError::InvalidArgument`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
