@@ -9,12 +9,14 @@ use keyplan_account_service::projection::AccountStateProjection;
 use keyplan_account_service::{AccountApi, AccountSource};
 use keyplan_audit_service::AuditApi;
 use keyplan_command_service::CommandApi;
+use keyplan_compliance_service::{ComplianceApi, ComplianceProjection};
 use keyplan_event_store_service::EventStoreApi;
 use keyplan_fanout::{NatsConnection, Relay};
-use keyplan_projection::{EventSource, ProjectionRunner};
+use keyplan_projection::{EventSource, Projection, ProjectionHandle, ProjectionRunner};
 use keyplan_proto::pb::account_service_server::AccountServiceServer;
 use keyplan_proto::pb::audit_service_server::AuditServiceServer;
 use keyplan_proto::pb::command_service_server::CommandServiceServer;
+use keyplan_proto::pb::compliance_service_server::ComplianceServiceServer;
 use keyplan_proto::pb::event_store_service_server::EventStoreServiceServer;
 use keyplan_proto::pb::operations_service_server::OperationsServiceServer;
 use keyplan_repository::{AccountRepository, RepositoryConfig};
@@ -22,6 +24,7 @@ use keyplan_store::{EventStore, StoreConfig};
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::Router;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
@@ -69,6 +72,7 @@ pub struct Node {
     nats: Option<NatsConnection>,
     relay: Option<Relay>,
     accounts: AccountSource,
+    read_models: Option<ReadModels>,
     projections: Vec<keyplan_projection::ProjectionHandle>,
     projection_db: Option<sled::Db>,
 }
@@ -116,7 +120,17 @@ impl Node {
                     }
                     _ => None,
                 };
+                // The all-in-one node also serves the read models, fed from its own log.
+                let (read_models, projections, projection_db) = if args.role == Role::All {
+                    let db = open_projection_db(args)?;
+                    let (models, handles) =
+                        ReadModels::start(&db, EventSource::Local(store.clone()))?;
+                    (Some(models), handles, Some(db))
+                } else {
+                    (None, Vec::new(), None)
+                };
                 Node {
+                    read_models,
                     role: args.role,
                     ack: args.ack,
                     ack_timeout: Duration::from_millis(args.ack_timeout_ms),
@@ -125,30 +139,25 @@ impl Node {
                     repository: Some(repository),
                     nats,
                     relay,
-                    projections: Vec::new(),
-                    projection_db: None,
+                    projections,
+                    projection_db,
                 }
             }
             Role::Projections => {
                 let (Some(connection), Some(config)) = (&nats, &nats_config) else {
                     return Err(NodeError::Config("NATS is required".into()));
                 };
-                let db = sled::Config::new()
-                    .path(args.data_dir.join("projections"))
-                    .cache_capacity(args.cache_mb * 1024 * 1024)
-                    .open()?;
+                let db = open_projection_db(args)?;
                 let source = EventSource::JetStream {
                     context: async_nats::jetstream::new(connection.client.clone()),
                     stream: config.stream.clone(),
                 };
                 let projection = AccountStateProjection::default();
-                let (runner, handle) = ProjectionRunner::open(&db, projection.clone(), source)?;
-                tokio::spawn(async move {
-                    if let Err(e) = runner.run().await {
-                        tracing::error!(error = %e, "account-state projection stopped");
-                    }
-                });
+                let handle = run_projection(&db, projection.clone(), source.clone())?;
+                let (models, mut projections) = ReadModels::start(&db, source)?;
+                projections.insert(0, handle.clone());
                 Node {
+                    read_models: Some(models),
                     role: args.role,
                     ack: args.ack,
                     ack_timeout: Duration::from_millis(args.ack_timeout_ms),
@@ -157,7 +166,7 @@ impl Node {
                     repository: None,
                     nats,
                     relay: None,
-                    projections: vec![handle],
+                    projections,
                     projection_db: Some(db),
                 }
             }
@@ -218,6 +227,9 @@ impl Node {
             .add_service(AccountServiceServer::new(AccountApi::new(
                 self.accounts.clone(),
             )));
+        if let Some(models) = &self.read_models {
+            router = models.register(router, &health).await;
+        }
         if let (Some(store), Some(repository)) = (&self.store, &self.repository) {
             let mut commands = CommandApi::new(repository.clone());
             if let (AckMode::Replicated, Some(relay)) = (self.ack, &self.relay) {
@@ -267,4 +279,63 @@ fn follow_nats(health: HealthReporter, mut connected: tokio::sync::watch::Receiv
             }
         }
     });
+}
+
+/// The projections database of a node: `<data dir>/projections`.
+fn open_projection_db(args: &ServeArgs) -> Result<sled::Db, NodeError> {
+    Ok(sled::Config::new()
+        .path(args.data_dir.join("projections"))
+        .cache_capacity(args.cache_mb * 1024 * 1024)
+        .open()?)
+}
+
+/// Opens a projection and runs it in the background; returns its progress handle.
+fn run_projection<P: Projection>(
+    db: &sled::Db,
+    projection: P,
+    source: EventSource,
+) -> Result<ProjectionHandle, NodeError> {
+    let name = projection.name();
+    let (runner, handle) = ProjectionRunner::open(db, projection, source)?;
+    tokio::spawn(async move {
+        if let Err(e) = runner.run().await {
+            tracing::error!(projection = name, error = %e, "projection stopped; its service answers from where it stopped");
+        }
+    });
+    Ok(handle)
+}
+
+/// The read models (each a projection with its service) of an all-in-one or projections node.
+#[derive(Debug, Clone)]
+struct ReadModels {
+    compliance: (ComplianceProjection, ProjectionHandle),
+}
+
+impl ReadModels {
+    /// Starts every read model's runner on `source`.
+    fn start(
+        db: &sled::Db,
+        source: EventSource,
+    ) -> Result<(Self, Vec<ProjectionHandle>), NodeError> {
+        let compliance = ComplianceProjection::default();
+        let compliance_handle = run_projection(db, compliance.clone(), source)?;
+        let handles = vec![compliance_handle.clone()];
+        Ok((
+            Self {
+                compliance: (compliance, compliance_handle),
+            },
+            handles,
+        ))
+    }
+
+    /// Adds the read-model services to the router and marks them serving.
+    async fn register(&self, router: Router, health: &HealthReporter) -> Router {
+        health
+            .set_serving::<ComplianceServiceServer<ComplianceApi>>()
+            .await;
+        router.add_service(ComplianceServiceServer::new(ComplianceApi::new(
+            self.compliance.0.clone(),
+            self.compliance.1.clone(),
+        )))
+    }
 }

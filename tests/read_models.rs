@@ -1,0 +1,173 @@
+//! The read models end to end: the Globex 2025 fixture (shared/testkit) sent as commands over
+//! gRPC to a real all-in-one node, then the read-model services queried and checked against
+//! hand-computed answers (the arithmetic is in the services' own fixture tests and in the
+//! comments here). Business times are sent with each command, so "as happened by" answers do not
+//! depend on when the test runs.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::Server;
+use futures::StreamExt;
+use keyplan_proto::convert::{command_to_proto, timestamp_to_proto};
+use keyplan_proto::pb;
+use keyplan_testkit::{at, globex};
+
+/// Sends every fixture step; returns the last position.
+async fn load_globex(server: &Server) -> u64 {
+    let mut c = server.commands();
+    let mut last = 0;
+    for step in globex::steps() {
+        let response = c
+            .execute(pb::ExecuteRequest {
+                tenant: globex::TENANT.into(),
+                account_id: globex::ACCOUNT.into(),
+                expected_version: None,
+                idempotency_key: String::new(),
+                actor: step.actor.clone(),
+                occurred_at: Some(timestamp_to_proto(step.occurred_at)),
+                correlation_id: String::new(),
+                causation_id: String::new(),
+                command: Some(pb::Command {
+                    kind: Some(command_to_proto(&step.command)),
+                }),
+            })
+            .await;
+        // Edits of shared content need the exact version: resend those with it.
+        let response = match response {
+            Ok(r) => r,
+            Err(status)
+                if status.code() == tonic::Code::InvalidArgument
+                    && status.message().contains("expected_version") =>
+            {
+                c.execute(pb::ExecuteRequest {
+                    tenant: globex::TENANT.into(),
+                    account_id: globex::ACCOUNT.into(),
+                    expected_version: Some(pb::ExpectedVersion {
+                        kind: Some(pb::expected_version::Kind::Exact(last)),
+                    }),
+                    idempotency_key: String::new(),
+                    actor: step.actor.clone(),
+                    occurred_at: Some(timestamp_to_proto(step.occurred_at)),
+                    correlation_id: String::new(),
+                    causation_id: String::new(),
+                    command: Some(pb::Command {
+                        kind: Some(command_to_proto(&step.command)),
+                    }),
+                })
+                .await
+                .unwrap()
+            }
+            Err(status) => panic!("fixture step {} refused: {status:?}", step.command.name()),
+        };
+        last = response.into_inner().last_version;
+    }
+    last
+}
+
+fn compliance_request(
+    as_of: keyplan_domain::values::Timestamp,
+    min_position: u64,
+) -> pb::GetAccountComplianceRequest {
+    pb::GetAccountComplianceRequest {
+        tenant: globex::TENANT.into(),
+        account_id: globex::ACCOUNT.into(),
+        as_of: Some(timestamp_to_proto(as_of)),
+        axis: pb::ComplianceAxis::AsHappenedBy as i32,
+        min_position,
+    }
+}
+
+#[tokio::test]
+async fn the_globex_year_over_grpc_gives_the_hand_computed_answers_and_survives_a_rebuild() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    let head = load_globex(&server).await;
+    assert_eq!(
+        head,
+        globex::events().len() as u64,
+        "one event per step, as the fixture says"
+    );
+
+    // Compliance on 2025-07-01 12:00 (r-coach retired at 09:00): r-cfo is the only rule on track
+    // (i23 on 06-25 by eve, a team member: due 07-25); overdue: r-users (last i17 04-30, due
+    // 05-30: 32 days), r-proc (last i16 04-22, due 06-06: 25 days), r-tech (last i21 06-02,
+    // i22 is with an influencer: due 06-16: 15 days). Share 1/4.
+    let mut compliance =
+        pb::compliance_service_client::ComplianceServiceClient::new(server.channel());
+    let july = compliance
+        .get_account_compliance(compliance_request(at(2025, 7, 1, 12), head))
+        .await
+        .unwrap()
+        .into_inner();
+    let share = july.share.unwrap();
+    assert_eq!((share.on_track, share.active), (1, 4));
+    let overdue: Vec<(String, u32)> = july
+        .overdue
+        .iter()
+        .map(|o| (o.rule_id.clone(), o.days_overdue))
+        .collect();
+    assert_eq!(
+        overdue,
+        [
+            ("r-users".into(), 32),
+            ("r-proc".into(), 25),
+            ("r-tech".into(), 15)
+        ]
+    );
+
+    // Audit: version 26 is the end of the setup: 4 team members, 8 stakeholders, 5 rules.
+    let mut audit = pb::audit_service_client::AuditServiceClient::new(server.channel());
+    let v26 = audit
+        .get_account_as_of(pb::GetAccountAsOfRequest {
+            tenant: globex::TENANT.into(),
+            account_id: globex::ACCOUNT.into(),
+            point: Some(pb::get_account_as_of_request::Point::Version(26)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .account
+        .unwrap();
+    assert_eq!(
+        (
+            v26.team.len(),
+            v26.stakeholders.len(),
+            v26.engagement_rules.len()
+        ),
+        (4, 8, 5)
+    );
+
+    // An online rebuild of the compliance read model gives the same answers.
+    let mut operations = server.operations();
+    let mut progress = operations
+        .rebuild_projections(pb::RebuildProjectionsRequest {
+            names: vec!["compliance".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut done = false;
+    while let Some(update) = progress.next().await {
+        let update = update.unwrap();
+        assert_eq!(update.error, "", "rebuild failed");
+        done |= update.done;
+    }
+    assert!(done, "the rebuild reports completion");
+    let again = compliance
+        .get_account_compliance(compliance_request(at(2025, 7, 1, 12), head))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.share, july.share);
+    assert_eq!(again.overdue, july.overdue);
+    let status = operations
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status
+        .projections
+        .iter()
+        .any(|p| p.name == "compliance" && p.position == head));
+}
