@@ -1,0 +1,42 @@
+//! The one mapping from activity-query failures to gRPC statuses.
+
+use tonic::Status;
+
+use crate::error::ActivityError;
+
+/// Maps a failed query to the status its caller gets; the messages say what to change.
+pub fn to_status(error: ActivityError) -> Status {
+    match &error {
+        ActivityError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
+        ActivityError::NotFound(_) => Status::not_found(error.to_string()),
+        ActivityError::NotCaughtUp { .. } => Status::unavailable(error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_has_its_code() {
+        assert_eq!(
+            to_status(ActivityError::invalid(
+                "days",
+                "must be between 1 and 3660 days, got 0"
+            ))
+            .code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            to_status(ActivityError::unknown_account("acme", "nobody")).code(),
+            tonic::Code::NotFound
+        );
+        let status = to_status(ActivityError::NotCaughtUp {
+            applied: 7,
+            wanted: 9,
+            waited_ms: 5000,
+        });
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert!(status.message().contains("up to position 7"));
+    }
+}
