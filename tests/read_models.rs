@@ -138,6 +138,46 @@ async fn the_globex_year_over_grpc_gives_the_hand_computed_answers_and_survives_
         (4, 8, 5)
     );
 
+    // Activity per quarter of 2025 (after the correction of i13): 14 / 9 / 9 / 6 interactions.
+    let mut activity = pb::activity_service_client::ActivityServiceClient::new(server.channel());
+    let quarters = activity
+        .get_activity_counts(pb::GetActivityCountsRequest {
+            tenant: globex::TENANT.into(),
+            account_id: globex::ACCOUNT.into(),
+            period: pb::ActivityPeriod::Quarter as i32,
+            dimension: pb::ActivityDimension::Channel as i32,
+            from: "2025-01-01".into(),
+            to: "2025-12-31".into(),
+            min_position: head,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let per_quarter: Vec<u32> = quarters.periods.iter().map(|p| p.interactions).collect();
+    assert_eq!(per_quarter, [14, 9, 9, 6]);
+    assert_eq!(quarters.total_interactions, 38);
+    // The portfolio shows the compliance share from the compliance model. On 2025-12-15 12:00:
+    // r-cfo on track (i37 12-01, due 12-31), r-tech on track (i38 12-08, due 12-22: 7 days, more
+    // than its 3-day due-soon window), r-proc overdue (i28 08-20, due 10-04), r-users overdue
+    // (i35 11-03, due 12-03): 2 of 4.
+    let portfolio = activity
+        .get_portfolio(pb::GetPortfolioRequest {
+            tenant: globex::TENANT.into(),
+            as_of: Some(timestamp_to_proto(at(2025, 12, 15, 12))),
+            min_position: head,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(portfolio.compliance_available);
+    let globex_row = &portfolio.accounts[0];
+    assert_eq!(globex_row.weighted_score_milli, Some(7833));
+    let compliance_row = globex_row.compliance.unwrap();
+    assert_eq!(
+        (compliance_row.rules_on_track, compliance_row.active_rules),
+        (2, 4)
+    );
+
     // An online rebuild of the compliance read model gives the same answers.
     let mut operations = server.operations();
     let mut progress = operations

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use keyplan_account_service::projection::AccountStateProjection;
 use keyplan_account_service::{AccountApi, AccountSource};
+use keyplan_activity_service::{ActivityApi, ActivityProjection, ComplianceSource};
 use keyplan_audit_service::AuditApi;
 use keyplan_command_service::CommandApi;
 use keyplan_compliance_service::{ComplianceApi, ComplianceProjection};
@@ -14,6 +15,7 @@ use keyplan_event_store_service::EventStoreApi;
 use keyplan_fanout::{NatsConnection, Relay};
 use keyplan_projection::{EventSource, Projection, ProjectionHandle, ProjectionRunner};
 use keyplan_proto::pb::account_service_server::AccountServiceServer;
+use keyplan_proto::pb::activity_service_server::ActivityServiceServer;
 use keyplan_proto::pb::audit_service_server::AuditServiceServer;
 use keyplan_proto::pb::command_service_server::CommandServiceServer;
 use keyplan_proto::pb::compliance_service_server::ComplianceServiceServer;
@@ -21,6 +23,7 @@ use keyplan_proto::pb::event_store_service_server::EventStoreServiceServer;
 use keyplan_proto::pb::operations_service_server::OperationsServiceServer;
 use keyplan_repository::{AccountRepository, RepositoryConfig};
 use keyplan_store::{EventStore, StoreConfig};
+use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -309,6 +312,21 @@ fn run_projection<P: Projection>(
 #[derive(Debug, Clone)]
 struct ReadModels {
     compliance: (ComplianceProjection, ProjectionHandle),
+    activity: (ActivityProjection, ProjectionHandle),
+}
+
+/// Lets the activity service's portfolio show compliance shares from the compliance model.
+struct ComplianceShares(ComplianceProjection);
+
+impl ComplianceSource for ComplianceShares {
+    fn share(
+        &self,
+        tenant: &str,
+        account: &str,
+        as_of: keyplan_domain::values::Timestamp,
+    ) -> Option<(u32, u32)> {
+        self.0.account_share(tenant, account, as_of)
+    }
 }
 
 impl ReadModels {
@@ -318,14 +336,15 @@ impl ReadModels {
         source: EventSource,
     ) -> Result<(Self, Vec<ProjectionHandle>), NodeError> {
         let compliance = ComplianceProjection::default();
-        let compliance_handle = run_projection(db, compliance.clone(), source)?;
-        let handles = vec![compliance_handle.clone()];
-        Ok((
-            Self {
-                compliance: (compliance, compliance_handle),
-            },
-            handles,
-        ))
+        let compliance_handle = run_projection(db, compliance.clone(), source.clone())?;
+        let activity = ActivityProjection::default();
+        let activity_handle = run_projection(db, activity.clone(), source)?;
+        let handles = vec![compliance_handle.clone(), activity_handle.clone()];
+        let models = Self {
+            compliance: (compliance, compliance_handle),
+            activity: (activity, activity_handle),
+        };
+        Ok((models, handles))
     }
 
     /// Adds the read-model services to the router and marks them serving.
@@ -333,9 +352,20 @@ impl ReadModels {
         health
             .set_serving::<ComplianceServiceServer<ComplianceApi>>()
             .await;
-        router.add_service(ComplianceServiceServer::new(ComplianceApi::new(
-            self.compliance.0.clone(),
-            self.compliance.1.clone(),
-        )))
+        health
+            .set_serving::<ActivityServiceServer<ActivityApi>>()
+            .await;
+        let shares: Arc<dyn ComplianceSource> =
+            Arc::new(ComplianceShares(self.compliance.0.clone()));
+        router
+            .add_service(ComplianceServiceServer::new(ComplianceApi::new(
+                self.compliance.0.clone(),
+                self.compliance.1.clone(),
+            )))
+            .add_service(ActivityServiceServer::new(ActivityApi::new(
+                self.activity.0.clone(),
+                self.activity.1.clone(),
+                Some(shares),
+            )))
     }
 }
