@@ -1,0 +1,828 @@
+//! The timeline projection: one entry per event, per account, with the indexes that make a
+//! page a few B-tree steps away whatever the size of the log.
+//!
+//! # In memory
+//! Per account (never a scan over all accounts for a one-account query):
+//! - `entries`, in position order (append-only; an entry never changes once written);
+//! - `by_time`, the account's entries by `(occurred_at, position)`: the timeline order;
+//! - one such index per subject (plan, stakeholder, person, opportunity), for the scoped views;
+//! - `corrected_by`: which later correction superseded an entry. It is derived from the
+//!   corrections' `corrects_position`, so marking an entry as corrected never rewrites it;
+//! - the name directory the summaries are written from (`crate::directory`), except the
+//!   content of interactions already flushed: only a correction needs it (to say what
+//!   changed), corrections are rare, and it is the largest part of the directory, so it is
+//!   read back from sled when a correction comes;
+//! - a broadcast channel, only while someone watches the account.
+//!
+//! Actor names and subject ids are interned per account. Measured at 1,000,000 events over
+//! 2,000 accounts (`tests/perf.rs`): about 600 bytes per event in all (summary, entry,
+//! indexes, directory), and a page of 50 in about 0.1 ms (p99 0.2 ms).
+//!
+//! # In sled
+//! - `c/<tenant>/<account>/<chunk>`: entries `chunk * 32 ..` of the account (postcard). A
+//!   flush rewrites only the chunks that gained entries since the last flush (usually the
+//!   last one), never an account's whole history;
+//! - `d/<tenant>/<account>/<kind>/<id>`: one directory item, rewritten when it changes.
+//!
+//! Indexes and `corrected_by` are rebuilt from the entries at load. Ids never contain '/', so
+//! the keys are unambiguous; none starts with byte 0 (the runner's checkpoint).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use keyplan_domain::ids::*;
+use keyplan_domain::values::Timestamp;
+use keyplan_domain::AccountEvent;
+use keyplan_projection::runner::RESERVED_PREFIX;
+use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+use crate::directory::{DirItem, DirKey, Directory, InteractionInfo, SubjectKey};
+use crate::error::TimelineError;
+use crate::query::{type_index, Cursor, Order, Scope, TimelineQuery};
+
+/// Projection name (its sled tree).
+pub const NAME: &str = "timeline";
+
+/// Entries per stored chunk: small enough that rewriting the last chunk at every flush is
+/// cheap, large enough that an account's history is a handful of keys.
+const CHUNK: usize = 32;
+
+/// Live entries buffered per watched account before a slow watcher lags (and then catches up
+/// from the stored entries instead of being dropped).
+const LIVE_BUFFER: usize = 1024;
+
+/// What an entry concerns, by kind; each list sorted and free of duplicates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subjects {
+    /// Account plans.
+    pub plan_ids: Vec<String>,
+    /// Customer stakeholders.
+    pub stakeholder_ids: Vec<String>,
+    /// Supplier people.
+    pub person_ids: Vec<String>,
+    /// Opportunities.
+    pub opportunity_ids: Vec<String>,
+}
+
+/// One event of an account, as the timeline shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// Global position.
+    pub position: u64,
+    /// Version in the account's stream.
+    pub stream_version: u64,
+    /// Event id.
+    pub event_id: Uuid,
+    /// Event type name, e.g. `"InteractionLogged"`.
+    pub event_type: &'static str,
+    /// Who caused it.
+    pub actor: String,
+    /// Business time.
+    pub occurred_at: Timestamp,
+    /// When it was recorded.
+    pub recorded_at: Timestamp,
+    /// One English sentence, with names as they were at the time.
+    pub summary: String,
+    /// What it concerns.
+    pub subjects: Subjects,
+    /// For a correction: the position of the entry it supersedes.
+    pub corrects_position: Option<u64>,
+    /// For a superseded entry: the position of the correction that superseded it.
+    pub corrected_by_position: Option<u64>,
+}
+
+/// One page of a timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimelinePage {
+    /// The entries, in the query's order.
+    pub entries: Vec<TimelineEntry>,
+    /// Where the next page starts, if more entries matched.
+    pub next: Option<Cursor>,
+    /// The account's latest position that the page reflects.
+    pub last_position: u64,
+}
+
+/// An entry as stored in sled: self-contained (no interned ids), so the format does not
+/// depend on the order things were interned in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredEntry {
+    position: u64,
+    stream_version: u64,
+    event_id: [u8; 16],
+    event_type: String,
+    actor: String,
+    occurred_at: i64,
+    recorded_at: i64,
+    summary: String,
+    subjects: Vec<SubjectKey>,
+    corrects: Option<u64>,
+}
+
+/// An entry in memory (ids interned in its account).
+#[derive(Debug)]
+struct Entry {
+    position: u64,
+    stream_version: u64,
+    occurred_at: i64,
+    recorded_at: i64,
+    /// 0 = not a correction (positions start at 1).
+    corrects: u64,
+    event_id: [u8; 16],
+    /// Index in [`AccountEvent::TYPES`].
+    event_type: u8,
+    /// Index in `AccountTimeline::actors`.
+    actor: u32,
+    summary: Box<str>,
+    /// Indexes in `AccountTimeline::subjects`.
+    subjects: Box<[u32]>,
+}
+
+type SortKey = (i64, u64);
+
+/// One account's timeline, its indexes and its name directory.
+#[derive(Default)]
+struct AccountTimeline {
+    entries: Vec<Entry>,
+    by_time: BTreeMap<SortKey, u32>,
+    subject_ids: HashMap<SubjectKey, u32>,
+    subjects: Vec<SubjectKey>,
+    by_subject: Vec<BTreeMap<SortKey, u32>>,
+    actor_ids: HashMap<Box<str>, u32>,
+    actors: Vec<Box<str>>,
+    corrected_by: HashMap<u64, u64>,
+    directory: Directory,
+    /// Directory items changed since the last flush.
+    touched: BTreeSet<DirKey>,
+    /// Entries already in sled.
+    persisted: usize,
+    /// Present while someone watches the account.
+    live: Option<broadcast::Sender<Arc<TimelineEntry>>>,
+}
+
+impl AccountTimeline {
+    fn last_position(&self) -> u64 {
+        self.entries.last().map_or(0, |e| e.position)
+    }
+
+    fn intern_actor(&mut self, actor: &str) -> u32 {
+        if let Some(&id) = self.actor_ids.get(actor) {
+            return id;
+        }
+        let id = self.actors.len() as u32;
+        self.actors.push(actor.into());
+        self.actor_ids.insert(actor.into(), id);
+        id
+    }
+
+    fn intern_subject(&mut self, subject: &SubjectKey) -> u32 {
+        if let Some(&id) = self.subject_ids.get(subject) {
+            return id;
+        }
+        let id = self.subjects.len() as u32;
+        self.subjects.push(subject.clone());
+        self.subject_ids.insert(subject.clone(), id);
+        self.by_subject.push(BTreeMap::new());
+        id
+    }
+
+    /// Appends an entry and indexes it; `false` (and nothing changed) if it is out of
+    /// position order or of an unknown type.
+    fn push(&mut self, stored: StoredEntry) -> bool {
+        if stored.position <= self.last_position() {
+            return false;
+        }
+        let Some(event_type) = type_index(&stored.event_type) else {
+            return false;
+        };
+        let index = self.entries.len() as u32;
+        let key = (stored.occurred_at, stored.position);
+        let actor = self.intern_actor(&stored.actor);
+        let subjects: Box<[u32]> = stored
+            .subjects
+            .iter()
+            .map(|s| self.intern_subject(s))
+            .collect();
+        for &s in subjects.iter() {
+            self.by_subject[s as usize].insert(key, index);
+        }
+        self.by_time.insert(key, index);
+        if let Some(corrected) = stored.corrects {
+            self.corrected_by.insert(corrected, stored.position);
+        }
+        self.entries.push(Entry {
+            position: stored.position,
+            stream_version: stored.stream_version,
+            occurred_at: stored.occurred_at,
+            recorded_at: stored.recorded_at,
+            corrects: stored.corrects.unwrap_or(0),
+            event_id: stored.event_id,
+            event_type,
+            actor,
+            summary: stored.summary.into_boxed_str(),
+            subjects,
+        });
+        true
+    }
+
+    fn stored(&self, index: usize) -> StoredEntry {
+        let e = &self.entries[index];
+        StoredEntry {
+            position: e.position,
+            stream_version: e.stream_version,
+            event_id: e.event_id,
+            event_type: AccountEvent::TYPES[e.event_type as usize].to_owned(),
+            actor: self.actors[e.actor as usize].to_string(),
+            occurred_at: e.occurred_at,
+            recorded_at: e.recorded_at,
+            summary: e.summary.to_string(),
+            subjects: e
+                .subjects
+                .iter()
+                .map(|&s| self.subjects[s as usize].clone())
+                .collect(),
+            corrects: (e.corrects != 0).then_some(e.corrects),
+        }
+    }
+
+    fn view(&self, index: usize) -> TimelineEntry {
+        let e = &self.entries[index];
+        let mut subjects = Subjects::default();
+        for &s in e.subjects.iter() {
+            match &self.subjects[s as usize] {
+                SubjectKey::Plan(id) => subjects.plan_ids.push(id.to_string()),
+                SubjectKey::Stakeholder(id) => subjects.stakeholder_ids.push(id.to_string()),
+                SubjectKey::Person(id) => subjects.person_ids.push(id.to_string()),
+                SubjectKey::Opportunity(id) => subjects.opportunity_ids.push(id.to_string()),
+            }
+        }
+        TimelineEntry {
+            position: e.position,
+            stream_version: e.stream_version,
+            event_id: Uuid::from_bytes(e.event_id),
+            event_type: AccountEvent::TYPES[e.event_type as usize],
+            actor: self.actors[e.actor as usize].to_string(),
+            occurred_at: Timestamp(e.occurred_at),
+            recorded_at: Timestamp(e.recorded_at),
+            summary: e.summary.to_string(),
+            subjects,
+            corrects_position: (e.corrects != 0).then_some(e.corrects),
+            corrected_by_position: self.corrected_by.get(&e.position).copied(),
+        }
+    }
+
+    /// Index of the first entry with a position greater than `after`.
+    fn first_after(&self, after: u64) -> usize {
+        self.entries.partition_point(|e| e.position <= after)
+    }
+}
+
+type Shared = Arc<RwLock<AccountTimeline>>;
+
+#[derive(Default)]
+struct Inner {
+    /// tenant -> account -> timeline (nested so lookups need no allocation).
+    accounts: RwLock<HashMap<String, HashMap<String, Shared>>>,
+    /// Accounts changed since the last flush.
+    dirty: Mutex<HashSet<(String, String)>>,
+    /// The tree this instance was loaded from and flushes to (the runner applies each flush
+    /// before it applies the next event): where flushed interaction details are read back.
+    /// `None` until `load`, and then nothing is evicted.
+    tree: RwLock<Option<sled::Tree>>,
+}
+
+/// The timelines of every account; cheap to clone (shared).
+///
+/// The runner applies events while services query: each account has its own lock, held for
+/// one event or one page, so a query on one account never waits for work on another.
+#[derive(Clone, Default)]
+pub struct TimelineProjection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TimelineProjection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let accounts: usize = read(&self.inner.accounts).values().map(HashMap::len).sum();
+        f.debug_struct("TimelineProjection")
+            .field("accounts", &accounts)
+            .finish_non_exhaustive()
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn corrupt(reason: impl Into<String>) -> ProjectionError {
+    ProjectionError::Corrupt {
+        name: NAME.into(),
+        reason: reason.into(),
+    }
+}
+
+impl TimelineProjection {
+    /// An empty projection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn account(&self, tenant: &str, account: &str) -> Option<Shared> {
+        read(&self.inner.accounts)
+            .get(tenant)
+            .and_then(|accounts| accounts.get(account))
+            .cloned()
+    }
+
+    fn account_or_insert(&self, tenant: &str, account: &str) -> Shared {
+        if let Some(found) = self.account(tenant, account) {
+            return found;
+        }
+        write(&self.inner.accounts)
+            .entry(tenant.to_owned())
+            .or_default()
+            .entry(account.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    fn require(&self, tenant: &str, account: &str) -> Result<Shared, TimelineError> {
+        self.account(tenant, account)
+            .ok_or_else(|| TimelineError::AccountNotFound {
+                tenant: tenant.to_owned(),
+                account: account.to_owned(),
+            })
+    }
+
+    /// The last flushed content of an interaction, read back from sled (see the module
+    /// docs); `None` if there is no tree or no such item. A read failure is logged and the
+    /// correction is then described without the comparison (apply cannot fail).
+    fn stored_interaction(
+        &self,
+        event: &ProjectedEvent,
+        id: &InteractionId,
+    ) -> Option<InteractionInfo> {
+        let tree = read(&self.inner.tree).clone()?;
+        let key = dir_key(
+            &event.tenant,
+            &event.account,
+            &DirKey::Interaction(id.clone()),
+        );
+        let bytes = match tree.get(key) {
+            Ok(found) => found?,
+            Err(e) => {
+                tracing::error!(position = event.position, error = %e, "timeline: reading a corrected interaction failed");
+                return None;
+            }
+        };
+        match postcard::from_bytes(&bytes) {
+            Ok(DirItem::Interaction(info)) => Some(info),
+            other => {
+                tracing::error!(
+                    position = event.position,
+                    ?other,
+                    "timeline: a stored interaction is unreadable"
+                );
+                None
+            }
+        }
+    }
+
+    /// One page of an account's timeline.
+    ///
+    /// Walks the scope's `(occurred_at, position)` index from the cursor (or the time range's
+    /// edge) in the query's direction, skipping entries that fail the type or actor filter,
+    /// until the page is full; one more match decides whether there is a next page.
+    pub fn list(
+        &self,
+        tenant: &str,
+        account: &str,
+        query: &TimelineQuery,
+    ) -> Result<TimelinePage, TimelineError> {
+        let shared = self.require(tenant, account)?;
+        let timeline = read(&shared);
+        let last_position = timeline.last_position();
+        let empty = || TimelinePage {
+            entries: Vec::new(),
+            next: None,
+            last_position,
+        };
+        let index = match &query.scope {
+            Scope::Account => &timeline.by_time,
+            Scope::Subject(subject) => match timeline.subject_ids.get(subject) {
+                Some(&id) => &timeline.by_subject[id as usize],
+                None if timeline.directory.knows(subject) => return Ok(empty()),
+                None => {
+                    let (what, id) = match subject {
+                        SubjectKey::Plan(id) => ("plan", id.to_string()),
+                        SubjectKey::Stakeholder(id) => ("stakeholder", id.to_string()),
+                        SubjectKey::Person(id) => ("person", id.to_string()),
+                        SubjectKey::Opportunity(id) => ("opportunity", id.to_string()),
+                    };
+                    return Err(TimelineError::SubjectNotFound {
+                        what,
+                        id,
+                        account: account.to_owned(),
+                    });
+                }
+            },
+        };
+        let actor = match &query.actor {
+            Some(name) => match timeline.actor_ids.get(name.as_str()) {
+                Some(&id) => Some(id),
+                None => return Ok(empty()), // nobody of that name recorded anything here
+            },
+            None => None,
+        };
+        let mask = query.event_type_mask();
+
+        // [lower, upper): the time range, narrowed by the cursor on the side already read.
+        let mut lower: SortKey = (i64::MIN, 0);
+        let mut upper: Option<SortKey> = None;
+        if let Some(from) = query.occurred_from {
+            lower = lower.max((from.0, 0));
+        }
+        if let Some(to) = query.occurred_to {
+            upper = Some((to.0, 0));
+        }
+        if let Some(cursor) = query.after {
+            let key = (cursor.occurred_at.0, cursor.position);
+            match query.order {
+                Order::OldestFirst => lower = lower.max((key.0, key.1.saturating_add(1))),
+                Order::NewestFirst => upper = Some(upper.map_or(key, |u| u.min(key))),
+            }
+        }
+        if upper.is_some_and(|u| lower >= u) {
+            return Ok(empty());
+        }
+        let range = index.range((
+            Bound::Included(lower),
+            upper.map_or(Bound::Unbounded, Bound::Excluded),
+        ));
+        let walk: Box<dyn Iterator<Item = (&SortKey, &u32)>> = match query.order {
+            Order::NewestFirst => Box::new(range.rev()),
+            Order::OldestFirst => Box::new(range),
+        };
+        let mut page: Vec<usize> = Vec::with_capacity(query.page_size.min(64));
+        let mut more = false;
+        for (_, &i) in walk {
+            let e = &timeline.entries[i as usize];
+            if mask != 0 && mask & (1u64 << e.event_type) == 0 {
+                continue;
+            }
+            if actor.is_some_and(|a| a != e.actor) {
+                continue;
+            }
+            if page.len() == query.page_size {
+                more = true;
+                break;
+            }
+            page.push(i as usize);
+        }
+        let next = match (more, page.last()) {
+            (true, Some(&i)) => {
+                let e = &timeline.entries[i];
+                Some(Cursor {
+                    occurred_at: Timestamp(e.occurred_at),
+                    position: e.position,
+                })
+            }
+            _ => None,
+        };
+        Ok(TimelinePage {
+            entries: page.into_iter().map(|i| timeline.view(i)).collect(),
+            next,
+            last_position,
+        })
+    }
+
+    /// Up to `limit` entries of an account with `after < position <= up_to`, in position
+    /// order: the catch-up part of a watch.
+    pub fn entries_between(
+        &self,
+        tenant: &str,
+        account: &str,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<TimelineEntry>, TimelineError> {
+        let shared = self.require(tenant, account)?;
+        let timeline = read(&shared);
+        let first = timeline.first_after(after);
+        Ok((first..timeline.entries.len())
+            .take_while(|&i| timeline.entries[i].position <= up_to)
+            .take(limit)
+            .map(|i| timeline.view(i))
+            .collect())
+    }
+
+    /// Subscribes to an account's new entries; returns the receiver and the position of the
+    /// account's latest entry at that instant.
+    ///
+    /// Both are taken under the account's lock, the same lock `apply` holds while it appends
+    /// and broadcasts, so every entry is either at or before the returned position (read it
+    /// with [`Self::entries_between`]) or arrives on the receiver: no gap. A watcher skips
+    /// received entries at or before what it already sent: no duplicate.
+    pub fn subscribe(
+        &self,
+        tenant: &str,
+        account: &str,
+    ) -> Result<(broadcast::Receiver<Arc<TimelineEntry>>, u64), TimelineError> {
+        let shared = self.require(tenant, account)?;
+        let mut timeline = write(&shared);
+        let receiver = match &timeline.live {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(LIVE_BUFFER);
+                timeline.live = Some(sender);
+                receiver
+            }
+        };
+        Ok((receiver, timeline.last_position()))
+    }
+
+    /// The position of an account's latest entry, if it has any.
+    pub fn last_position(&self, tenant: &str, account: &str) -> Option<u64> {
+        self.account(tenant, account)
+            .map(|shared| read(&shared).last_position())
+    }
+
+    /// Every account's entries (in position order) and directory (without the interaction
+    /// details, which may live only in sled), to compare two projections in tests.
+    #[cfg(test)]
+    pub(crate) fn export(&self) -> BTreeMap<(String, String), (Vec<StoredEntry>, Directory)> {
+        let accounts = read(&self.inner.accounts);
+        let mut out = BTreeMap::new();
+        for (tenant, by_account) in accounts.iter() {
+            for (account, shared) in by_account {
+                let timeline = read(shared);
+                let entries = (0..timeline.entries.len())
+                    .map(|i| timeline.stored(i))
+                    .collect();
+                // Interaction details may have been evicted to sled: compare those in sled.
+                let mut directory = timeline.directory.clone();
+                directory.interactions.clear();
+                out.insert((tenant.clone(), account.clone()), (entries, directory));
+            }
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------- storage keys
+
+fn chunk_key(tenant: &str, account: &str, chunk: usize) -> Vec<u8> {
+    format!("c/{tenant}/{account}/{chunk:010}").into_bytes()
+}
+
+fn dir_key(tenant: &str, account: &str, key: &DirKey) -> Vec<u8> {
+    let (kind, id) = match key {
+        DirKey::Account => ("account", "-"),
+        DirKey::Person(id) => ("person", id.as_str()),
+        DirKey::Stakeholder(id) => ("stakeholder", id.as_str()),
+        DirKey::Plan(id) => ("plan", id.as_str()),
+        DirKey::Objective(id) => ("objective", id.as_str()),
+        DirKey::Opportunity(id) => ("opportunity", id.as_str()),
+        DirKey::Action(id) => ("action", id.as_str()),
+        DirKey::Rule(id) => ("rule", id.as_str()),
+        DirKey::Interaction(id) => ("interaction", id.as_str()),
+        DirKey::Review(id) => ("review", id.as_str()),
+    };
+    format!("d/{tenant}/{account}/{kind}/{id}").into_bytes()
+}
+
+fn parse_dir_key(kind: &str, id: &str) -> Option<DirKey> {
+    Some(match kind {
+        "account" => DirKey::Account,
+        "person" => DirKey::Person(PersonId::parse(id).ok()?),
+        "stakeholder" => DirKey::Stakeholder(StakeholderId::parse(id).ok()?),
+        "plan" => DirKey::Plan(PlanId::parse(id).ok()?),
+        "objective" => DirKey::Objective(ObjectiveId::parse(id).ok()?),
+        "opportunity" => DirKey::Opportunity(OpportunityId::parse(id).ok()?),
+        "action" => DirKey::Action(ActionItemId::parse(id).ok()?),
+        "rule" => DirKey::Rule(RuleId::parse(id).ok()?),
+        "interaction" => DirKey::Interaction(InteractionId::parse(id).ok()?),
+        "review" => DirKey::Review(ReviewId::parse(id).ok()?),
+        _ => return None,
+    })
+}
+
+/// What one account's keys held, gathered during `load`.
+#[derive(Default)]
+struct Loaded {
+    chunks: BTreeMap<usize, Vec<StoredEntry>>,
+    items: Vec<(DirKey, DirItem)>,
+}
+
+impl Projection for TimelineProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
+        let mut loaded: BTreeMap<(String, String), Loaded> = BTreeMap::new();
+        for item in tree.iter() {
+            let (key, value) = item?;
+            if key.first() == Some(&RESERVED_PREFIX) {
+                continue;
+            }
+            let text = std::str::from_utf8(&key).map_err(|e| corrupt(format!("key: {e}")))?;
+            let bad_key = || corrupt(format!("unexpected key {text:?}"));
+            let mut parts = text.split('/');
+            let (Some(prefix), Some(tenant), Some(account)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(bad_key());
+            };
+            let slot = loaded
+                .entry((tenant.to_owned(), account.to_owned()))
+                .or_default();
+            match (prefix, parts.next(), parts.next(), parts.next()) {
+                ("c", Some(chunk), None, None) => {
+                    let chunk: usize = chunk.parse().map_err(|_| bad_key())?;
+                    let entries: Vec<StoredEntry> = postcard::from_bytes(&value)
+                        .map_err(|e| corrupt(format!("{text}: {e}")))?;
+                    slot.chunks.insert(chunk, entries);
+                }
+                ("d", Some(kind), Some(id), None) => {
+                    let dir_key = parse_dir_key(kind, id).ok_or_else(bad_key)?;
+                    if let DirKey::Interaction(_) = dir_key {
+                        continue; // read back only if a correction needs it
+                    }
+                    let item: DirItem = postcard::from_bytes(&value)
+                        .map_err(|e| corrupt(format!("{text}: {e}")))?;
+                    slot.items.push((dir_key, item));
+                }
+                _ => return Err(bad_key()),
+            }
+        }
+
+        let mut accounts: HashMap<String, HashMap<String, Shared>> = HashMap::new();
+        for ((tenant, account), slot) in loaded {
+            let mut timeline = AccountTimeline::default();
+            let last_chunk = slot.chunks.len().saturating_sub(1);
+            for (expected, (chunk, entries)) in slot.chunks.into_iter().enumerate() {
+                if chunk != expected || (chunk < last_chunk && entries.len() != CHUNK) {
+                    return Err(corrupt(format!(
+                        "account {tenant}/{account}: chunk {chunk} is out of sequence or not full"
+                    )));
+                }
+                for entry in entries {
+                    let position = entry.position;
+                    if !timeline.push(entry) {
+                        return Err(corrupt(format!(
+                            "account {tenant}/{account}: entry at position {position} is out of \
+                             order or of an unknown type"
+                        )));
+                    }
+                }
+            }
+            for (key, item) in slot.items {
+                if !timeline.directory.restore(key, item) {
+                    return Err(corrupt(format!(
+                        "account {tenant}/{account}: a directory item does not match its key"
+                    )));
+                }
+            }
+            timeline.persisted = timeline.entries.len();
+            accounts
+                .entry(tenant)
+                .or_default()
+                .insert(account, Arc::new(RwLock::new(timeline)));
+        }
+        *write(&self.inner.accounts) = accounts;
+        *write(&self.inner.tree) = Some(tree.clone());
+        self.inner
+            .dirty
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
+        Ok(())
+    }
+
+    fn apply(&self, event: &ProjectedEvent) {
+        let shared = self.account_or_insert(&event.tenant, &event.account);
+        {
+            let mut guard = write(&shared);
+            let timeline = &mut *guard;
+            if event.position <= timeline.last_position() {
+                return; // already applied (a redelivery): entries are never rewritten
+            }
+            if let AccountEvent::InteractionCorrected(c) = &event.event {
+                if !timeline
+                    .directory
+                    .interactions
+                    .contains_key(&c.interaction_id)
+                {
+                    if let Some(previous) = self.stored_interaction(event, &c.interaction_id) {
+                        timeline
+                            .directory
+                            .interactions
+                            .insert(c.interaction_id.clone(), previous);
+                    }
+                }
+            }
+            let described = timeline.directory.describe(event, &mut timeline.touched);
+            let pushed = timeline.push(StoredEntry {
+                position: event.position,
+                stream_version: event.stream_version,
+                event_id: *event.event_id.as_bytes(),
+                event_type: event.event.event_type().to_owned(),
+                actor: event.actor.clone(),
+                occurred_at: event.occurred_at.0,
+                recorded_at: event.recorded_at.0,
+                summary: described.summary,
+                subjects: described.subjects.into_iter().collect(),
+                corrects: described.corrects,
+            });
+            if pushed {
+                if let Some(sender) = &timeline.live {
+                    if sender.receiver_count() == 0 {
+                        timeline.live = None; // the last watcher left
+                    } else {
+                        let entry = Arc::new(timeline.view(timeline.entries.len() - 1));
+                        let _ = sender.send(entry);
+                    }
+                }
+            }
+        }
+        self.inner
+            .dirty
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert((event.tenant.clone(), event.account.clone()));
+    }
+
+    /// Takes over a rebuilt instance's timelines, so every service clone sees them at once.
+    /// Watchers of the old timelines see their live channel close, subscribe again to the new
+    /// ones and catch up from the last position they sent: nothing missed, nothing repeated.
+    fn adopt(&self, rebuilt: Self) -> bool {
+        let accounts = std::mem::take(&mut *write(&rebuilt.inner.accounts));
+        let dirty = std::mem::take(
+            &mut *rebuilt
+                .inner
+                .dirty
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        let tree = write(&rebuilt.inner.tree).take();
+        let old = std::mem::replace(&mut *write(&self.inner.accounts), accounts);
+        *write(&self.inner.tree) = tree;
+        *self
+            .inner
+            .dirty
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = dirty;
+        drop(old); // closes the old live channels (outside the lock)
+        true
+    }
+
+    fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
+        let dirty: Vec<(String, String)> = self
+            .inner
+            .dirty
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .drain()
+            .collect();
+        let evict = read(&self.inner.tree).is_some();
+        for (tenant, account) in dirty {
+            let Some(shared) = self.account(&tenant, &account) else {
+                continue;
+            };
+            let mut timeline = write(&shared);
+            let len = timeline.entries.len();
+            if len > timeline.persisted {
+                for chunk in timeline.persisted / CHUNK..=(len - 1) / CHUNK {
+                    let entries: Vec<StoredEntry> = (chunk * CHUNK..len.min((chunk + 1) * CHUNK))
+                        .map(|i| timeline.stored(i))
+                        .collect();
+                    let bytes = postcard::to_allocvec(&entries)
+                        .map_err(|e| corrupt(format!("encoding {tenant}/{account}: {e}")))?;
+                    batch.insert(chunk_key(&tenant, &account, chunk), bytes);
+                }
+                timeline.persisted = len;
+            }
+            for key in std::mem::take(&mut timeline.touched) {
+                if let Some(item) = timeline.directory.item(&key) {
+                    let bytes = postcard::to_allocvec(&item)
+                        .map_err(|e| corrupt(format!("encoding {tenant}/{account}: {e}")))?;
+                    batch.insert(dir_key(&tenant, &account, &key), bytes);
+                }
+            }
+            if evict {
+                // Every interaction in memory was touched since the last flush, so is in this
+                // batch, which the runner applies before the next event.
+                timeline.directory.interactions.clear();
+            }
+        }
+        Ok(())
+    }
+}
