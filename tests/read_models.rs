@@ -178,6 +178,52 @@ async fn the_globex_year_over_grpc_gives_the_hand_computed_answers_and_survives_
         (2, 4)
     );
 
+    // Timeline: 84 entries; the CFO's view has 18 (see the timeline service's fixture tests);
+    // the correction (position 40) links to the interaction it corrects (39).
+    let mut timeline = pb::timeline_service_client::TimelineServiceClient::new(server.channel());
+    let list =
+        |scope: Option<pb::list_timeline_request::Scope>, page_size| pb::ListTimelineRequest {
+            tenant: globex::TENANT.into(),
+            account_id: globex::ACCOUNT.into(),
+            scope,
+            event_types: vec![],
+            occurred_from: None,
+            occurred_to: None,
+            actor: String::new(),
+            order: pb::TimelineOrder::OldestFirst as i32,
+            page_size,
+            page_token: String::new(),
+            min_position: head,
+        };
+    let first = timeline
+        .list_timeline(list(None, 50))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.entries.len(), 50);
+    let mut second = list(None, 50);
+    second.page_token = first.next_page_token.clone();
+    let second = timeline.list_timeline(second).await.unwrap().into_inner();
+    assert_eq!(second.entries.len(), 34);
+    let correction = second
+        .entries
+        .iter()
+        .chain(&first.entries)
+        .find(|e| e.position == 40)
+        .unwrap();
+    assert_eq!(correction.corrects_position, 39);
+    let cfo = timeline
+        .list_timeline(list(
+            Some(pb::list_timeline_request::Scope::StakeholderId(
+                "cfo".into(),
+            )),
+            100,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cfo.entries.len(), 18);
+
     // An online rebuild of the compliance read model gives the same answers.
     let mut operations = server.operations();
     let mut progress = operations

@@ -21,8 +21,10 @@ use keyplan_proto::pb::command_service_server::CommandServiceServer;
 use keyplan_proto::pb::compliance_service_server::ComplianceServiceServer;
 use keyplan_proto::pb::event_store_service_server::EventStoreServiceServer;
 use keyplan_proto::pb::operations_service_server::OperationsServiceServer;
+use keyplan_proto::pb::timeline_service_server::TimelineServiceServer;
 use keyplan_repository::{AccountRepository, RepositoryConfig};
 use keyplan_store::{EventStore, StoreConfig};
+use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -313,6 +315,7 @@ fn run_projection<P: Projection>(
 struct ReadModels {
     compliance: (ComplianceProjection, ProjectionHandle),
     activity: (ActivityProjection, ProjectionHandle),
+    timeline: (TimelineProjection, ProjectionHandle),
 }
 
 /// Lets the activity service's portfolio show compliance shares from the compliance model.
@@ -338,11 +341,18 @@ impl ReadModels {
         let compliance = ComplianceProjection::default();
         let compliance_handle = run_projection(db, compliance.clone(), source.clone())?;
         let activity = ActivityProjection::default();
-        let activity_handle = run_projection(db, activity.clone(), source)?;
-        let handles = vec![compliance_handle.clone(), activity_handle.clone()];
+        let activity_handle = run_projection(db, activity.clone(), source.clone())?;
+        let timeline = TimelineProjection::default();
+        let timeline_handle = run_projection(db, timeline.clone(), source)?;
+        let handles = vec![
+            compliance_handle.clone(),
+            activity_handle.clone(),
+            timeline_handle.clone(),
+        ];
         let models = Self {
             compliance: (compliance, compliance_handle),
             activity: (activity, activity_handle),
+            timeline: (timeline, timeline_handle),
         };
         Ok((models, handles))
     }
@@ -355,6 +365,9 @@ impl ReadModels {
         health
             .set_serving::<ActivityServiceServer<ActivityApi>>()
             .await;
+        health
+            .set_serving::<TimelineServiceServer<TimelineApi>>()
+            .await;
         let shares: Arc<dyn ComplianceSource> =
             Arc::new(ComplianceShares(self.compliance.0.clone()));
         router
@@ -366,6 +379,10 @@ impl ReadModels {
                 self.activity.0.clone(),
                 self.activity.1.clone(),
                 Some(shares),
+            )))
+            .add_service(TimelineServiceServer::new(TimelineApi::new(
+                self.timeline.0.clone(),
+                self.timeline.1.clone(),
             )))
     }
 }
