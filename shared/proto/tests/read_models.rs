@@ -360,7 +360,11 @@ fn the_descriptor_set_describes_the_services_with_their_comments() {
             "CommandService",
             "EventStoreService",
             "AccountService",
-            "OperationsService"
+            "OperationsService",
+            "TimelineService",
+            "ComplianceService",
+            "ActivityService",
+            "AuditService"
         ]
     );
     assert!(fds
