@@ -115,6 +115,9 @@ async fn main() -> Result<()> {
             }),
         }),
     };
+    if let Some(KeyplanTarget::Spawn(binary)) = &keyplan {
+        server::check_binary(binary)?;
+    }
     let settings = Settings {
         duration,
         warmup: duration / 10,
@@ -140,4 +143,24 @@ async fn main() -> Result<()> {
         report::print_tables(&settings, &results);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_parse_from_clients_x_events() {
+        let config = parse_config("64x16").expect("valid");
+        assert_eq!((config.clients, config.events_per_request), (64, 16));
+        assert!(parse_config("0x1").is_err());
+        assert!(parse_config("1x101").is_err());
+        assert!(parse_config("sixteen").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

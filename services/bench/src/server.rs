@@ -29,6 +29,19 @@ pub fn default_binary() -> Result<PathBuf> {
         .with_file_name("keyplan"))
 }
 
+/// Fails with a helpful message if there is no `keyplan` binary at `binary` (checked before
+/// anything is measured, so a missing build does not cost a whole baseline run).
+pub fn check_binary(binary: &Path) -> Result<()> {
+    if !binary.is_file() {
+        bail!(
+            "no keyplan binary at {}: build it with `cargo build --release -p keyplan` \
+             (or pass --keyplan-bin PATH, or --server ADDR for a running server)",
+            binary.display()
+        );
+    }
+    Ok(())
+}
+
 /// A running `keyplan serve` over a temporary data directory (deleted when this is dropped;
 /// the process is killed then too, if [`KeyplanProcess::stop`] was not called).
 #[derive(Debug)]
@@ -44,13 +57,7 @@ impl KeyplanProcess {
     /// Starts `binary` on a free loopback port over a fresh data directory and waits until it
     /// listens.
     pub async fn start(binary: &Path) -> Result<Self> {
-        if !binary.is_file() {
-            bail!(
-                "no keyplan binary at {}: build it with `cargo build --release -p keyplan` \
-                 (or pass --keyplan-bin PATH, or --server ADDR for a running server)",
-                binary.display()
-            );
-        }
+        check_binary(binary)?;
         let dir = tempfile::Builder::new()
             .prefix("keyplan-bench-server-")
             .tempdir()

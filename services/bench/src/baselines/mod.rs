@@ -10,7 +10,8 @@ pub mod postgres;
 pub mod sled;
 
 /// Bytes of one event in the baselines: about what Keyplan stores for one `InteractionLogged`
-/// (postcard body with envelope metadata, about 230 bytes, plus two 32-byte hashes).
+/// of the workload (postcard body: ids, tenant, stream, times, actor, type and a ~140-byte
+/// payload, about 260 bytes; plus two 32-byte hashes and a 4-byte offset).
 pub const EVENT_BYTES: usize = 300;
 
 /// Event-sized filler that does not compress or deduplicate to nothing (a fixed xorshift
