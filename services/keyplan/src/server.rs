@@ -28,7 +28,6 @@ use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::server::Router;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
@@ -255,7 +254,7 @@ impl Node {
                 )));
         }
         let result = router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await;
 
         // In-flight requests are done; commit whatever is still queued, then stop the writer.
@@ -385,4 +384,11 @@ impl ReadModels {
                 self.timeline.1.clone(),
             )))
     }
+}
+
+/// The listener's connections with `TCP_NODELAY` set: without it Nagle's algorithm holds a
+/// response's small trailers frame until the client's delayed ACK, about 40 ms per request
+/// (measured by keyplan-bench on batched commands).
+fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use keyplan_domain::codec;
-use keyplan_domain::decide::decide_all;
+use keyplan_domain::decide::decide_all_in_place;
 use keyplan_domain::ids::{AccountId, TenantId};
 use keyplan_domain::values::Timestamp;
 use keyplan_domain::{AccountCommand, AccountEvent, AccountState, DomainError};
@@ -207,23 +207,38 @@ impl AccountRepository {
             }
             self.check_expected(&stream, envelope.expected, state.version)?;
 
-            let events = decide_all(state, &envelope.commands, now)?;
-            let request = self.append_request(&envelope, &stream, state.version, &events, now);
+            // Decide on the cached state itself (no copy per request); any failure below
+            // discards it, so the next use reloads it from the log.
+            let version = state.version;
+            let events = match decide_all_in_place(state, &envelope.commands, now) {
+                Ok(events) => events,
+                Err(e) => {
+                    if state.version != version {
+                        // Earlier commands of the refused batch were applied: discard them.
+                        *cached = None;
+                    }
+                    return Err(e.into());
+                }
+            };
+            let request = self.append_request(&envelope, &stream, version, &events, now);
             match self.store.append(request).await {
                 Ok(outcome) => {
-                    if !outcome.deduplicated && outcome.first_version == state.version + 1 {
-                        for event in &events {
-                            state.apply(event);
-                        }
+                    if outcome.deduplicated || outcome.first_version != version + 1 {
+                        // A retry answered from the log: our decision was not stored.
+                        *cached = None;
                     }
                     return Ok(ExecuteOutcome { append: outcome });
                 }
                 Err(StoreError::WrongExpectedVersion { .. }) => {
                     // Another writer got in first; re-read and re-decide (or report the
                     // conflict if the author asked for an exact version).
+                    *cached = None;
                     continue;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    *cached = None;
+                    return Err(e.into());
+                }
             }
         }
         Err(RepositoryError::Store(StoreError::Unavailable(format!(
