@@ -7,7 +7,10 @@
 
 mod append;
 mod baselines;
+mod fanout;
 mod measure;
+mod nats;
+mod readmodels;
 mod report;
 mod server;
 mod workload;
@@ -15,7 +18,7 @@ mod workload;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 
 use crate::append::{Config, KeyplanTarget, Settings};
@@ -57,6 +60,10 @@ struct Cli {
     #[arg(long = "config", value_name = "CLIENTSxEVENTS", value_parser = parse_config)]
     configs: Vec<Config>,
 
+    /// Events to load for the read-model scenario (default 1,000,000; --quick: 20,000).
+    #[arg(long, value_name = "N")]
+    events: Option<u64>,
+
     /// PostgreSQL to compare with (libpq key=value or URL form); skipped if unreachable.
     #[arg(
         long,
@@ -73,7 +80,14 @@ enum Scenario {
     Append,
     /// Only the baselines (raw sled, fdatasync, PostgreSQL).
     Raw,
-    /// Everything (today the same as `append`, which includes the baselines).
+    /// Fan-out latency: append acknowledged -> received by a JetStream consumer and by a
+    /// gRPC Watch client, at fixed rates (1k/s and 10k/s).
+    Fanout,
+    /// Read models on a loaded node (1M events; --quick: 20k): footprint (RSS, disk, cold
+    /// start), query latencies under append load, and rebuild speed from the log and from
+    /// JetStream.
+    ReadModels,
+    /// Everything.
     All,
 }
 
@@ -107,13 +121,15 @@ async fn main() -> Result<()> {
     let duration = Duration::from_secs_f64(seconds);
     let keyplan = match cli.scenario {
         Scenario::Raw => None,
-        Scenario::Append | Scenario::All => Some(match cli.server {
-            Some(address) => KeyplanTarget::External(address),
-            None => KeyplanTarget::Spawn(match cli.keyplan_bin {
-                Some(path) => path,
-                None => server::default_binary()?,
-            }),
-        }),
+        Scenario::Append | Scenario::All | Scenario::Fanout | Scenario::ReadModels => {
+            Some(match cli.server {
+                Some(address) => KeyplanTarget::External(address),
+                None => KeyplanTarget::Spawn(match cli.keyplan_bin {
+                    Some(path) => path,
+                    None => server::default_binary()?,
+                }),
+            })
+        }
     };
     if let Some(KeyplanTarget::Spawn(binary)) = &keyplan {
         server::check_binary(binary)?;
@@ -136,12 +152,96 @@ async fn main() -> Result<()> {
             Duration::from_secs(2)
         },
     };
-    let results = append::run(&settings).await?;
-    if cli.json {
-        report::print_json(&results)?;
-    } else {
-        report::print_tables(&settings, &results);
+    if matches!(
+        cli.scenario,
+        Scenario::Append | Scenario::Raw | Scenario::All
+    ) {
+        let results = append::run(&settings).await?;
+        if cli.json {
+            report::print_json(&results)?;
+        } else {
+            report::print_tables(&settings, &results);
+        }
     }
+    let binary = match &settings.keyplan {
+        Some(KeyplanTarget::Spawn(binary)) => Some(binary.clone()),
+        _ => None,
+    };
+    if matches!(cli.scenario, Scenario::Fanout | Scenario::All) {
+        let binary = binary.clone().context(
+            "the fan-out scenario starts its own Keyplan and nats-server: omit --server",
+        )?;
+        let rates: &[u32] = if cli.quick { &[1000] } else { &[1000, 10_000] };
+        let results = fanout::run(&binary, rates, duration).await?;
+        report_fanout(cli.json, &results)?;
+    }
+    if matches!(cli.scenario, Scenario::ReadModels | Scenario::All) {
+        let binary =
+            binary.context("the read-model scenario starts its own nodes: omit --server")?;
+        let events = cli
+            .events
+            .unwrap_or(if cli.quick { 20_000 } else { 1_000_000 });
+        let queries = if cli.quick { 100 } else { 2000 };
+        let result = readmodels::run(&binary, events, queries).await?;
+        report_read_models(cli.json, &result)?;
+    }
+    Ok(())
+}
+
+/// Prints the fan-out results.
+fn report_fanout(json: bool, results: &[fanout::FanoutResult]) -> Result<()> {
+    if json {
+        for r in results {
+            println!(
+                "{}",
+                serde_json::json!({"scenario": "fanout", "params": {"rate_per_s": r.rate_per_s}, "figures": r})
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "\nfanout: append acknowledged -> event received (ms; 0 when it arrived before the ack)"
+    );
+    println!("rate/s  achieved/s  ack p50/p99    jetstream p50/p99/p999   missing  watch p50/p99/p999   missing");
+    for r in results {
+        println!(
+            "{:>6}  {:>10.0}  {:>5.2}/{:<6.2}  {:>6.2}/{:>6.2}/{:<7.2}  {:>7}  {:>5.2}/{:>6.2}/{:<7.2}  {:>7}",
+            r.rate_per_s,
+            r.achieved_per_s,
+            r.ack_ms[0],
+            r.ack_ms[1],
+            r.jetstream_ms[0],
+            r.jetstream_ms[1],
+            r.jetstream_ms[2],
+            r.jetstream_missing,
+            r.watch_ms[0],
+            r.watch_ms[1],
+            r.watch_ms[2],
+            r.watch_missing
+        );
+    }
+    Ok(())
+}
+
+/// Prints the read-model results.
+fn report_read_models(json: bool, r: &readmodels::ReadModelResults) -> Result<()> {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"scenario": "read-models", "figures": r})
+        );
+        return Ok(());
+    }
+    println!(
+        "\nread models on a node with {} events (loaded at {:.0} events/s)",
+        r.events, r.load_events_per_s
+    );
+    println!("footprint: RSS {:.0} MiB; log {:.1} MiB on disk = {:.2}x the postcard payload ({:.1} MiB); read models {:.1} MiB; cold start {:.2} s",
+        r.rss_mib, r.log_bytes as f64 / 1048576.0, r.log_to_payload, r.payload_bytes as f64 / 1048576.0, r.read_model_bytes as f64 / 1048576.0, r.cold_start_s);
+    println!("queries under {:.0} appends/s (client side, ms p50/p99): timeline page {:.2}/{:.2}, compliance as-of {:.2}/{:.2}, activity counts {:.2}/{:.2}",
+        r.background_events_per_s, r.timeline_ms[0], r.timeline_ms[1], r.compliance_ms[0], r.compliance_ms[1], r.activity_ms[0], r.activity_ms[1]);
+    println!("rebuild: every read model online from the log {:.1} s ({:.0} events/s each, side by side); fresh projections node from JetStream {:.1} s ({:.0} events/s)",
+        r.rebuild_local_s, r.rebuild_local_events_per_s, r.rebuild_jetstream_s, r.rebuild_jetstream_events_per_s);
     Ok(())
 }
 

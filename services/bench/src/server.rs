@@ -49,6 +49,8 @@ pub struct KeyplanProcess {
     child: Child,
     address: String,
     log_path: PathBuf,
+    binary: PathBuf,
+    extra: Vec<String>,
     // Declared last: dropped after the child is killed.
     _dir: TempDir,
 }
@@ -57,6 +59,11 @@ impl KeyplanProcess {
     /// Starts `binary` on a free loopback port over a fresh data directory and waits until it
     /// listens.
     pub async fn start(binary: &Path) -> Result<Self> {
+        Self::start_with(binary, &[]).await
+    }
+
+    /// As [`KeyplanProcess::start`], with extra `keyplan serve` arguments (role, NATS...).
+    pub async fn start_with(binary: &Path, extra: &[String]) -> Result<Self> {
         check_binary(binary)?;
         let dir = tempfile::Builder::new()
             .prefix("keyplan-bench-server-")
@@ -69,6 +76,7 @@ impl KeyplanProcess {
         let mut child = Command::new(binary)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data_dir)
+            .args(extra)
             .env("KEYPLAN_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -104,8 +112,68 @@ impl KeyplanProcess {
             child,
             address,
             log_path,
+            binary: binary.to_owned(),
+            extra: extra.to_vec(),
             _dir: dir,
         })
+    }
+
+    /// The process id (to read its memory use).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The node's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// Stops the node gracefully and starts it again over the same data (a cold start);
+    /// returns the time from launch until it listens again.
+    pub async fn restart(&mut self) -> Result<Duration> {
+        let pid = self.child.id().context("keyplan already exited")?;
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+        if !sent.success() {
+            bail!("kill -TERM {pid} failed");
+        }
+        tokio::time::timeout(PROCESS_TIMEOUT, self.child.wait())
+            .await
+            .context("keyplan did not stop")??;
+        let started = std::time::Instant::now();
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.log_path)?;
+        let mut child = Command::new(&self.binary)
+            .args(["serve", "--listen", &self.address, "--data-dir"])
+            .arg(self.data_dir())
+            .args(&self.extra)
+            .env("KEYPLAN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the server's stdout is not piped")?;
+        let mut lines = BufReader::new(stdout).lines();
+        tokio::time::timeout(PROCESS_TIMEOUT, async {
+            while let Some(line) = lines.next_line().await? {
+                if line.starts_with(LISTENING_PREFIX) {
+                    return Ok(());
+                }
+            }
+            bail!("keyplan exited before listening")
+        })
+        .await
+        .context("keyplan did not listen again in time")??;
+        let elapsed = started.elapsed();
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        self.child = child;
+        Ok(elapsed)
     }
 
     /// The address it listens on (`127.0.0.1:PORT`).

@@ -1,0 +1,231 @@
+//! Scenario `fanout`: appends at a fixed rate; latency from "append acknowledged" to "event
+//! received", by a JetStream consumer (NATS) and by a gRPC `Watch` client.
+//!
+//! Latency is receive time minus the client's acknowledgement time for the same event id. An
+//! event can reach a subscriber before its acknowledgement reaches the appending client (the
+//! relay publishes as soon as the batch is durable); such events count as 0 ms.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use keyplan_proto::pb;
+use keyplan_proto::pb::command_service_client::CommandServiceClient;
+use keyplan_proto::pb::event_store_service_client::EventStoreServiceClient;
+use prost::Message;
+use serde::Serialize;
+
+use crate::nats::NatsProcess;
+use crate::server::{connect, KeyplanProcess};
+use crate::workload::{onboarding, AccountWorkload, TENANT};
+
+/// Clients sharing the offered load.
+const CLIENTS: usize = 32;
+
+/// One fan-out measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanoutResult {
+    /// Offered appends (events) per second.
+    pub rate_per_s: u32,
+    /// Events acknowledged in the measured window.
+    pub acknowledged: u64,
+    /// Achieved append rate.
+    pub achieved_per_s: f64,
+    /// Ack → JetStream consumer, milliseconds: p50, p99, p999, max.
+    pub jetstream_ms: [f64; 4],
+    /// Events acknowledged but not seen by the JetStream consumer.
+    pub jetstream_missing: u64,
+    /// Ack → gRPC Watch, milliseconds: p50, p99, p999, max.
+    pub watch_ms: [f64; 4],
+    /// Events acknowledged but not seen by the watcher.
+    pub watch_missing: u64,
+    /// Append acknowledgement latency, milliseconds: p50, p99, p999, max.
+    pub ack_ms: [f64; 4],
+}
+
+type Times = Arc<Mutex<HashMap<String, Instant>>>;
+
+fn lock(times: &Times) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    times
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn quantiles(h: &Histogram<u64>) -> [f64; 4] {
+    let ms = |us: u64| us as f64 / 1000.0;
+    [
+        ms(h.value_at_quantile(0.5)),
+        ms(h.value_at_quantile(0.99)),
+        ms(h.value_at_quantile(0.999)),
+        ms(h.max()),
+    ]
+}
+
+/// Runs the scenario at each rate, each on a fresh nats-server and Keyplan.
+pub async fn run(
+    binary: &std::path::Path,
+    rates: &[u32],
+    measured: Duration,
+) -> Result<Vec<FanoutResult>> {
+    let mut out = Vec::new();
+    for &rate in rates {
+        out.push(
+            run_rate(binary, rate, measured)
+                .await
+                .with_context(|| format!("fan-out at {rate}/s"))?,
+        );
+    }
+    Ok(out)
+}
+
+async fn run_rate(binary: &std::path::Path, rate: u32, measured: Duration) -> Result<FanoutResult> {
+    let nats = NatsProcess::start().await?;
+    let server =
+        KeyplanProcess::start_with(binary, &["--nats-url".to_owned(), nats.url().to_owned()])
+            .await?;
+    let channel = connect(server.address()).await?;
+
+    let mut accounts = Vec::new();
+    let mut commands = CommandServiceClient::new(channel.clone());
+    for i in 0..CLIENTS {
+        let account = format!("fanout-{i}");
+        commands
+            .execute_batch(onboarding(&account))
+            .await
+            .context("onboarding")?;
+        accounts.push(account);
+    }
+    // Wait for the relay to have created the stream and published the onboarding.
+    let client = async_nats::connect(nats.url()).await?;
+    let js = async_nats::jetstream::new(client);
+    let stream = loop {
+        if let Ok(s) = js.get_stream("KEYPLAN").await {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let start_at = EventStoreServiceClient::new(channel.clone())
+        .read_all(pb::ReadAllRequest {
+            from_position: u64::MAX,
+            max_count: 1,
+            filter: None,
+        })
+        .await?
+        .into_inner()
+        .head_position
+        + 1;
+
+    let acked: Times = Arc::default();
+    let via_jetstream: Times = Arc::default();
+    let via_watch: Times = Arc::default();
+
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: start_at,
+            },
+            filter_subject: "keyplan.>".into(),
+            ..Default::default()
+        })
+        .await
+        .context("creating the JetStream consumer")?;
+    let mut messages = consumer.messages().await.context("consuming")?;
+    let js_times = via_jetstream.clone();
+    let js_task = tokio::spawn(async move {
+        while let Some(Ok(message)) = messages.next().await {
+            let now = Instant::now();
+            if let Ok(event) = pb::Event::decode(message.payload.as_ref()) {
+                if let Some(meta) = event.metadata {
+                    lock(&js_times).insert(meta.event_id, now);
+                }
+            }
+        }
+    });
+    let mut watch = EventStoreServiceClient::new(channel.clone())
+        .watch(pb::WatchRequest {
+            tenant: TENANT.into(),
+            account_id: String::new(),
+            from_position: start_at,
+        })
+        .await?
+        .into_inner();
+    let watch_times = via_watch.clone();
+    let watch_task = tokio::spawn(async move {
+        while let Some(Ok(event)) = watch.next().await {
+            let now = Instant::now();
+            if let Some(meta) = event.metadata {
+                lock(&watch_times).insert(meta.event_id, now);
+            }
+        }
+    });
+
+    // The load: CLIENTS clients, each at rate / CLIENTS requests per second (one event each).
+    let per_client = Duration::from_secs_f64(CLIENTS as f64 / f64::from(rate));
+    let deadline = Instant::now() + measured;
+    let mut ack_hist = Histogram::<u64>::new(3)?;
+    let mut tasks = Vec::new();
+    for account in accounts {
+        let mut commands = CommandServiceClient::new(channel.clone());
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut workload = AccountWorkload::new(account);
+            let mut ticks = tokio::time::interval(per_client);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                ticks.tick().await;
+                let sent = Instant::now();
+                if let Ok(response) = commands.execute(workload.single()).await {
+                    let now = Instant::now();
+                    latencies.push(now.duration_since(sent));
+                    let mut map = lock(&acked);
+                    for id in response.into_inner().event_ids {
+                        map.insert(id, now);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    for task in tasks {
+        for latency in task.await? {
+            ack_hist.record(latency.as_micros().max(1) as u64)?;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // let the last events arrive
+    js_task.abort();
+    watch_task.abort();
+
+    let acked = lock(&acked).clone();
+    let latency = |received: &Times| -> Result<(Histogram<u64>, u64)> {
+        let received = lock(received);
+        let mut h = Histogram::<u64>::new(3)?;
+        let mut missing = 0;
+        for (id, ack) in &acked {
+            match received.get(id) {
+                Some(at) => {
+                    h.record(at.saturating_duration_since(*ack).as_micros().max(1) as u64)?
+                }
+                None => missing += 1,
+            }
+        }
+        Ok((h, missing))
+    };
+    let (js_hist, js_missing) = latency(&via_jetstream)?;
+    let (watch_hist, watch_missing) = latency(&via_watch)?;
+    server.stop().await?;
+    Ok(FanoutResult {
+        rate_per_s: rate,
+        acknowledged: acked.len() as u64,
+        achieved_per_s: acked.len() as f64 / measured.as_secs_f64(),
+        jetstream_ms: quantiles(&js_hist),
+        jetstream_missing: js_missing,
+        watch_ms: quantiles(&watch_hist),
+        watch_missing,
+        ack_ms: quantiles(&ack_hist),
+    })
+}

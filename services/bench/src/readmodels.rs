@@ -1,0 +1,375 @@
+//! Scenarios `rebuild`, `queries` and `footprint`, on one loaded node:
+//! - load N events (realistic: many accounts, each with a KAM, a stakeholder and an
+//!   engagement rule, then interactions in batches) and wait for the read models;
+//! - **footprint**: RSS of the node, bytes on disk (log vs read models) against the postcard
+//!   payload of the same events, cold start to serving;
+//! - **queries**: timeline page, compliance as-of and activity counts under a background
+//!   append load, latency measured by the client over loopback (an upper bound of the server
+//!   side);
+//! - **rebuild**: every read model rebuilt online from the local log, then a fresh projections
+//!   node catching up from JetStream; events per second.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use keyplan_proto::pb;
+use keyplan_proto::pb::command_service_client::CommandServiceClient;
+use keyplan_proto::pb::operations_service_client::OperationsServiceClient;
+use serde::Serialize;
+
+use crate::nats::NatsProcess;
+use crate::server::{connect, KeyplanProcess};
+use crate::workload::{onboarding, AccountWorkload, TENANT};
+
+/// Accounts the events are spread over.
+const ACCOUNTS: usize = 1000;
+/// Loading clients.
+const LOADERS: usize = 32;
+/// Interactions per loading request.
+const LOAD_BATCH: usize = 64;
+
+/// Everything measured on the loaded node.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReadModelResults {
+    /// Events in the log.
+    pub events: u64,
+    /// Loading throughput (events/s) with 32 clients × 64 events per request.
+    pub load_events_per_s: f64,
+    /// Resident memory of the node after loading and projecting, MiB.
+    pub rss_mib: f64,
+    /// Bytes of the event store on disk.
+    pub log_bytes: u64,
+    /// Bytes of the read models on disk.
+    pub read_model_bytes: u64,
+    /// Postcard payload bytes of the same events (what the domain codec writes).
+    pub payload_bytes: u64,
+    /// log_bytes / payload_bytes.
+    pub log_to_payload: f64,
+    /// Restart (SIGTERM, start) to listening, seconds.
+    pub cold_start_s: f64,
+    /// Timeline page of 50, ms: p50, p99.
+    pub timeline_ms: [f64; 2],
+    /// Compliance as-of one account, ms: p50, p99.
+    pub compliance_ms: [f64; 2],
+    /// Activity counts (one account, a year by month and channel), ms: p50, p99.
+    pub activity_ms: [f64; 2],
+    /// Background appends per second during the queries.
+    pub background_events_per_s: f64,
+    /// Online rebuild of every read model from the local log: seconds, events/s per model.
+    pub rebuild_local_s: f64,
+    /// Events per second each read model rebuilt at (they rebuild side by side).
+    pub rebuild_local_events_per_s: f64,
+    /// A fresh projections node catching up from JetStream: seconds, events/s.
+    pub rebuild_jetstream_s: f64,
+    /// Events per second of the JetStream catch-up.
+    pub rebuild_jetstream_events_per_s: f64,
+}
+
+fn quantiles(h: &Histogram<u64>) -> [f64; 2] {
+    [
+        h.value_at_quantile(0.5) as f64 / 1000.0,
+        h.value_at_quantile(0.99) as f64 / 1000.0,
+    ]
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The engagement rule every benchmark account gets (so compliance has work to do).
+fn rule(account: &str) -> pb::ExecuteRequest {
+    pb::ExecuteRequest {
+        tenant: TENANT.into(),
+        account_id: account.into(),
+        expected_version: Some(pb::ExpectedVersion {
+            kind: Some(pb::expected_version::Kind::Exact(3)),
+        }),
+        idempotency_key: String::new(),
+        actor: "dana.kim".into(),
+        occurred_at: None,
+        correlation_id: String::new(),
+        causation_id: String::new(),
+        command: Some(pb::Command {
+            kind: Some(pb::command::Kind::SetEngagementRule(
+                pb::EngagementRuleSet {
+                    rule_id: "r-cfo".into(),
+                    target: Some(pb::RuleTarget {
+                        target: Some(pb::rule_target::Target::StakeholderId("lee.park".into())),
+                    }),
+                    owner: "dana.kim".into(),
+                    cadence_days: 30,
+                    channels: vec![pb::Channel::InPerson as i32],
+                    opportunity_id: String::new(),
+                },
+            )),
+        }),
+    }
+}
+
+/// Positions of the node's projections, once all have reached `head`.
+async fn wait_projections(
+    ops: &mut OperationsServiceClient<tonic::transport::Channel>,
+    head: u64,
+    limit: Duration,
+) -> Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let status = ops.get_status(pb::GetStatusRequest {}).await?.into_inner();
+        if !status.projections.is_empty() && status.projections.iter().all(|p| p.position >= head) {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            bail!(
+                "projections did not reach {head} within {limit:?}: {:?}",
+                status.projections
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Loads about `events` events; returns (head, elapsed).
+async fn load(channel: &tonic::transport::Channel, events: u64) -> Result<(u64, Duration)> {
+    let mut commands = CommandServiceClient::new(channel.clone());
+    for i in 0..ACCOUNTS {
+        let account = format!("acct-{i:04}");
+        commands
+            .execute_batch(onboarding(&account))
+            .await
+            .context("onboarding")?;
+        commands
+            .execute(rule(&account))
+            .await
+            .context("setting the engagement rule")?;
+    }
+    let per_loader = events.saturating_sub((ACCOUNTS * 4) as u64) / (LOADERS * LOAD_BATCH) as u64;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for l in 0..LOADERS {
+        let mut commands = CommandServiceClient::new(channel.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut workloads: Vec<AccountWorkload> = (l..ACCOUNTS)
+                .step_by(LOADERS)
+                .map(|i| AccountWorkload::new(format!("acct-{i:04}")))
+                .collect();
+            for r in 0..per_loader {
+                let n = workloads.len();
+                let w = &mut workloads[(r as usize) % n];
+                commands.execute_batch(w.batch(LOAD_BATCH)).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed();
+    let head = crate::readmodels::head(channel).await?;
+    Ok((head, elapsed))
+}
+
+/// The log's head position.
+pub async fn head(channel: &tonic::transport::Channel) -> Result<u64> {
+    Ok(
+        pb::event_store_service_client::EventStoreServiceClient::new(channel.clone())
+            .read_all(pb::ReadAllRequest {
+                from_position: u64::MAX,
+                max_count: 1,
+                filter: None,
+            })
+            .await?
+            .into_inner()
+            .head_position,
+    )
+}
+
+/// Postcard bytes of one benchmark interaction, as the domain codec stores it.
+fn payload_bytes_per_interaction() -> Result<u64> {
+    let mut w = AccountWorkload::new("acct-0000".into());
+    let request = w.single();
+    let kind = request.command.and_then(|c| c.kind).context("a command")?;
+    let command = keyplan_proto::convert::command_from_proto(kind)?;
+    let keyplan_domain::AccountCommand::LogInteraction(logged) = command else {
+        bail!("an interaction")
+    };
+    let encoded =
+        keyplan_domain::codec::encode(&keyplan_domain::AccountEvent::InteractionLogged(logged));
+    Ok(encoded.payload.len() as u64)
+}
+
+/// Runs everything on one node loaded with about `events` events.
+pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModelResults> {
+    let nats = NatsProcess::start().await?;
+    let nats_args = ["--nats-url".to_owned(), nats.url().to_owned()];
+    let mut node = KeyplanProcess::start_with(binary, &nats_args).await?;
+    let channel = connect(node.address()).await?;
+    let (head, load_time) = load(&channel, events).await?;
+    let mut ops = OperationsServiceClient::new(channel.clone());
+    wait_projections(&mut ops, head, Duration::from_secs(600)).await?;
+    tokio::time::sleep(Duration::from_millis(800)).await; // let the runners commit
+
+    // Footprint.
+    let rss = rss_mib(node.pid().context("the node's pid")?);
+    let data: PathBuf = node.data_dir().to_owned();
+    let read_model_bytes = dir_bytes(&data.join("projections"));
+    let log_bytes = dir_bytes(&data).saturating_sub(read_model_bytes);
+    let payload_bytes = payload_bytes_per_interaction()? * head;
+    let cold_start = node.restart().await?;
+    let channel = connect(node.address()).await?;
+    let mut ops = OperationsServiceClient::new(channel.clone());
+
+    // Queries under a background append load (a batch of 4 every 2 ms from one client).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let background = {
+        let channel = channel.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut commands = CommandServiceClient::new(channel);
+            let mut w = AccountWorkload::new("acct-0000".into());
+            let mut n = 0u64;
+            let started = Instant::now();
+            let mut ticks = tokio::time::interval(Duration::from_millis(2));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                ticks.tick().await;
+                if commands.execute_batch(w.batch(4)).await.is_ok() {
+                    n += 4;
+                }
+            }
+            n as f64 / started.elapsed().as_secs_f64()
+        })
+    };
+    let mut timeline = pb::timeline_service_client::TimelineServiceClient::new(channel.clone());
+    let mut compliance =
+        pb::compliance_service_client::ComplianceServiceClient::new(channel.clone());
+    let mut activity = pb::activity_service_client::ActivityServiceClient::new(channel.clone());
+    let (mut th, mut ch, mut ah) = (
+        Histogram::<u64>::new(3)?,
+        Histogram::<u64>::new(3)?,
+        Histogram::<u64>::new(3)?,
+    );
+    for q in 0..queries {
+        let account = format!("acct-{:04}", (q * 7919) % ACCOUNTS);
+        let t = Instant::now();
+        timeline
+            .list_timeline(pb::ListTimelineRequest {
+                tenant: TENANT.into(),
+                account_id: account.clone(),
+                scope: None,
+                event_types: vec![],
+                occurred_from: None,
+                occurred_to: None,
+                actor: String::new(),
+                order: pb::TimelineOrder::NewestFirst as i32,
+                page_size: 50,
+                page_token: String::new(),
+                min_position: 0,
+            })
+            .await?;
+        th.record(t.elapsed().as_micros().max(1) as u64)?;
+        let t = Instant::now();
+        compliance
+            .get_account_compliance(pb::GetAccountComplianceRequest {
+                tenant: TENANT.into(),
+                account_id: account.clone(),
+                as_of: Some(prost_types::Timestamp {
+                    seconds: 1_780_000_000,
+                    nanos: 0,
+                }),
+                axis: pb::ComplianceAxis::AsKnownAt as i32,
+                min_position: 0,
+            })
+            .await?;
+        ch.record(t.elapsed().as_micros().max(1) as u64)?;
+        let t = Instant::now();
+        activity
+            .get_activity_counts(pb::GetActivityCountsRequest {
+                tenant: TENANT.into(),
+                account_id: account,
+                period: pb::ActivityPeriod::Month as i32,
+                dimension: pb::ActivityDimension::Channel as i32,
+                from: "2026-01-01".into(),
+                to: "2026-12-31".into(),
+                min_position: 0,
+            })
+            .await?;
+        ah.record(t.elapsed().as_micros().max(1) as u64)?;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let background_rate = background.await?;
+
+    // Rebuild from the local log (online; the old generation serves meanwhile).
+    let head = crate::readmodels::head(&channel).await?;
+    wait_projections(&mut ops, head, Duration::from_secs(600)).await?;
+    let started = Instant::now();
+    let mut progress = ops
+        .rebuild_projections(pb::RebuildProjectionsRequest { names: vec![] })
+        .await?
+        .into_inner();
+    while let Some(update) = progress.next().await {
+        let update = update?;
+        if !update.error.is_empty() {
+            bail!("rebuild of {} failed: {}", update.name, update.error);
+        }
+    }
+    let rebuild_local = started.elapsed();
+
+    // A fresh projections node catching up from JetStream.
+    let started = Instant::now();
+    let projections = KeyplanProcess::start_with(
+        binary,
+        &[
+            "--role".to_owned(),
+            "projections".to_owned(),
+            nats_args[0].clone(),
+            nats_args[1].clone(),
+        ],
+    )
+    .await?;
+    let projections_channel = connect(projections.address()).await?;
+    let mut projections_ops = OperationsServiceClient::new(projections_channel);
+    wait_projections(&mut projections_ops, head, Duration::from_secs(900)).await?;
+    let rebuild_jetstream = started.elapsed();
+    projections.stop().await?;
+    node.stop().await?;
+
+    Ok(ReadModelResults {
+        events: head,
+        load_events_per_s: head as f64 / load_time.as_secs_f64(),
+        rss_mib: rss,
+        log_bytes,
+        read_model_bytes,
+        payload_bytes,
+        log_to_payload: log_bytes as f64 / payload_bytes.max(1) as f64,
+        cold_start_s: cold_start.as_secs_f64(),
+        timeline_ms: quantiles(&th),
+        compliance_ms: quantiles(&ch),
+        activity_ms: quantiles(&ah),
+        background_events_per_s: background_rate,
+        rebuild_local_s: rebuild_local.as_secs_f64(),
+        rebuild_local_events_per_s: head as f64 / rebuild_local.as_secs_f64(),
+        rebuild_jetstream_s: rebuild_jetstream.as_secs_f64(),
+        rebuild_jetstream_events_per_s: head as f64 / rebuild_jetstream.as_secs_f64(),
+    })
+}
