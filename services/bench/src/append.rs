@@ -97,6 +97,8 @@ pub struct Settings {
     pub postgres_url: String,
     /// How long to probe the bare `fdatasync` latency.
     pub fdatasync_probe: Duration,
+    /// Extra `keyplan serve` arguments for spawned servers (e.g. `--role ingest`).
+    pub server_args: Vec<String>,
 }
 
 /// Runs the machine probe, then every configuration: Keyplan (unless only baselines were
@@ -166,9 +168,10 @@ async fn run_configs(
         let keyplan = match &settings.keyplan {
             Some(target) => {
                 eprintln!("{label}: keyplan...");
-                let figures = measure_keyplan(target, config, warmup, measured)
-                    .await
-                    .with_context(|| format!("measuring keyplan, {label}"))?;
+                let figures =
+                    measure_keyplan(target, config, warmup, measured, &settings.server_args)
+                        .await
+                        .with_context(|| format!("measuring keyplan, {label}"))?;
                 progress("keyplan", &figures);
                 Some(figures)
             }
@@ -290,11 +293,12 @@ async fn measure_keyplan(
     config: Config,
     warmup: Duration,
     measured: Duration,
+    server_args: &[String],
 ) -> Result<Figures> {
     match target {
         KeyplanTarget::External(address) => drive(address, config, warmup, measured).await,
         KeyplanTarget::Spawn(binary) => {
-            let process = KeyplanProcess::start(binary).await?;
+            let process = KeyplanProcess::start_with(binary, server_args).await?;
             let outcome = drive(process.address(), config, warmup, measured).await;
             let stopped = process.stop().await;
             let figures = outcome?;

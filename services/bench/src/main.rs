@@ -60,6 +60,11 @@ struct Cli {
     #[arg(long = "config", value_name = "CLIENTSxEVENTS", value_parser = parse_config)]
     configs: Vec<Config>,
 
+    /// Extra `keyplan serve` argument for the append scenario's servers (repeatable), e.g.
+    /// `--server-arg=--role --server-arg=ingest` to measure the write path without read models.
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    server_args: Vec<String>,
+
     /// Events to load for the read-model scenario (default 1,000,000; --quick: 20,000).
     #[arg(long, value_name = "N")]
     events: Option<u64>,
@@ -146,6 +151,7 @@ async fn main() -> Result<()> {
         },
         keyplan,
         postgres_url: cli.postgres_url,
+        server_args: cli.server_args.clone(),
         fdatasync_probe: if cli.quick {
             Duration::from_millis(500)
         } else {

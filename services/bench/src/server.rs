@@ -56,13 +56,8 @@ pub struct KeyplanProcess {
 }
 
 impl KeyplanProcess {
-    /// Starts `binary` on a free loopback port over a fresh data directory and waits until it
-    /// listens.
-    pub async fn start(binary: &Path) -> Result<Self> {
-        Self::start_with(binary, &[]).await
-    }
-
-    /// As [`KeyplanProcess::start`], with extra `keyplan serve` arguments (role, NATS...).
+    /// Starts `binary` on a free loopback port over a fresh data directory, with extra
+    /// `keyplan serve` arguments (role, NATS...), and waits until it listens.
     pub async fn start_with(binary: &Path, extra: &[String]) -> Result<Self> {
         check_binary(binary)?;
         let dir = tempfile::Builder::new()
