@@ -13,53 +13,34 @@ use keyplan_proto::convert::{command_to_proto, timestamp_to_proto};
 use keyplan_proto::pb;
 use keyplan_testkit::{at, globex};
 
-/// Sends every fixture step; returns the last position.
+/// Sends every fixture step with its business time and actor; returns the last version.
+/// Edits of shared content carry the exact version (the previous step's), as a client would.
 async fn load_globex(server: &Server) -> u64 {
     let mut c = server.commands();
     let mut last = 0;
     for step in globex::steps() {
-        let response = c
-            .execute(pb::ExecuteRequest {
-                tenant: globex::TENANT.into(),
-                account_id: globex::ACCOUNT.into(),
-                expected_version: None,
-                idempotency_key: String::new(),
-                actor: step.actor.clone(),
-                occurred_at: Some(timestamp_to_proto(step.occurred_at)),
-                correlation_id: String::new(),
-                causation_id: String::new(),
-                command: Some(pb::Command {
-                    kind: Some(command_to_proto(&step.command)),
-                }),
-            })
-            .await;
-        // Edits of shared content need the exact version: resend those with it.
-        let response = match response {
-            Ok(r) => r,
-            Err(status)
-                if status.code() == tonic::Code::InvalidArgument
-                    && status.message().contains("expected_version") =>
-            {
-                c.execute(pb::ExecuteRequest {
-                    tenant: globex::TENANT.into(),
-                    account_id: globex::ACCOUNT.into(),
-                    expected_version: Some(pb::ExpectedVersion {
-                        kind: Some(pb::expected_version::Kind::Exact(last)),
-                    }),
-                    idempotency_key: String::new(),
-                    actor: step.actor.clone(),
-                    occurred_at: Some(timestamp_to_proto(step.occurred_at)),
-                    correlation_id: String::new(),
-                    causation_id: String::new(),
-                    command: Some(pb::Command {
-                        kind: Some(command_to_proto(&step.command)),
-                    }),
-                })
-                .await
-                .unwrap()
-            }
-            Err(status) => panic!("fixture step {} refused: {status:?}", step.command.name()),
+        let expected_version = step
+            .command
+            .edits_shared_content()
+            .then_some(pb::ExpectedVersion {
+                kind: Some(pb::expected_version::Kind::Exact(last)),
+            });
+        let request = pb::ExecuteRequest {
+            tenant: globex::TENANT.into(),
+            account_id: globex::ACCOUNT.into(),
+            expected_version,
+            idempotency_key: String::new(),
+            actor: step.actor.clone(),
+            occurred_at: Some(timestamp_to_proto(step.occurred_at)),
+            correlation_id: String::new(),
+            causation_id: String::new(),
+            command: Some(pb::Command {
+                kind: Some(command_to_proto(&step.command)),
+            }),
         };
+        let response = c.execute(request).await.unwrap_or_else(|status| {
+            panic!("fixture step {} refused: {status:?}", step.command.name())
+        });
         last = response.into_inner().last_version;
     }
     last
