@@ -72,6 +72,18 @@ impl Projection for Counts {
     }
 }
 
+/// Opens sled again after a drop in this process, waiting for its background threads to let go
+/// of the file lock.
+fn reopen(path: &std::path::Path) -> sled::Db {
+    for _ in 0..50 {
+        if let Ok(db) = sled::open(path) {
+            return db;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sled::open(path).unwrap()
+}
+
 async fn append(store: &EventStore, account: &str, n: usize) {
     for _ in 0..n {
         let encoded = codec::encode(&AccountEvent::AccountRegistered(AccountRegistered {
@@ -124,7 +136,7 @@ async fn state_and_checkpoint_survive_a_reopen_and_nothing_is_counted_twice() {
     }
     append(&store, "a", 5).await;
     {
-        let db = sled::open(&db_path).unwrap();
+        let db = reopen(&db_path);
         let counts = Counts::default();
         let (runner, handle) =
             ProjectionRunner::open(&db, counts.clone(), EventSource::Local(store.clone())).unwrap();

@@ -130,11 +130,7 @@ impl EventStore {
     /// Opens (or creates) a store and rebuilds its indexes from the log.
     pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.path)?;
-        let db = sled::Config::new()
-            .path(&config.path)
-            .cache_capacity(config.cache_capacity_bytes)
-            .flush_every_ms(None)
-            .open()?;
+        let db = open_sled(&config)?;
         let log = db.open_tree(LOG_TREE)?;
         let checkpoints = db.open_tree(CHECKPOINT_TREE)?;
         let index = Index::rebuild(&log)?;
@@ -542,6 +538,29 @@ fn check_link(
         );
     }
     Ok(e.hash)
+}
+
+/// Opens sled, waiting up to a second for its file lock: when a store is dropped and reopened
+/// in the same process, sled's background threads can hold the lock a moment longer than the
+/// dropped instance. Another process holding it is still an error after the wait.
+fn open_sled(config: &StoreConfig) -> Result<sled::Db, StoreError> {
+    let mut attempts = 0;
+    loop {
+        let opened = sled::Config::new()
+            .path(&config.path)
+            .cache_capacity(config.cache_capacity_bytes)
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if attempts < 50 && e.to_string().contains("could not acquire lock") =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
 }
 
 /// sled 0.34 keeps its log and pages in one file named `db` in its directory.
