@@ -1,9 +1,14 @@
 //! `keyplan-bench`: measures Keyplan's durable appends over real gRPC, next to what the
-//! machine allows (raw sled with the same durability, a bare `fdatasync`) and to the store most
-//! teams would otherwise use (a PostgreSQL events table), all in the same run on the same
-//! machine, so the ratios mean something even where absolute numbers do not travel.
+//! machine allows (raw sled with the same durability, a bare `fdatasync`, a bare JetStream) and
+//! to the store most teams would otherwise use (a PostgreSQL events table), all in the same run
+//! on the same machine, so the ratios mean something even where absolute numbers do not travel.
 //!
-//! This file only parses the command line and dispatches; see `append` for the scenario.
+//! This file only parses the command line and dispatches: `append` (durable appends and their
+//! baselines), `fanout`, `readmodels` (queries with client- and server-side latencies,
+//! footprint, rebuild), `baselines` (raw sled, PostgreSQL, raw JetStream) and `report`
+//! (tables, JSON lines). The raw JetStream baseline is measured once per run, when the `raw`,
+//! `fanout`, `read-models` or `all` scenario runs, and its ratios are reported with the fan-out
+//! and the rebuild from JetStream.
 
 mod append;
 mod baselines;
@@ -37,7 +42,8 @@ struct Cli {
     json: bool,
 
     /// What to measure: `append` (Keyplan plus the baselines its ratios need), `raw` (only the
-    /// baselines, no Keyplan server), `all` (everything).
+    /// baselines, no Keyplan server: sled, fdatasync, PostgreSQL, JetStream), `fanout`,
+    /// `read-models`, `all` (everything).
     #[arg(long, value_enum, default_value_t = Scenario::All)]
     scenario: Scenario,
 
@@ -83,14 +89,14 @@ struct Cli {
 enum Scenario {
     /// Keyplan's durable appends, with the baselines for its ratios.
     Append,
-    /// Only the baselines (raw sled, fdatasync, PostgreSQL).
+    /// Only the baselines (raw sled, fdatasync, PostgreSQL, raw JetStream publish/consume).
     Raw,
     /// Fan-out latency: append acknowledged -> received by a JetStream consumer and by a
-    /// gRPC Watch client, at fixed rates (1k/s and 10k/s).
+    /// gRPC Watch client, at fixed rates (1k/s and 10k/s), with ratios to raw JetStream.
     Fanout,
     /// Read models on a loaded node (1M events; --quick: 20k): footprint (RSS, disk, cold
-    /// start), query latencies under append load, and rebuild speed from the log and from
-    /// JetStream.
+    /// start), query latencies (client and server side) under append load, and rebuild speed
+    /// from the log and from JetStream (with its ratio to a raw JetStream consume).
     ReadModels,
     /// Everything.
     All,
@@ -169,6 +175,35 @@ async fn main() -> Result<()> {
             report::print_tables(&settings, &results);
         }
     }
+    let jetstream = if matches!(
+        cli.scenario,
+        Scenario::Raw | Scenario::Fanout | Scenario::ReadModels | Scenario::All
+    ) {
+        // The quick run publishes for 1 s; the one-at-a-time probe gets a quarter of that.
+        eprintln!("raw JetStream baseline...");
+        let measured = baselines::jetstream::measure(settings.warmup, duration, duration / 4)
+            .await
+            .map_err(|e| {
+                let why = format!("{e:#}");
+                eprintln!("raw JetStream baseline skipped: {why}");
+                why
+            });
+        if let Ok(b) = &measured {
+            let s = b.summary();
+            eprintln!(
+                "  jetstream: {:.0} published/s (ack p50 {:.2} ms, p99 {:.2} ms), one in flight p50 {:.3} ms, consumed {:.0}/s",
+                s.publish_per_s,
+                s.publish_ack_ms[0],
+                s.publish_ack_ms[1],
+                s.single_publish_ack_ms[0],
+                s.consume_per_s
+            );
+        }
+        report::print_jetstream(cli.json, measured.as_ref().map_err(String::as_str))?;
+        measured.ok().map(|b| b.summary())
+    } else {
+        None
+    };
     let binary = match &settings.keyplan {
         Some(KeyplanTarget::Spawn(binary)) => Some(binary.clone()),
         _ => None,
@@ -179,7 +214,7 @@ async fn main() -> Result<()> {
         )?;
         let rates: &[u32] = if cli.quick { &[1000] } else { &[1000, 10_000] };
         let results = fanout::run(&binary, rates, duration).await?;
-        report_fanout(cli.json, &results)?;
+        report::print_fanout(cli.json, &results, jetstream)?;
     }
     if matches!(cli.scenario, Scenario::ReadModels | Scenario::All) {
         let binary =
@@ -189,65 +224,8 @@ async fn main() -> Result<()> {
             .unwrap_or(if cli.quick { 20_000 } else { 1_000_000 });
         let queries = if cli.quick { 100 } else { 2000 };
         let result = readmodels::run(&binary, events, queries).await?;
-        report_read_models(cli.json, &result)?;
+        report::print_read_models(cli.json, &result, jetstream)?;
     }
-    Ok(())
-}
-
-/// Prints the fan-out results.
-fn report_fanout(json: bool, results: &[fanout::FanoutResult]) -> Result<()> {
-    if json {
-        for r in results {
-            println!(
-                "{}",
-                serde_json::json!({"scenario": "fanout", "params": {"rate_per_s": r.rate_per_s}, "figures": r})
-            );
-        }
-        return Ok(());
-    }
-    println!(
-        "\nfanout: append acknowledged -> event received (ms; 0 when it arrived before the ack)"
-    );
-    println!("rate/s  achieved/s  ack p50/p99    jetstream p50/p99/p999   missing  watch p50/p99/p999   missing");
-    for r in results {
-        println!(
-            "{:>6}  {:>10.0}  {:>5.2}/{:<6.2}  {:>6.2}/{:>6.2}/{:<7.2}  {:>7}  {:>5.2}/{:>6.2}/{:<7.2}  {:>7}",
-            r.rate_per_s,
-            r.achieved_per_s,
-            r.ack_ms[0],
-            r.ack_ms[1],
-            r.jetstream_ms[0],
-            r.jetstream_ms[1],
-            r.jetstream_ms[2],
-            r.jetstream_missing,
-            r.watch_ms[0],
-            r.watch_ms[1],
-            r.watch_ms[2],
-            r.watch_missing
-        );
-    }
-    Ok(())
-}
-
-/// Prints the read-model results.
-fn report_read_models(json: bool, r: &readmodels::ReadModelResults) -> Result<()> {
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"scenario": "read-models", "figures": r})
-        );
-        return Ok(());
-    }
-    println!(
-        "\nread models on a node with {} events (loaded at {:.0} events/s)",
-        r.events, r.load_events_per_s
-    );
-    println!("footprint: RSS {:.0} MiB; log {:.1} MiB on disk = {:.2}x the postcard payload ({:.1} MiB); read models {:.1} MiB; cold start {:.2} s",
-        r.rss_mib, r.log_bytes as f64 / 1048576.0, r.log_to_payload, r.payload_bytes as f64 / 1048576.0, r.read_model_bytes as f64 / 1048576.0, r.cold_start_s);
-    println!("queries under {:.0} appends/s (client side, ms p50/p99): timeline page {:.2}/{:.2}, compliance as-of {:.2}/{:.2}, activity counts {:.2}/{:.2}",
-        r.background_events_per_s, r.timeline_ms[0], r.timeline_ms[1], r.compliance_ms[0], r.compliance_ms[1], r.activity_ms[0], r.activity_ms[1]);
-    println!("rebuild: every read model online from the log {:.1} s ({:.0} events/s each, side by side); fresh projections node from JetStream {:.1} s ({:.0} events/s)",
-        r.rebuild_local_s, r.rebuild_local_events_per_s, r.rebuild_jetstream_s, r.rebuild_jetstream_events_per_s);
     Ok(())
 }
 

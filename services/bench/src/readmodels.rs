@@ -4,8 +4,10 @@
 //! - **footprint**: RSS of the node, bytes on disk (log vs read models) against the postcard
 //!   payload of the same events, cold start to serving;
 //! - **queries**: timeline page, compliance as-of and activity counts under a background
-//!   append load, latency measured by the client over loopback (an upper bound of the server
-//!   side);
+//!   append load; latency measured by the client over loopback and, from each response's
+//!   `server-timing: app;dur=<ms>` header (written by the server's timing layer), on the
+//!   server side: request in → response produced, without the network, HTTP/2 framing and
+//!   the client's own scheduling;
 //! - **rebuild**: every read model rebuilt online from the local log, then a fresh projections
 //!   node catching up from JetStream; events per second.
 
@@ -50,12 +52,23 @@ pub struct ReadModelResults {
     pub log_to_payload: f64,
     /// Restart (SIGTERM, start) to listening, seconds.
     pub cold_start_s: f64,
-    /// Timeline page of 50, ms: p50, p99.
+    /// Queries measured (of each kind).
+    pub queries: usize,
+    /// Timeline page of 50, client side, ms: p50, p99.
     pub timeline_ms: [f64; 2],
-    /// Compliance as-of one account, ms: p50, p99.
+    /// Compliance as-of one account, client side, ms: p50, p99.
     pub compliance_ms: [f64; 2],
-    /// Activity counts (one account, a year by month and channel), ms: p50, p99.
+    /// Activity counts (one account, a year by month and channel), client side, ms: p50, p99.
     pub activity_ms: [f64; 2],
+    /// Timeline page, server side (`server-timing`), ms: p50, p99; `null` if the server sent
+    /// no timings.
+    pub timeline_server_ms: Option<[f64; 2]>,
+    /// Compliance as-of, server side, ms: p50, p99.
+    pub compliance_server_ms: Option<[f64; 2]>,
+    /// Activity counts, server side, ms: p50, p99.
+    pub activity_server_ms: Option<[f64; 2]>,
+    /// Responses without a readable `server-timing` header (0 with a current server).
+    pub server_timing_missing: u64,
     /// Background appends per second during the queries.
     pub background_events_per_s: f64,
     /// Online rebuild of every read model from the local log: seconds, events/s per model.
@@ -73,6 +86,75 @@ fn quantiles(h: &Histogram<u64>) -> [f64; 2] {
         h.value_at_quantile(0.5) as f64 / 1000.0,
         h.value_at_quantile(0.99) as f64 / 1000.0,
     ]
+}
+
+/// The header the server's timing layer writes on every response.
+const SERVER_TIMING: &str = "server-timing";
+
+/// The `dur` (milliseconds) of metric `app` in a `Server-Timing` header value such as
+/// `app;dur=0.123` (W3C syntax: comma-separated metrics, `;`-separated parameters; other
+/// metrics and parameters are ignored). `None` if absent or not a finite, non-negative number.
+fn parse_server_timing(value: &str) -> Option<f64> {
+    value
+        .split(',')
+        .find_map(|metric| {
+            let mut parts = metric.split(';').map(str::trim);
+            if parts.next()? != "app" {
+                return None;
+            }
+            parts.find_map(|parameter| {
+                let (name, value) = parameter.split_once('=')?;
+                if !name.trim().eq_ignore_ascii_case("dur") {
+                    return None;
+                }
+                value.trim().trim_matches('"').parse::<f64>().ok()
+            })
+        })
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+}
+
+/// Client- and server-side latencies of one kind of query.
+struct QueryTimes {
+    client: Histogram<u64>,
+    server: Histogram<u64>,
+}
+
+impl QueryTimes {
+    fn new() -> Result<Self> {
+        Ok(Self {
+            client: Histogram::new(3)?,
+            server: Histogram::new(3)?,
+        })
+    }
+
+    /// Records one answered query: the client-side time since `sent`, and the server-side
+    /// time from the response's `server-timing` header. Returns false if the header was
+    /// missing or unreadable.
+    fn record<T>(&mut self, sent: Instant, response: &tonic::Response<T>) -> bool {
+        self.client
+            .saturating_record(sent.elapsed().as_micros().max(1) as u64);
+        let server_ms = response
+            .metadata()
+            .get(SERVER_TIMING)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_server_timing);
+        match server_ms {
+            Some(ms) => {
+                self.server
+                    .saturating_record(((ms * 1000.0).round() as u64).max(1));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn client_ms(&self) -> [f64; 2] {
+        quantiles(&self.client)
+    }
+
+    fn server_ms(&self) -> Option<[f64; 2]> {
+        (!self.server.is_empty()).then(|| quantiles(&self.server))
+    }
 }
 
 fn dir_bytes(path: &Path) -> u64 {
@@ -207,15 +289,7 @@ pub async fn head(channel: &tonic::transport::Channel) -> Result<u64> {
 
 /// Postcard bytes of one benchmark interaction, as the domain codec stores it.
 fn payload_bytes_per_interaction() -> Result<u64> {
-    let mut w = AccountWorkload::new("acct-0000".into());
-    let request = w.single();
-    let kind = request.command.and_then(|c| c.kind).context("a command")?;
-    let command = keyplan_proto::convert::command_from_proto(kind)?;
-    let keyplan_domain::AccountCommand::LogInteraction(logged) = command else {
-        bail!("an interaction")
-    };
-    let encoded =
-        keyplan_domain::codec::encode(&keyplan_domain::AccountEvent::InteractionLogged(logged));
+    let encoded = keyplan_domain::codec::encode(&crate::workload::interaction_event()?);
     Ok(encoded.payload.len() as u64)
 }
 
@@ -264,15 +338,12 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
     let mut compliance =
         pb::compliance_service_client::ComplianceServiceClient::new(channel.clone());
     let mut activity = pb::activity_service_client::ActivityServiceClient::new(channel.clone());
-    let (mut th, mut ch, mut ah) = (
-        Histogram::<u64>::new(3)?,
-        Histogram::<u64>::new(3)?,
-        Histogram::<u64>::new(3)?,
-    );
+    let (mut th, mut ch, mut ah) = (QueryTimes::new()?, QueryTimes::new()?, QueryTimes::new()?);
+    let mut missing = 0u64;
     for q in 0..queries {
         let account = format!("acct-{:04}", (q * 7919) % ACCOUNTS);
         let t = Instant::now();
-        timeline
+        let response = timeline
             .list_timeline(pb::ListTimelineRequest {
                 tenant: TENANT.into(),
                 account_id: account.clone(),
@@ -287,9 +358,9 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
                 min_position: 0,
             })
             .await?;
-        th.record(t.elapsed().as_micros().max(1) as u64)?;
+        missing += u64::from(!th.record(t, &response));
         let t = Instant::now();
-        compliance
+        let response = compliance
             .get_account_compliance(pb::GetAccountComplianceRequest {
                 tenant: TENANT.into(),
                 account_id: account.clone(),
@@ -301,9 +372,9 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
                 min_position: 0,
             })
             .await?;
-        ch.record(t.elapsed().as_micros().max(1) as u64)?;
+        missing += u64::from(!ch.record(t, &response));
         let t = Instant::now();
-        activity
+        let response = activity
             .get_activity_counts(pb::GetActivityCountsRequest {
                 tenant: TENANT.into(),
                 account_id: account,
@@ -314,7 +385,7 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
                 min_position: 0,
             })
             .await?;
-        ah.record(t.elapsed().as_micros().max(1) as u64)?;
+        missing += u64::from(!ah.record(t, &response));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let background_rate = background.await?;
@@ -363,13 +434,56 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
         payload_bytes,
         log_to_payload: log_bytes as f64 / payload_bytes.max(1) as f64,
         cold_start_s: cold_start.as_secs_f64(),
-        timeline_ms: quantiles(&th),
-        compliance_ms: quantiles(&ch),
-        activity_ms: quantiles(&ah),
+        queries,
+        timeline_ms: th.client_ms(),
+        compliance_ms: ch.client_ms(),
+        activity_ms: ah.client_ms(),
+        timeline_server_ms: th.server_ms(),
+        compliance_server_ms: ch.server_ms(),
+        activity_server_ms: ah.server_ms(),
+        server_timing_missing: missing,
         background_events_per_s: background_rate,
         rebuild_local_s: rebuild_local.as_secs_f64(),
         rebuild_local_events_per_s: head as f64 / rebuild_local.as_secs_f64(),
         rebuild_jetstream_s: rebuild_jetstream.as_secs_f64(),
         rebuild_jetstream_events_per_s: head as f64 / rebuild_jetstream.as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_yields_the_app_duration_in_milliseconds() {
+        assert_eq!(parse_server_timing("app;dur=0.123"), Some(0.123));
+        assert_eq!(parse_server_timing("app;dur=12"), Some(12.0));
+        assert_eq!(
+            parse_server_timing("db;dur=5, app ; desc=\"handler\" ; DUR=\"1.5\""),
+            Some(1.5)
+        );
+        assert_eq!(parse_server_timing("cache;dur=1"), None);
+        assert_eq!(parse_server_timing("app"), None);
+        assert_eq!(parse_server_timing("app;dur="), None);
+        assert_eq!(parse_server_timing("app;dur=abc"), None);
+        assert_eq!(parse_server_timing("app;dur=-1"), None);
+        assert_eq!(parse_server_timing("app;dur=NaN"), None);
+        assert_eq!(parse_server_timing("app;dur=inf"), None);
+        assert_eq!(parse_server_timing(""), None);
+    }
+
+    #[test]
+    fn a_query_records_both_sides() {
+        let mut times = QueryTimes::new().expect("histograms");
+        let mut response = tonic::Response::new(());
+        response.metadata_mut().insert(
+            SERVER_TIMING,
+            tonic::metadata::MetadataValue::from_static("app;dur=0.250"),
+        );
+        assert!(times.record(Instant::now(), &response));
+        assert!(!times.record(Instant::now(), &tonic::Response::new(())));
+        assert_eq!(times.client.len(), 2);
+        let [p50, p99] = times.server_ms().expect("one server timing");
+        assert!((p50 - 0.25).abs() < 0.001 && (p99 - 0.25).abs() < 0.001);
+    }
 }

@@ -1,5 +1,7 @@
 //! Results: one record per measurement, printed as tables for people or as JSON lines for
 //! scripts (`--json`: one object per line, stable keys, so runs can be diffed and plotted).
+//! Every JSON object has `scenario`, `params`, `figures`, `baseline` (the baselines' figures
+//! it is compared with, `null` where a baseline was skipped) and `ratios`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,6 +10,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::append::Settings;
+use crate::baselines::jetstream::{JetStreamBaseline, JetStreamSummary};
+use crate::fanout::FanoutResult;
+use crate::readmodels::ReadModelResults;
 
 /// The figures of one measurement.
 #[derive(Debug, Clone, Serialize)]
@@ -239,6 +244,282 @@ pub fn print_tables(settings: &Settings, report: &Report) {
             println!("note: {note}");
         }
     }
+}
+
+/// `a / b`, if `b` is a positive number.
+fn ratio(a: f64, b: f64) -> Option<f64> {
+    (b > 0.0 && a.is_finite()).then(|| a / b)
+}
+
+fn ratio_text(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"))
+}
+
+/// Writes one JSON object and a newline on stdout.
+fn print_json_line(value: &serde_json::Value) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    serde_json::to_writer(&mut out, value).context("writing JSON")?;
+    writeln!(out).context("writing JSON")
+}
+
+/// The raw JetStream baseline (measured once per run), or why it is missing.
+pub fn print_jetstream(json: bool, baseline: Result<&JetStreamBaseline, &str>) -> Result<()> {
+    let b = match baseline {
+        Ok(b) => b,
+        Err(why) => {
+            // Already on stderr; the JSON lines that need it carry `null` instead.
+            if !json {
+                println!("\nnote: raw JetStream baseline skipped: {why}");
+            }
+            return Ok(());
+        }
+    };
+    if json {
+        return print_json_line(&serde_json::json!({
+            "scenario": "raw",
+            "params": {
+                "system": "jetstream",
+                "storage": "file",
+                "payload_bytes": b.payload_bytes,
+                "in_flight": b.in_flight,
+                "subjects": b.subjects,
+                "warmup_s": b.warmup_s,
+            },
+            "figures": {
+                "publish": b.publish,
+                "publish_one_in_flight": b.publish_one_in_flight,
+                "consume": b.consume,
+            },
+            "baseline": {},
+            "ratios": {},
+        }));
+    }
+    println!(
+        "\nraw: JetStream (private nats-server, file storage, Keyplan's stream settings; \
+         {}-byte protobuf events with the relay's headers; {:.1} s measured after {:.1} s warm-up)",
+        b.payload_bytes, b.publish.measured_s, b.warmup_s
+    );
+    let mut rows = vec![[
+        "run",
+        "messages/s",
+        "ack p50 ms",
+        "ack p99 ms",
+        "ack p999 ms",
+        "errors",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for (name, f) in [
+        (format!("publish, {} in flight", b.in_flight), &b.publish),
+        ("publish, 1 in flight".to_owned(), &b.publish_one_in_flight),
+    ] {
+        rows.push(vec![
+            name,
+            rate(f.events_per_s),
+            ms(f.p50_ms),
+            ms(f.p99_ms),
+            ms(f.p999_ms),
+            f.errors.to_string(),
+        ]);
+    }
+    rows.push(vec![
+        format!("consume all {} (ordered pull)", b.consume.messages),
+        rate(b.consume.messages_per_s),
+        "-".into(),
+        "-".into(),
+        "-".into(),
+        b.consume.errors.to_string(),
+    ]);
+    print_table(&rows);
+    for f in [&b.publish, &b.publish_one_in_flight] {
+        if let Some(e) = &f.first_error {
+            println!("note: {} JetStream publish errors; first: {e}", f.errors);
+        }
+    }
+    Ok(())
+}
+
+/// The fan-out results, with their ratios to the raw JetStream baseline: the achieved rate as
+/// a share of raw publish throughput, and the ack → consumer latency over one raw publish's
+/// round trip.
+pub fn print_fanout(
+    json: bool,
+    results: &[FanoutResult],
+    jetstream: Option<JetStreamSummary>,
+) -> Result<()> {
+    let ratios = |r: &FanoutResult| -> BTreeMap<&'static str, Option<f64>> {
+        let j = jetstream.as_ref();
+        [
+            (
+                "achieved_vs_jetstream_publish",
+                j.and_then(|j| ratio(r.achieved_per_s, j.publish_per_s)),
+            ),
+            (
+                "jetstream_p50_vs_single_publish_ack_p50",
+                j.and_then(|j| ratio(r.jetstream_ms[0], j.single_publish_ack_ms[0])),
+            ),
+            (
+                "jetstream_p99_vs_single_publish_ack_p99",
+                j.and_then(|j| ratio(r.jetstream_ms[1], j.single_publish_ack_ms[1])),
+            ),
+        ]
+        .into_iter()
+        .collect()
+    };
+    if json {
+        for r in results {
+            print_json_line(&serde_json::json!({
+                "scenario": "fanout",
+                "params": {"rate_per_s": r.rate_per_s},
+                "figures": r,
+                "baseline": {"jetstream": jetstream},
+                "ratios": ratios(r),
+            }))?;
+        }
+        return Ok(());
+    }
+    println!(
+        "\nfanout: append acknowledged -> event received (ms; 0 when it arrived before the ack)"
+    );
+    let mut rows = vec![[
+        "rate/s",
+        "achieved/s",
+        "ack p50/p99",
+        "jetstream p50/p99/p999",
+        "missing",
+        "watch p50/p99/p999",
+        "missing",
+        "of raw publish",
+        "js vs raw ack p50/p99",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in results {
+        let ratios = ratios(r);
+        let get = |name: &str| ratios.get(name).copied().flatten();
+        rows.push(vec![
+            r.rate_per_s.to_string(),
+            rate(r.achieved_per_s),
+            format!("{}/{}", ms(r.ack_ms[0]), ms(r.ack_ms[1])),
+            format!(
+                "{}/{}/{}",
+                ms(r.jetstream_ms[0]),
+                ms(r.jetstream_ms[1]),
+                ms(r.jetstream_ms[2])
+            ),
+            r.jetstream_missing.to_string(),
+            format!(
+                "{}/{}/{}",
+                ms(r.watch_ms[0]),
+                ms(r.watch_ms[1]),
+                ms(r.watch_ms[2])
+            ),
+            r.watch_missing.to_string(),
+            get("achieved_vs_jetstream_publish")
+                .map_or_else(|| "-".to_owned(), |x| format!("{:.1}%", x * 100.0)),
+            format!(
+                "{}/{}",
+                ratio_text(get("jetstream_p50_vs_single_publish_ack_p50")),
+                ratio_text(get("jetstream_p99_vs_single_publish_ack_p99"))
+            ),
+        ]);
+    }
+    print_table(&rows);
+    if let Some(j) = jetstream {
+        println!(
+            "raw JetStream (same run): {} messages/s published and acknowledged; one publish at \
+             a time acknowledged in p50 {} / p99 {} ms",
+            rate(j.publish_per_s),
+            ms(j.single_publish_ack_ms[0]),
+            ms(j.single_publish_ack_ms[1])
+        );
+    }
+    Ok(())
+}
+
+/// The read-model results, the JetStream rebuild with its ratio to the raw consume rate.
+pub fn print_read_models(
+    json: bool,
+    r: &ReadModelResults,
+    jetstream: Option<JetStreamSummary>,
+) -> Result<()> {
+    let rebuild_ratio = jetstream
+        .as_ref()
+        .and_then(|j| ratio(r.rebuild_jetstream_events_per_s, j.consume_per_s));
+    if json {
+        return print_json_line(&serde_json::json!({
+            "scenario": "read-models",
+            "params": {"events": r.events, "queries": r.queries},
+            "figures": r,
+            "baseline": {"jetstream": jetstream},
+            "ratios": {"rebuild_jetstream_vs_raw_consume": rebuild_ratio},
+        }));
+    }
+    println!(
+        "\nread models on a node with {} events (loaded at {:.0} events/s)",
+        r.events, r.load_events_per_s
+    );
+    println!(
+        "footprint: RSS {:.0} MiB; log {:.1} MiB on disk = {:.2}x the postcard payload ({:.1} MiB); \
+         read models {:.1} MiB; cold start {:.2} s",
+        r.rss_mib,
+        r.log_bytes as f64 / 1048576.0,
+        r.log_to_payload,
+        r.payload_bytes as f64 / 1048576.0,
+        r.read_model_bytes as f64 / 1048576.0,
+        r.cold_start_s
+    );
+    println!(
+        "queries under {:.0} appends/s, {} of each (ms; server side = the response's server-timing)",
+        r.background_events_per_s, r.queries
+    );
+    let side = |v: Option<[f64; 2]>, i: usize| v.map_or_else(|| "-".to_owned(), |v| ms(v[i]));
+    let mut rows = vec![[
+        "query",
+        "client p50",
+        "client p99",
+        "server p50",
+        "server p99",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for (name, client, server) in [
+        ("timeline page (50)", r.timeline_ms, r.timeline_server_ms),
+        ("compliance as-of", r.compliance_ms, r.compliance_server_ms),
+        ("activity counts", r.activity_ms, r.activity_server_ms),
+    ] {
+        rows.push(vec![
+            name.to_owned(),
+            ms(client[0]),
+            ms(client[1]),
+            side(server, 0),
+            side(server, 1),
+        ]);
+    }
+    print_table(&rows);
+    if r.server_timing_missing > 0 {
+        println!(
+            "note: {} responses had no server-timing header (an older keyplan binary?)",
+            r.server_timing_missing
+        );
+    }
+    println!(
+        "rebuild: every read model online from the log {:.1} s ({:.0} events/s each, side by side); \
+         fresh projections node from JetStream {:.1} s ({:.0} events/s{})",
+        r.rebuild_local_s,
+        r.rebuild_local_events_per_s,
+        r.rebuild_jetstream_s,
+        r.rebuild_jetstream_events_per_s,
+        match (rebuild_ratio, jetstream) {
+            (Some(x), Some(j)) => format!(
+                " = {x:.2}x the raw JetStream consume rate, {} messages/s",
+                rate(j.consume_per_s)
+            ),
+            _ => String::new(),
+        }
+    );
+    Ok(())
 }
 
 /// Right-aligned columns, the first row a header.

@@ -2,6 +2,7 @@
 //! end-to-end tests (`tests/common/fixtures.rs`), so that events have production-like sizes
 //! (about 300 bytes stored) and go through full validation.
 
+use anyhow::{bail, Context, Result};
 use keyplan_proto::pb;
 use keyplan_proto::pb::command::Kind;
 
@@ -141,4 +142,16 @@ impl AccountWorkload {
         let commands = (0..count).map(|_| self.next_interaction()).collect();
         envelope(&self.account, commands)
     }
+}
+
+/// The domain event one interaction of the workload records (validated exactly as the server
+/// validates the command), to size what Keyplan stores and publishes per event.
+pub fn interaction_event() -> Result<keyplan_domain::AccountEvent> {
+    let request = AccountWorkload::new("acct-0000".into()).single();
+    let kind = request.command.and_then(|c| c.kind).context("a command")?;
+    let command = keyplan_proto::convert::command_from_proto(kind)?;
+    let keyplan_domain::AccountCommand::LogInteraction(logged) = command else {
+        bail!("the workload's command is not an interaction")
+    };
+    Ok(keyplan_domain::AccountEvent::InteractionLogged(logged))
 }

@@ -3,9 +3,12 @@
 //! - [`sled`]: the same embedded store with the same durability (flush + `fdatasync`) and no
 //!   other work at all: the ceiling Keyplan's write path can approach, in two layouts.
 //! - [`postgres`]: the events table most teams would build instead.
+//! - [`jetstream`]: a bare nats-server with Keyplan's stream settings, publishing and reading
+//!   back Keyplan-sized events: the ceiling of the relay and of a rebuild from JetStream.
 //! - [`fdatasync_latency`](sled::fdatasync_latency): the disk's price of one durable write, a
 //!   fact of the machine that bounds every durable append.
 
+pub mod jetstream;
 pub mod postgres;
 pub mod sled;
 
