@@ -95,8 +95,11 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYPLAN_ROLE", value_enum, default_value_t = Role::All)]
     pub role: Role,
 
-    /// sled page cache size, in MiB (bounds the store's memory besides its indexes).
-    #[arg(long, env = "KEYPLAN_CACHE_MB", default_value_t = 256)]
+    /// sled page cache size, in MiB, of the log and of the read models' database each
+    /// (bounds sled's memory besides the in-memory indexes). Queries are answered from memory
+    /// and appends from the writer's batch, so the cache mostly holds what a start or a
+    /// catch-up read: 64 MiB gave the same append throughput as 256 and 200 MiB less RSS.
+    #[arg(long, env = "KEYPLAN_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
 
     /// Number of account states kept in memory for command validation.

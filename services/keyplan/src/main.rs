@@ -6,12 +6,6 @@ use keyplan::config::{Cli, Command, ProjectionsCommand, ServeArgs};
 use keyplan::Node;
 use tokio::net::TcpListener;
 
-/// mimalloc instead of the system allocator: profiles of appends and rebuilds spent a third of
-/// their CPU in glibc's malloc and free (decoded events, summaries, index nodes), and glibc's
-/// per-thread arenas held on to freed memory (see BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()

@@ -109,7 +109,15 @@ impl Node {
             Role::All | Role::Ingest => {
                 let mut store_config = StoreConfig::new(&args.data_dir);
                 store_config.cache_capacity_bytes = args.cache_mb * 1024 * 1024;
-                let store = tokio::task::spawn_blocking(move || EventStore::open(store_config))
+                // The log and the read models' database recover side by side (both replay
+                // sled's log on open).
+                let opening_store =
+                    tokio::task::spawn_blocking(move || EventStore::open(store_config));
+                let opening_db = (args.role == Role::All).then(|| {
+                    let args = args.clone();
+                    tokio::task::spawn_blocking(move || open_projection_db(&args))
+                });
+                let store = opening_store
                     .await
                     .map_err(|e| NodeError::Config(format!("opening the store panicked: {e}")))??;
                 let repository = AccountRepository::new(
@@ -127,10 +135,14 @@ impl Node {
                     _ => None,
                 };
                 // The all-in-one node also serves the read models, fed from its own log.
-                let (read_models, projections, projection_db) = if args.role == Role::All {
-                    let db = open_projection_db(args)?;
+                let (read_models, projections, projection_db) = if let Some(opening) = opening_db {
+                    let db = opening.await.map_err(|e| {
+                        NodeError::Config(format!(
+                            "opening the read models' database panicked: {e}"
+                        ))
+                    })??;
                     let (models, handles) =
-                        ReadModels::start(&db, EventSource::Local(store.clone()))?;
+                        ReadModels::start(&db, EventSource::Local(store.clone())).await?;
                     (Some(models), handles, Some(db))
                 } else {
                     (None, Vec::new(), None)
@@ -159,8 +171,10 @@ impl Node {
                     stream: config.stream.clone(),
                 };
                 let projection = AccountStateProjection::default();
-                let handle = run_projection(&db, projection.clone(), source.clone())?;
-                let (models, mut projections) = ReadModels::start(&db, source)?;
+                let (handle, (models, mut projections)) = tokio::try_join!(
+                    run_projection(&db, projection.clone(), source.clone()),
+                    ReadModels::start(&db, source),
+                )?;
                 projections.insert(0, handle.clone());
                 Node {
                     read_models: Some(models),
@@ -297,13 +311,19 @@ fn open_projection_db(args: &ServeArgs) -> Result<sled::Db, NodeError> {
 }
 
 /// Opens a projection and runs it in the background; returns its progress handle.
-fn run_projection<P: Projection>(
+async fn run_projection<P: Projection>(
     db: &sled::Db,
     projection: P,
     source: EventSource,
 ) -> Result<ProjectionHandle, NodeError> {
     let name = projection.name();
-    let (runner, handle) = ProjectionRunner::open(db, projection, source)?;
+    let db = db.clone();
+    // Loading a read model is blocking work (reading its tree, rebuilding its indexes), and
+    // the node loads its read models side by side: on a cold start this is most of the time.
+    let (runner, handle) =
+        tokio::task::spawn_blocking(move || ProjectionRunner::open(&db, projection, source))
+            .await
+            .map_err(|e| NodeError::Config(format!("loading {name} panicked: {e}")))??;
     tokio::spawn(async move {
         if let Err(e) = runner.run().await {
             tracing::error!(projection = name, error = %e, "projection stopped; its service answers from where it stopped");
@@ -335,17 +355,19 @@ impl ComplianceSource for ComplianceShares {
 }
 
 impl ReadModels {
-    /// Starts every read model's runner on `source`.
-    fn start(
+    /// Loads every read model (side by side) and starts its runner on `source`.
+    async fn start(
         db: &sled::Db,
         source: EventSource,
     ) -> Result<(Self, Vec<ProjectionHandle>), NodeError> {
         let compliance = ComplianceProjection::default();
-        let compliance_handle = run_projection(db, compliance.clone(), source.clone())?;
         let activity = ActivityProjection::default();
-        let activity_handle = run_projection(db, activity.clone(), source.clone())?;
         let timeline = TimelineProjection::default();
-        let timeline_handle = run_projection(db, timeline.clone(), source)?;
+        let (compliance_handle, activity_handle, timeline_handle) = tokio::try_join!(
+            run_projection(db, compliance.clone(), source.clone()),
+            run_projection(db, activity.clone(), source.clone()),
+            run_projection(db, timeline.clone(), source),
+        )?;
         let handles = vec![
             compliance_handle.clone(),
             activity_handle.clone(),

@@ -54,6 +54,10 @@ pub enum ProjectionError {
     /// An online rebuild could not be started or finished (the old generation keeps serving).
     #[error("rebuild: {0}")]
     Rebuild(String),
+    /// The task writing a commit died: the projection stops, and its next start resumes from
+    /// the last committed checkpoint (a commit is one atomic sled batch).
+    #[error("committing state and checkpoint: {0}")]
+    Commit(String),
     /// The projection's stored state is unreadable.
     #[error("stored state of projection {name} is corrupt: {reason}")]
     Corrupt {
