@@ -66,8 +66,9 @@ struct Cli {
     #[arg(long = "config", value_name = "CLIENTSxEVENTS", value_parser = parse_config)]
     configs: Vec<Config>,
 
-    /// Extra `keyplan serve` argument for the append scenario's servers (repeatable), e.g.
-    /// `--server-arg=--role --server-arg=ingest` to measure the write path without read models.
+    /// Extra `keyplan serve` argument for the append and fan-out scenarios' servers (repeatable), e.g.
+    /// `--server-arg=--role --server-arg=ingest` to measure the write and fan-out paths without
+    /// read models.
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
     server_args: Vec<String>,
 
@@ -213,7 +214,7 @@ async fn main() -> Result<()> {
             "the fan-out scenario starts its own Keyplan and nats-server: omit --server",
         )?;
         let rates: &[u32] = if cli.quick { &[1000] } else { &[1000, 10_000] };
-        let results = fanout::run(&binary, rates, duration).await?;
+        let results = fanout::run(&binary, rates, duration, &settings.server_args).await?;
         report::print_fanout(cli.json, &results, jetstream)?;
     }
     if matches!(cli.scenario, Scenario::ReadModels | Scenario::All) {

@@ -371,7 +371,7 @@ pub fn print_fanout(
         for r in results {
             print_json_line(&serde_json::json!({
                 "scenario": "fanout",
-                "params": {"rate_per_s": r.rate_per_s},
+                "params": {"rate_per_s": r.rate_per_s, "clients": r.clients},
                 "figures": r,
                 "baseline": {"jetstream": jetstream},
                 "ratios": ratios(r),
@@ -384,6 +384,7 @@ pub fn print_fanout(
     );
     let mut rows = vec![[
         "rate/s",
+        "clients",
         "achieved/s",
         "ack p50/p99",
         "jetstream p50/p99/p999",
@@ -400,6 +401,7 @@ pub fn print_fanout(
         let get = |name: &str| ratios.get(name).copied().flatten();
         rows.push(vec![
             r.rate_per_s.to_string(),
+            r.clients.to_string(),
             rate(r.achieved_per_s),
             format!("{}/{}", ms(r.ack_ms[0]), ms(r.ack_ms[1])),
             format!(

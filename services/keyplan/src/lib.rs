@@ -7,5 +7,6 @@ pub mod admin;
 pub mod config;
 pub mod operations;
 pub mod server;
+pub mod server_timing;
 
 pub use server::{Node, NodeError};
