@@ -45,6 +45,12 @@ pub struct FanoutResult {
     pub jetstream_ms: [f64; 4],
     /// Events acknowledged but not seen by the JetStream consumer.
     pub jetstream_missing: u64,
+    /// The JetStream latency split at the instant nats-server stored the message (its
+    /// `published` time): ack → stored (the relay's tailing of the log and the publish),
+    /// milliseconds p50, p99, p999, max; 0 when stored before the ack arrived.
+    pub jetstream_stored_ms: [f64; 4],
+    /// ... and stored → received by the consumer (JetStream's delivery), milliseconds.
+    pub jetstream_delivery_ms: [f64; 4],
     /// Ack → gRPC Watch, milliseconds: p50, p99, p999, max.
     pub watch_ms: [f64; 4],
     /// Events acknowledged but not seen by the watcher.
@@ -55,10 +61,39 @@ pub struct FanoutResult {
 
 type Times = Arc<Mutex<HashMap<String, Instant>>>;
 
-fn lock(times: &Times) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+/// Event id → when nats-server stored it (its `published` time, ns since the epoch).
+type StoredTimes = Arc<Mutex<HashMap<String, i128>>>;
+
+fn lock<T>(times: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     times
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Maps this process's monotonic instants to wall-clock ns since the epoch (to compare them
+/// with nats-server's timestamps; same machine, same clock).
+#[derive(Clone, Copy)]
+struct WallClock {
+    instant: Instant,
+    unix_ns: i128,
+}
+
+impl WallClock {
+    fn now() -> Self {
+        let unix_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        Self {
+            instant: Instant::now(),
+            unix_ns,
+        }
+    }
+
+    fn unix_ns(self, at: Instant) -> i128 {
+        let since = at.saturating_duration_since(self.instant).as_nanos() as i128;
+        let before = self.instant.saturating_duration_since(at).as_nanos() as i128;
+        self.unix_ns + since - before
+    }
 }
 
 fn quantiles(h: &Histogram<u64>) -> [f64; 4] {
@@ -132,6 +167,7 @@ async fn run_rate(
         .head_position
         + 1;
 
+    let clock = WallClock::now();
     let acked: Times = Arc::default();
     let via_jetstream: Times = Arc::default();
     let via_watch: Times = Arc::default();
@@ -148,11 +184,20 @@ async fn run_rate(
         .context("creating the JetStream consumer")?;
     let mut messages = consumer.messages().await.context("consuming")?;
     let js_times = via_jetstream.clone();
+    let stored_at: StoredTimes = Arc::default();
+    let js_stored = stored_at.clone();
     let js_task = tokio::spawn(async move {
         while let Some(Ok(message)) = messages.next().await {
             let now = Instant::now();
+            let stored = message
+                .info()
+                .ok()
+                .map(|info| info.published.unix_timestamp_nanos());
             if let Ok(event) = pb::Event::decode(message.payload.as_ref()) {
                 if let Some(meta) = event.metadata {
+                    if let Some(stored) = stored {
+                        lock(&js_stored).insert(meta.event_id.clone(), stored);
+                    }
                     lock(&js_times).insert(meta.event_id, now);
                 }
             }
@@ -229,6 +274,20 @@ async fn run_rate(
         Ok((h, missing))
     };
     let (js_hist, js_missing) = latency(&via_jetstream)?;
+    let (stored_hist, delivery_hist) = {
+        let stored_at = lock(&stored_at);
+        let received = lock(&via_jetstream);
+        let mut stored_hist = Histogram::<u64>::new(3)?;
+        let mut delivery_hist = Histogram::<u64>::new(3)?;
+        for (id, ack) in &acked {
+            if let (Some(&stored), Some(&at)) = (stored_at.get(id), received.get(id)) {
+                let micros = |ns: i128| (ns / 1000).clamp(1, i128::from(u32::MAX)) as u64;
+                stored_hist.record(micros(stored - clock.unix_ns(*ack)))?;
+                delivery_hist.record(micros(clock.unix_ns(at) - stored))?;
+            }
+        }
+        (stored_hist, delivery_hist)
+    };
     let (watch_hist, watch_missing) = latency(&via_watch)?;
     server.stop().await?;
     Ok(FanoutResult {
@@ -238,6 +297,8 @@ async fn run_rate(
         achieved_per_s: acked.len() as f64 / measured.as_secs_f64(),
         jetstream_ms: quantiles(&js_hist),
         jetstream_missing: js_missing,
+        jetstream_stored_ms: quantiles(&stored_hist),
+        jetstream_delivery_ms: quantiles(&delivery_hist),
         watch_ms: quantiles(&watch_hist),
         watch_missing,
         ack_ms: quantiles(&ack_hist),

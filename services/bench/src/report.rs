@@ -428,6 +428,19 @@ pub fn print_fanout(
         ]);
     }
     print_table(&rows);
+    for r in results {
+        println!(
+            "at {}/s the JetStream latency splits at nats-server's store time: ack -> stored \
+             p50/p99/p999 {}/{}/{} ms (relay), stored -> received {}/{}/{} ms (delivery)",
+            r.rate_per_s,
+            ms(r.jetstream_stored_ms[0]),
+            ms(r.jetstream_stored_ms[1]),
+            ms(r.jetstream_stored_ms[2]),
+            ms(r.jetstream_delivery_ms[0]),
+            ms(r.jetstream_delivery_ms[1]),
+            ms(r.jetstream_delivery_ms[2]),
+        );
+    }
     if let Some(j) = jetstream {
         println!(
             "raw JetStream (same run): {} messages/s published and acknowledged; one publish at \
