@@ -1,7 +1,5 @@
 //! `keyplan.v1.AccountService`.
 
-use std::time::Duration;
-
 use keyplan_domain::ids::{AccountId, TenantId};
 use keyplan_domain::{AccountState, DomainError};
 use keyplan_projection::ProjectionHandle;
@@ -13,9 +11,6 @@ use tonic::{Request, Response, Status};
 
 use crate::projection::AccountStateProjection;
 use crate::status::to_status;
-
-/// How long a request waits for a projection to reach its `min_position`.
-const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where account states come from.
 #[derive(Debug, Clone)]
@@ -41,17 +36,9 @@ impl AccountApi {
     /// Waits until the source includes `min_position`.
     async fn catch_up(&self, min_position: u64) -> Result<(), Status> {
         if let AccountSource::Projection(_, handle) = &self.source {
-            if min_position > 0
-                && !handle
-                    .wait_for(min_position, READ_YOUR_WRITES_TIMEOUT)
-                    .await
-            {
-                return Err(Status::unavailable(format!(
-                    "this node has applied events up to position {} and did not reach position {min_position} \
-                     within {READ_YOUR_WRITES_TIMEOUT:?}; retry, or read from an ingest node",
-                    handle.position()
-                )));
-            }
+            handle.catch_up(min_position).await.map_err(|e| {
+                Status::unavailable(format!("{e}; an ingest node answers from its log at once"))
+            })?;
         }
         Ok(())
     }

@@ -18,18 +18,8 @@ pub enum ActivityError {
     #[error("{0}")]
     NotFound(String),
     /// The projection has not reached the position the caller asked to read.
-    #[error(
-        "this node has applied events up to position {applied} and did not reach position \
-         {wanted} within {waited_ms} ms; retry, or ask a node that is further along"
-    )]
-    NotCaughtUp {
-        /// Where the projection is.
-        applied: u64,
-        /// What the caller asked for.
-        wanted: u64,
-        /// How long the request waited.
-        waited_ms: u64,
-    },
+    #[error(transparent)]
+    NotCaughtUp(#[from] keyplan_projection::NotCaughtUp),
 }
 
 impl ActivityError {

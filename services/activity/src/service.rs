@@ -2,7 +2,6 @@
 //! answers.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use keyplan_domain::ids::{AccountId, TenantId};
 use keyplan_domain::values::{parse_date, Timestamp};
@@ -17,9 +16,6 @@ use crate::error::ActivityError;
 use crate::projection::ActivityProjection;
 use crate::queries::Dimension;
 use crate::status::to_status;
-
-/// How long a request waits for the projection to reach its `min_position`.
-const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Engagement-rule compliance of an account, as the portfolio shows it.
 ///
@@ -65,19 +61,7 @@ impl ActivityApi {
 
     /// Waits until the projection includes `min_position` (read-your-writes).
     async fn catch_up(&self, min_position: u64) -> Result<(), ActivityError> {
-        if min_position > 0
-            && !self
-                .progress
-                .wait_for(min_position, READ_YOUR_WRITES_TIMEOUT)
-                .await
-        {
-            return Err(ActivityError::NotCaughtUp {
-                applied: self.progress.position(),
-                wanted: min_position,
-                waited_ms: u64::try_from(READ_YOUR_WRITES_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
-            });
-        }
-        Ok(())
+        Ok(self.progress.catch_up(min_position).await?)
     }
 }
 

@@ -9,7 +9,7 @@ pub fn to_status(error: ActivityError) -> Status {
     match &error {
         ActivityError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
         ActivityError::NotFound(_) => Status::not_found(error.to_string()),
-        ActivityError::NotCaughtUp { .. } => Status::unavailable(error.to_string()),
+        ActivityError::NotCaughtUp(_) => Status::unavailable(error.to_string()),
     }
 }
 
@@ -31,11 +31,14 @@ mod tests {
             to_status(ActivityError::unknown_account("acme", "nobody")).code(),
             tonic::Code::NotFound
         );
-        let status = to_status(ActivityError::NotCaughtUp {
-            applied: 7,
-            wanted: 9,
-            waited_ms: 5000,
-        });
+        let status = to_status(ActivityError::NotCaughtUp(
+            keyplan_projection::NotCaughtUp {
+                projection: "activity",
+                applied: 7,
+                wanted: 9,
+                waited: std::time::Duration::from_secs(5),
+            },
+        ));
         assert_eq!(status.code(), tonic::Code::Unavailable);
         assert!(status.message().contains("up to position 7"));
     }

@@ -1,7 +1,5 @@
 //! `keyplan.v1.ComplianceService`.
 
-use std::time::Duration;
-
 use keyplan_projection::ProjectionHandle;
 use keyplan_proto::convert::timestamp_to_proto;
 use keyplan_proto::pb;
@@ -12,9 +10,6 @@ use crate::error::QueryError;
 use crate::projection::{not_found, ComplianceProjection};
 use crate::status::to_status;
 use crate::wire;
-
-/// How long a request waits for the projection to reach its `min_position`.
-const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Implements `keyplan.v1.ComplianceService` over the compliance projection.
 #[derive(Debug, Clone)]
@@ -35,20 +30,10 @@ impl ComplianceApi {
 
     /// Waits until the projection includes `min_position` (0: no wait).
     async fn catch_up(&self, min_position: u64) -> Result<(), QueryError> {
-        if min_position > 0
-            && !self
-                .progress
-                .wait_for(min_position, READ_YOUR_WRITES_TIMEOUT)
-                .await
-        {
-            return Err(QueryError::Unavailable(format!(
-                "the compliance read model has applied events up to position {} and did not reach \
-                 position {min_position} within {READ_YOUR_WRITES_TIMEOUT:?}; retry, or check that \
-                 the position exists",
-                self.progress.position()
-            )));
-        }
-        Ok(())
+        self.progress
+            .catch_up(min_position)
+            .await
+            .map_err(|e| QueryError::Unavailable(e.to_string()))
     }
 
     async fn account_compliance(

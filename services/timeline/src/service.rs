@@ -2,7 +2,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::Stream;
 use keyplan_domain::ids::*;
@@ -20,9 +19,6 @@ use crate::error::TimelineError;
 use crate::projection::{TimelineEntry, TimelineProjection};
 use crate::query::{Order, Scope, TimelineQuery};
 use crate::status::{not_caught_up, to_status, watch_interrupted};
-
-/// How long a request waits for the projection to reach its `min_position`.
-const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Entries read per step of a watch's catch-up (each step holds the account's lock briefly).
 const CATCH_UP_BATCH: usize = 256;
@@ -50,19 +46,10 @@ impl TimelineApi {
 
     /// Waits until the projection includes `min_position` (read-your-writes).
     async fn catch_up(&self, min_position: u64) -> Result<(), Status> {
-        if min_position > 0
-            && !self
-                .progress
-                .wait_for(min_position, READ_YOUR_WRITES_TIMEOUT)
-                .await
-        {
-            return Err(not_caught_up(
-                self.progress.position(),
-                min_position,
-                READ_YOUR_WRITES_TIMEOUT,
-            ));
-        }
-        Ok(())
+        self.progress
+            .catch_up(min_position)
+            .await
+            .map_err(not_caught_up)
     }
 }
 
@@ -292,6 +279,8 @@ impl TimelineService for TimelineApi {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
 
     use keyplan_domain::events::AccountRegistered;
     use keyplan_domain::values::{Tier, Timestamp};

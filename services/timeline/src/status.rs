@@ -15,11 +15,8 @@ pub fn to_status(error: TimelineError) -> Status {
 }
 
 /// The projection has not reached the position a caller asked to read.
-pub fn not_caught_up(applied: u64, wanted: u64, waited: std::time::Duration) -> Status {
-    Status::unavailable(format!(
-        "this node's timeline has applied events up to position {applied} and did not reach \
-         position {wanted} within {waited:?}; retry, or ask a node that is further along"
-    ))
+pub fn not_caught_up(error: keyplan_projection::NotCaughtUp) -> Status {
+    Status::unavailable(error.to_string())
 }
 
 /// A watch's feed broke inside the server (cannot happen while the projection lives).

@@ -16,7 +16,10 @@ pub mod runner;
 pub mod source;
 
 pub use event::ProjectedEvent;
-pub use runner::{Projection, ProjectionHandle, ProjectionRunner, RebuildProgress};
+pub use runner::{
+    NotCaughtUp, Projection, ProjectionHandle, ProjectionRunner, RebuildProgress,
+    READ_YOUR_WRITES_TIMEOUT,
+};
 pub use source::EventSource;
 
 use thiserror::Error;

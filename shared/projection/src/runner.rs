@@ -102,6 +102,21 @@ impl ProjectionHandle {
         Ok(rx)
     }
 
+    /// Read-your-writes for a query carrying `min_position` (0: no wait): waits up to
+    /// [`READ_YOUR_WRITES_TIMEOUT`] for the projection to apply it. Each service maps the
+    /// error to its own UNAVAILABLE answer.
+    pub async fn catch_up(&self, min_position: u64) -> Result<(), NotCaughtUp> {
+        if min_position == 0 || self.wait_for(min_position, READ_YOUR_WRITES_TIMEOUT).await {
+            return Ok(());
+        }
+        Err(NotCaughtUp {
+            projection: self.name,
+            applied: self.position(),
+            wanted: min_position,
+            waited: READ_YOUR_WRITES_TIMEOUT,
+        })
+    }
+
     /// Waits until the projection has applied `position` (read-your-writes); `false` on timeout.
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> bool {
         let mut rx = self.position.clone();
@@ -109,6 +124,26 @@ impl ProjectionHandle {
             .await
             .is_ok_and(|r| r.is_ok())
     }
+}
+
+/// How long a query waits for its `min_position` before it is answered UNAVAILABLE.
+pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A query asked to read at a position this node's projection has not applied in time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "this node's {projection} read model has applied events up to position {applied} and did \
+     not reach position {wanted} within {waited:?}; retry, or ask a node that is further along"
+)]
+pub struct NotCaughtUp {
+    /// The projection.
+    pub projection: &'static str,
+    /// Where it is.
+    pub applied: u64,
+    /// What the caller asked for.
+    pub wanted: u64,
+    /// How long the request waited.
+    pub waited: Duration,
 }
 
 /// Feeds one projection from a source, committing state and checkpoint atomically.
