@@ -150,8 +150,8 @@ pub struct NotCaughtUp {
 ///
 /// Events are applied to memory as they arrive (queries see them at once); what changed is
 /// committed to sled, with the checkpoint, every [`COMMIT_INTERVAL`] under load and once the
-/// feed has been idle for [`IDLE_COMMIT_DELAY`]. A crash loses at most that much progress, which is then
-/// re-applied from the checkpoint: never twice, never skipped.
+/// feed has been idle for [`IDLE_COMMIT_DELAY`]. A crash loses at most that much progress,
+/// which is then re-applied from the checkpoint: never twice, never skipped.
 pub struct ProjectionRunner<P: Projection> {
     projection: P,
     db: sled::Db,
@@ -297,10 +297,10 @@ impl<P: Projection> ProjectionRunner<P> {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while self.position() < until {
             // Applied but uncommitted events are committed once the feed has been idle for
-            // IDLE_COMMIT_DELAY. Not as soon as the channel is momentarily empty: while
-            // catching up, the reader refills it in pages, and committing between pages made
-            // every flush rewrite the same chunks again (the profile of a rebuild showed 28 %
-            // of the time in commits).
+            // IDLE_COMMIT_DELAY, not as soon as the channel is momentarily empty: under live
+            // load the channel empties between almost every batch, and committing each time
+            // (every commit rewrites the last chunk of each changed account) took CPU the
+            // write path needed (keyplan-bench, all-in-one 64x1: 8.6k -> 11.8k events/s).
             let uncommitted = self.position() > self.committed;
             let first = tokio::select! {
                 next = feed.next() => next,
@@ -536,11 +536,10 @@ impl<P: Projection> ProjectionRunner<P> {
 
     /// Writes the changed state and the checkpoint in one atomic sled batch.
     ///
-    /// Encoding and writing a commit is blocking work (tens of milliseconds for a busy half
-    /// second), so it runs on the blocking pool: on a runtime with one worker per core,
-    /// commits run inline held the workers serving gRPC and appends waited (p99 of 500+ ms
-    /// at 64 clients × 16 events in keyplan-bench). Nothing is applied meanwhile (this runner
-    /// awaits it), so the flush still holds exactly what was applied.
+    /// Encoding and writing a commit is blocking work (milliseconds for a busy interval), so
+    /// it runs on the blocking pool rather than on one of the runtime's workers, which serve
+    /// gRPC (one per core). Nothing is applied meanwhile (this runner awaits it), so the flush
+    /// still holds exactly what was applied.
     async fn commit(&mut self) -> Result<(), ProjectionError> {
         let applied = self.position();
         if applied > self.committed {
