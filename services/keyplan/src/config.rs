@@ -98,7 +98,8 @@ pub struct ServeArgs {
     /// sled page cache size, in MiB, of the log and of the read models' database each
     /// (bounds sled's memory besides the in-memory indexes). Queries are answered from memory
     /// and appends from the writer's batch, so the cache mostly holds what a start or a
-    /// catch-up read: 64 MiB gave the same append throughput as 256 and 200 MiB less RSS.
+    /// catch-up read. In keyplan-bench, appends with 64 MiB were within noise of 256, and at
+    /// 365k events a 32 MiB cache started with 190 MiB less RSS than 256 (BENCHMARKS.md).
     #[arg(long, env = "KEYPLAN_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
 
