@@ -20,7 +20,7 @@ use prost::Message;
 use serde::Serialize;
 
 use crate::nats::NatsProcess;
-use crate::server::{connect, KeyplanProcess};
+use crate::server::{connect, head, KeyplanProcess};
 use crate::workload::{onboarding, AccountWorkload, TENANT};
 
 /// Clients sharing the offered load: one per 100 events/s, at least 32 and at most 128. Each
@@ -156,16 +156,7 @@ async fn run_rate(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let start_at = EventStoreServiceClient::new(channel.clone())
-        .read_all(pb::ReadAllRequest {
-            from_position: u64::MAX,
-            max_count: 1,
-            filter: None,
-        })
-        .await?
-        .into_inner()
-        .head_position
-        + 1;
+    let start_at = head(&channel).await? + 1;
 
     let clock = WallClock::now();
     let acked: Times = Arc::default();

@@ -268,23 +268,8 @@ async fn load(channel: &tonic::transport::Channel, events: u64) -> Result<(u64, 
         t.await??;
     }
     let elapsed = started.elapsed();
-    let head = crate::readmodels::head(channel).await?;
+    let head = crate::server::head(channel).await?;
     Ok((head, elapsed))
-}
-
-/// The log's head position.
-pub async fn head(channel: &tonic::transport::Channel) -> Result<u64> {
-    Ok(
-        pb::event_store_service_client::EventStoreServiceClient::new(channel.clone())
-            .read_all(pb::ReadAllRequest {
-                from_position: u64::MAX,
-                max_count: 1,
-                filter: None,
-            })
-            .await?
-            .into_inner()
-            .head_position,
-    )
 }
 
 /// Postcard bytes of one benchmark interaction, as the domain codec stores it.
@@ -391,7 +376,7 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
     let background_rate = background.await?;
 
     // Rebuild from the local log (online; the old generation serves meanwhile).
-    let head = crate::readmodels::head(&channel).await?;
+    let head = crate::server::head(&channel).await?;
     wait_projections(&mut ops, head, Duration::from_secs(600)).await?;
     let started = Instant::now();
     let mut progress = ops

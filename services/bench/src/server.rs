@@ -241,3 +241,20 @@ pub async fn connect(address: &str) -> Result<Channel> {
         .await
         .with_context(|| format!("connecting to {uri}"))
 }
+
+/// The log's head position on the node behind `channel`.
+pub async fn head(channel: &Channel) -> Result<u64> {
+    Ok(
+        keyplan_proto::pb::event_store_service_client::EventStoreServiceClient::new(
+            channel.clone(),
+        )
+        .read_all(keyplan_proto::pb::ReadAllRequest {
+            from_position: u64::MAX,
+            max_count: 1,
+            filter: None,
+        })
+        .await?
+        .into_inner()
+        .head_position,
+    )
+}

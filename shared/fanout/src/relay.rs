@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{
     self,
     context::{PublishAckFuture, PublishError},
-    message::PublishMessage,
     publish::PublishAck,
 };
 use futures::stream::{FuturesOrdered, StreamExt};
@@ -253,26 +252,19 @@ async fn publish(
     event: &RecordedEvent,
 ) -> Result<PublishAckFuture, FanoutError> {
     let payload = recorded_event_to_proto(event)?.encode_to_vec();
-    let message = PublishMessage::build()
-        .payload(payload.into())
-        .message_id(event.event_id.to_string())
-        .expected_last_sequence(event.global_position - 1)
-        .header(subjects::EVENT_ID, event.event_id.to_string().as_str())
-        .header(
-            subjects::POSITION,
-            event.global_position.to_string().as_str(),
-        )
-        .header(
-            subjects::STREAM_VERSION,
-            event.stream_version.to_string().as_str(),
-        )
-        .header(subjects::EVENT_TYPE, event.event_type.as_str())
-        .header(
-            subjects::SCHEMA_VERSION,
-            event.schema_version.to_string().as_str(),
-        )
-        .header(subjects::TENANT, event.stream.tenant.as_str())
-        .header(subjects::ACCOUNT, event.stream.stream.as_str());
+    let event_id = event.event_id.to_string();
+    let message = subjects::message(
+        payload.into(),
+        subjects::Envelope {
+            event_id: &event_id,
+            position: event.global_position,
+            stream_version: event.stream_version,
+            event_type: &event.event_type,
+            schema_version: event.schema_version,
+            tenant: &event.stream.tenant,
+            account: &event.stream.stream,
+        },
+    );
     js.send_publish(
         subjects::subject_for(&settings.subject_prefix, event),
         message,

@@ -5,6 +5,7 @@
 //! event type with NATS wildcards (`keyplan.acme.>`, `keyplan.*.*.ReviewOutcomeRecorded`).
 //! Tenant and account ids never contain '.', which the domain's id rules guarantee.
 
+use async_nats::jetstream::message::PublishMessage;
 use keyplan_store::RecordedEvent;
 
 /// Header: the event id (also sent as `Nats-Msg-Id` for JetStream's de-duplication).
@@ -28,6 +29,42 @@ pub fn subject_for(prefix: &str, event: &RecordedEvent) -> String {
         "{prefix}.{}.{}.{}",
         event.stream.tenant, event.stream.stream, event.event_type
     )
+}
+
+/// What identifies a published event besides its payload: the headers and the JetStream
+/// de-duplication and ordering checks.
+#[derive(Debug, Clone, Copy)]
+pub struct Envelope<'a> {
+    /// Event id (`Nats-Msg-Id`).
+    pub event_id: &'a str,
+    /// Global position; the message is accepted only as the stream's next sequence.
+    pub position: u64,
+    /// Version within the account's stream.
+    pub stream_version: u64,
+    /// Event type.
+    pub event_type: &'a str,
+    /// Schema version.
+    pub schema_version: u16,
+    /// Tenant.
+    pub tenant: &'a str,
+    /// Account.
+    pub account: &'a str,
+}
+
+/// The message the relay publishes: `payload` with `Nats-Msg-Id` = event id,
+/// `Nats-Expected-Last-Sequence` = position - 1, and the Keyplan headers.
+pub fn message(payload: bytes::Bytes, envelope: Envelope<'_>) -> PublishMessage {
+    PublishMessage::build()
+        .payload(payload)
+        .message_id(envelope.event_id)
+        .expected_last_sequence(envelope.position - 1)
+        .header(EVENT_ID, envelope.event_id)
+        .header(POSITION, envelope.position.to_string().as_str())
+        .header(STREAM_VERSION, envelope.stream_version.to_string().as_str())
+        .header(EVENT_TYPE, envelope.event_type)
+        .header(SCHEMA_VERSION, envelope.schema_version.to_string().as_str())
+        .header(TENANT, envelope.tenant)
+        .header(ACCOUNT, envelope.account)
 }
 
 /// The subject filter matching everything under `prefix`.

@@ -26,7 +26,6 @@ use async_nats::jetstream::{
     self,
     consumer::{pull::OrderedConfig, DeliverPolicy},
     context::{PublishAckFuture, PublishError},
-    message::PublishMessage,
     stream::Stream,
 };
 use bytes::Bytes;
@@ -168,7 +167,7 @@ struct Publisher {
     js: jetstream::Context,
     payload: Bytes,
     event_type: String,
-    schema_version: String,
+    schema_version: u16,
     /// Per account: (account id, subject).
     accounts: Vec<(String, String)>,
     /// The stream sequence the next message will get.
@@ -192,7 +191,7 @@ impl Publisher {
             js,
             payload: payload.into(),
             event_type: event_type.to_owned(),
-            schema_version: schema_version.to_string(),
+            schema_version,
             accounts,
             next: 1,
         })
@@ -204,20 +203,18 @@ impl Publisher {
         self.next += 1;
         let (account, subject) = &self.accounts[(sequence % SUBJECTS as u64) as usize];
         let id = uuid::Uuid::now_v7().to_string();
-        let message = PublishMessage::build()
-            .payload(self.payload.clone())
-            .message_id(&id)
-            .expected_last_sequence(sequence - 1)
-            .header(subjects::EVENT_ID, id.as_str())
-            .header(subjects::POSITION, sequence.to_string().as_str())
-            .header(
-                subjects::STREAM_VERSION,
-                (sequence / SUBJECTS as u64 + 1).to_string().as_str(),
-            )
-            .header(subjects::EVENT_TYPE, self.event_type.as_str())
-            .header(subjects::SCHEMA_VERSION, self.schema_version.as_str())
-            .header(subjects::TENANT, TENANT)
-            .header(subjects::ACCOUNT, account.as_str());
+        let message = subjects::message(
+            self.payload.clone(),
+            subjects::Envelope {
+                event_id: &id,
+                position: sequence,
+                stream_version: sequence / SUBJECTS as u64 + 1,
+                event_type: &self.event_type,
+                schema_version: self.schema_version,
+                tenant: TENANT,
+                account,
+            },
+        );
         self.js.send_publish(subject.clone(), message).await
     }
 }
