@@ -10,7 +10,11 @@ use crate::layout::{position_of_key, record_key, RecordView, HASH_LEN, LOG_TREE}
 /// Flips one byte of the payload of the event at `position`, keeping its stored hashes.
 /// The store at `path` must not be open.
 pub fn flip_payload_byte(path: &Path, position: u64) -> Result<(), StoreError> {
-    let db = sled::open(path)?;
+    let compressed = crate::store::created_compressed(path)?.unwrap_or(false);
+    let db = sled::Config::new()
+        .path(path)
+        .use_compression(compressed)
+        .open()?;
     let log = db.open_tree(LOG_TREE)?;
     let (key, value) = log
         .range(..=record_key(position))

@@ -311,6 +311,47 @@ async fn many_concurrent_appenders_commit_gapless_and_survive_reopen() {
     }
 }
 
+/// sled cannot change compression on an existing database: a log keeps the setting it was
+/// created with, whatever the config says when it is reopened, and stays readable.
+#[tokio::test]
+async fn a_log_keeps_the_compression_it_was_created_with() {
+    for created_compressed in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = |compress_new_log| StoreConfig {
+            compress_new_log,
+            ..StoreConfig::new(dir.path())
+        };
+        let store = EventStore::open(config(created_compressed)).unwrap();
+        let s = StreamId::new("acme", "globex");
+        let events = (0..20).map(event).collect();
+        store
+            .append(append(&s, ExpectedVersion::NoStream, events, None))
+            .await
+            .unwrap();
+        drop(store);
+        let conf =
+            String::from_utf8_lossy(&std::fs::read(dir.path().join("conf")).unwrap()).into_owned();
+        assert!(
+            conf.contains(&format!("use_compression: {created_compressed}")),
+            "{conf}"
+        );
+
+        // Reopened with the opposite setting: it opens, with the setting it was created with.
+        let store = EventStore::open(config(!created_compressed)).unwrap();
+        assert_eq!(store.head(), 20);
+        let all = store.read_all(0, 100, &EventFilter::default()).unwrap();
+        assert_eq!(all.events[19].payload, vec![19; 40]);
+        assert_eq!(store.verify_stream(&s).unwrap().first_broken_version, None);
+        drop(store);
+        let conf =
+            String::from_utf8_lossy(&std::fs::read(dir.path().join("conf")).unwrap()).into_owned();
+        assert!(
+            conf.contains(&format!("use_compression: {created_compressed}")),
+            "{conf}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn verify_names_the_first_tampered_version() {
     let dir = tempfile::tempdir().unwrap();
