@@ -62,6 +62,23 @@ impl Server {
         })
         .await
         .expect("keyplan starts listening within 30 s");
+        // Nodes with read models (all, projections) serve them once loaded: wait for that, so
+        // that tests see loaded read models rather than UNAVAILABLE.
+        if !extra.windows(2).any(|w| w == ["--role", "ingest"]) {
+            tokio::time::timeout(Duration::from_secs(30), async {
+                while let Some(line) = lines.next_line().await.unwrap() {
+                    if line == "keyplan read models ready" {
+                        return;
+                    }
+                }
+                panic!(
+                    "keyplan exited before its read models were ready; see {}",
+                    data_dir.with_extension("log").display()
+                );
+            })
+            .await
+            .expect("keyplan's read models are ready within 30 s");
+        }
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let channel = Channel::from_shared(format!("http://{address}"))

@@ -477,13 +477,14 @@ pub fn print_read_models(
     );
     println!(
         "footprint: RSS {:.0} MiB; log {:.1} MiB on disk = {:.2}x the postcard payload ({:.1} MiB); \
-         read models {:.1} MiB; cold start {:.2} s",
+         read models {:.1} MiB; cold start {:.2} s to listening, {:.2} s to read models serving",
         r.rss_mib,
         r.log_bytes as f64 / 1048576.0,
         r.log_to_payload,
         r.payload_bytes as f64 / 1048576.0,
         r.read_model_bytes as f64 / 1048576.0,
-        r.cold_start_s
+        r.cold_start_s,
+        r.read_models_ready_s
     );
     println!(
         "queries under {:.0} appends/s, {} of each (ms; server side = the response's server-timing)",

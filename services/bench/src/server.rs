@@ -21,6 +21,105 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
 /// The line `keyplan serve` prints once it listens, followed by the address.
 const LISTENING_PREFIX: &str = "keyplan listening on ";
 
+/// The line `keyplan serve` prints once its read models serve (nodes with read models).
+const READ_MODELS_READY: &str = "keyplan read models ready";
+
+/// How long a start took, from launching the process.
+#[derive(Debug, Clone, Copy)]
+pub struct ColdStart {
+    /// Until it listened: its log and commands serve from then on.
+    pub listening: Duration,
+    /// Until its read models served too (`None`: the node has none, e.g. `--role ingest`).
+    pub read_models: Option<Duration>,
+}
+
+/// A launched server: where it listens, and how long it took.
+struct Started {
+    address: String,
+    cold_start: ColdStart,
+}
+
+/// Launches `keyplan serve` and waits until it listens and, if the node has read models
+/// (every role but ingest), until they serve too; its stderr goes to `log_path`.
+async fn launch(
+    binary: &Path,
+    listen: &str,
+    data_dir: &Path,
+    extra: &[String],
+    log_path: &Path,
+) -> Result<(Child, Started)> {
+    let has_read_models = !extra
+        .windows(2)
+        .any(|w| w[0] == "--role" && w[1] == "ingest");
+    let launched = std::time::Instant::now();
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let mut child = Command::new(binary)
+        .args(["serve", "--listen", listen, "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .env("KEYPLAN_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("the server's stdout is not piped")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let waited = tokio::time::timeout(PROCESS_TIMEOUT, async {
+        let mut address = None;
+        let mut listening = Duration::ZERO;
+        while let Some(line) = lines.next_line().await? {
+            if let Some(listen) = line.strip_prefix(LISTENING_PREFIX) {
+                address = Some(listen.trim().to_owned());
+                listening = launched.elapsed();
+                if !has_read_models {
+                    break;
+                }
+            } else if line == READ_MODELS_READY {
+                let read_models = Some(launched.elapsed());
+                let address = address.context("keyplan reported read models before listening")?;
+                return Ok(Started {
+                    address,
+                    cold_start: ColdStart {
+                        listening,
+                        read_models,
+                    },
+                });
+            }
+        }
+        match address {
+            Some(address) if !has_read_models => Ok(Started {
+                address,
+                cold_start: ColdStart {
+                    listening,
+                    read_models: None,
+                },
+            }),
+            Some(_) => bail!("keyplan exited before its read models were ready"),
+            None => bail!("keyplan exited before listening"),
+        }
+    })
+    .await;
+    let started = match waited {
+        Ok(Ok(started)) => started,
+        Ok(Err(e)) => bail!("{e:#}; its log: {}", log_tail(log_path)),
+        Err(_) => bail!(
+            "keyplan did not serve within {PROCESS_TIMEOUT:?}; its log: {}",
+            log_tail(log_path)
+        ),
+    };
+    // Keep draining stdout so that the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, started))
+}
+
 /// The `keyplan` binary built alongside this one (`target/release/keyplan` next to
 /// `target/release/keyplan-bench`), so that a release build of both is all a run needs.
 pub fn default_binary() -> Result<PathBuf> {
@@ -57,7 +156,8 @@ pub struct KeyplanProcess {
 
 impl KeyplanProcess {
     /// Starts `binary` on a free loopback port over a fresh data directory, with extra
-    /// `keyplan serve` arguments (role, NATS...), and waits until it listens.
+    /// `keyplan serve` arguments (role, NATS...), and waits until it serves (its read models
+    /// included, if it has any).
     pub async fn start_with(binary: &Path, extra: &[String]) -> Result<Self> {
         check_binary(binary)?;
         let dir = tempfile::Builder::new()
@@ -66,46 +166,12 @@ impl KeyplanProcess {
             .context("creating a temporary directory for the server")?;
         let data_dir = dir.path().join("data");
         let log_path = dir.path().join("keyplan.log");
-        let log = std::fs::File::create(&log_path)
+        std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
-        let mut child = Command::new(binary)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(&data_dir)
-            .args(extra)
-            .env("KEYPLAN_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("the server's stdout is not piped")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let waited = tokio::time::timeout(PROCESS_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(address) = line.strip_prefix(LISTENING_PREFIX) {
-                    return Ok(address.trim().to_owned());
-                }
-            }
-            bail!("keyplan exited before listening")
-        })
-        .await;
-        let address = match waited {
-            Ok(Ok(address)) => address,
-            Ok(Err(e)) => bail!("{e:#}; its log: {}", log_tail(&log_path)),
-            Err(_) => bail!(
-                "keyplan did not listen within {PROCESS_TIMEOUT:?}; its log: {}",
-                log_tail(&log_path)
-            ),
-        };
-        // Keep draining stdout so that the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, started) = launch(binary, "127.0.0.1:0", &data_dir, extra, &log_path).await?;
         Ok(Self {
             child,
-            address,
+            address: started.address,
             log_path,
             binary: binary.to_owned(),
             extra: extra.to_vec(),
@@ -124,8 +190,8 @@ impl KeyplanProcess {
     }
 
     /// Stops the node gracefully and starts it again over the same data (a cold start);
-    /// returns the time from launch until it listens again.
-    pub async fn restart(&mut self) -> Result<Duration> {
+    /// returns how long it took to listen again and to serve its read models.
+    pub async fn restart(&mut self) -> Result<ColdStart> {
         let pid = self.child.id().context("keyplan already exited")?;
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -136,39 +202,16 @@ impl KeyplanProcess {
         tokio::time::timeout(PROCESS_TIMEOUT, self.child.wait())
             .await
             .context("keyplan did not stop")??;
-        let started = std::time::Instant::now();
-        let log = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.log_path)?;
-        let mut child = Command::new(&self.binary)
-            .args(["serve", "--listen", &self.address, "--data-dir"])
-            .arg(self.data_dir())
-            .args(&self.extra)
-            .env("KEYPLAN_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("the server's stdout is not piped")?;
-        let mut lines = BufReader::new(stdout).lines();
-        tokio::time::timeout(PROCESS_TIMEOUT, async {
-            while let Some(line) = lines.next_line().await? {
-                if line.starts_with(LISTENING_PREFIX) {
-                    return Ok(());
-                }
-            }
-            bail!("keyplan exited before listening")
-        })
-        .await
-        .context("keyplan did not listen again in time")??;
-        let elapsed = started.elapsed();
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (child, started) = launch(
+            &self.binary,
+            &self.address,
+            &self.data_dir(),
+            &self.extra,
+            &self.log_path,
+        )
+        .await?;
         self.child = child;
-        Ok(elapsed)
+        Ok(started.cold_start)
     }
 
     /// The address it listens on (`127.0.0.1:PORT`).

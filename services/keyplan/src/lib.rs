@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod loading;
 pub mod operations;
 pub mod server;
 pub mod server_timing;

@@ -48,6 +48,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     // Tests and scripts read this line to find the port when listening on port 0.
     println!("keyplan listening on {address}");
+    // ... and this one to know that the read models serve too (an all-in-one node serves
+    // its log first and loads its read models meanwhile).
+    if let Some(mut ready) = node.read_models_ready() {
+        tokio::spawn(async move {
+            if ready.wait_for(|ready| *ready).await.is_ok() {
+                println!("keyplan read models ready");
+            }
+        });
+    }
     tracing::info!(
         %address,
         role = args.role.as_str(),

@@ -1,5 +1,7 @@
 //! `keyplan.v1.OperationsService`: what an operator needs to see of a running node.
 
+use std::sync::{Arc, OnceLock};
+
 use keyplan_fanout::Relay;
 use keyplan_projection::ProjectionHandle;
 use keyplan_proto::pb;
@@ -7,6 +9,10 @@ use keyplan_proto::pb::operations_service_server::OperationsService;
 use keyplan_store::EventStore;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
+
+/// The projections a node runs: known once its read models have loaded (an all-in-one node
+/// serves before that; see `crate::loading`).
+pub type Projections = Arc<OnceLock<Vec<ProjectionHandle>>>;
 
 /// The node's moving parts, as far as they exist in its role.
 #[derive(Debug, Clone)]
@@ -21,8 +27,8 @@ pub struct OperationsApi {
     pub nats_connected: Option<watch::Receiver<bool>>,
     /// The relay, if this node publishes.
     pub relay: Option<Relay>,
-    /// Projections running here.
-    pub projections: Vec<ProjectionHandle>,
+    /// Projections running here, once loaded.
+    pub projections: Projections,
 }
 
 type ProgressStream =
@@ -37,15 +43,19 @@ impl OperationsService for OperationsApi {
         request: Request<pb::RebuildProjectionsRequest>,
     ) -> Result<Response<Self::RebuildProjectionsStream>, Status> {
         let names = request.into_inner().names;
-        let known: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+        let Some(projections) = self.projections.get() else {
+            return Err(Status::unavailable(
+                "the read models are still loading after the node started; retry in a moment",
+            ));
+        };
+        let known: Vec<&str> = projections.iter().map(|p| p.name()).collect();
         if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
             return Err(Status::not_found(format!(
                 "this node runs no projection named {unknown:?}; it runs: {}",
                 known.join(", ")
             )));
         }
-        let chosen: Vec<_> = self
-            .projections
+        let chosen: Vec<_> = projections
             .iter()
             .filter(|p| names.is_empty() || names.iter().any(|n| n == p.name()))
             .cloned()
@@ -100,7 +110,9 @@ impl OperationsService for OperationsApi {
             relay,
             projections: self
                 .projections
-                .iter()
+                .get()
+                .into_iter()
+                .flatten()
                 .map(|p| pb::ProjectionStatus {
                     name: p.name().into(),
                     position: p.position(),

@@ -26,10 +26,14 @@ use keyplan_repository::{AccountRepository, RepositoryConfig};
 use keyplan_store::{EventStore, StoreConfig};
 use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 
+use crate::loading::WhenLoaded;
+use crate::operations::Projections;
 use crate::server_timing::ServerTimingLayer;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tonic::transport::server::Router;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
@@ -78,9 +82,30 @@ pub struct Node {
     nats: Option<NatsConnection>,
     relay: Option<Relay>,
     accounts: AccountSource,
-    read_models: Option<ReadModels>,
-    projections: Vec<keyplan_projection::ProjectionHandle>,
-    projection_db: Option<sled::Db>,
+    read_models: ReadModelsState,
+    /// Becomes true once the read models serve (never, on a node without them).
+    read_models_ready: watch::Sender<bool>,
+}
+
+/// A node's read models with their runners' handles and their database.
+#[derive(Debug)]
+struct LoadedReadModels {
+    models: ReadModels,
+    /// Every projection the node runs (on a projections node, the account state's too).
+    handles: Vec<ProjectionHandle>,
+    db: sled::Db,
+}
+
+/// Where a node's read models are.
+#[derive(Debug)]
+enum ReadModelsState {
+    /// An ingest node has none.
+    None,
+    /// Loaded before listening: a projections node serves nothing else.
+    Loaded(Box<LoadedReadModels>),
+    /// Loading in the background while the node already serves its log (all-in-one node;
+    /// see `crate::loading`).
+    Loading(JoinHandle<Result<LoadedReadModels, NodeError>>),
 }
 
 impl Node {
@@ -134,21 +159,31 @@ impl Node {
                     }
                     _ => None,
                 };
-                // The all-in-one node also serves the read models, fed from its own log.
-                let (read_models, projections, projection_db) = if let Some(opening) = opening_db {
-                    let db = opening.await.map_err(|e| {
-                        NodeError::Config(format!(
-                            "opening the read models' database panicked: {e}"
-                        ))
-                    })??;
-                    let (models, handles) =
-                        ReadModels::start(&db, EventSource::Local(store.clone())).await?;
-                    (Some(models), handles, Some(db))
-                } else {
-                    (None, Vec::new(), None)
+                // The all-in-one node also serves the read models, fed from its own log. They
+                // load in the background: the node serves its log meanwhile.
+                let read_models = match opening_db {
+                    Some(opening) => {
+                        let store = store.clone();
+                        ReadModelsState::Loading(tokio::spawn(async move {
+                            let db = opening.await.map_err(|e| {
+                                NodeError::Config(format!(
+                                    "opening the read models' database panicked: {e}"
+                                ))
+                            })??;
+                            let (models, handles) =
+                                ReadModels::start(&db, EventSource::Local(store)).await?;
+                            Ok(LoadedReadModels {
+                                models,
+                                handles,
+                                db,
+                            })
+                        }))
+                    }
+                    None => ReadModelsState::None,
                 };
                 Node {
                     read_models,
+                    read_models_ready: watch::channel(false).0,
                     role: args.role,
                     ack: args.ack,
                     ack_timeout: Duration::from_millis(args.ack_timeout_ms),
@@ -157,8 +192,6 @@ impl Node {
                     repository: Some(repository),
                     nats,
                     relay,
-                    projections,
-                    projection_db,
                 }
             }
             Role::Projections => {
@@ -177,7 +210,12 @@ impl Node {
                 )?;
                 projections.insert(0, handle.clone());
                 Node {
-                    read_models: Some(models),
+                    read_models: ReadModelsState::Loaded(Box::new(LoadedReadModels {
+                        models,
+                        handles: projections,
+                        db,
+                    })),
+                    read_models_ready: watch::channel(false).0,
                     role: args.role,
                     ack: args.ack,
                     ack_timeout: Duration::from_millis(args.ack_timeout_ms),
@@ -186,8 +224,6 @@ impl Node {
                     repository: None,
                     nats,
                     relay: None,
-                    projections,
-                    projection_db: Some(db),
                 }
             }
         };
@@ -199,6 +235,15 @@ impl Node {
         self.store.as_ref()
     }
 
+    /// Turns true once the node's read models serve; `None` on a node without read models.
+    /// An all-in-one node serves its log before that (see `crate::loading`).
+    pub fn read_models_ready(&self) -> Option<watch::Receiver<bool>> {
+        match self.read_models {
+            ReadModelsState::None => None,
+            _ => Some(self.read_models_ready.subscribe()),
+        }
+    }
+
     /// Serves until `shutdown` completes, then lets in-flight requests finish and closes the
     /// store (committing every append already queued), so nothing acknowledged is lost.
     pub async fn serve(
@@ -207,6 +252,7 @@ impl Node {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), NodeError> {
         let (health, health_service) = tonic_health::server::health_reporter();
+        let projections = Projections::default();
         health.set_service_status("", ServingStatus::Serving).await;
         health
             .set_serving::<OperationsServiceServer<OperationsApi>>()
@@ -236,7 +282,7 @@ impl Node {
             store: self.store.clone(),
             nats_connected: self.nats.as_ref().map(|n| n.connected.clone()),
             relay: self.relay.clone(),
-            projections: self.projections.clone(),
+            projections: projections.clone(),
         };
 
         let mut router = Server::builder()
@@ -248,9 +294,32 @@ impl Node {
             .add_service(AccountServiceServer::new(AccountApi::new(
                 self.accounts.clone(),
             )));
-        if let Some(models) = &self.read_models {
-            router = models.register(router, &health).await;
-        }
+        let services = ReadModelServices::pending();
+        let loading = match self.read_models {
+            ReadModelsState::None => {
+                let _ = projections.set(Vec::new());
+                None
+            }
+            ReadModelsState::Loaded(loaded) => {
+                router = services.register(router, &health).await;
+                Some(tokio::spawn(std::future::ready(Ok(*loaded))))
+            }
+            ReadModelsState::Loading(task) => {
+                router = services.register(router, &health).await;
+                Some(task)
+            }
+        };
+        // Completes when the read models serve (or failed to load): the database to flush
+        // at shutdown.
+        let read_models = loading.map(|task| {
+            tokio::spawn(finish_loading(
+                task,
+                services,
+                projections,
+                health.clone(),
+                self.read_models_ready,
+            ))
+        });
         if let (Some(store), Some(repository)) = (&self.store, &self.repository) {
             let mut commands = CommandApi::new(repository.clone());
             if let (AckMode::Replicated, Some(relay)) = (self.ack, &self.relay) {
@@ -278,10 +347,45 @@ impl Node {
         if let Some(store) = self.store {
             let _ = tokio::task::spawn_blocking(move || store.close()).await;
         }
-        if let Some(db) = self.projection_db {
-            let _ = db.flush_async().await;
+        // A shutdown during the read models' load waits for it, so that their runners have
+        // started and see the store close.
+        if let Some(finishing) = read_models {
+            if let Ok(Some(db)) = finishing.await {
+                let _ = db.flush_async().await;
+            }
         }
         result.map_err(NodeError::from)
+    }
+}
+
+/// Waits for the read models to load, then puts their services in service and marks them
+/// serving; if loading failed, the services say so. Returns the read models' database.
+async fn finish_loading(
+    task: JoinHandle<Result<LoadedReadModels, NodeError>>,
+    services: ReadModelServices,
+    projections: Projections,
+    health: HealthReporter,
+    ready: watch::Sender<bool>,
+) -> Option<sled::Db> {
+    let outcome = task
+        .await
+        .map_err(|e| NodeError::Config(format!("loading the read models panicked: {e}")))
+        .and_then(|loaded| loaded);
+    match outcome {
+        Ok(loaded) => {
+            services.loaded(&loaded.models);
+            let _ = projections.set(loaded.handles);
+            services.serving(&health).await;
+            tracing::info!("read models loaded; their services serve");
+            ready.send_replace(true);
+            Some(loaded.db)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the read models failed to load; their services answer UNAVAILABLE");
+            services.failed(&e.to_string());
+            let _ = projections.set(Vec::new());
+            None
+        }
     }
 }
 
@@ -380,9 +484,70 @@ impl ReadModels {
         };
         Ok((models, handles))
     }
+}
 
-    /// Adds the read-model services to the router and marks them serving.
+/// The read models' gRPC services, answering UNAVAILABLE until their models have loaded.
+struct ReadModelServices {
+    compliance: WhenLoaded<ComplianceServiceServer<ComplianceApi>>,
+    activity: WhenLoaded<ActivityServiceServer<ActivityApi>>,
+    timeline: WhenLoaded<TimelineServiceServer<TimelineApi>>,
+}
+
+impl ReadModelServices {
+    fn pending() -> Self {
+        Self {
+            compliance: WhenLoaded::pending("the compliance read model"),
+            activity: WhenLoaded::pending("the activity read model"),
+            timeline: WhenLoaded::pending("the timeline read model"),
+        }
+    }
+
+    /// Adds the services to the router, reported NOT_SERVING until [`Self::serving`].
     async fn register<L>(&self, router: Router<L>, health: &HealthReporter) -> Router<L> {
+        health
+            .set_not_serving::<ComplianceServiceServer<ComplianceApi>>()
+            .await;
+        health
+            .set_not_serving::<ActivityServiceServer<ActivityApi>>()
+            .await;
+        health
+            .set_not_serving::<TimelineServiceServer<TimelineApi>>()
+            .await;
+        router
+            .add_service(self.compliance.clone())
+            .add_service(self.activity.clone())
+            .add_service(self.timeline.clone())
+    }
+
+    /// Calls go to the loaded models from now on.
+    fn loaded(&self, models: &ReadModels) {
+        let shares: Arc<dyn ComplianceSource> =
+            Arc::new(ComplianceShares(models.compliance.0.clone()));
+        self.compliance
+            .loaded(ComplianceServiceServer::new(ComplianceApi::new(
+                models.compliance.0.clone(),
+                models.compliance.1.clone(),
+            )));
+        self.activity
+            .loaded(ActivityServiceServer::new(ActivityApi::new(
+                models.activity.0.clone(),
+                models.activity.1.clone(),
+                Some(shares),
+            )));
+        self.timeline
+            .loaded(TimelineServiceServer::new(TimelineApi::new(
+                models.timeline.0.clone(),
+                models.timeline.1.clone(),
+            )));
+    }
+
+    fn failed(&self, reason: &str) {
+        self.compliance.failed(reason.to_owned());
+        self.activity.failed(reason.to_owned());
+        self.timeline.failed(reason.to_owned());
+    }
+
+    async fn serving(&self, health: &HealthReporter) {
         health
             .set_serving::<ComplianceServiceServer<ComplianceApi>>()
             .await;
@@ -392,22 +557,6 @@ impl ReadModels {
         health
             .set_serving::<TimelineServiceServer<TimelineApi>>()
             .await;
-        let shares: Arc<dyn ComplianceSource> =
-            Arc::new(ComplianceShares(self.compliance.0.clone()));
-        router
-            .add_service(ComplianceServiceServer::new(ComplianceApi::new(
-                self.compliance.0.clone(),
-                self.compliance.1.clone(),
-            )))
-            .add_service(ActivityServiceServer::new(ActivityApi::new(
-                self.activity.0.clone(),
-                self.activity.1.clone(),
-                Some(shares),
-            )))
-            .add_service(TimelineServiceServer::new(TimelineApi::new(
-                self.timeline.0.clone(),
-                self.timeline.1.clone(),
-            )))
     }
 }
 
