@@ -103,6 +103,13 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYPLAN_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
 
+    /// Compress the log (zstd level 1) when this node creates it; an existing log keeps the
+    /// setting it was created with. Measured by keyplan-bench: the log takes 0.9-1.2x the
+    /// events' payload on disk instead of 3.7x, for about 10 % of the peak batched append
+    /// rate (64 clients x 16 events) and no measured cost at 1 event per request.
+    #[arg(long, env = "KEYPLAN_LOG_COMPRESSION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub log_compression: bool,
+
     /// Number of account states kept in memory for command validation.
     #[arg(long, env = "KEYPLAN_CACHED_ACCOUNTS", default_value_t = 1024)]
     pub cached_accounts: usize,
