@@ -344,16 +344,18 @@ impl Node {
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
             .await;
 
+        // A shutdown soon after a start may come while the read models still load: wait for
+        // them, so that their runners exist when the store closes, as after a full start.
+        let projection_db = match read_models {
+            Some(finishing) => finishing.await.ok().flatten(),
+            None => None,
+        };
         // In-flight requests are done; commit whatever is still queued, then stop the writer.
         if let Some(store) = self.store {
             let _ = tokio::task::spawn_blocking(move || store.close()).await;
         }
-        // A shutdown during the read models' load waits for it, so that their runners have
-        // started and see the store close.
-        if let Some(finishing) = read_models {
-            if let Ok(Some(db)) = finishing.await {
-                let _ = db.flush_async().await;
-            }
+        if let Some(db) = projection_db {
+            let _ = db.flush_async().await;
         }
         result.map_err(NodeError::from)
     }
