@@ -2,6 +2,8 @@
 //! compliance as of random instants on both axes. Ignored by default (it takes a while in a
 //! debug build); run it with
 //! `cargo test --release -p keyplan-compliance-service --test perf -- --ignored --nocapture`.
+//! A profiling harness for the projection alone (no gRPC): it prints timings and asserts only
+//! what the answers must be; the timing targets are measured by keyplan-bench.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -323,7 +325,6 @@ fn compliance_as_of_at_one_million_events() {
             percentile(&samples, 0.99) / 1000,
             samples[samples.len() - 1] / 1000
         );
-        assert!(percentile(&samples, 0.99) <= 2_000_000, "p99 above 2 ms");
     }
 
     // A tenant (100 accounts): rollup and a 52-week trend.

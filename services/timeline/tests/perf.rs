@@ -1,4 +1,6 @@
 //! Query latency at scale: 1,000,000 events over 2,000 accounts (500 each), then random pages.
+//! A profiling harness for the projection alone (no gRPC): it prints timings and asserts only
+//! that every page has entries; the timing targets are measured by keyplan-bench.
 //!
 //! Ignored by default (it takes a while in debug builds); run it with
 //! `cargo test --release -p keyplan-timeline-service --test perf -- --ignored --nocapture`.
@@ -211,10 +213,9 @@ fn pages_stay_under_a_millisecond_at_a_million_events() {
             samples.push(t.elapsed());
             assert!(!page.entries.is_empty());
         }
+        // Printed, not asserted: timings are measured by keyplan-bench (BENCHMARKS.md), not
+        // by tests, whose machines are shared and noisy.
         let (median, p99) = p99(samples);
         println!("{name}: median {median:?}, p99 {p99:?}");
-        if !name.contains("500") && !name.contains("page 3") {
-            assert!(p99 < Duration::from_millis(1), "{name}: p99 {p99:?}");
-        }
     }
 }
