@@ -7,14 +7,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use keyplan_domain::values::{BuyingRole, Channel, Date, OpportunityStage, Timestamp};
-use keyplan_proto::convert::timestamp_to_proto;
+use keyplan_proto::convert::{date_to_wire, optional_date_to_wire, timestamp_to_proto, WireEnum};
 use keyplan_proto::pb;
 
 use crate::calendar::{self, days_between, Period, Window};
 use crate::error::ActivityError;
 use crate::model::{AccountActivity, Outcome, Tally};
 use crate::projection::{read, ActivityProjection, Shared};
-use crate::wire::{self, basis_points, Amounts};
+use crate::wire::{basis_points, Amounts};
 use crate::ComplianceSource;
 
 /// What the counts of a period are broken down by.
@@ -134,7 +134,7 @@ impl ActivityProjection {
                     ),
                     Dimension::Channel => {
                         let channel = Channel::ALL[k as usize];
-                        let name = wire::channel(channel).as_str_name().to_owned();
+                        let name = channel.to_pb().as_str_name().to_owned();
                         ((p, String::new(), k as usize, name), channel.as_str())
                     }
                     Dimension::TeamMember => {
@@ -147,7 +147,7 @@ impl ActivityProjection {
                     }
                     Dimension::BuyingRole => {
                         let role = BuyingRole::ALL[k as usize];
-                        let name = wire::buying_role(role).as_str_name().to_owned();
+                        let name = role.to_pb().as_str_name().to_owned();
                         ((p, String::new(), k as usize, name), role.as_str())
                     }
                 };
@@ -165,14 +165,14 @@ impl ActivityProjection {
             total.merge(t);
         }
         Ok(pb::GetActivityCountsResponse {
-            from: wire::date(first),
-            to: wire::date(last),
+            from: date_to_wire(first),
+            to: date_to_wire(last),
             periods: periods
                 .iter()
                 .zip(&totals)
                 .map(|(&(start, end), tally)| pb::ActivityPeriodTotals {
-                    period_start: wire::date(start),
-                    period_end: wire::date(end),
+                    period_start: date_to_wire(start),
+                    period_end: date_to_wire(end),
                     interactions: tally.count,
                     sentiment: Some(sentiment(tally)),
                 })
@@ -181,7 +181,7 @@ impl ActivityProjection {
                 .into_iter()
                 .map(
                     |((p, account_id, _, key), (label, tally))| pb::ActivityBucket {
-                        period_start: wire::date(periods[p].0),
+                        period_start: date_to_wire(periods[p].0),
                         account_id,
                         key,
                         label,
@@ -247,7 +247,7 @@ impl ActivityProjection {
             stakeholders.push(pb::DmuStakeholderCoverage {
                 stakeholder_id: s.id.clone(),
                 name: s.name.clone(),
-                buying_role: role.map_or(0, |r| wire::buying_role(r).into()),
+                buying_role: role.map_or(0, WireEnum::to_wire),
                 interactions: in_window,
                 last_contact: timestamp(last),
                 days_since_last_contact: last.map(|t| days_between(t, as_of)),
@@ -258,7 +258,7 @@ impl ActivityProjection {
             .map(|role| {
                 let hit = engaged.get(role);
                 pb::DmuRoleCoverage {
-                    buying_role: wire::buying_role(*role).into(),
+                    buying_role: role.to_wire(),
                     stakeholders: holders.get(role).copied().unwrap_or(0),
                     engaged: hit.is_some(),
                     interactions: hit.map_or(0, |h| h.0),
@@ -268,7 +268,7 @@ impl ActivityProjection {
             .collect();
         Ok(pb::GetDmuCoverageResponse {
             account_id: account.to_owned(),
-            window_start: wire::date(window.first_date),
+            window_start: date_to_wire(window.first_date),
             as_of: Some(timestamp_to_proto(as_of)),
             roles_engaged: u32::try_from(engaged.len()).unwrap_or(u32::MAX),
             stakeholders_engaged: u32::try_from(
@@ -304,7 +304,7 @@ impl ActivityProjection {
             quiet.push(pb::QuietAccount {
                 account_id,
                 name: a.facts.name.clone(),
-                tier: wire::tier(tier).into(),
+                tier: tier.to_wire(),
                 last_contact: timestamp(last),
                 days_since_last_contact: since,
             });
@@ -356,8 +356,8 @@ impl ActivityProjection {
             .revenue
             .iter()
             .map(|((start, end, product), r)| pb::RevenuePeriodFigures {
-                period_start: wire::date(*start),
-                period_end: wire::date(*end),
+                period_start: date_to_wire(*start),
+                period_end: date_to_wire(*end),
                 product: product.clone(),
                 figures: Some(against_goal(
                     &r.actual.currency,
@@ -378,7 +378,7 @@ impl ActivityProjection {
                 .map(|stage| {
                     let (count, value) = by_stage.remove(stage).unwrap_or_default();
                     pb::OpportunityStageTotal {
-                        stage: wire::stage(*stage).into(),
+                        stage: stage.to_wire(),
                         count,
                         value: value.to_wire(),
                     }
@@ -421,9 +421,9 @@ impl ActivityProjection {
             entries.push(pb::PortfolioEntry {
                 rank: 0,
                 name: a.facts.name.clone(),
-                tier: wire::tier(tier).into(),
+                tier: tier.to_wire(),
                 weighted_score_milli: assessment.map(|(_, x)| x.score_milli),
-                recommended_tier: assessment.map_or(0, |(_, x)| wire::tier(x.recommended).into()),
+                recommended_tier: assessment.map_or(0, |(_, x)| x.recommended.to_wire()),
                 assessed_at: timestamp(assessment.map(|(t, _)| t)),
                 interactions_30_days: count(a.interactions_between(short.start, short.end)),
                 interactions_90_days: count(a.interactions_between(long.start, long.end)),
@@ -567,8 +567,8 @@ fn plan_goal(
     (
         Some(pb::PlanGoal {
             plan_id: plan.id.clone(),
-            period_start: wire::date(plan.start),
-            period_end: plan.end.map(wire::date).unwrap_or_default(),
+            period_start: date_to_wire(plan.start),
+            period_end: optional_date_to_wire(plan.end),
             goal_periods: as_u32(within.len() as i64),
             goal_days_covered: as_u32(covered),
             plan_days: as_u32(plan_days),

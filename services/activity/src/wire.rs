@@ -1,62 +1,10 @@
-//! Domain values in their wire form, for the answers of this service.
-//!
-//! `keyplan-proto` keeps its enum conversions crate-private, so the few this service needs
-//! are spelled out here; the matches are exhaustive, so a new domain value fails to compile
-//! until it is mapped.
+//! Domain values in their wire form, for the answers of this service (enums and dates use
+//! `keyplan_proto::convert`, the mapping commands are read with).
 
 use std::collections::BTreeMap;
 
-use keyplan_domain::values::{BuyingRole, Channel, Date, Money, OpportunityStage, Tier};
+use keyplan_domain::values::Money;
 use keyplan_proto::pb;
-
-/// The wire enum of a channel.
-pub fn channel(c: Channel) -> pb::Channel {
-    match c {
-        Channel::InPerson => pb::Channel::InPerson,
-        Channel::VideoCall => pb::Channel::VideoCall,
-        Channel::PhoneCall => pb::Channel::PhoneCall,
-        Channel::Email => pb::Channel::Email,
-        Channel::SiteVisit => pb::Channel::SiteVisit,
-        Channel::BusinessReview => pb::Channel::BusinessReview,
-        Channel::Event => pb::Channel::Event,
-    }
-}
-
-/// The wire enum of a buying role.
-pub fn buying_role(r: BuyingRole) -> pb::BuyingRole {
-    match r {
-        BuyingRole::EconomicBuyer => pb::BuyingRole::EconomicBuyer,
-        BuyingRole::TechnicalBuyer => pb::BuyingRole::TechnicalBuyer,
-        BuyingRole::User => pb::BuyingRole::User,
-        BuyingRole::Influencer => pb::BuyingRole::Influencer,
-        BuyingRole::Gatekeeper => pb::BuyingRole::Gatekeeper,
-        BuyingRole::Coach => pb::BuyingRole::Coach,
-    }
-}
-
-/// The wire enum of a tier.
-pub fn tier(t: Tier) -> pb::Tier {
-    match t {
-        Tier::Standard => pb::Tier::Standard,
-        Tier::Key => pb::Tier::Key,
-        Tier::Strategic => pb::Tier::Strategic,
-    }
-}
-
-/// The wire enum of an opportunity stage.
-pub fn stage(s: OpportunityStage) -> pb::OpportunityStage {
-    match s {
-        OpportunityStage::Identified => pb::OpportunityStage::Identified,
-        OpportunityStage::Qualified => pb::OpportunityStage::Qualified,
-        OpportunityStage::Proposal => pb::OpportunityStage::Proposal,
-        OpportunityStage::Negotiation => pb::OpportunityStage::Negotiation,
-    }
-}
-
-/// A calendar date, `YYYY-MM-DD`.
-pub fn date(d: Date) -> String {
-    d.format("%Y-%m-%d").to_string()
-}
 
 /// Amounts per currency (never added across currencies).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

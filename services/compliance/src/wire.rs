@@ -1,8 +1,10 @@
 //! Request fields from the wire, and answers to the wire.
 
 use keyplan_domain::ids::{AccountId, PersonId, TenantId};
-use keyplan_domain::values::{Date, ReviewFrequency, Timestamp};
-use keyplan_proto::convert::{timestamp_from_proto_checked, timestamp_to_proto};
+use keyplan_domain::values::Timestamp;
+use keyplan_proto::convert::{
+    date_to_wire, optional_date_to_wire, timestamp_from_proto_checked, timestamp_to_proto, WireEnum,
+};
 use keyplan_proto::pb;
 
 use crate::error::QueryError;
@@ -99,14 +101,6 @@ pub(crate) fn group_by(value: i32) -> Result<GroupBy, QueryError> {
 
 // ---------------------------------------------------------------- answers
 
-fn date(value: Date) -> String {
-    value.format("%Y-%m-%d").to_string()
-}
-
-fn optional_date(value: Option<Date>) -> String {
-    value.map(date).unwrap_or_default()
-}
-
 pub(crate) fn axis(value: Axis) -> i32 {
     match value {
         Axis::AsHappenedBy => pb::ComplianceAxis::AsHappenedBy,
@@ -145,16 +139,6 @@ fn review_status(value: ReviewStatus) -> i32 {
     .into()
 }
 
-fn frequency(value: ReviewFrequency) -> i32 {
-    match value {
-        ReviewFrequency::Monthly => pb::ReviewFrequency::Monthly,
-        ReviewFrequency::Quarterly => pb::ReviewFrequency::Quarterly,
-        ReviewFrequency::HalfYearly => pb::ReviewFrequency::HalfYearly,
-        ReviewFrequency::Yearly => pb::ReviewFrequency::Yearly,
-    }
-    .into()
-}
-
 pub(crate) fn share(value: &Share) -> pb::ComplianceShare {
     pb::ComplianceShare {
         on_track: value.counted_on_track(),
@@ -173,7 +157,7 @@ fn rule(value: &RuleCompliance) -> pb::ComplianceRule {
         definition: Some((&value.definition).into()),
         target_description: value.target_description.clone(),
         owner_name: value.owner_name.clone(),
-        set_on: date(value.set_on),
+        set_on: date_to_wire(value.set_on),
         status: rule_status(value.status),
         last_interaction: value
             .last_interaction
@@ -181,10 +165,10 @@ fn rule(value: &RuleCompliance) -> pb::ComplianceRule {
             .map(|i| pb::ComplianceLastInteraction {
                 interaction_id: i.interaction_id.clone(),
                 occurred_at: Some(timestamp_to_proto(i.occurred_at)),
-                occurred_on: date(i.occurred_at.date()),
+                occurred_on: date_to_wire(i.occurred_at.date()),
                 corrected: i.corrected,
             }),
-        next_due_on: date(value.due_on),
+        next_due_on: date_to_wire(value.due_on),
         days_overdue: value.days_overdue,
         days_until_due: value.days_until_due,
         due_soon_window_days: value.due_soon_window_days,
@@ -199,31 +183,31 @@ pub(crate) fn overdue(value: &OverdueRule) -> pb::ComplianceOverdueRule {
         target_description: value.target_description.clone(),
         status: rule_status(value.status),
         days_overdue: value.days_overdue,
-        due_on: date(value.due_on),
-        last_interaction_on: optional_date(value.last_interaction_on),
+        due_on: date_to_wire(value.due_on),
+        last_interaction_on: optional_date_to_wire(value.last_interaction_on),
     }
 }
 
 fn plan_reviews(value: &PlanReviews) -> pb::CompliancePlanReviews {
     pb::CompliancePlanReviews {
         plan_id: value.plan_id.clone(),
-        review_frequency: frequency(value.frequency),
-        period_start: date(value.period_start),
-        period_end: optional_date(value.period_end),
+        review_frequency: value.frequency.to_wire(),
+        period_start: date_to_wire(value.period_start),
+        period_end: optional_date_to_wire(value.period_end),
         windows: value
             .windows
             .iter()
             .map(|w| pb::ComplianceReviewWindow {
                 index: w.index,
-                opens_on: date(w.opens_on),
-                due_on: date(w.due_on),
+                opens_on: date_to_wire(w.opens_on),
+                due_on: date_to_wire(w.due_on),
                 status: review_status(w.status),
                 review_id: w
                     .review
                     .as_ref()
                     .map(|r| r.review_id.clone())
                     .unwrap_or_default(),
-                held_on: optional_date(w.review.as_ref().map(|r| r.held_on)),
+                held_on: optional_date_to_wire(w.review.as_ref().map(|r| r.held_on)),
                 days_late: w.days_late,
                 days_overdue: w.days_overdue,
             })

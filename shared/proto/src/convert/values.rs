@@ -117,12 +117,12 @@ pub(crate) fn optional_date(field: &'static str, value: &str) -> Result<Option<D
 }
 
 /// The wire form of a date, `YYYY-MM-DD` (the exact format [`date`] accepts).
-pub(crate) fn date_to_wire(value: Date) -> String {
+pub fn date_to_wire(value: Date) -> String {
     value.format("%Y-%m-%d").to_string()
 }
 
 /// The wire form of an optional date: empty when absent.
-pub(crate) fn optional_date_to_wire(value: Option<Date>) -> String {
+pub fn optional_date_to_wire(value: Option<Date>) -> String {
     value.map(date_to_wire).unwrap_or_default()
 }
 
@@ -233,8 +233,13 @@ pub(crate) fn small(field: &'static str, value: u32) -> Result<u8, DomainError> 
 ///
 /// On the wire an enum is an `i32` that may hold `*_UNSPECIFIED` (the proto3 default, i.e. a
 /// field the client forgot) or a number this build does not know (a newer client): both are
-/// refused, listing the accepted names.
-pub(crate) trait WireEnum: Sized + Copy {
+/// refused, listing the accepted names. Public so that the read models' services answer with
+/// the same mapping the commands are read with.
+pub trait WireEnum: Sized + Copy {
+    /// The generated protobuf enum.
+    type Wire;
+    /// The protobuf value (e.g. for its `as_str_name`).
+    fn to_pb(self) -> Self::Wire;
     /// The wire number.
     fn to_wire(self) -> i32;
     /// The domain value; `field` names the wire field in the error.
@@ -265,10 +270,16 @@ fn not_one_of(
 macro_rules! wire_enum {
     ($domain:ident => $wire:ident { $($variant:ident),+ $(,)? }) => {
         impl WireEnum for dv::$domain {
-            fn to_wire(self) -> i32 {
+            type Wire = pb::$wire;
+
+            fn to_pb(self) -> pb::$wire {
                 match self {
-                    $(dv::$domain::$variant => i32::from(pb::$wire::$variant)),+
+                    $(dv::$domain::$variant => pb::$wire::$variant),+
                 }
+            }
+
+            fn to_wire(self) -> i32 {
+                i32::from(self.to_pb())
             }
 
             fn from_wire(field: &'static str, value: i32) -> Result<Self, DomainError> {
