@@ -238,3 +238,86 @@ async fn the_globex_year_over_grpc_gives_the_hand_computed_answers_and_survives_
         .iter()
         .any(|p| p.name == "compliance" && p.position == head));
 }
+
+/// A read model that cannot load does not take the node down: commands and the log keep
+/// serving, the read-model services answer UNAVAILABLE saying why, and health reports them
+/// NOT_SERVING.
+#[tokio::test]
+async fn a_read_model_that_fails_to_load_leaves_the_rest_of_the_node_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data).await;
+    common::fixtures::onboard(&server, "globex").await;
+    server.stop().await;
+    // Damage the timeline's stored state behind the node's back: a chunk key its loader
+    // cannot read.
+    {
+        let db = sled::open(data.join("projections")).unwrap();
+        db.open_tree("timeline")
+            .unwrap()
+            .insert("c/acme-supplies/globex/not-a-number", vec![1u8])
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    let server = Server::start_listening(&data).await;
+    let request = pb::ListTimelineRequest {
+        tenant: common::fixtures::TENANT.into(),
+        account_id: "globex".into(),
+        scope: None,
+        event_types: vec![],
+        occurred_from: None,
+        occurred_to: None,
+        actor: String::new(),
+        order: pb::TimelineOrder::OldestFirst as i32,
+        page_size: 10,
+        page_token: String::new(),
+        min_position: 0,
+    };
+    let mut timeline = pb::timeline_service_client::TimelineServiceClient::new(server.channel());
+    // Loading may still be under way at first ("still loading"); it fails within moments.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let refusal = loop {
+        let status = timeline
+            .list_timeline(request.clone())
+            .await
+            .expect_err("a timeline that failed to load answers nothing");
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        if status.message().contains("failed to load") {
+            break status;
+        }
+        assert!(status.message().contains("still loading"), "{status:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still loading after 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(refusal.message().contains("timeline"), "{refusal:?}");
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel());
+    let timeline_health = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "keyplan.v1.TimelineService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        timeline_health.status,
+        tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
+    );
+
+    // The write path and the log serve regardless.
+    let outcome = server
+        .commands()
+        .execute(common::fixtures::request(
+            "globex",
+            common::fixtures::interaction("call-1", "cfo", 3600),
+        ))
+        .await
+        .expect("commands are served while the read models are down")
+        .into_inner();
+    assert!(outcome.last_position > 0, "{outcome:?}");
+    server.stop().await;
+}

@@ -32,6 +32,19 @@ impl Server {
 
     /// As [`Server::start`], with extra `keyplan serve` arguments.
     pub async fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        // Nodes with read models (all, projections) serve them once loaded: wait for that, so
+        // that tests see loaded read models rather than UNAVAILABLE.
+        let has_read_models = !extra.windows(2).any(|w| w == ["--role", "ingest"]);
+        Server::launch(data_dir, extra, has_read_models).await
+    }
+
+    /// Starts an all-in-one node and returns as soon as it listens, without waiting for its
+    /// read models (which may still load, or fail to).
+    pub async fn start_listening(data_dir: &Path) -> Server {
+        Server::launch(data_dir, &[], false).await
+    }
+
+    async fn launch(data_dir: &Path, extra: &[&str], wait_for_read_models: bool) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -62,9 +75,7 @@ impl Server {
         })
         .await
         .expect("keyplan starts listening within 30 s");
-        // Nodes with read models (all, projections) serve them once loaded: wait for that, so
-        // that tests see loaded read models rather than UNAVAILABLE.
-        if !extra.windows(2).any(|w| w == ["--role", "ingest"]) {
+        if wait_for_read_models {
             tokio::time::timeout(Duration::from_secs(30), async {
                 while let Some(line) = lines.next_line().await.unwrap() {
                     if line == "keyplan read models ready" {
