@@ -308,6 +308,15 @@ async fn a_read_model_that_fails_to_load_leaves_the_rest_of_the_node_serving() {
         tonic_health::pb::health_check_response::ServingStatus::NotServing as i32
     );
 
+    // Nothing to rebuild: the operator is told why rather than given an empty answer.
+    let refused = server
+        .operations()
+        .rebuild_projections(pb::RebuildProjectionsRequest { names: vec![] })
+        .await
+        .expect_err("no projections to rebuild");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("failed to load"), "{refused:?}");
+
     // The write path and the log serve regardless.
     let outcome = server
         .commands()

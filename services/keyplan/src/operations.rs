@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 /// The projections a node runs: known once its read models have loaded (an all-in-one node
-/// serves before that; see `crate::loading`).
+/// serves before that; see `crate::loading`), never if they failed to load.
 pub type Projections = Arc<OnceLock<Vec<ProjectionHandle>>>;
 
 /// The node's moving parts, as far as they exist in its role.
@@ -45,7 +45,8 @@ impl OperationsService for OperationsApi {
         let names = request.into_inner().names;
         let Some(projections) = self.projections.get() else {
             return Err(Status::unavailable(
-                "the read models are still loading after the node started; retry in a moment",
+                "the read models are not loaded: still loading after the node started (retry \
+                 in a moment), or they failed to load (the node's log says why)",
             ));
         };
         let known: Vec<&str> = projections.iter().map(|p| p.name()).collect();

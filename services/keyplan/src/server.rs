@@ -386,7 +386,6 @@ async fn finish_loading(
         Err(e) => {
             tracing::error!(error = %e, "the read models failed to load; their services answer UNAVAILABLE");
             services.failed(&e.to_string());
-            let _ = projections.set(Vec::new());
             None
         }
     }
