@@ -59,6 +59,7 @@ use keyplan_projection::{ProjectedEvent, Projection};
 use keyplan_testkit::at;
 use keyplan_testkit::globex::{self, ACCOUNT, TENANT};
 
+use crate::directory::{DirItem, DirKey, InteractionInfo};
 use crate::{
     Order, Scope, SubjectKey, TimelineEntry, TimelineError, TimelineProjection, TimelineQuery,
 };
@@ -715,6 +716,57 @@ fn rebuilt_from_scratch_equals_built_incrementally_with_reloads() {
     assert_eq!(flush_into(&current, &tree), 2);
 }
 
+/// A projection stored by an older version kept each interaction's content under a key of
+/// its own (`d/.../interaction/<id>`) instead of per chunk (`x/`): a correction after an
+/// upgrade still finds the content it corrects there, and describes it as before.
+#[test]
+fn a_correction_finds_content_stored_in_the_older_layout() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let events = globex::events();
+    let scratch = TimelineProjection::default();
+    for e in &events {
+        scratch.apply(e);
+    }
+
+    // Up to position 39 (before the correction of i13 at 40), flushed, then rewritten into
+    // the older layout: no `x/` keys, one `d/` key per interaction.
+    let older = TimelineProjection::default();
+    for e in &events[..39] {
+        older.apply(e);
+    }
+    let tree = db.open_tree("older").unwrap();
+    flush_into(&older, &tree);
+    let mut latest: BTreeMap<InteractionId, InteractionInfo> = BTreeMap::new();
+    for (key, value) in contents(&tree) {
+        if key.starts_with(b"x/") {
+            tree.remove(&key).unwrap();
+            let infos: Vec<(InteractionId, InteractionInfo)> =
+                postcard::from_bytes(&value).unwrap();
+            latest.extend(infos);
+        }
+    }
+    assert!(latest.contains_key(&InteractionId::parse("i13").unwrap()));
+    for (id, info) in latest {
+        let key = crate::projection::dir_key(TENANT, ACCOUNT, &DirKey::Interaction(id));
+        let item = postcard::to_allocvec(&DirItem::Interaction(info)).unwrap();
+        tree.insert(key, item).unwrap();
+    }
+
+    let upgraded = TimelineProjection::default();
+    upgraded.load(&tree).unwrap();
+    for e in &events[39..] {
+        upgraded.apply(e);
+    }
+    assert_eq!(upgraded.export(), scratch.export());
+    let corrections = all(Scope::Account)
+        .with_event_types(["InteractionCorrected"])
+        .unwrap();
+    assert_eq!(
+        p_list(&upgraded, &corrections),
+        p_list(&scratch, &corrections)
+    );
+}
+
 fn p_list(p: &TimelineProjection, q: &TimelineQuery) -> Vec<TimelineEntry> {
     p.list(TENANT, ACCOUNT, q).unwrap().entries
 }
@@ -740,8 +792,40 @@ fn the_store_layout_is_chunked_per_account() {
         ]
     );
     // Directory: account 1, people 4, stakeholders 8, plan 1, objective 1, opportunities 3,
-    // actions 2 (a-demo, a-proc), rules 5, interactions 38, reviews 4 = 67 items.
-    assert_eq!(keys.iter().filter(|k| k.starts_with("d/")).count(), 67);
+    // actions 2 (a-demo, a-proc), rules 5, reviews 4 = 29 items. Interactions have no key
+    // each: their content is stored per chunk, beside it.
+    assert_eq!(keys.iter().filter(|k| k.starts_with("d/")).count(), 29);
+    let interaction_keys: Vec<&String> = keys.iter().filter(|k| k.starts_with("x/")).collect();
+    assert_eq!(
+        interaction_keys,
+        vec![
+            "x/acme/globex/0000000000",
+            "x/acme/globex/0000000001",
+            "x/acme/globex/0000000002"
+        ]
+    );
+    // Every interaction event's content, once, in the chunk of its entry.
+    let stored: Vec<u64> = contents(&tree)
+        .iter()
+        .filter(|(k, _)| k.starts_with(b"x/"))
+        .flat_map(|(_, v)| {
+            postcard::from_bytes::<Vec<(InteractionId, InteractionInfo)>>(v)
+                .unwrap()
+                .into_iter()
+                .map(|(_, info)| info.position)
+        })
+        .collect();
+    let expected: Vec<u64> = globex::events()
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.event,
+                AccountEvent::InteractionLogged(_) | AccountEvent::InteractionCorrected(_)
+            )
+        })
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(stored, expected);
 }
 
 /// The fixture's year goes on (positions 85..): the 7 event types it lacks, and the
