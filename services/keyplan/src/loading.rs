@@ -138,48 +138,27 @@ mod tests {
         }
     }
 
-    fn grpc_status(response: &http::Response<Body>) -> Option<String> {
-        response
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    }
-
-    fn grpc_message(response: &http::Response<Body>) -> String {
-        response
-            .headers()
-            .get("grpc-message")
-            .and_then(|v| v.to_str().ok())
-            .map(percent_decode)
-            .unwrap_or_default()
-    }
-
-    /// grpc-message is percent-encoded; enough decoding for the assertions here.
-    fn percent_decode(text: &str) -> String {
-        text.replace("%20", " ")
+    /// Calls `service` once; the gRPC status its response carries, if any (tonic decodes the
+    /// percent-encoded message).
+    async fn call(service: &WhenLoaded<Answering>) -> Option<Status> {
+        let response = service
+            .clone()
+            .oneshot(http::Request::new(Body::empty()))
+            .await
+            .unwrap_or_else(|never| match never {});
+        Status::from_header_map(response.headers())
     }
 
     #[tokio::test]
     async fn refuses_until_loaded_then_forwards() {
         let service = WhenLoaded::<Answering>::pending("the test read model");
-        let unavailable = Some((tonic::Code::Unavailable as i32).to_string());
 
-        let response = service
-            .clone()
-            .oneshot(http::Request::new(Body::empty()))
-            .await
-            .unwrap_or_else(|never| match never {});
-        assert_eq!(grpc_status(&response), unavailable);
-        assert!(grpc_message(&response).contains("still loading"));
+        let refused = call(&service).await.expect("a status");
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        assert!(refused.message().contains("still loading"), "{refused:?}");
 
         service.loaded(Answering);
-        let response = service
-            .clone()
-            .oneshot(http::Request::new(Body::empty()))
-            .await
-            .unwrap_or_else(|never| match never {});
-        assert_eq!(grpc_status(&response), None);
+        assert!(call(&service).await.is_none());
         assert_eq!(
             <WhenLoaded<Answering> as NamedService>::NAME,
             "test.Answering"
@@ -191,15 +170,9 @@ mod tests {
         let service = WhenLoaded::<Answering>::pending("the test read model");
         service.failed("checkpoint unreadable".into());
         service.loaded(Answering); // too late: the first outcome counts
-        let response = service
-            .oneshot(http::Request::new(Body::empty()))
-            .await
-            .unwrap_or_else(|never| match never {});
-        assert_eq!(
-            grpc_status(&response),
-            Some((tonic::Code::Unavailable as i32).to_string())
-        );
-        let message = grpc_message(&response);
+        let refused = call(&service).await.expect("a status");
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        let message = refused.message();
         assert!(message.contains("failed to load"), "{message}");
         assert!(message.contains("checkpoint unreadable"), "{message}");
     }

@@ -34,6 +34,7 @@ use thiserror::Error;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::server::NamedService;
 use tonic::transport::server::Router;
 use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
@@ -378,7 +379,7 @@ async fn finish_loading(
         Ok(loaded) => {
             services.loaded(&loaded.models);
             let _ = projections.set(loaded.handles);
-            services.serving(&health).await;
+            ReadModelServices::report(&health, ServingStatus::Serving).await;
             tracing::info!("read models loaded; their services serve");
             ready.send_replace(true);
             Some(loaded.db)
@@ -504,17 +505,9 @@ impl ReadModelServices {
         }
     }
 
-    /// Adds the services to the router, reported NOT_SERVING until [`Self::serving`].
+    /// Adds the services to the router, reported NOT_SERVING until they have loaded.
     async fn register<L>(&self, router: Router<L>, health: &HealthReporter) -> Router<L> {
-        health
-            .set_not_serving::<ComplianceServiceServer<ComplianceApi>>()
-            .await;
-        health
-            .set_not_serving::<ActivityServiceServer<ActivityApi>>()
-            .await;
-        health
-            .set_not_serving::<TimelineServiceServer<TimelineApi>>()
-            .await;
+        Self::report(health, ServingStatus::NotServing).await;
         router
             .add_service(self.compliance.clone())
             .add_service(self.activity.clone())
@@ -549,16 +542,15 @@ impl ReadModelServices {
         self.timeline.failed(reason.to_owned());
     }
 
-    async fn serving(&self, health: &HealthReporter) {
-        health
-            .set_serving::<ComplianceServiceServer<ComplianceApi>>()
-            .await;
-        health
-            .set_serving::<ActivityServiceServer<ActivityApi>>()
-            .await;
-        health
-            .set_serving::<TimelineServiceServer<TimelineApi>>()
-            .await;
+    /// Sets the three services' health status.
+    async fn report(health: &HealthReporter, status: ServingStatus) {
+        for name in [
+            <ComplianceServiceServer<ComplianceApi> as NamedService>::NAME,
+            <ActivityServiceServer<ActivityApi> as NamedService>::NAME,
+            <TimelineServiceServer<TimelineApi> as NamedService>::NAME,
+        ] {
+            health.set_service_status(name, status).await;
+        }
     }
 }
 

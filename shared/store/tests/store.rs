@@ -315,6 +315,13 @@ async fn many_concurrent_appenders_commit_gapless_and_survive_reopen() {
 /// created with, whatever the config says when it is reopened, and stays readable.
 #[tokio::test]
 async fn a_log_keeps_the_compression_it_was_created_with() {
+    let assert_created_with = |dir: &std::path::Path, compressed: bool| {
+        let conf = String::from_utf8_lossy(&std::fs::read(dir.join("conf")).unwrap()).into_owned();
+        assert!(
+            conf.contains(&format!("use_compression: {compressed}")),
+            "{conf}"
+        );
+    };
     for created_compressed in [false, true] {
         let dir = tempfile::tempdir().unwrap();
         let config = |compress_new_log| StoreConfig {
@@ -329,12 +336,7 @@ async fn a_log_keeps_the_compression_it_was_created_with() {
             .await
             .unwrap();
         drop(store);
-        let conf =
-            String::from_utf8_lossy(&std::fs::read(dir.path().join("conf")).unwrap()).into_owned();
-        assert!(
-            conf.contains(&format!("use_compression: {created_compressed}")),
-            "{conf}"
-        );
+        assert_created_with(dir.path(), created_compressed);
 
         // Reopened with the opposite setting: it opens, with the setting it was created with.
         let store = EventStore::open(config(!created_compressed)).unwrap();
@@ -343,12 +345,7 @@ async fn a_log_keeps_the_compression_it_was_created_with() {
         assert_eq!(all.events[19].payload, vec![19; 40]);
         assert_eq!(store.verify_stream(&s).unwrap().first_broken_version, None);
         drop(store);
-        let conf =
-            String::from_utf8_lossy(&std::fs::read(dir.path().join("conf")).unwrap()).into_owned();
-        assert!(
-            conf.contains(&format!("use_compression: {created_compressed}")),
-            "{conf}"
-        );
+        assert_created_with(dir.path(), created_compressed);
     }
 }
 
