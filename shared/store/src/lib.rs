@@ -21,6 +21,7 @@ pub mod error;
 pub mod index;
 pub mod layout;
 pub mod record;
+pub mod recovery;
 pub mod settings;
 mod store;
 pub mod subscription;
