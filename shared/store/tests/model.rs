@@ -226,6 +226,9 @@ impl From<StoreError> for ModelError {
     }
 }
 
+/// Where an append with an idempotency key landed: its stream, positions and event ids.
+type KeyedAppend = (StreamId, Vec<u64>, Vec<Uuid>);
+
 /// The event store's contract, in memory.
 #[derive(Debug, Clone, Default)]
 struct Model {
@@ -236,7 +239,7 @@ struct Model {
     /// Position of each stored event id.
     ids: HashMap<Uuid, u64>,
     /// (tenant, key) -> (stream, positions, event ids) of the append that used the key.
-    keys: HashMap<(String, String), (StreamId, Vec<u64>, Vec<Uuid>)>,
+    keys: HashMap<(String, String), KeyedAppend>,
 }
 
 impl Model {
