@@ -254,7 +254,7 @@ impl<'a> RecordView<'a> {
 
     /// Global position one past the record's last event.
     pub fn end_position(&self) -> u64 {
-        self.first_position + self.count as u64
+        self.first_position.saturating_add(self.count as u64)
     }
 
     fn end_of(&self, i: usize) -> Result<usize, StoreError> {
@@ -274,7 +274,7 @@ impl<'a> RecordView<'a> {
     pub fn event(&self, i: usize) -> Result<StoredEventRef<'a>, StoreError> {
         let start = if i == 0 { 0 } else { self.end_of(i - 1)? };
         let end = self.end_of(i)?;
-        let position = self.first_position + i as u64;
+        let position = self.first_position.saturating_add(i as u64);
         let corrupt =
             |what: &str| StoreError::Corrupt(format!("event at position {position}: {what}"));
         let bytes = self
