@@ -438,6 +438,13 @@ impl EventStore {
         let head = self.head();
         let mut events = Vec::new();
         let mut next_position = from_position.max(1);
+        if max_count == 0 {
+            return Ok(LogSlice {
+                events,
+                next_position,
+                head_position: head,
+            });
+        }
         self.scan(from_position.max(1), head, |event| {
             next_position = event.body.global_position + 1;
             if filter.matches(&event) {

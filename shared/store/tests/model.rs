@@ -844,12 +844,11 @@ proptest! {
     }
 }
 
-/// Found by the model: `read_all` with `max_count` 0 returns one event (its scan pushes the
+/// Found by the model: `read_all` with `max_count` 0 returned one event (its scan pushed the
 /// first match before comparing the count with the maximum), where `read_stream` with 0
 /// returns none. The gRPC service maps 0 to its default page size, so only library callers
-/// can see it. Ignored until the store checks the count before pushing.
+/// could see it.
 #[test]
-#[ignore = "store bug found by the model test: read_all(_, 0, _) returns one event"]
 fn read_all_with_max_zero_returns_nothing() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
