@@ -13,6 +13,10 @@ pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
     store_dir: PathBuf,
+    /// A configuration file and the environment it reads (users, passwords), if any.
+    config: Option<(PathBuf, Vec<(String, String)>)>,
+    /// Credentials to check readiness with, when the configuration requires them.
+    ready_user: Option<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -30,6 +34,48 @@ impl NatsServer {
             child: None,
             port: free_port(),
             store_dir: dir.to_owned(),
+            config: None,
+            ready_user: None,
+        };
+        server.launch().await;
+        server
+    }
+
+    /// Starts nats-server with a configuration file (its `store_dir` pointed under `dir`) and
+    /// the environment it reads; `ready_user` is a user of that configuration.
+    pub async fn start_with_config(
+        dir: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+        ready_user: (&str, &str),
+    ) -> NatsServer {
+        std::fs::create_dir_all(dir).unwrap();
+        let text = std::fs::read_to_string(config).unwrap();
+        let store = dir.join("jetstream");
+        let text: String = text
+            .lines()
+            .map(|line| {
+                if line.trim_start().starts_with("store_dir:") {
+                    format!("  store_dir: {:?}", store.display().to_string())
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let file = dir.join("nats-server.conf");
+        std::fs::write(&file, text).unwrap();
+        let mut server = NatsServer {
+            child: None,
+            port: free_port(),
+            store_dir: dir.to_owned(),
+            config: Some((
+                file,
+                env.iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            )),
+            ready_user: Some((ready_user.0.to_owned(), ready_user.1.to_owned())),
         };
         server.launch().await;
         server
@@ -47,16 +93,17 @@ impl NatsServer {
             .append(true)
             .open(self.store_dir.with_extension("log"))
             .unwrap();
-        let child = Command::new("nats-server")
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(&self.store_dir)
+        let mut command = Command::new("nats-server");
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        match &self.config {
+            Some((file, env)) => {
+                command.arg("-c").arg(file).envs(env.iter().cloned());
+            }
+            None => {
+                command.args(["-js", "-sd"]).arg(&self.store_dir);
+            }
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -65,7 +112,14 @@ impl NatsServer {
         self.child = Some(child);
         // Ready when it accepts connections and JetStream answers.
         for _ in 0..200 {
-            if let Ok(client) = async_nats::connect(self.url()).await {
+            let options = match &self.ready_user {
+                Some((user, password)) => async_nats::ConnectOptions::with_user_and_password(
+                    user.clone(),
+                    password.clone(),
+                ),
+                None => async_nats::ConnectOptions::new(),
+            };
+            if let Ok(client) = options.connect(self.url()).await {
                 if client.flush().await.is_ok() {
                     return;
                 }
