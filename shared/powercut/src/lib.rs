@@ -73,6 +73,13 @@ pub struct PowerCutFs {
 }
 
 impl PowerCutFs {
+    /// A filesystem over `model`.
+    pub fn new(model: Model) -> PowerCutFs {
+        PowerCutFs {
+            model: Arc::new(Mutex::new(model)),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Model> {
         // A panic while holding the lock leaves a consistent model (each operation checks
         // before it changes anything), so keep serving.
@@ -399,10 +406,18 @@ impl Mounted {
     /// # Errors
     /// [`Error::NoFuseDevice`] or [`Error::Mount`] when the mount cannot be made.
     pub fn mount(mountpoint: &Path) -> Result<Mounted, Error> {
+        Mounted::mount_model(mountpoint, Model::new())
+    }
+
+    /// As [`Mounted::mount`], over a given model (e.g. [`Model::with_journaled_entries`]).
+    ///
+    /// # Errors
+    /// [`Error::NoFuseDevice`] or [`Error::Mount`] when the mount cannot be made.
+    pub fn mount_model(mountpoint: &Path, model: Model) -> Result<Mounted, Error> {
         if !Path::new("/dev/fuse").exists() {
             return Err(Error::NoFuseDevice);
         }
-        let fs = PowerCutFs::default();
+        let fs = PowerCutFs::new(model);
         let mut config = Config::default();
         config.mount_options = vec![
             MountOption::FSName("keyplan-powercut".into()),

@@ -7,6 +7,10 @@
 //!   on the directory itself;
 //! - nothing else is ever written back: no page cache flushes, no journal commits, no `sync()`.
 //!
+//! A gentler variant, [`Model::with_journaled_entries`], makes every directory change durable at
+//! once (as a metadata journal that commits before anything else would): it separates bugs in
+//! syncing file contents from bugs in syncing directories.
+//!
 //! After [`Model::freeze`] every operation fails with `EIO`, as a disk that lost power would.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -107,6 +111,7 @@ pub struct Model {
     nodes: HashMap<u64, Node>,
     next_ino: u64,
     frozen: bool,
+    journaled_entries: bool,
     stats: Stats,
 }
 
@@ -137,7 +142,33 @@ impl Model {
             nodes,
             next_ino: ROOT + 1,
             frozen: false,
+            journaled_entries: false,
             stats: Stats::default(),
+        }
+    }
+
+    /// As [`Model::new`], but every directory change (create, mkdir, rename, unlink) is durable
+    /// as soon as it is made; file contents still need `fsync`.
+    pub fn with_journaled_entries() -> Model {
+        Model {
+            journaled_entries: true,
+            ..Model::new()
+        }
+    }
+
+    /// In the journaled variant, makes `dir`'s entries durable now.
+    fn journal(&mut self, dir: u64) {
+        if !self.journaled_entries {
+            return;
+        }
+        if let Some(Node {
+            content: Content::Dir {
+                current, durable, ..
+            },
+            ..
+        }) = self.nodes.get_mut(&dir)
+        {
+            durable.clone_from(current);
         }
     }
 
@@ -283,6 +314,7 @@ impl Model {
         self.next_ino += 1;
         self.nodes.insert(ino, Node::new(content, perm));
         self.entries_mut(parent)?.insert(name.to_owned(), ino);
+        self.journal(parent);
         self.touch(parent);
         self.stats.creates += 1;
         Ok(ino)
@@ -329,6 +361,7 @@ impl Model {
             _ => {}
         }
         self.entries_mut(parent)?.remove(name);
+        self.journal(parent);
         let node = self.node_mut(ino)?;
         node.links = node.links.saturating_sub(1);
         node.ctime = SystemTime::now();
@@ -394,6 +427,8 @@ impl Model {
         self.entries_mut(parent)?.remove(name);
         self.entries_mut(new_parent)?
             .insert(new_name.to_owned(), ino);
+        self.journal(parent);
+        self.journal(new_parent);
         let node = self.node_mut(ino)?;
         node.ctime = SystemTime::now();
         if let Content::Dir { parent: p, .. } = &mut node.content {
@@ -637,6 +672,19 @@ mod tests {
         m.remove(ROOT, OsStr::new("b"), false)?;
         assert_eq!(names(&m.freeze()), ["b=3"]);
         assert_eq!(m.lookup(ROOT, OsStr::new("b")), Err(Errno::EIO));
+        Ok(())
+    }
+
+    #[test]
+    fn journaled_entries_are_durable_at_once_but_contents_are_not() -> Result<(), Errno> {
+        let mut m = Model::with_journaled_entries();
+        let d = m.mkdir(ROOT, OsStr::new("d"), 0o755)?.ino.0;
+        let a = m.create(d, OsStr::new("a"), 0o644)?.ino.0;
+        m.write(a, 0, b"abc")?;
+        assert_eq!(names(&m.durable()), ["d/", "d/a=0"]);
+        m.fsync(a)?;
+        m.rename(d, OsStr::new("a"), ROOT, OsStr::new("b"), false)?;
+        assert_eq!(names(&m.durable()), ["b=3", "d/"]);
         Ok(())
     }
 }
