@@ -31,6 +31,13 @@ use crate::record::{RecordedEvent, StreamId};
 /// Upper bound of one record's value, in bytes (a single larger event gets a record of its own).
 pub const MAX_RECORD_BYTES: usize = 48 * 1024;
 
+/// Upper bound of one stored event, in bytes (body and hashes): 192 KiB, ten times the longest
+/// text field with room for the rest. With it, no page of the log exceeds sled's blob
+/// threshold in a log created with [`crate::settings::SEGMENT_SIZE`]: a leaf holds at most 17
+/// records before sled splits it (19 if a split is retried), 19 x 192 KiB < 4 MiB; pages that
+/// exceed it go to blob files that sled does not sync (see [`crate::durable`]).
+pub const MAX_EVENT_BYTES: usize = 192 * 1024;
+
 /// Name of the sled tree holding the log.
 pub const LOG_TREE: &str = "log";
 
