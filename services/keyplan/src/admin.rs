@@ -66,6 +66,13 @@ pub async fn status(server: &str) -> Result<String, AdminError> {
     for p in status.projections {
         out.push_str(&format!("{:<16} {}\n", p.name, p.position));
     }
+    if let Some(foreign) = status.foreign_messages.filter(|f| f.skipped > 0) {
+        out.push_str(&format!(
+            "foreign messages on the stream: {} skipped, the last at sequence {}: {} (only the \
+             ingest node should publish on the stream's subjects; see deploy/nats/)\n",
+            foreign.skipped, foreign.last_sequence, foreign.last_reason
+        ));
+    }
     Ok(out)
 }
 

@@ -120,6 +120,14 @@ impl OperationsService for OperationsApi {
                 })
                 .collect(),
             ack_mode: self.ack_mode.into(),
+            foreign_messages: Some({
+                let seen = keyplan_projection::foreign_messages();
+                pb::ForeignMessages {
+                    skipped: seen.skipped,
+                    last_sequence: seen.last_sequence,
+                    last_reason: seen.last_reason,
+                }
+            }),
         }))
     }
 }

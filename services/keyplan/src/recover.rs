@@ -123,16 +123,14 @@ pub async fn recover(args: &RecoverArgs) -> Result<RecoverReport, RecoverError> 
         }
     }
 
-    let damaged_kept_at = sibling(
-        dir,
-        &format!(
-            "damaged-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0)
-        ),
-    );
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let damaged_kept_at = (0..)
+        .map(|n| sibling(dir, &format!("damaged-{stamp}-{n}")))
+        .find(|candidate| !candidate.exists())
+        .unwrap_or_else(|| sibling(dir, "damaged"));
     std::fs::rename(dir, &damaged_kept_at)?;
     std::fs::rename(&rebuilt_dir, dir)?;
     // The read models are rebuilt from the log if they are ahead of it; keep them otherwise.

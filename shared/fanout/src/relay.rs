@@ -10,8 +10,13 @@
 //!   its own checkpoint: the stream's last sequence says what is published. It checks that the
 //!   message there carries the event id the log has at that position (otherwise the stream
 //!   belongs to another log, and the relay stops rather than publish over it), then resumes
-//!   at the next position. If the stream lost messages (recreated, purged), the relay
-//!   republishes the missing tail from the log, which still has everything.
+//!   at the next position. A stream that was deleted and created again (empty, last sequence
+//!   0) gets the whole log republished from position 1. A *purged* stream keeps its last
+//!   sequence, and JetStream never reuses a sequence, so purged events cannot be put back at
+//!   their positions: the relay goes on after the stream's last sequence (its message there
+//!   being gone, it trusts the sequence), and readers take the purged part from the log
+//!   (`ReadAll`); to have JetStream hold everything again, delete the stream and restart the
+//!   relay, which republishes the whole log.
 //! - Appends never wait for NATS (unless the server runs with `--ack replicated`): while NATS
 //!   is down the relay retries with backoff, and its lag grows, visibly.
 

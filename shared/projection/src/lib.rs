@@ -12,10 +12,12 @@
 //! position.
 
 pub mod event;
+pub mod foreign;
 pub mod runner;
 pub mod source;
 
 pub use event::ProjectedEvent;
+pub use foreign::{foreign_messages, ForeignMessages};
 pub use runner::{
     NotCaughtUp, Projection, ProjectionHandle, ProjectionRunner, RebuildProgress,
     READ_YOUR_WRITES_TIMEOUT,

@@ -95,6 +95,21 @@ impl EventSource {
     }
 }
 
+/// The event a stream message carries, or why it is not one of the log's: it must decode as a
+/// Keyplan event and claim the position equal to its stream sequence (the relay publishes
+/// position p only as sequence p).
+fn screen(sequence: u64, payload: &[u8]) -> Result<ProjectedEvent, String> {
+    let event = pb::Event::decode(payload)
+        .map_err(|e| format!("does not decode as a Keyplan event: {e}"))?;
+    let claimed = event.metadata.as_ref().map(|m| m.global_position);
+    if claimed != Some(sequence) {
+        return Err(format!(
+            "claims position {claimed:?} at stream sequence {sequence}"
+        ));
+    }
+    ProjectedEvent::from_proto(sequence, event).map_err(|e| e.to_string())
+}
+
 impl Feed {
     /// Waits for the next event (`None` when the source closed).
     pub async fn next(&mut self) -> Option<Result<ProjectedEvent, ProjectionError>> {
@@ -106,7 +121,7 @@ impl Feed {
                         .and_then(|r| ProjectedEvent::from_recorded(&r)),
                 )
             }
-            Feed::JetStream(messages) => {
+            Feed::JetStream(messages) => loop {
                 let message = match messages.next().await? {
                     Ok(m) => m,
                     Err(e) => return Some(Err(ProjectionError::JetStream(e.to_string()))),
@@ -119,15 +134,11 @@ impl Feed {
                         ))))
                     }
                 };
-                Some(
-                    pb::Event::decode(message.payload.as_ref())
-                        .map_err(|e| ProjectionError::Decode {
-                            position: sequence,
-                            reason: e.to_string(),
-                        })
-                        .and_then(|event| ProjectedEvent::from_proto(sequence, event)),
-                )
-            }
+                match screen(sequence, &message.payload) {
+                    Ok(event) => return Some(Ok(event)),
+                    Err(reason) => crate::foreign::record(sequence, &reason),
+                }
+            },
         }
     }
 
