@@ -49,24 +49,43 @@ pub async fn status(server: &str) -> Result<String, AdminError> {
         .get_status(pb::GetStatusRequest {})
         .await?
         .into_inner();
+    Ok(render_status(&status))
+}
+
+/// The text `keyplan projections status` prints: a stopped part says so, and why, on its own
+/// line (its position no longer moves, which a bare number would not tell).
+fn render_status(status: &pb::NodeStatus) -> String {
     let mut out = format!("role {}, log head {}\n", status.role, status.head_position);
-    if let Some(relay) = status.relay {
+    if !status.log_write_failure.is_empty() {
         out.push_str(&format!(
-            "relay: published {} (lag {} events, {:.1} s), {}\n",
-            relay.published_position,
-            relay.lag_positions,
-            relay.lag_seconds,
-            if relay.running {
-                "running".to_owned()
-            } else {
-                format!("stopped: {}", relay.last_error)
-            }
+            "log: CANNOT WRITE: {} (the node is shutting down to be restarted)\n",
+            status.log_write_failure
         ));
     }
-    for p in status.projections {
-        out.push_str(&format!("{:<16} {}\n", p.name, p.position));
+    if let Some(relay) = &status.relay {
+        let state = if !relay.stopped_reason.is_empty() {
+            format!("STOPPED: {}", relay.stopped_reason)
+        } else if relay.running {
+            "running".to_owned()
+        } else {
+            format!("retrying: {}", relay.last_error)
+        };
+        out.push_str(&format!(
+            "relay: published {} (lag {} events, {:.1} s), {state}\n",
+            relay.published_position, relay.lag_positions, relay.lag_seconds,
+        ));
     }
-    Ok(out)
+    for p in &status.projections {
+        if p.stopped_reason.is_empty() {
+            out.push_str(&format!("{:<16} {}\n", p.name, p.position));
+        } else {
+            out.push_str(&format!(
+                "{:<16} {} STOPPED: {}\n",
+                p.name, p.position, p.stopped_reason
+            ));
+        }
+    }
+    out
 }
 
 /// Rebuilds projections online, drawing one progress bar per projection.

@@ -9,5 +9,6 @@ pub mod loading;
 pub mod operations;
 pub mod server;
 pub mod server_timing;
+pub mod shutdown;
 
 pub use server::{Node, NodeError};
