@@ -31,7 +31,10 @@ async fn main() -> anyhow::Result<()> {
             match outcome {
                 Ok(()) => std::process::exit(0),
                 Err(e) => {
-                    tracing::error!(error = format!("{e:#}"), "keyplan stopped with an error; exiting with status 1");
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "keyplan stopped with an error; exiting with status 1"
+                    );
                     std::process::exit(1)
                 }
             }

@@ -126,7 +126,12 @@ impl OperationsService for OperationsApi {
                     pb::ProjectionStatus {
                         name: p.name().into(),
                         position: p.position(),
-                        state: if stopped.is_some() { "stopped" } else { "running" }.into(),
+                        state: if stopped.is_some() {
+                            "stopped"
+                        } else {
+                            "running"
+                        }
+                        .into(),
                         stopped_reason: stopped.unwrap_or_default(),
                     }
                 })

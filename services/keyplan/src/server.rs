@@ -77,7 +77,7 @@ pub enum NodeError {
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
     /// The log can no longer be written: the node stopped so that a restart recovers it.
-    #[error("the event store can no longer write ({0}); stopped so that a restart recovers from the log")]
+    #[error("the event store can no longer write: {0}")]
     StoreFailed(String),
     /// The shutdown did not finish within its bound; the node exits anyway.
     #[error("the shutdown did not finish within {0:?}; exiting anyway")]

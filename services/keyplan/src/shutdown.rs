@@ -77,7 +77,9 @@ pub fn streaming_paths(descriptor_sets: &[&[u8]]) -> HashSet<String> {
     let mut paths = HashSet::new();
     for encoded in descriptor_sets {
         let Ok(set) = prost_types::FileDescriptorSet::decode(*encoded) else {
-            tracing::warn!("a file descriptor set does not decode; its streams are not ended at shutdown");
+            tracing::warn!(
+                "a file descriptor set does not decode; its streams are not ended at shutdown"
+            );
             continue;
         };
         for file in &set.file {
@@ -162,6 +164,8 @@ where
                 Body::new(EndOnShutdown {
                     inner: body,
                     shutdown: Box::pin(shutdown.triggered()),
+                    shutting_down: false,
+                    flushed: 0,
                     ended: false,
                 })
             }))
@@ -169,10 +173,17 @@ where
     }
 }
 
+/// Messages a stream may still deliver after the shutdown signal, if they are ready at once:
+/// e.g. health's NOT_SERVING, sent just before the signal, reaches a health watcher.
+const FLUSH_AFTER_SHUTDOWN: usize = 16;
+
 /// A streaming response body that ends with `UNAVAILABLE` trailers on shutdown.
 struct EndOnShutdown {
     inner: Body,
     shutdown: BoxFuture<()>,
+    shutting_down: bool,
+    /// Frames delivered since the shutdown signal.
+    flushed: usize,
     ended: bool,
 }
 
@@ -188,7 +199,19 @@ impl http_body::Body for EndOnShutdown {
         if this.ended {
             return Poll::Ready(None);
         }
-        if this.shutdown.as_mut().poll(cx).is_ready() {
+        if !this.shutting_down && this.shutdown.as_mut().poll(cx).is_ready() {
+            this.shutting_down = true;
+        }
+        if this.shutting_down {
+            if this.flushed < FLUSH_AFTER_SHUTDOWN {
+                if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+                    match &frame {
+                        Some(Ok(f)) if f.is_data() => this.flushed += 1,
+                        _ => this.ended = true,
+                    }
+                    return Poll::Ready(frame);
+                }
+            }
             this.ended = true;
             let mut trailers = http::HeaderMap::new();
             let status = Status::unavailable(SHUTTING_DOWN);
