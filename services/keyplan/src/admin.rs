@@ -52,8 +52,8 @@ pub async fn status(server: &str) -> Result<String, AdminError> {
     Ok(render_status(&status))
 }
 
-/// The text `keyplan projections status` prints: a stopped part says so, and why, on its own
-/// line (its position no longer moves, which a bare number would not tell).
+/// The text `keyplan projections status` prints: a stopped part says so, and why, on its line
+/// (its position no longer moves, which a bare number would not tell).
 fn render_status(status: &pb::NodeStatus) -> String {
     let mut out = format!("role {}, log head {}\n", status.role, status.head_position);
     if !status.log_write_failure.is_empty() {
@@ -125,5 +125,49 @@ pub async fn rebuild(server: &str, names: Vec<String>) -> Result<(), AdminError>
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_projection_and_relay_say_so_and_why() {
+        let status = pb::NodeStatus {
+            role: "all".into(),
+            head_position: 42,
+            relay: Some(pb::RelayStatus {
+                published_position: 40,
+                lag_positions: 2,
+                state: "stopped".into(),
+                stopped_reason: "JetStream stream does not match the log: sequence 41".into(),
+                ..Default::default()
+            }),
+            projections: vec![
+                pb::ProjectionStatus {
+                    name: "compliance".into(),
+                    position: 42,
+                    state: "running".into(),
+                    stopped_reason: String::new(),
+                },
+                pb::ProjectionStatus {
+                    name: "timeline".into(),
+                    position: 17,
+                    state: "stopped".into(),
+                    stopped_reason: "event at position 18 cannot be decoded: bad tag".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let printed = render_status(&status);
+        assert_eq!(
+            printed,
+            "role all, log head 42\n\
+             relay: published 40 (lag 2 events, 0.0 s), STOPPED: JetStream stream does not \
+             match the log: sequence 41\n\
+             compliance       42\n\
+             timeline         17 STOPPED: event at position 18 cannot be decoded: bad tag\n"
+        );
     }
 }
