@@ -241,6 +241,53 @@ impl http_body::Body for EndOnShutdown {
 mod tests {
     use super::*;
 
+    /// A response body that never ends by itself, like a live `Watch`.
+    struct Endless;
+
+    impl http_body::Body for Endless {
+        type Data = Bytes;
+        type Error = Status;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+            Poll::Pending
+        }
+    }
+
+    async fn next_frame(body: &mut EndOnShutdown) -> Option<Result<Frame<Bytes>, Status>> {
+        std::future::poll_fn(|cx| http_body::Body::poll_frame(Pin::new(&mut *body), cx)).await
+    }
+
+    #[tokio::test]
+    async fn an_endless_stream_ends_with_unavailable_on_shutdown() {
+        let shutdown = Shutdown::default();
+        let mut body = EndOnShutdown {
+            inner: Body::new(Endless),
+            shutdown: Box::pin(shutdown.triggered()),
+            shutting_down: false,
+            flushed: 0,
+            ended: false,
+        };
+        let waiting = tokio::time::timeout(Duration::from_millis(50), next_frame(&mut body)).await;
+        assert!(waiting.is_err(), "nothing to send before the shutdown");
+
+        shutdown.trigger();
+        assert!(shutdown.is_triggered());
+        let trailers = next_frame(&mut body)
+            .await
+            .expect("a last frame")
+            .expect("not an error")
+            .into_trailers()
+            .expect("trailers");
+        let status = Status::from_header_map(&trailers).expect("a gRPC status");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(status.message(), SHUTTING_DOWN);
+        assert!(next_frame(&mut body).await.is_none());
+        assert!(http_body::Body::is_end_stream(&body));
+    }
+
     #[test]
     fn the_streaming_methods_are_found_in_the_descriptors() {
         let paths = streaming_paths(&[
