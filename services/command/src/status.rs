@@ -67,7 +67,7 @@ fn store_status(error: StoreError) -> Status {
     let message = error.to_string();
     let code = match error {
         StoreError::WrongExpectedVersion { .. } => Code::Aborted,
-        StoreError::EmptyAppend => Code::InvalidArgument,
+        StoreError::EmptyAppend | StoreError::EventTooLarge { .. } => Code::InvalidArgument,
         StoreError::EventIdConflict(_) | StoreError::IdempotencyKeyReused { .. } => {
             Code::AlreadyExists
         }

@@ -24,6 +24,25 @@ pub enum Command {
     /// Operate a running node's read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Rebuild a log the node refuses to open (damaged, or shorter than what it acknowledged)
+    /// from its readable part and JetStream, verifying every hash and chain link; the node
+    /// must be stopped. The damaged directory is kept beside the rebuilt one.
+    Recover(Box<RecoverArgs>),
+}
+
+/// `keyplan recover ...`
+#[derive(Debug, Clone, Args)]
+pub struct RecoverArgs {
+    /// The stopped node's data directory.
+    #[arg(long, env = "KEYPLAN_DATA_DIR", default_value = "./keyplan-data")]
+    pub data_dir: PathBuf,
+
+    /// Compress the rebuilt log (zstd level 1), as `serve --log-compression` does for a new one.
+    #[arg(long, env = "KEYPLAN_LOG_COMPRESSION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub log_compression: bool,
+
+    #[command(flatten)]
+    pub nats: NatsArgs,
 }
 
 /// `keyplan projections ...`

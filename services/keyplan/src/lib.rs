@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod loading;
 pub mod operations;
+pub mod recover;
 pub mod server;
 pub mod server_timing;
 pub mod shutdown;

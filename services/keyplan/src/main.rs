@@ -46,6 +46,13 @@ async fn main() -> anyhow::Result<()> {
         Command::Projections(ProjectionsCommand::Rebuild { names, node }) => {
             Ok(keyplan::admin::rebuild(&node.server, names).await?)
         }
+        Command::Recover(args) => {
+            let report = keyplan::recover::recover(&args)
+                .await
+                .context("recovery failed; the data directory was left as it was")?;
+            print!("{report}");
+            Ok(())
+        }
     }
 }
 

@@ -20,6 +20,15 @@ pub enum StoreError {
     /// An append must carry at least one event.
     #[error("an append must carry at least one event")]
     EmptyAppend,
+    /// An event is larger than the store keeps in one piece (see
+    /// [`crate::layout::MAX_EVENT_BYTES`]).
+    #[error("an event of {size} bytes is larger than the {max} bytes an event may take")]
+    EventTooLarge {
+        /// The event's size bound, in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Some, but not all, of an append's event ids are already stored: this is neither a new
     /// append nor a retry of a stored one.
     #[error("event id {0} is already stored in another append")]

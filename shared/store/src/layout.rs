@@ -31,6 +31,13 @@ use crate::record::{RecordedEvent, StreamId};
 /// Upper bound of one record's value, in bytes (a single larger event gets a record of its own).
 pub const MAX_RECORD_BYTES: usize = 48 * 1024;
 
+/// Upper bound of one stored event, in bytes (body and hashes): 192 KiB, ten times the longest
+/// text field with room for the rest. With it, no page of the log exceeds sled's blob
+/// threshold in a log created with [`crate::settings::SEGMENT_SIZE`]: a leaf holds at most 17
+/// records before sled splits it (19 if a split is retried), 19 x 192 KiB < 4 MiB; pages that
+/// exceed it go to blob files that sled does not sync (see [`crate::durable`]).
+pub const MAX_EVENT_BYTES: usize = 192 * 1024;
+
 /// Name of the sled tree holding the log.
 pub const LOG_TREE: &str = "log";
 
@@ -247,7 +254,7 @@ impl<'a> RecordView<'a> {
 
     /// Global position one past the record's last event.
     pub fn end_position(&self) -> u64 {
-        self.first_position + self.count as u64
+        self.first_position.saturating_add(self.count as u64)
     }
 
     fn end_of(&self, i: usize) -> Result<usize, StoreError> {
@@ -267,7 +274,7 @@ impl<'a> RecordView<'a> {
     pub fn event(&self, i: usize) -> Result<StoredEventRef<'a>, StoreError> {
         let start = if i == 0 { 0 } else { self.end_of(i - 1)? };
         let end = self.end_of(i)?;
-        let position = self.first_position + i as u64;
+        let position = self.first_position.saturating_add(i as u64);
         let corrupt =
             |what: &str| StoreError::Corrupt(format!("event at position {position}: {what}"));
         let bytes = self

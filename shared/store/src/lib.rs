@@ -15,10 +15,14 @@
 //!
 //! The store knows nothing of the KAM domain: payloads are opaque, typed bytes.
 
+pub mod acknowledged;
+mod durable;
 pub mod error;
 pub mod index;
 pub mod layout;
 pub mod record;
+pub mod recovery;
+pub mod settings;
 mod store;
 pub mod subscription;
 #[cfg(feature = "test-support")]

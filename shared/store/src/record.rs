@@ -85,6 +85,25 @@ pub struct AppendRequest {
     pub metadata: AppendMetadata,
 }
 
+impl AppendRequest {
+    /// An upper bound of the stored size of `event` of this append: its variable-length fields
+    /// plus the most postcard's fixed fields and length prefixes take, plus its two hashes.
+    pub fn encoded_size_bound(&self, event: &ProposedEvent) -> usize {
+        const FIXED: usize = 16 + 4 * 10 + 2 * 17 + 3 + 6 * 5 + 2 * crate::layout::HASH_LEN;
+        FIXED
+            + self.stream.tenant.len()
+            + self.stream.stream.len()
+            + self.metadata.actor.len()
+            + self
+                .metadata
+                .idempotency_key
+                .as_ref()
+                .map_or(0, String::len)
+            + event.event_type.len()
+            + event.payload.len()
+    }
+}
+
 /// What a successful append returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendOutcome {

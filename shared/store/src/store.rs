@@ -9,10 +9,13 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{oneshot, watch};
 
+use crate::acknowledged::{Acknowledged, AcknowledgedFile, ACKNOWLEDGED_FILE};
+use crate::durable::DirectoryWatch;
 use crate::error::StoreError;
 use crate::index::Index;
 use crate::layout::{record_key, RecordView, StoredEventRef, CHECKPOINT_TREE, HASH_LEN, LOG_TREE};
 use crate::record::{AppendOutcome, AppendRequest, RecordedEvent, StreamId};
+use crate::settings::{self, LogSettings};
 use crate::writer::{PendingAppend, Writer};
 
 /// How to open a store.
@@ -136,13 +139,22 @@ impl std::fmt::Debug for EventStore {
 }
 
 impl EventStore {
-    /// Opens (or creates) a store and rebuilds its indexes from the log.
+    /// Opens (or creates) a store, rebuilds its indexes from the log and checks the log against
+    /// what the store last acknowledged.
+    ///
+    /// Refuses (with [`StoreError::Corrupt`] naming the damage) a log that sled cannot read, one
+    /// that ends before the last acknowledged position or holds another event there, and a data
+    /// directory whose settings or acknowledgement record are damaged: serving such a log would
+    /// hand out positions that were already acknowledged and published.
     pub fn open(config: StoreConfig) -> Result<Self, StoreError> {
         std::fs::create_dir_all(&config.path)?;
-        let db = open_sled(&config)?;
+        let (settings, acknowledged) = prepare_directory(&config)?;
+        let db = open_sled(&config, &settings)?;
         let log = db.open_tree(LOG_TREE)?;
         let checkpoints = db.open_tree(CHECKPOINT_TREE)?;
-        let index = Index::rebuild(&log)?;
+        let index = catch_sled_panic("reading the log", || Index::rebuild(&log))?;
+        let directory = DirectoryWatch::new(&config.path)?;
+        let acknowledged = check_acknowledged(&config, &log, &index, acknowledged)?;
         let data_file = if config.fdatasync {
             Some(File::open(data_file_path(&config.path))?)
         } else {
@@ -156,6 +168,8 @@ impl EventStore {
             db,
             log: log.clone(),
             data_file,
+            directory: config.fdatasync.then_some(directory),
+            acknowledged,
             index: index.clone(),
             head: head_tx,
             failure: failure_tx,
@@ -438,6 +452,13 @@ impl EventStore {
         let head = self.head();
         let mut events = Vec::new();
         let mut next_position = from_position.max(1);
+        if max_count == 0 {
+            return Ok(LogSlice {
+                events,
+                next_position,
+                head_position: head,
+            });
+        }
         self.scan(from_position.max(1), head, |event| {
             next_position = event.body.global_position + 1;
             if filter.matches(&event) {
@@ -562,20 +583,174 @@ fn check_link(
     Ok(e.hash)
 }
 
-/// Opens sled, waiting up to a second for its file lock: when a store is dropped and reopened
-/// in the same process, sled's background threads can hold the lock a moment longer than the
-/// dropped instance. Another process holding it is still an error after the wait.
-fn open_sled(config: &StoreConfig) -> Result<sled::Db, StoreError> {
-    let compress = created_compressed(&config.path)?.unwrap_or(config.compress_new_log);
+/// Finds (or, for a new log, records) the log's settings and opens its acknowledgement record.
+///
+/// A directory is one of three kinds:
+/// - **new** (no `db`, no settings file): the acknowledgement record (position 0) and then the
+///   settings file are created durably; the settings file is what marks the log as created;
+/// - **created by this version** (settings file present): both files must read back intact;
+/// - **created before the settings file existed** (`db` without settings file): the settings
+///   are read from sled's `conf` and written to the settings file; the acknowledgement record
+///   starts at the log's head, since what an older version acknowledged is unknown.
+fn prepare_directory(
+    config: &StoreConfig,
+) -> Result<(LogSettings, Option<(AcknowledgedFile, Acknowledged)>), StoreError> {
+    let dir = &config.path;
+    if let Some(settings) = LogSettings::load(dir)? {
+        let acknowledged = AcknowledgedFile::open(dir, config.fdatasync)?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "{} is missing, so what this node acknowledged is unknown; run `keyplan \
+                 recover` to rebuild the log from JetStream",
+                dir.join(ACKNOWLEDGED_FILE).display()
+            ))
+        })?;
+        // sled's own copy of the settings is written without fsync and may be damaged; let
+        // sled write it afresh from ours.
+        remove_if_present(&dir.join("conf"))?;
+        return Ok((settings, Some(acknowledged)));
+    }
+    let data_file = data_file_path(dir);
+    let has_data = std::fs::metadata(&data_file).is_ok_and(|m| m.len() > 0);
+    if has_data {
+        let settings = settings::from_sled_conf(dir)?.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "{} exists but neither {} nor sled's conf says how the log was created \
+                 (compression, segment size); run `keyplan recover` to rebuild the log from \
+                 JetStream",
+                data_file.display(),
+                dir.join(settings::SETTINGS_FILE).display()
+            ))
+        })?;
+        settings.save(dir)?;
+        let acknowledged = AcknowledgedFile::open(dir, config.fdatasync)?;
+        return Ok((settings, acknowledged));
+    }
+    // A new log (or one whose creation was cut short before anything was acknowledged).
+    let settings = LogSettings {
+        compression: config.compress_new_log,
+        segment_size: settings::SEGMENT_SIZE,
+    };
+    remove_if_present(&dir.join(ACKNOWLEDGED_FILE))?;
+    remove_if_present(&dir.join("conf"))?;
+    let file = AcknowledgedFile::create(dir, config.fdatasync)?;
+    settings.save(dir)?;
+    Ok((settings, Some((file, Acknowledged::default()))))
+}
+
+/// Checks the log against the acknowledgement record (creating one for a log written by an
+/// older version) and brings the record up to the log's head.
+fn check_acknowledged(
+    config: &StoreConfig,
+    log: &sled::Tree,
+    index: &Index,
+    acknowledged: Option<(AcknowledgedFile, Acknowledged)>,
+) -> Result<AcknowledgedFile, StoreError> {
+    let hash_at = |position: u64| -> Result<[u8; HASH_LEN], StoreError> {
+        if position == 0 {
+            return Ok([0; HASH_LEN]);
+        }
+        let start = index
+            .record_start_of(position)
+            .ok_or_else(|| StoreError::Corrupt(format!("no record holds position {position}")))?;
+        let value = log
+            .get(record_key(start))?
+            .ok_or_else(|| StoreError::Corrupt(format!("record {start} is missing")))?;
+        let view = RecordView::parse(start, &value)?;
+        Ok(view.event((position - start) as usize)?.hash)
+    };
+    let (mut file, acknowledged) = match acknowledged {
+        Some(found) => found,
+        None => (
+            AcknowledgedFile::create(&config.path, config.fdatasync)?,
+            Acknowledged::default(),
+        ),
+    };
+    if index.head < acknowledged.position {
+        return Err(StoreError::Corrupt(format!(
+            "the log in {} ends at position {} but this node acknowledged up to position {}: \
+             {} acknowledged events are missing (sled's data file is damaged or lost writes). \
+             The node will not serve a shortened log; run `keyplan recover` to restore them from \
+             JetStream",
+            config.path.display(),
+            index.head,
+            acknowledged.position,
+            acknowledged.position - index.head
+        )));
+    }
+    let found = hash_at(acknowledged.position)?;
+    if found != acknowledged.hash {
+        return Err(StoreError::Corrupt(format!(
+            "the event at the last acknowledged position {} in {} has hash {}, but hash {} was \
+             acknowledged: the log was replaced or damaged; run `keyplan recover` to restore it \
+             from JetStream",
+            acknowledged.position,
+            config.path.display(),
+            hex::encode(found),
+            hex::encode(acknowledged.hash)
+        )));
+    }
+    if index.head > acknowledged.position {
+        // Events written but not acknowledged before a crash: they are in the log, valid and
+        // chained, so they stay (their clients saw an unknown outcome); record them.
+        file.record(&Acknowledged {
+            position: index.head,
+            hash: hash_at(index.head)?,
+        })?;
+    }
+    Ok(file)
+}
+
+fn remove_if_present(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs `f`, turning a panic inside sled (which it does on some damaged files, e.g. "tried
+/// to serialize Uninitialized") into [`StoreError::Corrupt`], so that a damaged log is
+/// reported rather than crashing the node with a backtrace.
+pub(crate) fn catch_sled_panic<T>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(StoreError::Corrupt(format!(
+                "sled failed while {what} ({message}): the data file is damaged; run `keyplan \
+                 recover` to rebuild the log from JetStream"
+            )))
+        }
+    }
+}
+
+/// Opens sled with the log's settings, waiting up to a second for its file lock: when a store
+/// is dropped and reopened in the same process, sled's background threads can hold the lock a
+/// moment longer than the dropped instance. Another process holding it is still an error after
+/// the wait.
+pub(crate) fn open_sled(
+    config: &StoreConfig,
+    settings: &LogSettings,
+) -> Result<sled::Db, StoreError> {
     let mut attempts = 0;
     loop {
-        let opened = sled::Config::new()
-            .path(&config.path)
-            .cache_capacity(config.cache_capacity_bytes)
-            .use_compression(compress)
-            .compression_factor(1)
-            .flush_every_ms(None)
-            .open();
+        let opened = catch_sled_panic("opening the log", || {
+            Ok(sled::Config::new()
+                .path(&config.path)
+                .cache_capacity(config.cache_capacity_bytes)
+                .use_compression(settings.compression)
+                .compression_factor(1)
+                .segment_size(settings.segment_size)
+                .flush_every_ms(None)
+                .open())
+        })?;
         match opened {
             Err(sled::Error::Io(e))
                 if attempts < 50 && e.to_string().contains("could not acquire lock") =>
@@ -583,35 +758,15 @@ fn open_sled(config: &StoreConfig) -> Result<sled::Db, StoreError> {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
+            Err(sled::Error::Corruption { at, .. }) => {
+                return Err(StoreError::Corrupt(format!(
+                    "sled found damage in {} at {at:?}; run `keyplan recover` to rebuild the log \
+                     from JetStream",
+                    config.path.display()
+                )))
+            }
             other => return Ok(other?),
         }
-    }
-}
-
-/// Whether the sled database in `dir` was created with compression; `None` if there is no
-/// database yet. sled 0.34 records its storage parameters in the file `conf` (text lines such
-/// as `use_compression: true`, then a 4-byte CRC; 8 bytes or fewer count as no config) and
-/// refuses to open with a different setting, so an existing log keeps the one it has.
-pub(crate) fn created_compressed(dir: &Path) -> Result<Option<bool>, StoreError> {
-    let path = dir.join("conf");
-    let conf = match std::fs::read(&path) {
-        Ok(bytes) if bytes.len() <= 8 => return Ok(None),
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let text = String::from_utf8_lossy(&conf);
-    let value = text
-        .lines()
-        .find_map(|line| line.strip_prefix("use_compression:"))
-        .map(str::trim);
-    match value {
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        _ => Err(StoreError::Corrupt(format!(
-            "{} has no readable use_compression line",
-            path.display()
-        ))),
     }
 }
 

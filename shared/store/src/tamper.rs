@@ -10,11 +10,9 @@ use crate::layout::{position_of_key, record_key, RecordView, HASH_LEN, LOG_TREE}
 /// Flips one byte of the payload of the event at `position`, keeping its stored hashes.
 /// The store at `path` must not be open.
 pub fn flip_payload_byte(path: &Path, position: u64) -> Result<(), StoreError> {
-    let compressed = crate::store::created_compressed(path)?.unwrap_or(false);
-    let db = sled::Config::new()
-        .path(path)
-        .use_compression(compressed)
-        .open()?;
+    let settings = crate::settings::LogSettings::load(path)?
+        .ok_or_else(|| StoreError::Corrupt(format!("{} holds no log", path.display())))?;
+    let db = crate::store::open_sled(&crate::StoreConfig::new(path), &settings)?;
     let log = db.open_tree(LOG_TREE)?;
     let (key, value) = log
         .range(..=record_key(position))

@@ -20,9 +20,11 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
+use crate::acknowledged::{Acknowledged, AcknowledgedFile};
+use crate::durable::DirectoryWatch;
 use crate::error::StoreError;
 use crate::index::{Index, StoredAppend};
-use crate::layout::{record_key, EventBody, RecordBuilder, HASH_LEN};
+use crate::layout::{record_key, EventBody, RecordBuilder, HASH_LEN, MAX_EVENT_BYTES};
 use crate::record::{AppendOutcome, AppendRequest, ExpectedVersion, StreamId};
 
 /// Most events committed in one batch.
@@ -41,6 +43,11 @@ pub(crate) struct Writer {
     /// sled's data file, kept open to `fdatasync` it after each flush: sled 0.34's flush uses
     /// `sync_file_range`, which does not flush the drive's write cache.
     pub data_file: Option<File>,
+    /// New blob files and directory entries to make durable after each flush (`None` when
+    /// syncing is off, for benchmarks).
+    pub directory: Option<DirectoryWatch>,
+    /// The acknowledged high-water mark, updated after each commit before its answers.
+    pub acknowledged: AcknowledgedFile,
     pub index: Arc<RwLock<Index>>,
     pub head: watch::Sender<u64>,
     /// Set once a write has failed (see [`crate::EventStore::failure`]): the process that owns
@@ -62,6 +69,8 @@ struct BatchEffects {
     tips: HashMap<StreamId, StreamTip>,
     event_ids: HashMap<Uuid, u64>,
     idempotency: HashMap<(String, String), StoredAppend>,
+    /// Hash of the batch's last accepted event (what the acknowledgement record will hold).
+    last_hash: [u8; HASH_LEN],
 }
 
 /// How one append of a batch is answered after the commit.
@@ -141,7 +150,11 @@ impl Writer {
 
         let records = builder.finish();
         if !records.is_empty() {
-            let write = self.write_durably(&records);
+            let acknowledged = Acknowledged {
+                position: next_position - 1,
+                hash: effects.last_hash,
+            };
+            let write = self.write_durably(&records, &acknowledged);
             if let Err(e) = write {
                 let reason = e.to_string();
                 for pending in batch {
@@ -188,8 +201,13 @@ impl Writer {
         Ok(())
     }
 
-    /// One sled batch, one flush, one fdatasync.
-    fn write_durably(&self, records: &[(u64, Vec<u8>)]) -> Result<(), StoreError> {
+    /// One sled batch, one flush, one fdatasync; then the directory entries sled created and
+    /// the acknowledged high-water mark (see [`crate::acknowledged`]).
+    fn write_durably(
+        &mut self,
+        records: &[(u64, Vec<u8>)],
+        acknowledged: &Acknowledged,
+    ) -> Result<(), StoreError> {
         if let [(first, value)] = records {
             self.log.insert(record_key(*first), value.as_slice())?;
         } else {
@@ -203,6 +221,18 @@ impl Writer {
         if let Some(file) = &self.data_file {
             file.sync_data()?;
         }
+        if let Some(directory) = &mut self.directory {
+            let synced = directory.sync_new_entries()?;
+            if synced > 0 {
+                tracing::warn!(
+                    synced,
+                    blobs = directory.blob_count(),
+                    "sled wrote pages to blob files (a log created with sled's default segment \
+                     size); they were synced, but sled may reference a blob before it is"
+                );
+            }
+        }
+        self.acknowledged.record(acknowledged)?;
         Ok(())
     }
 
@@ -219,6 +249,17 @@ impl Writer {
     ) -> Result<AppendOutcome, StoreError> {
         if request.events.is_empty() {
             return Err(StoreError::EmptyAppend);
+        }
+        if let Some(size) = request
+            .events
+            .iter()
+            .map(|e| request.encoded_size_bound(e))
+            .find(|size| *size > MAX_EVENT_BYTES)
+        {
+            return Err(StoreError::EventTooLarge {
+                size,
+                max: MAX_EVENT_BYTES,
+            });
         }
         let stream = &request.stream;
 
@@ -321,6 +362,7 @@ impl Writer {
                 payload: &event.payload,
             };
             tip.last_hash = builder.push(&body, &tip.last_hash)?;
+            effects.last_hash = tip.last_hash;
             tip.new_positions.push(position);
             effects.event_ids.insert(event.event_id, position);
             *next_position += 1;

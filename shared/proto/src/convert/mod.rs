@@ -26,7 +26,7 @@ pub use commands::{
     command_from_proto, command_to_proto, execute_response_to_proto, expected_version_from_proto,
 };
 pub use events::{event_payload_from_proto, event_payload_to_proto};
-pub use recorded::{event_metadata_to_proto, recorded_event_to_proto};
+pub use recorded::{event_metadata_to_proto, recorded_event_from_proto, recorded_event_to_proto};
 pub use state::{account_summary_to_proto, account_to_proto};
 pub use values::{
     date_to_wire, optional_date_to_wire, timestamp_from_proto, timestamp_from_proto_checked,

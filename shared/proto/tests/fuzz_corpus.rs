@@ -1,0 +1,23 @@
+//! Replays the committed corpus of the `command` fuzz target (command conversion (`command_from_proto`)) as an ordinary test:
+//! the same function the fuzz target runs (compiled from the fuzz crate's own source file),
+//! on every input in `shared/fuzz/corpus/command`, must not panic.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+#[path = "../../fuzz/src/command.rs"]
+mod command;
+
+#[test]
+fn the_command_fuzz_corpus_replays_without_panicking() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/command");
+    let mut inputs = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let data = std::fs::read(&path).unwrap();
+        let outcome = std::panic::catch_unwind(|| command::run(&data));
+        assert!(outcome.is_ok(), "{} panicked", path.display());
+        inputs += 1;
+    }
+    assert!(inputs > 0, "no corpus in {}", dir.display());
+}
