@@ -44,13 +44,33 @@ impl Server {
         Server::launch(data_dir, &[], false).await
     }
 
+    /// As [`Server::start_with`], started by `sh` after the shell command `setup` (e.g. a
+    /// `ulimit`), which the binary inherits.
+    pub async fn start_after(setup: &str, data_dir: &Path, extra: &[&str]) -> Server {
+        let has_read_models = !extra.windows(2).any(|w| w == ["--role", "ingest"]);
+        let mut command = Command::new("sh");
+        command.args(["-c", &format!("{setup}\nexec \"$0\" \"$@\"")]);
+        command.arg(env!("CARGO_BIN_EXE_keyplan"));
+        Server::launch_command(command, data_dir, extra, has_read_models).await
+    }
+
     async fn launch(data_dir: &Path, extra: &[&str], wait_for_read_models: bool) -> Server {
+        let command = Command::new(env!("CARGO_BIN_EXE_keyplan"));
+        Server::launch_command(command, data_dir, extra, wait_for_read_models).await
+    }
+
+    async fn launch_command(
+        mut command: Command,
+        data_dir: &Path,
+        extra: &[&str],
+        wait_for_read_models: bool,
+    ) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.with_extension("log"))
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_keyplan"))
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
@@ -133,6 +153,29 @@ impl Server {
     pub async fn kill(mut self) {
         self.child.start_kill().unwrap();
         self.child.wait().await.unwrap();
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&self) {
+        let pid = self.child.id().unwrap();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit status.
+    pub async fn wait_exit(mut self, timeout: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .expect("keyplan exits in time")
+            .unwrap()
+    }
+
+    /// The node's log so far (stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
     }
 
     /// SIGTERM, then wait for a clean exit.

@@ -49,31 +49,50 @@ pub async fn status(server: &str) -> Result<String, AdminError> {
         .get_status(pb::GetStatusRequest {})
         .await?
         .into_inner();
+    Ok(render_status(&status))
+}
+
+/// The text `keyplan projections status` prints: a stopped part says so, and why, on its line
+/// (its position no longer moves, which a bare number would not tell).
+fn render_status(status: &pb::NodeStatus) -> String {
     let mut out = format!("role {}, log head {}\n", status.role, status.head_position);
-    if let Some(relay) = status.relay {
+    if !status.log_write_failure.is_empty() {
         out.push_str(&format!(
-            "relay: published {} (lag {} events, {:.1} s), {}\n",
-            relay.published_position,
-            relay.lag_positions,
-            relay.lag_seconds,
-            if relay.running {
-                "running".to_owned()
-            } else {
-                format!("stopped: {}", relay.last_error)
-            }
+            "log: CANNOT WRITE: {} (the node is shutting down to be restarted)\n",
+            status.log_write_failure
         ));
     }
-    for p in status.projections {
-        out.push_str(&format!("{:<16} {}\n", p.name, p.position));
+    if let Some(relay) = &status.relay {
+        let state = if !relay.stopped_reason.is_empty() {
+            format!("STOPPED: {}", relay.stopped_reason)
+        } else if relay.running {
+            "running".to_owned()
+        } else {
+            format!("retrying: {}", relay.last_error)
+        };
+        out.push_str(&format!(
+            "relay: published {} (lag {} events, {:.1} s), {state}\n",
+            relay.published_position, relay.lag_positions, relay.lag_seconds,
+        ));
     }
-    if let Some(foreign) = status.foreign_messages.filter(|f| f.skipped > 0) {
+    for p in &status.projections {
+        if p.stopped_reason.is_empty() {
+            out.push_str(&format!("{:<16} {}\n", p.name, p.position));
+        } else {
+            out.push_str(&format!(
+                "{:<16} {} STOPPED: {}\n",
+                p.name, p.position, p.stopped_reason
+            ));
+        }
+    }
+    if let Some(foreign) = status.foreign_messages.as_ref().filter(|f| f.skipped > 0) {
         out.push_str(&format!(
             "foreign messages on the stream: {} skipped, the last at sequence {}: {} (only the \
              ingest node should publish on the stream's subjects; see deploy/nats/)\n",
             foreign.skipped, foreign.last_sequence, foreign.last_reason
         ));
     }
-    Ok(out)
+    out
 }
 
 /// Rebuilds projections online, drawing one progress bar per projection.
@@ -113,5 +132,49 @@ pub async fn rebuild(server: &str, names: Vec<String>) -> Result<(), AdminError>
     match failure {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stopped_projection_and_relay_say_so_and_why() {
+        let status = pb::NodeStatus {
+            role: "all".into(),
+            head_position: 42,
+            relay: Some(pb::RelayStatus {
+                published_position: 40,
+                lag_positions: 2,
+                state: "stopped".into(),
+                stopped_reason: "JetStream stream does not match the log: sequence 41".into(),
+                ..Default::default()
+            }),
+            projections: vec![
+                pb::ProjectionStatus {
+                    name: "compliance".into(),
+                    position: 42,
+                    state: "running".into(),
+                    stopped_reason: String::new(),
+                },
+                pb::ProjectionStatus {
+                    name: "timeline".into(),
+                    position: 17,
+                    state: "stopped".into(),
+                    stopped_reason: "event at position 18 cannot be decoded: bad tag".into(),
+                },
+            ],
+            ..Default::default()
+        };
+        let printed = render_status(&status);
+        assert_eq!(
+            printed,
+            "role all, log head 42\n\
+             relay: published 40 (lag 2 events, 0.0 s), STOPPED: JetStream stream does not \
+             match the log: sequence 41\n\
+             compliance       42\n\
+             timeline         17 STOPPED: event at position 18 cannot be decoded: bad tag\n"
+        );
     }
 }

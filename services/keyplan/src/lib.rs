@@ -10,5 +10,6 @@ pub mod operations;
 pub mod recover;
 pub mod server;
 pub mod server_timing;
+pub mod shutdown;
 
 pub use server::{Node, NodeError};

@@ -23,7 +23,22 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => serve(*args).await,
+        Command::Serve(args) => {
+            let outcome = serve(*args).await;
+            // Exit here rather than by returning: returning drops the runtime, which waits for
+            // every blocking task, and a shutdown that hit its bound may have left one stuck
+            // (that is why it hit the bound). A supervisor restarts on a non-zero status.
+            match outcome {
+                Ok(()) => std::process::exit(0),
+                Err(e) => {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "keyplan stopped with an error; exiting with status 1"
+                    );
+                    std::process::exit(1)
+                }
+            }
+        }
         Command::Projections(ProjectionsCommand::Status(node)) => {
             print!("{}", keyplan::admin::status(&node.server).await?);
             Ok(())
@@ -96,5 +111,5 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+    tracing::info!("shutdown signal received");
 }

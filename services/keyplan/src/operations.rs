@@ -95,12 +95,19 @@ impl OperationsService for OperationsApi {
         let relay = self.relay.as_ref().map(|relay| {
             let status = relay.status();
             let (lag_positions, lag_seconds) = relay.lag();
+            let state = match (&status.stopped, status.running) {
+                (Some(_), _) => "stopped",
+                (None, true) => "running",
+                (None, false) => "retrying",
+            };
             pb::RelayStatus {
                 published_position: status.published_position,
                 lag_positions,
                 lag_seconds,
                 running: status.running,
                 last_error: status.last_error.unwrap_or_default(),
+                state: state.into(),
+                stopped_reason: status.stopped.unwrap_or_default(),
             }
         });
         Ok(Response::new(pb::NodeStatus {
@@ -114,9 +121,19 @@ impl OperationsService for OperationsApi {
                 .get()
                 .into_iter()
                 .flatten()
-                .map(|p| pb::ProjectionStatus {
-                    name: p.name().into(),
-                    position: p.position(),
+                .map(|p| {
+                    let stopped = p.stopped();
+                    pb::ProjectionStatus {
+                        name: p.name().into(),
+                        position: p.position(),
+                        state: if stopped.is_some() {
+                            "stopped"
+                        } else {
+                            "running"
+                        }
+                        .into(),
+                        stopped_reason: stopped.unwrap_or_default(),
+                    }
                 })
                 .collect(),
             ack_mode: self.ack_mode.into(),
@@ -128,6 +145,11 @@ impl OperationsService for OperationsApi {
                     last_reason: seen.last_reason,
                 }
             }),
+            log_write_failure: self
+                .store
+                .as_ref()
+                .and_then(|s| s.failure().borrow().clone())
+                .unwrap_or_default(),
         }))
     }
 }

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::num::NonZeroUsize;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use keyplan_account_service::projection::AccountStateProjection;
 use keyplan_account_service::{AccountApi, AccountSource};
@@ -29,6 +29,7 @@ use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 use crate::loading::WhenLoaded;
 use crate::operations::Projections;
 use crate::server_timing::ServerTimingLayer;
+use crate::shutdown::{self, EndStreamsLayer, Shutdown, SHUTDOWN_BOUND};
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -45,6 +46,11 @@ use crate::operations::OperationsApi;
 
 /// Health service name that follows the NATS connection.
 pub const NATS_HEALTH: &str = "keyplan.nats";
+
+/// Health service name of the outbox relay: NOT_SERVING while it refuses to publish (the
+/// JetStream stream does not match the log), which does not heal by itself. A NATS outage,
+/// which does, shows in [`NATS_HEALTH`] instead.
+pub const RELAY_HEALTH: &str = "keyplan.relay";
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, Error)]
@@ -70,6 +76,12 @@ pub enum NodeError {
     /// Reflection could not be set up from the descriptors.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The log can no longer be written: the node stopped so that a restart recovers it.
+    #[error("the event store can no longer write: {0}")]
+    StoreFailed(String),
+    /// The shutdown did not finish within its bound; the node exits anyway.
+    #[error("the shutdown did not finish within {0:?}; exiting anyway")]
+    ShutdownTimedOut(Duration),
 }
 
 /// A started node, ready to serve.
@@ -86,6 +98,8 @@ pub struct Node {
     read_models: ReadModelsState,
     /// Becomes true once the read models serve (never, on a node without them).
     read_models_ready: watch::Sender<bool>,
+    /// Reaches the relay, the projection runners and the open server streams.
+    shutdown: Shutdown,
 }
 
 /// A node's read models with their runners' handles and their database.
@@ -94,6 +108,10 @@ struct LoadedReadModels {
     models: ReadModels,
     /// Every projection the node runs (on a projections node, the account state's too).
     handles: Vec<ProjectionHandle>,
+    /// Each projection with the health service name that reports it.
+    reported: Vec<(ProjectionHandle, &'static str)>,
+    /// The runners' tasks: they end after the shutdown signal, having committed.
+    runners: Vec<JoinHandle<()>>,
     db: sled::Db,
 }
 
@@ -130,6 +148,7 @@ impl Node {
             Some(config) => Some(keyplan_fanout::connect(config).await?),
             None => None,
         };
+        let shutdown = Shutdown::default();
 
         let node = match args.role {
             Role::All | Role::Ingest => {
@@ -157,7 +176,12 @@ impl Node {
                 let relay = match (&nats, &nats_config) {
                     (Some(nats), Some(config)) => {
                         let js = async_nats::jetstream::new(nats.client.clone());
-                        Some(Relay::spawn(store.clone(), js, config.stream.clone()))
+                        Some(Relay::spawn(
+                            store.clone(),
+                            js,
+                            config.stream.clone(),
+                            shutdown.subscribe(),
+                        ))
                     }
                     _ => None,
                 };
@@ -166,17 +190,20 @@ impl Node {
                 let read_models = match opening_db {
                     Some(opening) => {
                         let store = store.clone();
+                        let stop = shutdown.subscribe();
                         ReadModelsState::Loading(tokio::spawn(async move {
                             let db = opening.await.map_err(|e| {
                                 NodeError::Config(format!(
                                     "opening the read models' database panicked: {e}"
                                 ))
                             })??;
-                            let (models, handles) =
-                                ReadModels::start(&db, EventSource::Local(store)).await?;
+                            let (models, handles, runners) =
+                                ReadModels::start(&db, EventSource::Local(store), &stop).await?;
                             Ok(LoadedReadModels {
+                                reported: models.reported(),
                                 models,
                                 handles,
+                                runners,
                                 db,
                             })
                         }))
@@ -186,6 +213,7 @@ impl Node {
                 Node {
                     read_models,
                     read_models_ready: watch::channel(false).0,
+                    shutdown,
                     role: args.role,
                     ack: args.ack,
                     ack_timeout: Duration::from_millis(args.ack_timeout_ms),
@@ -206,18 +234,28 @@ impl Node {
                     stream: config.stream.clone(),
                 };
                 let projection = AccountStateProjection::default();
-                let (handle, (models, mut projections)) = tokio::try_join!(
-                    run_projection(&db, projection.clone(), source.clone()),
-                    ReadModels::start(&db, source),
+                let stop = shutdown.subscribe();
+                let ((handle, runner), (models, mut projections, mut runners)) = tokio::try_join!(
+                    run_projection(&db, projection.clone(), source.clone(), &stop),
+                    ReadModels::start(&db, source, &stop),
                 )?;
                 projections.insert(0, handle.clone());
+                runners.push(runner);
+                let mut reported = models.reported();
+                reported.push((
+                    handle.clone(),
+                    <AccountServiceServer<AccountApi> as NamedService>::NAME,
+                ));
                 Node {
                     read_models: ReadModelsState::Loaded(Box::new(LoadedReadModels {
                         models,
                         handles: projections,
+                        reported,
+                        runners,
                         db,
                     })),
                     read_models_ready: watch::channel(false).0,
+                    shutdown,
                     role: args.role,
                     ack: args.ack,
                     ack_timeout: Duration::from_millis(args.ack_timeout_ms),
@@ -246,12 +284,20 @@ impl Node {
         }
     }
 
-    /// Serves until `shutdown` completes, then lets in-flight requests finish and closes the
-    /// store (committing every append already queued), so nothing acknowledged is lost.
+    /// Serves until `signal` completes or the log can no longer be written, then shuts down
+    /// within [`SHUTDOWN_BOUND`]: one signal ends the open server streams (`UNAVAILABLE`, saying
+    /// how to resume) and stops the relay and the projection runners (which commit their
+    /// checkpoints); in-flight requests finish; the store closes, committing every append
+    /// already queued, so nothing acknowledged is lost.
+    ///
+    /// A log that can no longer be written (a failed write or sync, e.g. a full disk) makes
+    /// health NOT_SERVING and ends in [`NodeError::StoreFailed`]: the process should exit
+    /// non-zero, so that its supervisor restarts it and reopening recovers from the log,
+    /// rather than stay up looking healthy while it refuses every append.
     pub async fn serve(
         self,
         listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send,
+        signal: impl Future<Output = ()> + Send,
     ) -> Result<(), NodeError> {
         let (health, health_service) = tonic_health::server::health_reporter();
         let projections = Projections::default();
@@ -265,7 +311,9 @@ impl Node {
         if let Some(nats) = &self.nats {
             follow_nats(health.clone(), nats.connected.clone());
         }
-
+        if let Some(relay) = &self.relay {
+            follow_relay(health.clone(), relay.watch());
+        }
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(keyplan_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -287,8 +335,13 @@ impl Node {
             projections: projections.clone(),
         };
 
+        let streaming = shutdown::streaming_paths(&[
+            keyplan_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+        ]);
         let mut router = Server::builder()
             .layer(ServerTimingLayer)
+            .layer(EndStreamsLayer::new(self.shutdown.clone(), streaming))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -341,24 +394,111 @@ impl Node {
                     store.clone(),
                 )));
         }
-        let result = router
-            .serve_with_incoming_shutdown(incoming(listener), shutdown)
-            .await;
-
-        // A shutdown soon after a start may come while the read models still load: wait for
-        // them, so that their runners exist when the store closes, as after a full start.
-        let projection_db = match read_models {
-            Some(finishing) => finishing.await.ok().flatten(),
-            None => None,
+        let serving =
+            router.serve_with_incoming_shutdown(incoming(listener), self.shutdown.triggered());
+        tokio::pin!(serving);
+        let failure = self.store.as_ref().map(EventStore::failure);
+        let (early, failed) = tokio::select! {
+            result = &mut serving => (Some(result), None),
+            failed = stop_reason(signal, failure) => (None, failed),
         };
-        // In-flight requests are done; commit whatever is still queued, then stop the writer.
-        if let Some(store) = self.store {
-            let _ = tokio::task::spawn_blocking(move || store.close()).await;
+
+        let started = Instant::now();
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        match &failed {
+            Some(reason) => {
+                tracing::error!(
+                    %reason,
+                    "the event store can no longer write: health NOT_SERVING; shutting down so \
+                     that a restart recovers from the log"
+                );
+                health
+                    .set_not_serving::<CommandServiceServer<CommandApi>>()
+                    .await;
+                health
+                    .set_not_serving::<EventStoreServiceServer<EventStoreApi>>()
+                    .await;
+            }
+            None => tracing::info!(
+                bound = ?SHUTDOWN_BOUND,
+                "shutting down: ending open streams, stopping the relay and the projections, \
+                 finishing in-flight requests"
+            ),
         }
-        if let Some(db) = projection_db {
-            let _ = db.flush_async().await;
+        self.shutdown.trigger();
+
+        let relay = self.relay.clone();
+        let store = self.store.clone();
+        let drained = tokio::time::timeout(SHUTDOWN_BOUND, async move {
+            let result = match early {
+                Some(result) => result,
+                None => serving.await,
+            };
+            // A shutdown soon after a start may come while the read models still load: wait
+            // for them (their runners stop at once, seeing the signal), so that the runners
+            // have committed when the store closes, as after a full start.
+            let finished = match read_models {
+                Some(finishing) => finishing.await.ok().flatten(),
+                None => None,
+            };
+            if let Some(relay) = relay {
+                relay.join().await;
+            }
+            let projection_db = match finished {
+                Some((db, runners)) => {
+                    for runner in runners {
+                        let _ = runner.await;
+                    }
+                    Some(db)
+                }
+                None => None,
+            };
+            // In-flight requests are done; commit whatever is still queued, then stop the
+            // writer.
+            if let Some(store) = store {
+                let _ = tokio::task::spawn_blocking(move || store.close()).await;
+            }
+            if let Some(db) = projection_db {
+                let _ = db.flush_async().await;
+            }
+            result
+        })
+        .await;
+        let elapsed = started.elapsed();
+        match (drained, failed) {
+            (Err(_), _) => {
+                tracing::error!(?elapsed, "shutdown did not finish within its bound");
+                Err(NodeError::ShutdownTimedOut(SHUTDOWN_BOUND))
+            }
+            (Ok(_), Some(reason)) => Err(NodeError::StoreFailed(reason)),
+            (Ok(result), None) => {
+                tracing::info!(?elapsed, "shut down");
+                result.map_err(NodeError::from)
+            }
         }
-        result.map_err(NodeError::from)
+    }
+}
+
+/// Completes on the shutdown signal (`None`) or once the log can no longer be written (why).
+async fn stop_reason(
+    signal: impl Future<Output = ()>,
+    failure: Option<watch::Receiver<Option<String>>>,
+) -> Option<String> {
+    let failed = async {
+        match failure {
+            Some(mut failure) => match failure.wait_for(Option::is_some).await {
+                Ok(reason) => reason.clone(),
+                // The store is gone: nothing more to watch.
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = signal => None,
+        reason = failed => reason,
     }
 }
 
@@ -370,7 +510,7 @@ async fn finish_loading(
     projections: Projections,
     health: HealthReporter,
     ready: watch::Sender<bool>,
-) -> Option<sled::Db> {
+) -> Option<(sled::Db, Vec<JoinHandle<()>>)> {
     let outcome = task
         .await
         .map_err(|e| NodeError::Config(format!("loading the read models panicked: {e}")))
@@ -380,9 +520,12 @@ async fn finish_loading(
             services.loaded(&loaded.models);
             let _ = projections.set(loaded.handles);
             ReadModelServices::report(&health, ServingStatus::Serving).await;
+            for (handle, service) in loaded.reported {
+                follow_projection(health.clone(), handle, service);
+            }
             tracing::info!("read models loaded; their services serve");
             ready.send_replace(true);
-            Some(loaded.db)
+            Some((loaded.db, loaded.runners))
         }
         Err(e) => {
             tracing::error!(error = %e, "the read models failed to load; their services answer UNAVAILABLE");
@@ -409,6 +552,55 @@ fn follow_nats(health: HealthReporter, mut connected: tokio::sync::watch::Receiv
     });
 }
 
+/// Reports the relay's health service [`RELAY_HEALTH`] NOT_SERVING while it refuses to
+/// publish (see [`keyplan_fanout::RelayStatus::stopped`]).
+fn follow_relay(health: HealthReporter, mut status: watch::Receiver<keyplan_fanout::RelayStatus>) {
+    tokio::spawn(async move {
+        let mut reported = None;
+        loop {
+            let stopped = status.borrow_and_update().stopped.clone();
+            let serving = if stopped.is_some() {
+                ServingStatus::NotServing
+            } else {
+                ServingStatus::Serving
+            };
+            if reported != Some(serving) {
+                if let Some(reason) = &stopped {
+                    tracing::error!(%reason, health = RELAY_HEALTH, "relay stopped: health NOT_SERVING");
+                }
+                health.set_service_status(RELAY_HEALTH, serving).await;
+                reported = Some(serving);
+            }
+            if status.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// Reports a read model's service NOT_SERVING once its projection has stopped for good: its
+/// answers no longer move, which a client and a load balancer must be able to see.
+fn follow_projection(health: HealthReporter, handle: ProjectionHandle, service: &'static str) {
+    tokio::spawn(async move {
+        let mut stopped = handle.watch_stopped();
+        let reason = match stopped.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone(),
+            Err(_) => None,
+        };
+        if let Some(reason) = reason {
+            tracing::error!(
+                projection = handle.name(),
+                health = service,
+                %reason,
+                "projection stopped: its service answers from where it stopped; health NOT_SERVING"
+            );
+            health
+                .set_service_status(service, ServingStatus::NotServing)
+                .await;
+        }
+    });
+}
+
 /// The projections database of a node: `<data dir>/projections`.
 fn open_projection_db(args: &ServeArgs) -> Result<sled::Db, NodeError> {
     Ok(sled::Config::new()
@@ -422,7 +614,8 @@ async fn run_projection<P: Projection>(
     db: &sled::Db,
     projection: P,
     source: EventSource,
-) -> Result<ProjectionHandle, NodeError> {
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(ProjectionHandle, JoinHandle<()>), NodeError> {
     let name = projection.name();
     let db = db.clone();
     // Loading a read model is blocking work (reading its tree, rebuilding its indexes), and
@@ -431,12 +624,12 @@ async fn run_projection<P: Projection>(
         tokio::task::spawn_blocking(move || ProjectionRunner::open(&db, projection, source))
             .await
             .map_err(|e| NodeError::Config(format!("loading {name} panicked: {e}")))??;
-    tokio::spawn(async move {
-        if let Err(e) = runner.run().await {
-            tracing::error!(projection = name, error = %e, "projection stopped; its service answers from where it stopped");
-        }
+    let runner = runner.with_shutdown(shutdown.clone());
+    // The runner logs why it stopped and its handle reports it (see `follow_projection`).
+    let task = tokio::spawn(async move {
+        let _ = runner.run().await;
     });
-    Ok(handle)
+    Ok((handle, task))
 }
 
 /// The read models (each a projection with its service) of an all-in-one or projections node.
@@ -466,14 +659,19 @@ impl ReadModels {
     async fn start(
         db: &sled::Db,
         source: EventSource,
-    ) -> Result<(Self, Vec<ProjectionHandle>), NodeError> {
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(Self, Vec<ProjectionHandle>, Vec<JoinHandle<()>>), NodeError> {
         let compliance = ComplianceProjection::default();
         let activity = ActivityProjection::default();
         let timeline = TimelineProjection::default();
-        let (compliance_handle, activity_handle, timeline_handle) = tokio::try_join!(
-            run_projection(db, compliance.clone(), source.clone()),
-            run_projection(db, activity.clone(), source.clone()),
-            run_projection(db, timeline.clone(), source),
+        let (
+            (compliance_handle, compliance_task),
+            (activity_handle, activity_task),
+            (timeline_handle, timeline_task),
+        ) = tokio::try_join!(
+            run_projection(db, compliance.clone(), source.clone(), shutdown),
+            run_projection(db, activity.clone(), source.clone(), shutdown),
+            run_projection(db, timeline.clone(), source, shutdown),
         )?;
         let handles = vec![
             compliance_handle.clone(),
@@ -485,7 +683,29 @@ impl ReadModels {
             activity: (activity, activity_handle),
             timeline: (timeline, timeline_handle),
         };
-        Ok((models, handles))
+        Ok((
+            models,
+            handles,
+            vec![compliance_task, activity_task, timeline_task],
+        ))
+    }
+
+    /// Each read model's projection with the health service name that reports it.
+    fn reported(&self) -> Vec<(ProjectionHandle, &'static str)> {
+        vec![
+            (
+                self.compliance.1.clone(),
+                <ComplianceServiceServer<ComplianceApi> as NamedService>::NAME,
+            ),
+            (
+                self.activity.1.clone(),
+                <ActivityServiceServer<ActivityApi> as NamedService>::NAME,
+            ),
+            (
+                self.timeline.1.clone(),
+                <TimelineServiceServer<TimelineApi> as NamedService>::NAME,
+            ),
+        ]
     }
 }
 

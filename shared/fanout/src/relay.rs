@@ -20,6 +20,7 @@
 //! - Appends never wait for NATS (unless the server runs with `--ack replicated`): while NATS
 //!   is down the relay retries with backoff, and its lag grows, visibly.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{
@@ -32,6 +33,7 @@ use keyplan_proto::convert::recorded_event_to_proto;
 use keyplan_store::{EventFilter, EventStore, RecordedEvent};
 use prost::Message as _;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::StreamSettings;
 use crate::stream::ensure_stream;
@@ -58,6 +60,10 @@ pub struct RelayStatus {
     pub running: bool,
     /// The last error, if the relay is retrying.
     pub last_error: Option<String>,
+    /// Why the relay stopped publishing, while it refuses to (the JetStream stream does not
+    /// match the log). Unlike a NATS outage this does not heal by itself: an operator must
+    /// look, so the node reports it in its health and status rather than only in its log.
+    pub stopped: Option<String>,
 }
 
 /// The relay task's handle: status and lag.
@@ -65,19 +71,39 @@ pub struct RelayStatus {
 pub struct Relay {
     status: watch::Receiver<RelayStatus>,
     store: EventStore,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Relay {
-    /// Starts the relay on the current tokio runtime.
-    pub fn spawn(store: EventStore, js: jetstream::Context, settings: StreamSettings) -> Relay {
+    /// Starts the relay on the current tokio runtime. It runs until `shutdown` turns true
+    /// (or its sender is dropped, or the store closes); [`Relay::join`] waits for that.
+    pub fn spawn(
+        store: EventStore,
+        js: jetstream::Context,
+        settings: StreamSettings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Relay {
         let initial = RelayStatus {
             published_position: store.checkpoint(CHECKPOINT).unwrap_or(0),
             ..RelayStatus::default()
         };
         let (tx, rx) = watch::channel(initial);
         let task_store = store.clone();
-        tokio::spawn(async move { run(task_store, js, settings, tx).await });
-        Relay { status: rx, store }
+        let task = tokio::spawn(async move { run(task_store, js, settings, tx, shutdown).await });
+        Relay {
+            status: rx,
+            store,
+            task: Arc::new(Mutex::new(Some(task))),
+        }
+    }
+
+    /// Waits for the relay task to end (after its shutdown signal), so that the node closes
+    /// the store only once the relay no longer reads it and its checkpoint is saved.
+    pub async fn join(&self) {
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            let _ = task.await;
+        }
     }
 
     /// The relay's current status.
@@ -125,16 +151,32 @@ impl Relay {
     }
 }
 
+/// Completes once the node asks the relay to stop (or can no longer ask).
+async fn shutdown_requested(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
 async fn run(
     store: EventStore,
     js: jetstream::Context,
     settings: StreamSettings,
     status: watch::Sender<RelayStatus>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_millis(50);
     loop {
         let started = Instant::now();
-        let error = match publish_until_error(&store, &js, &settings, &status).await {
+        // Stopping mid-publish is safe: whatever JetStream acknowledged is reconciled from the
+        // stream's last sequence on the next start, and a repeat is refused by its
+        // expected-last-sequence and de-duplicated by its message id.
+        let outcome = tokio::select! {
+            outcome = publish_until_error(&store, &js, &settings, &status) => outcome,
+            () = shutdown_requested(&mut shutdown) => {
+                stop(&store, &status);
+                return;
+            }
+        };
+        let error = match outcome {
             Ok(()) => return, // the store closed
             Err(e) => e,
         };
@@ -147,18 +189,38 @@ async fn run(
         status.send_modify(|s| {
             s.running = false;
             s.last_error = Some(error.to_string());
+            s.stopped = mismatch.then(|| error.to_string());
         });
         if started.elapsed() > Duration::from_secs(10) {
             backoff = Duration::from_millis(50);
         }
-        tokio::time::sleep(if mismatch {
+        let pause = if mismatch {
             Duration::from_secs(30)
         } else {
             backoff
-        })
-        .await;
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = shutdown_requested(&mut shutdown) => {
+                stop(&store, &status);
+                return;
+            }
+        }
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Saves the last acknowledged position as the checkpoint (a hint: every start reconciles
+/// with JetStream anyway) and reports the relay as no longer running.
+fn stop(store: &EventStore, status: &watch::Sender<RelayStatus>) {
+    let published = status.borrow().published_position;
+    if published > 0 {
+        if let Err(e) = store.save_checkpoint(CHECKPOINT, published) {
+            tracing::warn!(error = %e, "relay checkpoint not saved at shutdown; the next start reconciles with JetStream");
+        }
+    }
+    status.send_modify(|s| s.running = false);
+    tracing::info!(published, "relay stopped for shutdown");
 }
 
 /// Reconciles with JetStream, then publishes until something fails.
@@ -203,6 +265,7 @@ async fn publish_until_error(
         s.published_recorded_at_micros = recorded_at;
         s.running = true;
         s.last_error = None;
+        s.stopped = None;
     });
 
     let mut feed = store.subscribe(last + 1, EventFilter::default());

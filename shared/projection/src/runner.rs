@@ -76,12 +76,25 @@ pub struct ProjectionHandle {
     name: &'static str,
     position: watch::Receiver<u64>,
     control: Option<mpsc::UnboundedSender<Control>>,
+    stopped: watch::Receiver<Option<String>>,
 }
 
 impl ProjectionHandle {
     /// The projection's name.
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// Why the projection stopped for good (an event it cannot apply, a commit that failed),
+    /// `None` while it runs or after a clean shutdown. Its service keeps answering from where
+    /// it stopped, so this is what tells an operator that the answers no longer move.
+    pub fn stopped(&self) -> Option<String> {
+        self.stopped.borrow().clone()
+    }
+
+    /// A feed of [`Self::stopped`], to report it (health) as it happens.
+    pub fn watch_stopped(&self) -> watch::Receiver<Option<String>> {
+        self.stopped.clone()
     }
 
     /// The last global position applied and committed.
@@ -165,6 +178,10 @@ pub struct ProjectionRunner<P: Projection> {
     /// Last position committed to sled with the state.
     committed: u64,
     last_commit: Instant,
+    /// Why the runner stopped for good (see [`ProjectionHandle::stopped`]).
+    stopped: watch::Sender<Option<String>>,
+    /// Turns true when the node shuts down (`None`: runs until the source closes).
+    shutdown: Option<watch::Receiver<bool>>,
 }
 
 /// Longest time applied events stay uncommitted under sustained load.
@@ -205,10 +222,12 @@ impl<P: Projection> ProjectionRunner<P> {
         projection.load(&tree)?;
         let (applied, rx) = watch::channel(checkpoint);
         let (control_tx, control) = mpsc::unbounded_channel();
+        let (stopped, stopped_rx) = watch::channel(None);
         let handle = ProjectionHandle {
             name: projection.name(),
             position: rx,
             control: Some(control_tx),
+            stopped: stopped_rx,
         };
         let runner = Self {
             projection,
@@ -221,6 +240,8 @@ impl<P: Projection> ProjectionRunner<P> {
             applied,
             committed: checkpoint,
             last_commit: Instant::now(),
+            stopped,
+            shutdown: None,
         };
         Ok((runner, handle))
     }
@@ -246,9 +267,28 @@ impl<P: Projection> ProjectionRunner<P> {
         self.committed
     }
 
-    /// Consumes events until the source closes, retrying (from the last applied position)
-    /// when it fails.
+    /// Makes [`Self::run`] return, after committing what it applied, once `shutdown` turns
+    /// true (or its sender is dropped): a node stopping must not lose a runner's progress nor
+    /// wait for a feed that never ends.
+    pub fn with_shutdown(mut self, shutdown: watch::Receiver<bool>) -> Self {
+        self.shutdown = Some(shutdown);
+        self
+    }
+
+    /// Consumes events until the source closes or the shutdown signal comes (see
+    /// [`Self::with_shutdown`]), retrying (from the last applied position) when the feed
+    /// fails. An error that a retry cannot fix stops it, and [`ProjectionHandle::stopped`]
+    /// says why.
     pub async fn run(mut self) -> Result<(), ProjectionError> {
+        let result = self.run_retrying().await;
+        if let Err(e) = &result {
+            tracing::error!(projection = self.projection.name(), error = %e, "projection stopped");
+            self.stopped.send_replace(Some(e.to_string()));
+        }
+        result
+    }
+
+    async fn run_retrying(&mut self) -> Result<(), ProjectionError> {
         let mut backoff = Duration::from_millis(50);
         loop {
             let result = self.run_once(u64::MAX).await;
@@ -259,13 +299,13 @@ impl<P: Projection> ProjectionRunner<P> {
                     e @ (ProjectionError::OutOfOrder { .. }
                     | ProjectionError::Decode { .. }
                     | ProjectionError::Corrupt { .. }),
-                ) => {
-                    tracing::error!(projection = self.projection.name(), error = %e, "projection stopped");
-                    return Err(e);
-                }
+                ) => return Err(e),
                 Err(e) => {
                     tracing::warn!(projection = self.projection.name(), error = %e, retry_in = ?backoff, "projection feed interrupted");
-                    tokio::time::sleep(backoff).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown_requested(&mut self.shutdown) => return Ok(()),
+                    }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
@@ -316,6 +356,8 @@ impl<P: Projection> ProjectionRunner<P> {
                     self.commit().await?;
                     continue;
                 }
+                // The caller commits what was applied.
+                () = shutdown_requested(&mut self.shutdown) => return Ok(()),
             };
             let Some(first) = first else { return Ok(()) };
             batch.push(first);
@@ -558,6 +600,16 @@ impl<P: Projection> ProjectionRunner<P> {
         }
         self.last_commit = Instant::now();
         Ok(())
+    }
+}
+
+/// Completes once the node shuts down; never for a runner without a shutdown signal.
+async fn shutdown_requested(shutdown: &mut Option<watch::Receiver<bool>>) {
+    match shutdown {
+        Some(shutdown) => {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        }
+        None => std::future::pending().await,
     }
 }
 

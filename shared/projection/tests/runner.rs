@@ -234,3 +234,75 @@ async fn an_online_rebuild_swaps_in_an_equal_state_while_the_old_one_keeps_servi
         BTreeMap::from([("a".into(), 300), ("b".into(), 51)])
     );
 }
+
+#[tokio::test]
+async fn a_runner_told_to_shut_down_commits_what_it_applied_and_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
+    let db = sled::open(dir.path().join("projections")).unwrap();
+    let counts = Counts::default();
+    let (shutdown, stop) = tokio::sync::watch::channel(false);
+    let (runner, handle) =
+        ProjectionRunner::open(&db, counts.clone(), EventSource::Local(store.clone())).unwrap();
+    let running = tokio::spawn(runner.with_shutdown(stop).run());
+    append(&store, "a", 40).await;
+    assert!(handle.wait_for(40, Duration::from_secs(10)).await);
+
+    shutdown.send_replace(true);
+    // The feed never ends by itself (the store stays open): only the signal ends the run.
+    let outcome = tokio::time::timeout(Duration::from_secs(2), running)
+        .await
+        .expect("the runner returns promptly on shutdown")
+        .unwrap();
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert_eq!(handle.stopped(), None, "a shutdown is not a failure");
+
+    let reopened = Counts::default();
+    let (_runner, handle) =
+        ProjectionRunner::open(&db, reopened.clone(), EventSource::Local(store.clone())).unwrap();
+    assert_eq!(handle.position(), 40, "the checkpoint was committed");
+    assert_eq!(reopened.get(), BTreeMap::from([("a".into(), 40)]));
+}
+
+/// Counts, but every commit fails: stands in for a full disk under the read models.
+#[derive(Clone, Default)]
+struct CannotCommit(Counts);
+
+impl Projection for CannotCommit {
+    fn name(&self) -> &'static str {
+        "cannot-commit"
+    }
+    fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
+        self.0.load(tree)
+    }
+    fn apply(&self, event: &ProjectedEvent) {
+        self.0.apply(event);
+    }
+    fn flush(&self, _: &mut sled::Batch) -> Result<(), ProjectionError> {
+        Err(ProjectionError::Commit("no space left on device".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_runner_that_stops_for_good_says_why_on_its_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
+    append(&store, "a", 3).await;
+    let db = sled::open(dir.path().join("projections")).unwrap();
+    let (runner, handle) =
+        ProjectionRunner::open(&db, CannotCommit::default(), EventSource::Local(store)).unwrap();
+    let mut stopped = handle.watch_stopped();
+    assert_eq!(handle.stopped(), None);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), runner.run())
+        .await
+        .expect("a failed commit stops the runner");
+    assert!(outcome.is_err());
+    let reason = stopped
+        .wait_for(Option::is_some)
+        .await
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert!(reason.contains("no space left on device"), "{reason}");
+    assert_eq!(handle.stopped(), Some(reason));
+}

@@ -127,6 +127,7 @@ struct Inner {
     head: watch::Receiver<u64>,
     queue: Mutex<Option<SyncSender<PendingAppend>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    failure: watch::Receiver<Option<String>>,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -162,6 +163,7 @@ impl EventStore {
         let (head_tx, head_rx) = watch::channel(index.head);
         let index = Arc::new(RwLock::new(index));
         let (queue_tx, queue_rx) = mpsc::sync_channel(4096);
+        let (failure_tx, failure_rx) = watch::channel(None);
         let writer = Writer {
             db,
             log: log.clone(),
@@ -170,6 +172,7 @@ impl EventStore {
             acknowledged,
             index: index.clone(),
             head: head_tx,
+            failure: failure_tx,
         };
         let handle = std::thread::Builder::new()
             .name("keyplan-store-writer".into())
@@ -182,6 +185,7 @@ impl EventStore {
                 head: head_rx,
                 queue: Mutex::new(Some(queue_tx)),
                 writer: Mutex::new(Some(handle)),
+                failure: failure_rx,
             }),
         })
     }
@@ -229,6 +233,16 @@ impl EventStore {
         if let Some(handle) = handle {
             let _ = handle.join();
         }
+    }
+
+    /// Why the store can no longer write, once a write has failed (`None` while it can).
+    ///
+    /// After a failed write the on-disk state is unknown, so the writer refuses every further
+    /// append until the store is reopened. A process that only saw refused appends would look
+    /// healthy while it cannot do its job; this lets it report the failure and exit, so that a
+    /// supervisor restarts it and reopening recovers from the log.
+    pub fn failure(&self) -> watch::Receiver<Option<String>> {
+        self.inner.failure.clone()
     }
 
     /// The last committed global position (0 for an empty store).

@@ -50,6 +50,9 @@ pub(crate) struct Writer {
     pub acknowledged: AcknowledgedFile,
     pub index: Arc<RwLock<Index>>,
     pub head: watch::Sender<u64>,
+    /// Set once a write has failed (see [`crate::EventStore::failure`]): the process that owns
+    /// the store must learn that it can no longer write, not only the callers of `append`.
+    pub failure: watch::Sender<Option<String>>,
 }
 
 /// Per-stream effects of the appends already accepted in the current batch.
@@ -102,7 +105,9 @@ impl Writer {
             }
             if let Err(e) = self.commit(batch) {
                 tracing::error!(error = %e, "event store write failed; refusing further appends until reopened");
-                failed = Some(format!("a write failed ({e}); restart Keyplan to recover"));
+                let reason = format!("a write failed ({e}); restart Keyplan to recover");
+                self.failure.send_replace(Some(reason.clone()));
+                failed = Some(reason);
             }
         }
     }
