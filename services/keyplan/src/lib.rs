@@ -4,6 +4,7 @@
 //! test needs to start a real node lives here.
 
 pub mod admin;
+pub mod bounded_status;
 pub mod config;
 pub mod loading;
 pub mod operations;

@@ -26,6 +26,7 @@ use keyplan_repository::{AccountRepository, RepositoryConfig};
 use keyplan_store::{EventStore, StoreConfig};
 use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 
+use crate::bounded_status::BoundedStatusLayer;
 use crate::loading::WhenLoaded;
 use crate::operations::Projections;
 use crate::server_timing::ServerTimingLayer;
@@ -289,6 +290,7 @@ impl Node {
 
         let mut router = Server::builder()
             .layer(ServerTimingLayer)
+            .layer(BoundedStatusLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
