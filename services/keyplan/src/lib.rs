@@ -4,11 +4,11 @@
 //! test needs to start a real node lives here.
 
 pub mod admin;
-pub mod bounded_status;
 pub mod config;
 pub mod loading;
 pub mod operations;
 pub mod server;
 pub mod server_timing;
+pub mod status_guard;
 
 pub use server::{Node, NodeError};

@@ -26,10 +26,10 @@ use keyplan_repository::{AccountRepository, RepositoryConfig};
 use keyplan_store::{EventStore, StoreConfig};
 use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 
-use crate::bounded_status::BoundedStatusLayer;
 use crate::loading::WhenLoaded;
 use crate::operations::Projections;
 use crate::server_timing::ServerTimingLayer;
+use crate::status_guard::StatusGuardLayer;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -290,7 +290,7 @@ impl Node {
 
         let mut router = Server::builder()
             .layer(ServerTimingLayer)
-            .layer(BoundedStatusLayer)
+            .layer(StatusGuardLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
