@@ -1,10 +1,11 @@
 //! The last word on every status the node sends, whatever service produced it:
 //!
-//! - **a bound on its message.** Messages that quote caller input quote at most 200 characters of it
-//! (`keyplan_domain::text::quote`), so refusals stay far below the bound; this layer is the
-//! backstop for any message that would still be longer (a status from a library, a future
-//! code path): a `grpc-message` longer than a client accepts in its headers turns a refusal
-//! into a transport error (`RESOURCE_EXHAUSTED` from h2) and hides the real code.
+//! - **a bound on its message.** Messages that quote caller input quote at most 200
+//!   characters of it (`keyplan_domain::text::quote`), so refusals stay far below the bound;
+//!   this layer is the backstop for any message that would still be longer (a status from a
+//!   library, a future code path): a `grpc-message` longer than a client accepts in its
+//!   headers turns a refusal into a transport error (`RESOURCE_EXHAUSTED` from h2) and hides
+//!   the real code.
 //! - **undecodable requests are the caller's error** in the services that are not generated
 //!   here (health, reflection): they use tonic-prost's codec, which reports a request that is
 //!   not valid protobuf as `INTERNAL`; this layer turns that status (recognised by prost's
@@ -115,9 +116,13 @@ mod tests {
             h.insert(GRPC_MESSAGE, http::HeaderValue::from_static(message));
             h
         };
-        let status = tonic::Status::internal(
-            prost::DecodeError::new("invalid wire type value: 6").to_string(),
-        );
+        // What tonic-prost's codec answers to the bytes `0e 01`.
+        let Err(error) =
+            <keyplan_proto::pb::ExecuteRequest as prost::Message>::decode(&[0x0e_u8, 0x01][..])
+        else {
+            panic!("0e 01 is not a valid message");
+        };
+        let status = tonic::Status::internal(error.to_string());
         let mut encoded = http::HeaderMap::new();
         status
             .add_header(&mut encoded)
