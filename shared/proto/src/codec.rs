@@ -7,6 +7,10 @@
 //! nothing about the server's health: the client must fix what it sends. Framing errors
 //! below the message (an invalid compressed flag, a body cut short inside a frame) stay as
 //! tonic reports them, since the gRPC protocol specifies `INTERNAL` for those.
+//!
+//! The generated clients share the codec (tonic-prost-build has one `codec_path`): a Rust
+//! client that receives an undecodable response sees `INVALID_ARGUMENT` with the same
+//! "not valid protobuf" message, i.e. the peer sent a malformed message.
 
 use std::marker::PhantomData;
 
