@@ -35,7 +35,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("keyplan_descriptor.bin"), fds.encode_to_vec())?;
 
+    // Every generated client and server uses `keyplan_proto::codec::KeyplanCodec`, which
+    // refuses undecodable messages with INVALID_ARGUMENT (tonic-prost's codec says INTERNAL).
     tonic_prost_build::configure()
+        .codec_path("crate::codec::KeyplanCodec")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

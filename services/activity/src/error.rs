@@ -17,6 +17,9 @@ pub enum ActivityError {
     /// The account has no events for the tenant.
     #[error("{0}")]
     NotFound(String),
+    /// An answer's number does not fit its wire type (a sum of amounts beyond `int64`).
+    #[error("{0}")]
+    OutOfRange(String),
     /// The projection has not reached the position the caller asked to read.
     #[error(transparent)]
     NotCaughtUp(#[from] keyplan_projection::NotCaughtUp),

@@ -14,7 +14,7 @@ use crate::calendar::{self, days_between, Period, Window};
 use crate::error::ActivityError;
 use crate::model::{AccountActivity, Outcome, Tally};
 use crate::projection::{read, ActivityProjection, Shared};
-use crate::wire::{basis_points, Amounts};
+use crate::wire::{basis_points, to_i64, Amounts};
 use crate::ComplianceSource;
 
 /// What the counts of a period are broken down by.
@@ -355,39 +355,41 @@ impl ActivityProjection {
             .facts
             .revenue
             .iter()
-            .map(|((start, end, product), r)| pb::RevenuePeriodFigures {
-                period_start: date_to_wire(*start),
-                period_end: date_to_wire(*end),
-                product: product.clone(),
-                figures: Some(against_goal(
-                    &r.actual.currency,
-                    r.actual.minor_units,
-                    r.goal.minor_units,
-                )),
-                margin_basis_points: r.margin_basis_points,
-                records: r.records,
+            .map(|((start, end, product), r)| {
+                Ok(pb::RevenuePeriodFigures {
+                    period_start: date_to_wire(*start),
+                    period_end: date_to_wire(*end),
+                    product: product.clone(),
+                    figures: Some(against_goal(
+                        &r.actual.currency,
+                        i128::from(r.actual.minor_units),
+                        i128::from(r.goal.minor_units),
+                    )?),
+                    margin_basis_points: r.margin_basis_points,
+                    records: r.records,
+                })
             })
-            .collect();
-        let (plan_goal, note) = plan_goal(&a, as_of, &open);
+            .collect::<Result<_, ActivityError>>()?;
+        let (plan_goal, note) = plan_goal(&a, as_of, &open)?;
         Ok(pb::GetOpportunitySummaryResponse {
             account_id: account.to_owned(),
             open_count,
-            open_value: open.to_wire(),
+            open_value: open.to_wire()?,
             open_by_stage: OpportunityStage::ALL
                 .iter()
                 .map(|stage| {
                     let (count, value) = by_stage.remove(stage).unwrap_or_default();
-                    pb::OpportunityStageTotal {
+                    Ok(pb::OpportunityStageTotal {
                         stage: stage.to_wire(),
                         count,
-                        value: value.to_wire(),
-                    }
+                        value: value.to_wire()?,
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, ActivityError>>()?,
             won_count,
-            won_value: won.to_wire(),
+            won_value: won.to_wire()?,
             lost_count,
-            lost_value: lost.to_wire(),
+            lost_value: lost.to_wire()?,
             revenue,
             plan_goal,
             note,
@@ -401,7 +403,7 @@ impl ActivityProjection {
         tenant: &str,
         as_of: Timestamp,
         compliance: Option<&dyn ComplianceSource>,
-    ) -> pb::GetPortfolioResponse {
+    ) -> Result<pb::GetPortfolioResponse, ActivityError> {
         let short = Window::last_days(as_of, PORTFOLIO_WINDOWS.0);
         let long = Window::last_days(as_of, PORTFOLIO_WINDOWS.1);
         let mut entries = Vec::new();
@@ -429,11 +431,11 @@ impl ActivityProjection {
                 interactions_90_days: count(a.interactions_between(long.start, long.end)),
                 last_contact: timestamp(a.last_contact(as_of)),
                 open_opportunities,
-                open_pipeline: pipeline.to_wire(),
+                open_pipeline: pipeline.to_wire()?,
                 compliance: share.map(|(on_track, active)| pb::PortfolioCompliance {
                     rules_on_track: on_track,
                     active_rules: active,
-                    on_track_basis_points: basis_points(i64::from(on_track), i64::from(active))
+                    on_track_basis_points: basis_points(i128::from(on_track), i128::from(active))
                         .map(|bp| u32::try_from(bp).unwrap_or(u32::MAX)),
                 }),
                 account_id,
@@ -448,10 +450,10 @@ impl ActivityProjection {
         for (rank, entry) in entries.iter_mut().enumerate() {
             entry.rank = u32::try_from(rank + 1).unwrap_or(u32::MAX);
         }
-        pb::GetPortfolioResponse {
+        Ok(pb::GetPortfolioResponse {
             accounts: entries,
             compliance_available: compliance.is_some(),
-        }
+        })
     }
 }
 
@@ -459,14 +461,19 @@ fn count<T>(items: impl Iterator<Item = T>) -> u32 {
     u32::try_from(items.count()).unwrap_or(u32::MAX)
 }
 
-fn against_goal(currency: &str, actual: i64, goal: i64) -> pb::RevenueAgainstGoal {
-    pb::RevenueAgainstGoal {
+/// Revenue against its goal; sums come in as `i128` and must fit the wire's `int64`.
+fn against_goal(
+    currency: &str,
+    actual: i128,
+    goal: i128,
+) -> Result<pb::RevenueAgainstGoal, ActivityError> {
+    Ok(pb::RevenueAgainstGoal {
         currency: currency.to_owned(),
-        actual_minor_units: actual,
-        goal_minor_units: goal,
-        difference_minor_units: actual.saturating_sub(goal),
+        actual_minor_units: to_i64(currency, actual)?,
+        goal_minor_units: to_i64(currency, goal)?,
+        difference_minor_units: to_i64(currency, actual - goal)?,
         attainment_basis_points: basis_points(actual, goal),
-    }
+    })
 }
 
 /// The plan in force at `as_of` (the last drafted whose period contains as_of's date), the
@@ -476,7 +483,7 @@ fn plan_goal(
     a: &AccountActivity,
     as_of: Timestamp,
     open: &Amounts,
-) -> (Option<pb::PlanGoal>, String) {
+) -> Result<(Option<pb::PlanGoal>, String), ActivityError> {
     let today = as_of.date();
     let Some(plan) = a.facts.plans.iter().rev().find(|p| p.contains(today)) else {
         let note = if a.facts.plans.is_empty() {
@@ -488,7 +495,7 @@ fn plan_goal(
                  within a plan's period"
             )
         };
-        return (None, note);
+        return Ok((None, note));
     };
     let within: Vec<_> = a
         .facts
@@ -536,14 +543,16 @@ fn plan_goal(
         .collect();
     let totals = currencies
         .into_iter()
-        .map(|c| pb::PlanGoalTotal {
-            currency: c.clone(),
-            annual_goal_minor_units: goal.get(c),
-            revenue: Some(against_goal(c, actual.get(c), goal.get(c))),
-            won_minor_units: won.get(c),
-            open_minor_units: open.get(c),
+        .map(|c| {
+            Ok(pb::PlanGoalTotal {
+                currency: c.clone(),
+                annual_goal_minor_units: to_i64(c, goal.get(c))?,
+                revenue: Some(against_goal(c, actual.get(c), goal.get(c))?),
+                won_minor_units: to_i64(c, won.get(c))?,
+                open_minor_units: to_i64(c, open.get(c))?,
+            })
         })
-        .collect();
+        .collect::<Result<_, ActivityError>>()?;
     let period = match plan.end {
         Some(end) => format!("{} to {end}", plan.start),
         None => format!("from {}", plan.start),
@@ -564,7 +573,7 @@ fn plan_goal(
         String::new()
     };
     let as_u32 = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
-    (
+    Ok((
         Some(pb::PlanGoal {
             plan_id: plan.id.clone(),
             period_start: date_to_wire(plan.start),
@@ -575,5 +584,5 @@ fn plan_goal(
             totals,
         }),
         note,
-    )
+    ))
 }

@@ -225,9 +225,8 @@ impl ActivityService for ActivityApi {
             let tenant = tenant(r.tenant)?;
             let as_of = as_of(r.as_of)?;
             self.catch_up(r.min_position).await?;
-            Ok(self
-                .projection
-                .portfolio(tenant.as_str(), as_of, self.compliance.as_deref()))
+            self.projection
+                .portfolio(tenant.as_str(), as_of, self.compliance.as_deref())
         };
         answer.await.map(Response::new).map_err(to_status)
     }

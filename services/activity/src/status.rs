@@ -9,6 +9,7 @@ pub fn to_status(error: ActivityError) -> Status {
     match &error {
         ActivityError::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
         ActivityError::NotFound(_) => Status::not_found(error.to_string()),
+        ActivityError::OutOfRange(_) => Status::out_of_range(error.to_string()),
         ActivityError::NotCaughtUp(_) => Status::unavailable(error.to_string()),
     }
 }

@@ -165,7 +165,10 @@ fn parse_uuid(field: &'static str, value: &str) -> Result<Option<Uuid>, DomainEr
     if value.is_empty() {
         return Ok(None);
     }
-    Uuid::parse_str(value)
-        .map(Some)
-        .map_err(|_| DomainError::invalid(field, format!("must be a UUID, got {value:?}")))
+    Uuid::parse_str(value).map(Some).map_err(|_| {
+        DomainError::invalid(
+            field,
+            format!("must be a UUID, got {}", keyplan_domain::text::quote(value)),
+        )
+    })
 }

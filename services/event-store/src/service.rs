@@ -78,7 +78,8 @@ fn filter_from_proto(filter: Option<pb::EventFilter>) -> Result<EventFilter, Rea
             return Err(keyplan_domain::DomainError::invalid(
                 "filter.event_types",
                 format!(
-                    "unknown event type {t:?}; known types: {}",
+                    "unknown event type {}; known types: {}",
+                    keyplan_domain::text::quote(t),
                     keyplan_domain::AccountEvent::TYPES.join(", ")
                 ),
             )
@@ -132,8 +133,18 @@ impl EventStoreService for EventStoreApi {
     ) -> Result<Response<pb::ReadStreamResponse>, Status> {
         let r = request.into_inner();
         let direction = match pb::Direction::try_from(r.direction) {
+            Ok(pb::Direction::Unspecified | pb::Direction::Forward) => Direction::Forward,
             Ok(pb::Direction::Backward) => Direction::Backward,
-            _ => Direction::Forward,
+            Err(_) => {
+                return Err(ReadError::from(keyplan_domain::DomainError::invalid(
+                    "direction",
+                    format!(
+                        "unknown value {}; use DIRECTION_FORWARD (default) or DIRECTION_BACKWARD",
+                        r.direction
+                    ),
+                ))
+                .into())
+            }
         };
         let max = page_size(r.max_count)?;
         let stream = stream_id(r.tenant, r.account_id)?;

@@ -11,5 +11,6 @@ pub mod recover;
 pub mod server;
 pub mod server_timing;
 pub mod shutdown;
+pub mod status_guard;
 
 pub use server::{Node, NodeError};

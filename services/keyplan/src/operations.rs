@@ -50,9 +50,16 @@ impl OperationsService for OperationsApi {
             ));
         };
         let known: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+        for name in &names {
+            // A projection name has the syntax of an id: a malformed one is the caller's
+            // error whatever the node runs.
+            keyplan_domain::ids::validate_id("names", name)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
         if let Some(unknown) = names.iter().find(|n| !known.contains(&n.as_str())) {
             return Err(Status::not_found(format!(
-                "this node runs no projection named {unknown:?}; it runs: {}",
+                "this node runs no projection named {}; it runs: {}",
+                keyplan_domain::text::quote(unknown),
                 known.join(", ")
             )));
         }

@@ -30,6 +30,7 @@ use crate::loading::WhenLoaded;
 use crate::operations::Projections;
 use crate::server_timing::ServerTimingLayer;
 use crate::shutdown::{self, EndStreamsLayer, Shutdown, SHUTDOWN_BOUND};
+use crate::status_guard::StatusGuardLayer;
 use std::sync::Arc;
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -342,6 +343,7 @@ impl Node {
         let mut router = Server::builder()
             .layer(ServerTimingLayer)
             .layer(EndStreamsLayer::new(self.shutdown.clone(), streaming))
+            .layer(StatusGuardLayer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -252,7 +252,8 @@ pub fn event_type(name: &str) -> Result<&'static str, TimelineError> {
             TimelineError::invalid(
                 "event_types",
                 format!(
-                    "unknown event type {name:?}; known types: {}",
+                    "unknown event type {}; known types: {}",
+                    keyplan_domain::text::quote(name),
                     AccountEvent::TYPES.join(", ")
                 ),
             )

@@ -58,6 +58,9 @@ fn account_ids(tenant: String, account: String) -> Result<(TenantId, AccountId),
     Ok((TenantId::parse(tenant)?, AccountId::parse(account)?))
 }
 
+/// Longest actor a command may carry, so the longest worth filtering by.
+const MAX_ACTOR_LEN: usize = 200;
+
 /// The validated query of a `ListTimelineRequest` (without its ids and min_position).
 fn query_from_proto(
     tenant: &TenantId,
@@ -105,6 +108,14 @@ fn query_from_proto(
         .with_page_size(r.page_size);
     query.order = order;
     if !r.actor.is_empty() {
+        // The same syntax a command's actor has: at most 200 bytes, one line.
+        if r.actor.len() > MAX_ACTOR_LEN {
+            return Err(TimelineError::invalid(
+                "actor",
+                format!("must be at most {MAX_ACTOR_LEN} characters, as a command's actor"),
+            ));
+        }
+        keyplan_domain::text::check_no_control("actor", &r.actor, false)?;
         query.actor = Some(r.actor.clone());
     }
     if !r.page_token.is_empty() {

@@ -1093,7 +1093,9 @@ fn required_text(field: &'static str, value: &str, max: usize) -> Result<String,
     Ok(text)
 }
 
-/// Trims `value` and requires it to be at most `max` characters (it may be empty).
+/// Trims `value` and requires it to be at most `max` characters (it may be empty), without
+/// control characters: free text (limit [`MAX_TEXT_LEN`]) may hold tabs and line breaks,
+/// one-line labels (limit [`MAX_NAME_LEN`]) may not.
 fn optional_text(field: &'static str, value: &str, max: usize) -> Result<String, DomainError> {
     let text = value.trim();
     let len = text.chars().count();
@@ -1103,6 +1105,7 @@ fn optional_text(field: &'static str, value: &str, max: usize) -> Result<String,
             format!("must be at most {max} characters, got {len}"),
         ));
     }
+    crate::text::check_no_control(field, text, max > MAX_NAME_LEN)?;
     Ok(text.to_owned())
 }
 

@@ -35,7 +35,8 @@ pub fn validate_id(what: &'static str, value: &str) -> Result<(), DomainError> {
         return Err(DomainError::invalid(
             what,
             format!(
-                "may only contain letters, digits, '.', '_', '-' and ':', found {c:?} in {value:?}"
+                "may only contain letters, digits, '.', '_', '-' and ':', found {c:?} in {}",
+                crate::text::quote(value)
             ),
         ));
     }
@@ -49,7 +50,10 @@ pub fn validate_subject_token_id(what: &'static str, value: &str) -> Result<(), 
     if value.contains('.') {
         return Err(DomainError::invalid(
             what,
-            format!("may only contain letters, digits, '_', '-' and ':' (no '.'), got {value:?}"),
+            format!(
+                "may only contain letters, digits, '_', '-' and ':' (no '.'), got {}",
+                crate::text::quote(value)
+            ),
         ));
     }
     Ok(())

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod state;
+pub mod text;
 pub mod values;
 
 pub use commands::AccountCommand;

@@ -68,11 +68,50 @@ impl fmt::Display for Timestamp {
 /// A calendar date (business dates: due dates, plan periods, review dates).
 pub type Date = NaiveDate;
 
-/// Parses an ISO-8601 date (`YYYY-MM-DD`); `what` names the field in the error.
+/// Earliest date the API accepts anywhere (commands hold business dates to a narrower range,
+/// see `decide::EARLIEST_DATE`).
+pub const MIN_DATE: Date = match NaiveDate::from_ymd_opt(1900, 1, 1) {
+    Some(d) => d,
+    None => NaiveDate::MIN,
+};
+/// Latest date the API accepts anywhere: the last one with a four-digit year.
+pub const MAX_DATE: Date = match NaiveDate::from_ymd_opt(9999, 12, 31) {
+    Some(d) => d,
+    None => NaiveDate::MAX,
+};
+
+/// Parses a calendar date, strictly `YYYY-MM-DD` (four, two and two ASCII digits: no sign,
+/// no space, no time, no missing zero), between [`MIN_DATE`] and [`MAX_DATE`]; `what` names
+/// the field in the error.
 pub fn parse_date(what: &'static str, value: &str) -> Result<Date, DomainError> {
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
-        DomainError::invalid(what, format!("must be a date as YYYY-MM-DD, got {value:?}"))
-    })
+    let b = value.as_bytes();
+    let shaped = b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    let date = shaped
+        .then(|| NaiveDate::parse_from_str(value, "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or_else(|| {
+            DomainError::invalid(
+                what,
+                format!(
+                    "must be a date as YYYY-MM-DD, got {}",
+                    crate::text::quote(value)
+                ),
+            )
+        })?;
+    if !(MIN_DATE..=MAX_DATE).contains(&date) {
+        return Err(DomainError::invalid(
+            what,
+            format!("must be between {MIN_DATE} and {MAX_DATE}, got {date}"),
+        ));
+    }
+    Ok(date)
 }
 
 /// An amount of money: ISO-4217 currency code and an integer number of minor units
@@ -86,14 +125,20 @@ pub struct Money {
 }
 
 impl Money {
-    /// Validates currency syntax and non-negativity; `what` names the field in the error.
+    /// Largest amount a command may carry, in minor units: 10^15 (ten trillion euros in
+    /// cents). Far above any real deal, and low enough that sums of amounts never come near
+    /// the limits of `i64` (read models add them up in `i128` anyway).
+    pub const MAX_MINOR_UNITS: i64 = 1_000_000_000_000_000;
+
+    /// Validates currency syntax and the amount (0 to [`Money::MAX_MINOR_UNITS`]); `what`
+    /// names the field in the error.
     pub fn validate(&self, what: &'static str) -> Result<(), DomainError> {
         if self.currency.len() != 3 || !self.currency.chars().all(|c| c.is_ascii_uppercase()) {
             return Err(DomainError::invalid(
                 what,
                 format!(
-                    "currency must be a three-letter ISO-4217 code such as EUR, got {:?}",
-                    self.currency
+                    "currency must be a three-letter ISO-4217 code such as EUR, got {}",
+                    crate::text::quote(&self.currency)
                 ),
             ));
         }
@@ -101,6 +146,16 @@ impl Money {
             return Err(DomainError::invalid(
                 what,
                 format!("must not be negative, got {} minor units", self.minor_units),
+            ));
+        }
+        if self.minor_units > Self::MAX_MINOR_UNITS {
+            return Err(DomainError::invalid(
+                what,
+                format!(
+                    "must be at most {} minor units (10^15), got {}",
+                    Self::MAX_MINOR_UNITS,
+                    self.minor_units
+                ),
             ));
         }
         Ok(())
@@ -399,5 +454,57 @@ impl ReviewFrequency {
             Self::HalfYearly => "half-yearly",
             Self::Yearly => "yearly",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_strictly_four_two_two_digits_within_the_range() {
+        assert_eq!(
+            parse_date("due_on", "2026-01-01").ok(),
+            NaiveDate::from_ymd_opt(2026, 1, 1)
+        );
+        assert!(parse_date("due_on", "1900-01-01").is_ok());
+        assert!(parse_date("due_on", "9999-12-31").is_ok());
+        for bad in [
+            "2026-1-1",
+            "2026-01-1",
+            "+2026-01-01",
+            " 2026-01-01",
+            "2026-01-01 ",
+            "2026-01-01T00:00:00Z",
+            "20260101",
+            "2026-02-30",
+            "0000-01-01",
+            "1899-12-31",
+            "+10000-01-01",
+            "٢٠٢٦-٠١-٠١",
+            "",
+        ] {
+            assert!(parse_date("due_on", bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn a_huge_date_is_not_echoed_whole() {
+        let Err(error) = parse_date("prepared_on", &"9".repeat(1 << 20)) else {
+            panic!("a huge date was accepted");
+        };
+        assert!(error.to_string().len() < 300, "{}", error.to_string().len());
+    }
+
+    #[test]
+    fn money_is_bounded() {
+        let eur = |minor_units| Money {
+            currency: "EUR".into(),
+            minor_units,
+        };
+        assert!(eur(Money::MAX_MINOR_UNITS).validate("value").is_ok());
+        assert!(eur(Money::MAX_MINOR_UNITS + 1).validate("value").is_err());
+        assert!(eur(i64::MAX).validate("value").is_err());
+        assert!(eur(-1).validate("value").is_err());
     }
 }

@@ -20,7 +20,10 @@ pub mod pb {
     tonic::include_proto!("keyplan.v1");
 }
 
+pub mod codec;
 pub mod convert;
+
+pub use keyplan_domain::text::quote;
 
 /// The encoded `google.protobuf.FileDescriptorSet` of the whole API (with imports and source
 /// comments), for `tonic-reflection`.

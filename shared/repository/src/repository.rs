@@ -353,6 +353,7 @@ fn check_envelope(envelope: &CommandEnvelope, now: Timestamp) -> Result<(), Doma
             "must be at most 200 characters",
         ));
     }
+    keyplan_domain::text::check_no_control("actor", &envelope.actor, false)?;
     if let Some(key) = &envelope.idempotency_key {
         if key.is_empty() || key.len() > 128 {
             return Err(DomainError::invalid(
@@ -360,6 +361,7 @@ fn check_envelope(envelope: &CommandEnvelope, now: Timestamp) -> Result<(), Doma
                 "must be 1 to 128 characters",
             ));
         }
+        keyplan_domain::text::check_no_control("idempotency_key", key, false)?;
     }
     if let Some(at) = envelope.occurred_at {
         if at.as_micros() > now.as_micros() + MAX_FUTURE_SKEW_MICROS {

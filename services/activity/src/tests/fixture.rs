@@ -783,7 +783,9 @@ fn opportunity_summary_against_the_annual_goal() {
 fn portfolio_ranked_by_tier_score_with_activity_and_compliance() {
     let p = project(&renumber(portfolio_histories()));
     let as_of = at(2025, 12, 15, 12);
-    let r = p.portfolio(TENANT, as_of, Some(&Compliance));
+    let r = p
+        .portfolio(TENANT, as_of, Some(&Compliance))
+        .expect("in range");
     assert!(r.compliance_available);
     // Key at as_of: globex, initech, umbrella (hooli was demoted). initech 9000 (assessed
     // 06-01) > globex 7833 > umbrella (never assessed).
@@ -836,7 +838,9 @@ fn portfolio_ranked_by_tier_score_with_activity_and_compliance() {
 
     // On 2025-05-01 12:00: initech's second assessment (06-01) is still to come, so it ties
     // with globex at 7833 (ties by id); hooli was demoted on 04-15 and stays out.
-    let r = p.portfolio(TENANT, at(2025, 5, 1, 12), None);
+    let r = p
+        .portfolio(TENANT, at(2025, 5, 1, 12), None)
+        .expect("in range");
     assert!(!r.compliance_available);
     let ranking: Vec<(&str, Option<u32>)> = r
         .accounts
@@ -863,7 +867,9 @@ fn portfolio_ranked_by_tier_score_with_activity_and_compliance() {
         (3, 13)
     );
     // Before 04-15 hooli is still in the portfolio.
-    let r = p.portfolio(TENANT, at(2025, 4, 10, 12), None);
+    let r = p
+        .portfolio(TENANT, at(2025, 4, 10, 12), None)
+        .expect("in range");
     assert_eq!(r.accounts.len(), 4);
 }
 
@@ -1028,7 +1034,11 @@ fn refusals_name_what_to_fix() {
         Err(ActivityError::NotFound(_))
     ));
     // A tenant without accounts has an empty portfolio and no quiet account, not an error.
-    assert!(p.portfolio("other-tenant", as_of, None).accounts.is_empty());
+    assert!(p
+        .portfolio("other-tenant", as_of, None)
+        .expect("in range")
+        .accounts
+        .is_empty());
     assert!(p
         .quiet_accounts("other-tenant", 30, as_of)
         .unwrap()

@@ -254,7 +254,7 @@ fn one_million_events() {
         p.quiet_accounts("acme", 30, as_of).unwrap();
     });
     time("portfolio", &|| {
-        p.portfolio("acme", as_of, None);
+        let _ = p.portfolio("acme", as_of, None);
     });
     time("opportunity summary", &|| {
         p.opportunity_summary("acme", "a042", as_of).unwrap();

@@ -171,7 +171,10 @@ fn answers(p: &ActivityProjection) -> Vec<String> {
         "{:?}",
         p.opportunity_summary(TENANT, ACCOUNT, as_of).unwrap()
     ));
-    out.push(format!("{:?}", p.portfolio(TENANT, as_of, None)));
+    out.push(format!(
+        "{:?}",
+        p.portfolio(TENANT, as_of, None).expect("in range")
+    ));
     out
 }
 
