@@ -35,11 +35,12 @@ async fn drain<T>(mut stream: tonic::Streaming<T>) -> (usize, Option<tonic::Stat
 }
 
 /// Sends commands to `account` until one fails; the event ids of every acknowledged one.
+/// Appends until one is refused; returns what was acknowledged and the refusal.
 async fn append_until_refused(
     mut commands: CommandServiceClient<Channel>,
     account: String,
     summary: String,
-) -> Vec<String> {
+) -> (Vec<String>, tonic::Status) {
     let mut acknowledged = Vec::new();
     for i in 0.. {
         let kind = pb::command::Kind::LogInteraction(pb::InteractionLogged {
@@ -48,10 +49,10 @@ async fn append_until_refused(
         });
         match commands.execute(request(&account, kind)).await {
             Ok(written) => acknowledged.extend(written.into_inner().event_ids),
-            Err(_) => break,
+            Err(refused) => return (acknowledged, refused),
         }
     }
-    acknowledged
+    unreachable!("the loop returns on the first refusal")
 }
 
 fn health(server: &Server) -> HealthClient<tonic::transport::Channel> {
@@ -191,7 +192,7 @@ async fn sigterm_ends_open_streams_with_unavailable_and_exits_promptly_keeping_e
 
     let mut acknowledged = Vec::new();
     for writer in writers {
-        acknowledged.extend(writer.await.unwrap());
+        acknowledged.extend(writer.await.unwrap().0);
     }
     assert!(!acknowledged.is_empty(), "appends were in flight");
 
@@ -248,10 +249,21 @@ async fn a_log_that_cannot_be_written_makes_health_not_serving_and_the_process_e
         }));
     }
     let mut acknowledged = Vec::new();
+    let mut refusals = Vec::new();
     for writer in writers {
-        acknowledged.extend(writer.await.unwrap());
+        let (written, refused) = writer.await.unwrap();
+        acknowledged.extend(written);
+        refusals.push(refused);
     }
     assert!(!acknowledged.is_empty());
+    // The appends whose write failed get an answer that says their outcome is unknown, with a
+    // code standard retry policies do not retry blindly (UNKNOWN, not UNAVAILABLE).
+    assert!(
+        refusals.iter().any(|r| r.code() == tonic::Code::Unknown
+            && r.message().contains("outcome of this append is unknown")
+            && r.message().contains("same idempotency key")),
+        "{refusals:?}"
+    );
 
     // Health says so before the process goes ...
     let not_serving = tokio::time::timeout(Duration::from_secs(10), async {

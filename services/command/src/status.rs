@@ -72,6 +72,7 @@ fn store_status(error: StoreError) -> Status {
             Code::AlreadyExists
         }
         StoreError::Unavailable(_) => Code::Unavailable,
+        StoreError::OutcomeUnknown(_) => Code::Unknown,
         StoreError::Corrupt(_) => Code::DataLoss,
         StoreError::Sled(_) | StoreError::Io(_) => Code::Internal,
     };

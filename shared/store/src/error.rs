@@ -41,6 +41,14 @@ pub enum StoreError {
         /// The stream it was used for.
         stream: StreamId,
     },
+    /// The write of this append started and failed: it may or may not be in the log when the
+    /// store is reopened. A retry is safe only with the same idempotency key (or event ids),
+    /// which the store answers with the stored outcome if the first attempt did land.
+    #[error(
+        "the outcome of this append is unknown: its write failed ({0}), so it may or may not be \
+         stored; retry only with the same idempotency key or event ids"
+    )]
+    OutcomeUnknown(String),
     /// The store stopped accepting writes (shut down, or a write failed and the on-disk state
     /// must be recovered by reopening).
     #[error("event store is unavailable: {0}")]

@@ -156,11 +156,16 @@ impl Writer {
             };
             let write = self.write_durably(&records, &acknowledged);
             if let Err(e) = write {
+                // What reached the disk before the failure is unknown: the new appends may or
+                // may not be in the log when it is reopened. Refusals and retries of stored
+                // appends keep their (known) answers.
                 let reason = e.to_string();
-                for pending in batch {
-                    let _ = pending
-                        .reply
-                        .send(Err(StoreError::Unavailable(reason.clone())));
+                for (pending, answer) in batch.into_iter().zip(answers) {
+                    let _ = pending.reply.send(match answer {
+                        Answer::Stored(outcome) if outcome.deduplicated => Ok(outcome),
+                        Answer::Stored(_) => Err(StoreError::OutcomeUnknown(reason.clone())),
+                        Answer::Failed(refused) => Err(refused),
+                    });
                 }
                 return Err(e);
             }
