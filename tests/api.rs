@@ -209,6 +209,30 @@ async fn a_retried_command_returns_the_original_outcome_and_stores_nothing_new()
         .unwrap()
         .into_inner();
     assert_eq!(account.interactions.len(), 1);
+
+    // The key reused for a different command is refused (not answered "deduplicated" while
+    // the new command is dropped), also after the restart, and stores nothing.
+    let other = keyed(
+        request("globex", interaction("call-2", "cfo", 7200)),
+        "log-call-1",
+    );
+    let refused = server.commands().execute(other).await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("different command") && refused.message().contains("new key"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(head(&server).await, first.last_position);
+    // The key is still shown to readers as the client sent it.
+    let stored = common::read_all(&server).await;
+    let last = stored.last().unwrap().metadata.clone().unwrap();
+    assert_eq!(last.idempotency_key, "log-call-1");
+    assert_eq!(last.idempotency_fingerprint.len(), 32);
 }
 
 #[tokio::test]

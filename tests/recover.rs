@@ -21,12 +21,15 @@ async fn write_history(server: &Server) {
         onboard(server, &account).await;
         let mut c = server.commands();
         for i in 0..30 {
-            c.execute(request(
-                &account,
-                interaction(&format!("call-{i}"), "cfo", i),
-            ))
-            .await
-            .unwrap();
+            // Some keyed: their stored key carries the request's fingerprint, which the
+            // rebuilt events must reproduce exactly to match their hashes.
+            let command = request(&account, interaction(&format!("call-{i}"), "cfo", i));
+            let command = if i % 3 == 0 {
+                keyed(command, &format!("{account}-call-{i}"))
+            } else {
+                command
+            };
+            c.execute(command).await.unwrap();
         }
     }
     for _ in 0..600 {

@@ -62,7 +62,10 @@ pub(crate) fn write_line(recorded: &RecordedEvent, out: &mut Vec<u8>) -> Result<
         actor: &recorded.actor,
         correlation_id: recorded.correlation_id.to_string(),
         causation_id: recorded.causation_id.map(|id| id.to_string()),
-        idempotency_key: recorded.idempotency_key.as_deref(),
+        idempotency_key: recorded
+            .idempotency_key
+            .as_deref()
+            .map(|stored| keyplan_store::idempotency::split(stored).0),
         event_type: &recorded.event_type,
         schema_version: recorded.schema_version,
         prev_hash: hex::encode(recorded.prev_hash),

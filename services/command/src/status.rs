@@ -73,6 +73,7 @@ fn store_status(error: StoreError) -> Status {
         }
         StoreError::Unavailable(_) => Code::Unavailable,
         StoreError::OutcomeUnknown(_) => Code::Unknown,
+        StoreError::IdempotencyKeyMismatch { .. } => Code::FailedPrecondition,
         StoreError::Corrupt(_) => Code::DataLoss,
         StoreError::Sled(_) | StoreError::Io(_) => Code::Internal,
     };

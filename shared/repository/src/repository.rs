@@ -256,6 +256,16 @@ impl AccountRepository {
             .lookup_idempotency(envelope.tenant.as_str(), key)?
         {
             Some((stream, append)) if stream.stream == envelope.account.as_str() => {
+                let stored = self
+                    .store
+                    .idempotency_fingerprint(envelope.tenant.as_str(), key)?;
+                let offered = request_fingerprint(&envelope.commands);
+                if !keyplan_store::idempotency::same_request(stored.as_deref(), Some(&offered)) {
+                    return Err(RepositoryError::Store(StoreError::IdempotencyKeyMismatch {
+                        key: key.to_owned(),
+                        first_position: append.first_position,
+                    }));
+                }
                 Ok(Some(ExecuteOutcome { append }))
             }
             Some((stream, _)) => Err(RepositoryError::IdempotencyKeyReused {
@@ -332,10 +342,24 @@ impl AccountRepository {
                 actor: envelope.actor.clone(),
                 correlation_id,
                 causation_id: envelope.causation_id,
-                idempotency_key: envelope.idempotency_key.clone(),
+                idempotency_key: envelope.idempotency_key.as_deref().map(|key| {
+                    keyplan_store::idempotency::join(key, &request_fingerprint(&envelope.commands))
+                }),
             },
         }
     }
+}
+
+/// The fingerprint stored with an idempotency key: the first 16 bytes of the SHA-256 of the
+/// commands' postcard encoding, in hex. A retry repeats the commands, whatever its correlation
+/// id or time; a different command under the same key is refused (see
+/// `keyplan_store::idempotency`).
+fn request_fingerprint(commands: &[AccountCommand]) -> String {
+    use sha2::{Digest, Sha256};
+    // postcard cannot fail on the domain's commands (integers, strings, sequences, options and
+    // enums); an empty encoding would only make every fingerprint equal, never refuse a retry.
+    let bytes = postcard::to_allocvec(commands).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..16])
 }
 
 /// Checks what the domain does not see: actor, idempotency key, business time, and that edits

@@ -41,6 +41,18 @@ pub enum StoreError {
         /// The stream it was used for.
         stream: StreamId,
     },
+    /// The idempotency key was already used for a different request on the same stream.
+    #[error(
+        "idempotency key {key:?} was already used for a different command on this account \
+         (stored from position {first_position}); a retry must repeat the same command, and a \
+         new command needs a new key"
+    )]
+    IdempotencyKeyMismatch {
+        /// The key.
+        key: String,
+        /// Where the first request's events start.
+        first_position: u64,
+    },
     /// The write of this append started and failed: it may or may not be in the log when the
     /// store is reopened. A retry is safe only with the same idempotency key (or event ids),
     /// which the store answers with the stored outcome if the first attempt did land.

@@ -46,6 +46,8 @@ pub struct StoredAppend {
     pub positions: Vec<u64>,
     /// Ids of its events, in order.
     pub event_ids: Vec<Uuid>,
+    /// Fingerprint of the request (see [`crate::idempotency`]), if it was given one.
+    pub fingerprint: Option<String>,
 }
 
 /// All in-memory indexes of a store.
@@ -112,7 +114,8 @@ impl Index {
                         .insert(stream.stream.clone());
                 }
                 index.event_ids.insert(b.event_id, b.global_position);
-                if let Some(key) = b.idempotency_key {
+                if let Some(stored_key) = b.idempotency_key {
+                    let (key, fingerprint) = crate::idempotency::split(stored_key);
                     let stored = index
                         .idempotency
                         .entry((stream.tenant.clone(), key.to_owned()))
@@ -120,6 +123,7 @@ impl Index {
                             stream: stream.clone(),
                             positions: Vec::new(),
                             event_ids: Vec::new(),
+                            fingerprint: fingerprint.map(str::to_owned),
                         });
                     stored.positions.push(b.global_position);
                     stored.event_ids.push(b.event_id);

@@ -18,6 +18,7 @@
 pub mod acknowledged;
 mod durable;
 pub mod error;
+pub mod idempotency;
 pub mod index;
 pub mod layout;
 pub mod record;

@@ -293,6 +293,20 @@ impl EventStore {
         Ok(Some((stored.stream.clone(), outcome)))
     }
 
+    /// The fingerprint of the request first stored under a tenant's idempotency key, if the key
+    /// is stored and was given one (see [`crate::idempotency`]).
+    pub fn idempotency_fingerprint(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .index()?
+            .idempotency
+            .get(&(tenant.to_owned(), key.to_owned()))
+            .and_then(|stored| stored.fingerprint.clone()))
+    }
+
     /// A named consumer's checkpoint: the last global position it has fully handled (0 if none).
     ///
     /// Checkpoints live beside the log but are not part of it; they are written without a disk

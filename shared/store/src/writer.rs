@@ -23,6 +23,7 @@ use uuid::Uuid;
 use crate::acknowledged::{Acknowledged, AcknowledgedFile};
 use crate::durable::DirectoryWatch;
 use crate::error::StoreError;
+use crate::idempotency;
 use crate::index::{Index, StoredAppend};
 use crate::layout::{record_key, EventBody, RecordBuilder, HASH_LEN, MAX_EVENT_BYTES};
 use crate::record::{AppendOutcome, AppendRequest, ExpectedVersion, StreamId};
@@ -269,8 +270,9 @@ impl Writer {
         let stream = &request.stream;
 
         // A retry by idempotency key.
-        if let Some(key) = &request.metadata.idempotency_key {
-            let lookup = (stream.tenant.clone(), key.clone());
+        if let Some(stored_key) = &request.metadata.idempotency_key {
+            let (key, fingerprint) = idempotency::split(stored_key);
+            let lookup = (stream.tenant.clone(), key.to_owned());
             if let Some(stored) = effects
                 .idempotency
                 .get(&lookup)
@@ -278,8 +280,14 @@ impl Writer {
             {
                 if &stored.stream != stream {
                     return Err(StoreError::IdempotencyKeyReused {
-                        key: key.clone(),
+                        key: key.to_owned(),
                         stream: stored.stream.clone(),
+                    });
+                }
+                if !idempotency::same_request(stored.fingerprint.as_deref(), fingerprint) {
+                    return Err(StoreError::IdempotencyKeyMismatch {
+                        key: key.to_owned(),
+                        first_position: stored.positions.first().copied().unwrap_or(0),
                     });
                 }
                 return Ok(stored_outcome(
@@ -373,13 +381,15 @@ impl Writer {
             *next_position += 1;
         }
         let positions: Vec<u64> = (first_position..*next_position).collect();
-        if let Some(key) = &meta.idempotency_key {
+        if let Some(stored_key) = &meta.idempotency_key {
+            let (key, fingerprint) = idempotency::split(stored_key);
             effects.idempotency.insert(
-                (stream.tenant.clone(), key.clone()),
+                (stream.tenant.clone(), key.to_owned()),
                 StoredAppend {
                     stream: stream.clone(),
                     positions: positions.clone(),
                     event_ids: request.events.iter().map(|e| e.event_id).collect(),
+                    fingerprint: fingerprint.map(str::to_owned),
                 },
             );
         }

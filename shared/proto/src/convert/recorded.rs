@@ -32,6 +32,8 @@ pub fn recorded_event_to_proto(record: &RecordedEvent) -> Result<pb::Event, Code
 /// Absent causation id and idempotency key become empty strings; `schema_version` is the
 /// version the payload was *stored* in, which may be older than the payload shown.
 pub fn event_metadata_to_proto(record: &RecordedEvent) -> pb::EventMetadata {
+    let stored_key =
+        keyplan_store::idempotency::split(record.idempotency_key.as_deref().unwrap_or_default());
     pb::EventMetadata {
         event_id: record.event_id.to_string(),
         tenant: record.stream.tenant.clone(),
@@ -46,7 +48,8 @@ pub fn event_metadata_to_proto(record: &RecordedEvent) -> pb::EventMetadata {
             .causation_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
-        idempotency_key: record.idempotency_key.clone().unwrap_or_default(),
+        idempotency_key: stored_key.0.to_owned(),
+        idempotency_fingerprint: stored_key.1.unwrap_or_default().to_owned(),
         event_type: record.event_type.clone(),
         schema_version: u32::from(record.schema_version),
         prev_hash: record.prev_hash.to_vec(),
@@ -107,7 +110,14 @@ pub fn recorded_event_from_proto(event: pb::Event) -> Result<RecordedEvent, Doma
             "" => None,
             text => Some(uuid("causation_id", text)?),
         },
-        idempotency_key: Some(meta.idempotency_key).filter(|k| !k.is_empty()),
+        idempotency_key: match (
+            meta.idempotency_key.as_str(),
+            meta.idempotency_fingerprint.as_str(),
+        ) {
+            ("", _) => None,
+            (key, "") => Some(key.to_owned()),
+            (key, fingerprint) => Some(keyplan_store::idempotency::join(key, fingerprint)),
+        },
         event_type: meta.event_type,
         schema_version,
         payload: encoded.payload,
