@@ -424,3 +424,55 @@ async fn replicated_acks_wait_for_jetstream_and_say_so_when_it_is_away() {
     wait_published(&server).await;
     assert_stream_equals_log(&nats, &server).await;
 }
+
+/// A stream deleted by an operator gets the whole log republished at the relay's next start,
+/// with sequence == position again; a purged one keeps its sequence numbers, so the relay goes
+/// on after them and the purged events stay readable from the log (README, "Only the log
+/// writes to the stream").
+#[tokio::test]
+async fn a_deleted_stream_is_republished_whole_and_a_purged_one_goes_on_after_its_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats")).await;
+    let data = dir.path().join("data");
+    let args = ["--role", "ingest", "--nats-url", &nats.url()];
+    let server = Server::start_with(&data, &args).await;
+    onboard(&server, "globex").await;
+    wait_published(&server).await;
+    server.stop().await;
+
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    js.delete_stream("KEYPLAN").await.unwrap();
+    let server = Server::start_with(&data, &args).await;
+    wait_published(&server).await;
+    assert_eq!(assert_stream_equals_log(&nats, &server).await, 5);
+
+    // Purged: the sequence stays at the head, new events follow it.
+    js.get_stream("KEYPLAN")
+        .await
+        .unwrap()
+        .purge()
+        .await
+        .unwrap();
+    server
+        .commands()
+        .execute(request("globex", interaction("call-1", "cfo", 60)))
+        .await
+        .unwrap();
+    let status = wait_published(&server).await;
+    assert_eq!(status.head_position, 6);
+    let mut stream = js.get_stream("KEYPLAN").await.unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    assert_eq!(
+        (state.first_sequence, state.last_sequence, state.messages),
+        (6, 6, 1)
+    );
+    let message = stream.get_raw_message(6).await.unwrap();
+    let event = pb::Event::decode(message.payload.as_ref()).unwrap();
+    assert_eq!(event.metadata.unwrap().global_position, 6);
+    assert_eq!(
+        read_all(&server).await.len(),
+        6,
+        "the log still has everything"
+    );
+    server.stop().await;
+}
