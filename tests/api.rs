@@ -614,3 +614,76 @@ async fn reads_page_forwards_and_backwards() {
         err.message()
     );
 }
+
+/// Pages of events are cut by size, so that a stock gRPC client (4 MiB limit) can read any
+/// log: 1,000 events of long interactions would be about 18 MiB.
+#[tokio::test]
+async fn pages_of_large_events_stay_under_the_default_message_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    onboard(&server, "globex").await;
+    let summary = "Reviewed the renewal terms line by line. ".repeat(450);
+    let mut c = server.commands();
+    for i in 0..200 {
+        let kind = Kind::LogInteraction(pb::InteractionLogged {
+            interaction_id: format!("call-{i}"),
+            details: Some(details("cfo", i, &summary)),
+        });
+        c.execute(request("globex", kind)).await.unwrap();
+    }
+    let head = head(&server).await;
+    let mut events = server.events();
+    let mut seen = 0;
+    let mut from = 0;
+    let mut pages = 0;
+    loop {
+        let page = events
+            .read_all(pb::ReadAllRequest {
+                from_position: from,
+                max_count: 1000,
+                filter: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            page.encoded_len() < 4 * 1024 * 1024,
+            "{}",
+            page.encoded_len()
+        );
+        pages += 1;
+        seen += page.events.len() as u64;
+        if page.events.is_empty() || page.next_position > page.head_position {
+            break;
+        }
+        from = page.next_position;
+    }
+    assert_eq!(seen, head, "paging reads every event once");
+    assert!(pages > 1, "a 4 MiB log fits no single page");
+
+    // ReadStream too, both ways.
+    for direction in [pb::Direction::Forward, pb::Direction::Backward] {
+        let mut seen = 0;
+        let mut from = 0;
+        loop {
+            let page = events
+                .read_stream(pb::ReadStreamRequest {
+                    tenant: TENANT.into(),
+                    account_id: "globex".into(),
+                    from_version: from,
+                    max_count: 1000,
+                    direction: direction as i32,
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(page.encoded_len() < 4 * 1024 * 1024);
+            seen += page.events.len() as u64;
+            if page.next_version == 0 {
+                break;
+            }
+            from = page.next_version;
+        }
+        assert_eq!(seen, head, "{direction:?}: paging reads every event once");
+    }
+}

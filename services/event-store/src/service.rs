@@ -16,6 +16,31 @@ use crate::status::ReadError;
 
 /// Default page size of reads.
 const DEFAULT_PAGE: u32 = 100;
+/// Most bytes of events one page answers with (at least one event, which the store bounds at
+/// 192 KiB), so that a page stays under gRPC's default 4 MiB message limit whatever the events
+/// hold: a page of 1,000 events carrying ~9 KB of text each was 9 MiB, which stock clients
+/// refuse. A cut page says where to continue, as a short page does.
+const MAX_PAGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// Keeps the events that fit [`MAX_PAGE_BYTES`]; returns them and the metadata of the first
+/// event left out, if any (where the next page starts).
+fn cap_page(mut events: Vec<pb::Event>) -> (Vec<pb::Event>, Option<pb::EventMetadata>) {
+    let mut total = 0;
+    let keep = events
+        .iter()
+        .position(|e| {
+            total += prost::Message::encoded_len(e) + 8;
+            total > MAX_PAGE_BYTES
+        })
+        .map_or(events.len(), |cut| cut.max(1));
+    if keep >= events.len() {
+        return (events, None);
+    }
+    let first_left_out = events[keep].metadata.clone();
+    events.truncate(keep);
+    (events, first_left_out)
+}
+
 /// Largest page a read may ask for.
 const MAX_PAGE: u32 = 1000;
 
@@ -155,10 +180,14 @@ impl EventStoreService for EventStoreApi {
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(ReadError::from)?;
+        let (events, cut_at) = cap_page(to_proto(&slice.events)?);
         Ok(Response::new(pb::ReadStreamResponse {
-            events: to_proto(&slice.events)?,
+            events,
             stream_version: slice.stream_version,
-            next_version: slice.next_version.unwrap_or(0),
+            next_version: cut_at
+                .map(|m| m.stream_version)
+                .or(slice.next_version)
+                .unwrap_or(0),
         }))
     }
 
@@ -175,9 +204,10 @@ impl EventStoreService for EventStoreApi {
                 .await
                 .map_err(|e| Status::internal(e.to_string()))?
                 .map_err(ReadError::from)?;
+        let (events, cut_at) = cap_page(to_proto(&slice.events)?);
         Ok(Response::new(pb::ReadAllResponse {
-            events: to_proto(&slice.events)?,
-            next_position: slice.next_position,
+            events,
+            next_position: cut_at.map_or(slice.next_position, |m| m.global_position),
             head_position: slice.head_position,
         }))
     }
