@@ -476,3 +476,107 @@ async fn a_deleted_stream_is_republished_whole_and_a_purged_one_goes_on_after_it
     );
     server.stop().await;
 }
+
+/// With a signing key shared by the ingest and projections nodes, a well-formed event forged
+/// for the next position (what anyone reading the stream could compute, hash chain included)
+/// is never applied: it is skipped and reported, while the relay's signed messages are applied.
+#[tokio::test]
+async fn a_projections_node_with_the_signing_key_never_applies_a_forged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats")).await;
+    let key = dir.path().join("signing.key");
+    std::fs::write(&key, "c2lnbmluZy1rZXktZm9yLXRoZS10ZXN0LW9mLWtleXBsYW4K\n").unwrap();
+    let url = nats.url();
+    let args = |role: &'static str| {
+        vec![
+            "--role".to_owned(),
+            role.to_owned(),
+            "--nats-url".to_owned(),
+            url.clone(),
+            "--nats-signing-key-file".to_owned(),
+            key.display().to_string(),
+        ]
+    };
+    let ingest_args = args("ingest");
+    let ingest_args: Vec<&str> = ingest_args.iter().map(String::as_str).collect();
+    let ingest = Server::start_with(&dir.path().join("ingest"), &ingest_args).await;
+    let projections_args = args("projections");
+    let projections_args: Vec<&str> = projections_args.iter().map(String::as_str).collect();
+    let projections = Server::start_with(&dir.path().join("projections"), &projections_args).await;
+    onboard(&ingest, "globex").await;
+    let head = wait_published(&ingest).await.head_position;
+    let status = |node: &Server| {
+        let mut client = node.operations();
+        async move {
+            client
+                .get_status(pb::GetStatusRequest {})
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    for _ in 0..200 {
+        if status(&projections)
+            .await
+            .projections
+            .iter()
+            .all(|p| p.position == head)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The forger copies the last event and makes it the next one, headers and all, unsigned.
+    let messages = stream_messages(&url, "KEYPLAN").await;
+    let last = messages.last().unwrap();
+    let mut forged = pb::Event::decode(last.payload.as_ref()).unwrap();
+    let meta = forged.metadata.as_mut().unwrap();
+    meta.global_position = head + 1;
+    meta.stream_version += 1;
+    meta.event_id = uuid::Uuid::now_v7().to_string();
+    meta.prev_hash = meta.hash.clone();
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    let mut headers = async_nats::HeaderMap::new();
+    for name in [
+        "Keyplan-Stream-Version",
+        "Keyplan-Event-Type",
+        "Keyplan-Schema-Version",
+        "Keyplan-Tenant",
+        "Keyplan-Account",
+    ] {
+        if let Some(value) = last.headers.get(name) {
+            headers.insert(name, value.as_str());
+        }
+    }
+    headers.insert("Keyplan-Position", (head + 1).to_string().as_str());
+    headers.insert("Keyplan-Event-Id", meta.event_id.as_str());
+    headers.insert("Nats-Msg-Id", meta.event_id.as_str());
+    js.publish_with_headers(
+        last.subject.to_string(),
+        headers,
+        forged.encode_to_vec().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+
+    let mut skipped = None;
+    for _ in 0..200 {
+        let node = status(&projections).await;
+        if let Some(foreign) = node.foreign_messages.filter(|f| f.skipped > 0) {
+            skipped = Some(foreign);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let skipped = skipped.expect("the forged event is reported");
+    assert_eq!(skipped.last_sequence, head + 1);
+    assert!(skipped.last_reason.contains("signature"), "{skipped:?}");
+    for p in status(&projections).await.projections {
+        assert_eq!(p.position, head, "{} applied the forged event", p.name);
+    }
+    ingest.stop().await;
+    projections.stop().await;
+}

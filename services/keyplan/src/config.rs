@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use keyplan_fanout::signing::{KeyError, SigningKey};
 use keyplan_fanout::{NatsConfig, StreamSettings};
 
 /// Keyplan: an event-sourced collaboration backend for key account management.
@@ -204,6 +205,13 @@ pub struct NatsArgs {
     #[arg(long, env = "KEYPLAN_NATS_REPLICAS", default_value_t = 1)]
     pub nats_replicas: usize,
 
+    /// File holding the key (at least 32 bytes) that signs every published message (ingest)
+    /// and that every consumed message must be signed with (projections): give the same file
+    /// to both, and a message the log did not produce is never applied, even where others can
+    /// publish on the stream's subjects.
+    #[arg(long, env = "KEYPLAN_NATS_SIGNING_KEY_FILE")]
+    pub nats_signing_key_file: Option<PathBuf>,
+
     /// JetStream duplicate window, in seconds.
     #[arg(
         long,
@@ -214,9 +222,17 @@ pub struct NatsArgs {
 }
 
 impl NatsArgs {
-    /// The connection settings, if NATS is configured.
-    pub fn to_config(&self) -> Option<NatsConfig> {
-        let urls = self.nats_url.as_deref()?;
+    /// The connection settings, if NATS is configured (reading the signing key, if one is
+    /// given).
+    pub fn to_config(&self) -> Result<Option<NatsConfig>, KeyError> {
+        let Some(urls) = self.nats_url.as_deref() else {
+            return Ok(None);
+        };
+        let signing_key = self
+            .nats_signing_key_file
+            .as_deref()
+            .map(SigningKey::from_file)
+            .transpose()?;
         let mut config = NatsConfig::new(urls);
         config.credentials_file = self.nats_creds.clone();
         config.user = self.nats_user.clone();
@@ -236,7 +252,8 @@ impl NatsArgs {
             max_bytes: -1,
             replicas: self.nats_replicas,
             duplicate_window: Duration::from_secs(self.nats_duplicate_window_secs),
+            signing_key,
         };
-        Some(config)
+        Ok(Some(config))
     }
 }

@@ -96,9 +96,13 @@ pub async fn recover(args: &RecoverArgs) -> Result<RecoverReport, RecoverError> 
             dir.display()
         )));
     }
-    let nats = args.nats.to_config().ok_or_else(|| {
-        RecoverError::Config("recovery reads the events from JetStream: give --nats-url".into())
-    })?;
+    let nats = args
+        .nats
+        .to_config()
+        .map_err(|e| RecoverError::Config(e.to_string()))?
+        .ok_or_else(|| {
+            RecoverError::Config("recovery reads the events from JetStream: give --nats-url".into())
+        })?;
     let rebuilt_dir = sibling(dir, "recovering");
     if rebuilt_dir.exists() {
         std::fs::remove_dir_all(&rebuilt_dir)?;

@@ -132,7 +132,10 @@ impl Node {
     /// Opens what the role needs: the log and the relay (all, ingest), the projections fed
     /// from JetStream (projections).
     pub async fn start(args: &ServeArgs) -> Result<Node, NodeError> {
-        let nats_config = args.nats.to_config();
+        let nats_config = args
+            .nats
+            .to_config()
+            .map_err(|e| NodeError::Config(e.to_string()))?;
         if args.role == Role::Projections && nats_config.is_none() {
             return Err(NodeError::Config(
                 "--role projections reads events from NATS JetStream: give --nats-url".into(),

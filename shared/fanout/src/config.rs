@@ -69,6 +69,9 @@ pub struct StreamSettings {
     pub replicas: usize,
     /// Window within which JetStream drops a re-published message id.
     pub duplicate_window: Duration,
+    /// Signs each published message (relay) and is required of each consumed one
+    /// (projections); see [`crate::signing`].
+    pub signing_key: Option<crate::signing::SigningKey>,
 }
 
 impl Default for StreamSettings {
@@ -80,6 +83,7 @@ impl Default for StreamSettings {
             max_bytes: -1,
             replicas: 1,
             duplicate_window: Duration::from_secs(120),
+            signing_key: None,
         }
     }
 }

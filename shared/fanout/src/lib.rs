@@ -15,6 +15,7 @@
 pub mod config;
 pub mod connection;
 pub mod relay;
+pub mod signing;
 pub mod stream;
 pub mod subjects;
 

@@ -36,6 +36,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::StreamSettings;
+use crate::signing;
 use crate::stream::ensure_stream;
 use crate::subjects;
 use crate::FanoutError;
@@ -321,6 +322,12 @@ async fn publish(
 ) -> Result<PublishAckFuture, FanoutError> {
     let payload = recorded_event_to_proto(event)?.encode_to_vec();
     let event_id = event.event_id.to_string();
+    let signature = settings.signing_key.as_ref().map(|key| {
+        key.sign(
+            &subjects::subject_for(&settings.subject_prefix, event),
+            &payload,
+        )
+    });
     let message = subjects::message(
         payload.into(),
         subjects::Envelope {
@@ -333,6 +340,10 @@ async fn publish(
             account: &event.stream.stream,
         },
     );
+    let message = match &signature {
+        Some(signature) => message.header(signing::SIGNATURE, signature.as_str()),
+        None => message,
+    };
     js.send_publish(
         subjects::subject_for(&settings.subject_prefix, event),
         message,

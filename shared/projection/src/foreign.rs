@@ -4,7 +4,8 @@
 //! `deploy/nats/` makes that so), but where NATS is not locked down anyone can put a message at
 //! the stream's next sequence. A projections node must never apply such a message, and one
 //! foreign message must not stop every read model for good: the JetStream feed skips any
-//! message that does not decode as a Keyplan event or whose position is not its sequence, and
+//! message that does not decode as a Keyplan event, whose position is not its sequence, or
+//! (with a signing key, `keyplan_fanout::signing`) whose signature does not verify, and
 //! records it here, from where `GetStatus`, `keyplan projections status` and health report it.
 //!
 //! The record is process-wide, like a metrics registry: every projection of a node reads the

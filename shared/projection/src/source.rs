@@ -34,15 +34,18 @@ pub enum EventSource {
 pub enum Feed {
     /// From the local log.
     Local(Subscription),
-    /// From an ordered JetStream consumer.
-    JetStream(jetstream::consumer::pull::Ordered),
+    /// From an ordered JetStream consumer; with the key messages must be signed with.
+    JetStream(
+        jetstream::consumer::pull::Ordered,
+        Option<keyplan_fanout::signing::SigningKey>,
+    ),
 }
 
 impl std::fmt::Debug for Feed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Feed::Local(_) => "Feed::Local",
-            Feed::JetStream(_) => "Feed::JetStream",
+            Feed::JetStream(..) => "Feed::JetStream",
         })
     }
 }
@@ -72,7 +75,7 @@ impl EventSource {
                     .messages()
                     .await
                     .map_err(|e| ProjectionError::JetStream(format!("consuming: {e}")))?;
-                Ok(Feed::JetStream(messages))
+                Ok(Feed::JetStream(messages, stream.signing_key.clone()))
             }
         }
     }
@@ -121,7 +124,7 @@ impl Feed {
                         .and_then(|r| ProjectedEvent::from_recorded(&r)),
                 )
             }
-            Feed::JetStream(messages) => loop {
+            Feed::JetStream(messages, key) => loop {
                 let message = match messages.next().await? {
                     Ok(m) => m,
                     Err(e) => return Some(Err(ProjectionError::JetStream(e.to_string()))),
@@ -134,6 +137,21 @@ impl Feed {
                         ))))
                     }
                 };
+                let signed = key.as_ref().map(|key| {
+                    let signature = message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(keyplan_fanout::signing::SIGNATURE))
+                        .map(|v| v.as_str());
+                    key.verify(message.subject.as_str(), &message.payload, signature)
+                });
+                if signed == Some(false) {
+                    crate::foreign::record(
+                        sequence,
+                        "its signature is missing or does not verify with this node's signing key",
+                    );
+                    continue;
+                }
                 match screen(sequence, &message.payload) {
                     Ok(event) => return Some(Ok(event)),
                     Err(reason) => crate::foreign::record(sequence, &reason),
