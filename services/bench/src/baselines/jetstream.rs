@@ -325,6 +325,7 @@ fn sample_event() -> Result<(Vec<u8>, &'static str, u16)> {
             schema_version: u32::from(encoded.schema_version),
             prev_hash: vec![0xA5; 32],
             hash: vec![0x5A; 32],
+            idempotency_fingerprint: String::new(),
         }),
         payload: Some(event_payload_to_proto(&event)),
     };
