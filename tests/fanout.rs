@@ -9,31 +9,10 @@ use std::time::Duration;
 
 use common::fixtures::*;
 use common::nats::{stream_messages, NatsServer};
-use common::{read_all, Server};
+use common::{read_all, status, wait_projected, wait_published, Server};
 use futures::StreamExt;
 use keyplan_proto::pb;
 use prost::Message;
-
-/// Waits until the relay has published everything the log holds.
-async fn wait_published(server: &Server) -> pb::NodeStatus {
-    for _ in 0..600 {
-        let status = server
-            .operations()
-            .get_status(pb::GetStatusRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        let relay = status.relay.clone().unwrap();
-        if relay.running
-            && relay.published_position == status.head_position
-            && relay.lag_positions == 0
-        {
-            return status;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the relay did not catch up");
-}
 
 /// JetStream holds exactly the log: sequence == position, same event ids, in order, once.
 async fn assert_stream_equals_log(nats: &NatsServer, server: &Server) -> usize {
@@ -505,27 +484,7 @@ async fn a_projections_node_with_the_signing_key_never_applies_a_forged_event() 
     let projections = Server::start_with(&dir.path().join("projections"), &projections_args).await;
     onboard(&ingest, "globex").await;
     let head = wait_published(&ingest).await.head_position;
-    let status = |node: &Server| {
-        let mut client = node.operations();
-        async move {
-            client
-                .get_status(pb::GetStatusRequest {})
-                .await
-                .unwrap()
-                .into_inner()
-        }
-    };
-    for _ in 0..200 {
-        if status(&projections)
-            .await
-            .projections
-            .iter()
-            .all(|p| p.position == head)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_projected(&projections, head).await;
 
     // The forger copies the last event and makes it the next one, headers and all, unsigned.
     let messages = stream_messages(&url, "KEYPLAN").await;

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use common::fixtures::*;
 use common::nats::NatsServer;
-use common::Server;
-use keyplan_proto::pb;
+use common::{status, wait_projected, Server};
 
 const INGEST: (&str, &str) = ("keyplan-ingest", "ingest-secret");
 const PROJECTIONS: (&str, &str) = ("keyplan-projections", "projections-secret");
@@ -30,27 +29,6 @@ async fn start_nats(dir: &Path) -> NatsServer {
         INGEST,
     )
     .await
-}
-
-async fn status(server: &Server) -> pb::NodeStatus {
-    server
-        .operations()
-        .get_status(pb::GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-}
-
-/// Waits until every projection of `node` has applied `position`.
-async fn wait_projected(node: &Server, position: u64) {
-    for _ in 0..400 {
-        let s = status(node).await;
-        if !s.projections.is_empty() && s.projections.iter().all(|p| p.position >= position) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the projections did not reach position {position}");
 }
 
 async fn last_sequence(url: &str) -> u64 {

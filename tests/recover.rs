@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::fixtures::*;
 use common::nats::NatsServer;
-use common::{read_all, Server};
+use common::{read_all, wait_published, Server};
 use keyplan_proto::pb;
 
 const ACCOUNTS: usize = 4;
@@ -32,20 +32,7 @@ async fn write_history(server: &Server) {
             c.execute(command).await.unwrap();
         }
     }
-    for _ in 0..600 {
-        let status = server
-            .operations()
-            .get_status(pb::GetStatusRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        let relay = status.relay.clone().unwrap();
-        if relay.published_position == status.head_position && relay.lag_positions == 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the relay did not catch up");
+    wait_published(server).await;
 }
 
 /// Runs the binary to completion; returns (success, stdout, stderr).

@@ -232,3 +232,46 @@ pub async fn head(server: &Server) -> u64 {
         .into_inner()
         .head_position
 }
+
+/// Waits until the relay has published everything the log holds.
+pub async fn wait_published(server: &Server) -> pb::NodeStatus {
+    for _ in 0..600 {
+        let status = server
+            .operations()
+            .get_status(pb::GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let relay = status.relay.clone().unwrap();
+        if relay.running
+            && relay.published_position == status.head_position
+            && relay.lag_positions == 0
+        {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the relay did not catch up");
+}
+
+/// The node's `GetStatus`.
+pub async fn status(server: &Server) -> pb::NodeStatus {
+    server
+        .operations()
+        .get_status(pb::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Waits until every projection of `node` has applied `position`.
+pub async fn wait_projected(node: &Server, position: u64) {
+    for _ in 0..400 {
+        let s = status(node).await;
+        if !s.projections.is_empty() && s.projections.iter().all(|p| p.position >= position) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the projections did not reach position {position}");
+}
