@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::fixtures::*;
 use common::nats::NatsServer;
-use common::{read_all, Server};
+use common::{read_all, status, Server};
 use keyplan_proto::pb;
 use keyplan_proto::pb::command_service_client::CommandServiceClient;
 use keyplan_proto::pb::timeline_service_client::TimelineServiceClient;
@@ -79,15 +79,6 @@ async fn wait_health(server: &Server, service: &str, wanted: ServingStatus) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{service} did not become {wanted:?}");
-}
-
-async fn status(server: &Server) -> pb::NodeStatus {
-    server
-        .operations()
-        .get_status(pb::GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
 }
 
 /// `keyplan projections status` against `server`, as an operator runs it.

@@ -3,6 +3,9 @@
 //! and no page of a new log leaves sled's `db` file for an unsynced blob file.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::copy_dir;
 use std::path::{Path, PathBuf};
 
 use keyplan_store::*;
@@ -85,19 +88,6 @@ async fn fill(dir: &Path, compress: bool, appends: usize) -> Vec<RecordedEvent> 
         .unwrap();
     store.close();
     all.events
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {

@@ -14,6 +14,9 @@
 //! `PROPTEST_CASES` sets the number of sequences (default [`DEFAULT_CASES`]).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::copy_dir;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::time::Duration;
@@ -451,20 +454,6 @@ fn config(dir: &Path, compress: bool) -> StoreConfig {
     config.cache_capacity_bytes = 4 * 1024 * 1024;
     config.compress_new_log = compress;
     config
-}
-
-/// Copies a directory tree: what the disk holds right now, as a crash would leave it.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 impl Harness {
