@@ -1,6 +1,7 @@
 //! Shutdown and failures against the real binary: SIGTERM with open streams and appends in
 //! flight, a log that can no longer be written (a real write error: the process runs under a
-//! file-size limit), and a relay and projections that stop on a foreign JetStream message.
+//! file-size limit), and foreign JetStream messages: skipped by projections, repaired by the
+//! relay when provably foreign, and a stopped relay, visibly, when they may be another log's.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -14,6 +15,7 @@ use common::{read_all, status, Server};
 use keyplan_proto::pb;
 use keyplan_proto::pb::command_service_client::CommandServiceClient;
 use keyplan_proto::pb::timeline_service_client::TimelineServiceClient;
+use prost::Message;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -298,7 +300,8 @@ async fn a_log_that_cannot_be_written_makes_health_not_serving_and_the_process_e
 }
 
 #[tokio::test]
-async fn a_foreign_message_on_the_stream_is_skipped_by_projections_and_stops_the_relay_visibly() {
+async fn a_foreign_message_is_skipped_by_projections_and_repaired_by_the_relay_another_logs_stops_it(
+) {
     let dir = tempfile::tempdir().unwrap();
     let nats = NatsServer::start(&dir.path().join("nats")).await;
     let ingest = Server::start_with(
@@ -380,10 +383,66 @@ async fn a_foreign_message_on_the_stream_is_skipped_by_projections_and_stops_the
         "{printed}"
     );
 
-    // The relay finds the stream no longer matches its log at the next append: it stops.
+    // The relay meets it at the next append: a message that is not a Keyplan event at all is
+    // provably not another log's, so the relay deletes the stream and republishes the log,
+    // sequence = position again, and everyone goes on.
     ingest
         .commands()
         .execute(request("globex", interaction("call-1", "cfo", 60)))
+        .await
+        .unwrap();
+    let head = common::head(&ingest).await;
+    let mut relay = status(&ingest).await.relay.unwrap();
+    for _ in 0..400 {
+        if relay.repairs > 0 && relay.running && relay.published_position == head {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        relay = status(&ingest).await.relay.unwrap();
+    }
+    assert!(
+        relay.repairs > 0 && relay.published_position == head,
+        "{relay:?}"
+    );
+    assert_eq!(
+        health_of(&ingest, "keyplan.relay").await,
+        ServingStatus::Serving
+    );
+    let messages = common::nats::stream_messages(&nats.url(), "KEYPLAN").await;
+    assert_eq!(
+        messages.len() as u64,
+        head,
+        "one message per position again"
+    );
+    common::wait_projected(&projections, head).await;
+    let printed = projections_status(&ingest);
+    assert!(
+        printed.contains("republished the stream 1 time"),
+        "{printed}"
+    );
+
+    // A well-formed event of some other log (no signing key to tell it from a forgery) is not
+    // provably foreign: the relay stops and says so rather than delete the stream.
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    let mut other = pb::Event::decode(messages.last().unwrap().payload.as_ref()).unwrap();
+    let meta = other.metadata.as_mut().unwrap();
+    meta.event_id = uuid::Uuid::now_v7().to_string();
+    meta.global_position = head + 1;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", meta.event_id.as_str());
+    headers.insert("Keyplan-Event-Id", meta.event_id.as_str());
+    js.publish_with_headers(
+        "keyplan.other.log.InteractionLogged",
+        headers,
+        other.encode_to_vec().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    ingest
+        .commands()
+        .execute(request("globex", interaction("call-2", "cfo", 120)))
         .await
         .unwrap();
     wait_health(&ingest, "keyplan.relay", ServingStatus::NotServing).await;

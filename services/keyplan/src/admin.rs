@@ -74,6 +74,13 @@ fn render_status(status: &pb::NodeStatus) -> String {
             "relay: published {} (lag {} events, {:.1} s), {state}\n",
             relay.published_position, relay.lag_positions, relay.lag_seconds,
         ));
+        if relay.repairs > 0 {
+            out.push_str(&format!(
+                "relay: republished the stream {} time(s) after finding foreign messages on it \
+                 (only the ingest node should publish on its subjects; see deploy/nats/)\n",
+                relay.repairs
+            ));
+        }
     }
     for p in &status.projections {
         if p.stopped_reason.is_empty() {

@@ -115,6 +115,7 @@ impl OperationsService for OperationsApi {
                 last_error: status.last_error.unwrap_or_default(),
                 state: state.into(),
                 stopped_reason: status.stopped.unwrap_or_default(),
+                repairs: status.repairs,
             }
         });
         Ok(Response::new(pb::NodeStatus {

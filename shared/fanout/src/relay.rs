@@ -30,6 +30,7 @@ use async_nats::jetstream::{
 };
 use futures::stream::{FuturesOrdered, StreamExt};
 use keyplan_proto::convert::recorded_event_to_proto;
+use keyplan_proto::pb;
 use keyplan_store::{EventFilter, EventStore, RecordedEvent};
 use prost::Message as _;
 use tokio::sync::watch;
@@ -65,6 +66,9 @@ pub struct RelayStatus {
     /// match the log). Unlike a NATS outage this does not heal by itself: an operator must
     /// look, so the node reports it in its health and status rather than only in its log.
     pub stopped: Option<String>,
+    /// How many times the relay found messages the log did not produce at the stream's tail
+    /// and republished the stream (see [`repair_foreign_tail`]).
+    pub repairs: u64,
 }
 
 /// The relay task's handle: status and lag.
@@ -181,7 +185,30 @@ async fn run(
             Ok(()) => return, // the store closed
             Err(e) => e,
         };
-        let mismatch = matches!(error, FanoutError::Mismatch(_));
+        let mut mismatch = matches!(error, FanoutError::Mismatch(_));
+        if mismatch {
+            match repair_foreign_tail(&store, &js, &settings).await {
+                Ok(Some(repaired)) => {
+                    tracing::error!(
+                        error = %error,
+                        foreign = repaired,
+                        stream = %settings.name,
+                        "messages the log did not produce were on the stream; it was deleted \
+                         and is being republished from the log"
+                    );
+                    status.send_modify(|s| {
+                        s.repairs += 1;
+                        s.last_error = Some(format!(
+                            "{error}; {repaired} foreign message(s) found: the stream was \
+                             deleted and is republished from the log"
+                        ));
+                    });
+                    mismatch = false;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "could not inspect the stream's tail"),
+            }
+        }
         if mismatch {
             tracing::error!(error = %error, "relay stopped publishing: the JetStream stream does not match the log");
         } else {
@@ -355,6 +382,75 @@ async fn publish(
             event.global_position
         ))
     })
+}
+
+/// Most messages [`repair_foreign_tail`] inspects back from the stream's tail.
+const MAX_FOREIGN_TAIL: u64 = 1000;
+
+/// After a mismatch: if every message at the stream's tail after the last one that is the log's
+/// own is *provably* foreign (not a Keyplan event at all, or, with a signing key, not signed
+/// with it), deletes the stream so that the next reconcile recreates it and republishes the
+/// whole log at sequence = position (JetStream never reuses a sequence, so this is the only
+/// way back to one coordinate). Returns how many foreign messages there were, or `None` (and
+/// touches nothing) when the tail may be another Keyplan log's events: the relay then stops,
+/// as before, for an operator to look.
+///
+/// The stream's other consumers lose their state: Keyplan's projections nodes resume by
+/// position; an integration's durable consumer must be created again.
+async fn repair_foreign_tail(
+    store: &EventStore,
+    js: &jetstream::Context,
+    settings: &StreamSettings,
+) -> Result<Option<u64>, FanoutError> {
+    let jetstream = |e: &dyn std::fmt::Display| FanoutError::JetStream(e.to_string());
+    let mut stream = js
+        .get_stream(&settings.name)
+        .await
+        .map_err(|e| jetstream(&e))?;
+    let state = stream
+        .info()
+        .await
+        .map_err(|e| jetstream(&e))?
+        .state
+        .clone();
+    let mut foreign = 0;
+    let mut sequence = state.last_sequence;
+    while sequence >= state.first_sequence.max(1) && foreign < MAX_FOREIGN_TAIL {
+        let Ok(message) = stream.get_raw_message(sequence).await else {
+            return Ok(None);
+        };
+        let ours = store.read_at(sequence)?.is_some_and(|event| {
+            message
+                .headers
+                .get(subjects::EVENT_ID)
+                .is_some_and(|id| id.as_str() == event.event_id.to_string())
+        });
+        if ours {
+            break;
+        }
+        let keyplan_event = pb::Event::decode(message.payload.as_ref())
+            .is_ok_and(|e| e.metadata.is_some() && e.payload.is_some());
+        let signed = settings.signing_key.as_ref().map(|key| {
+            key.verify(
+                message.subject.as_str(),
+                &message.payload,
+                message.headers.get(signing::SIGNATURE).map(|v| v.as_str()),
+            )
+        });
+        let provably_foreign = !keyplan_event || signed == Some(false);
+        if !provably_foreign {
+            return Ok(None);
+        }
+        foreign += 1;
+        sequence -= 1;
+    }
+    if foreign == 0 || foreign >= MAX_FOREIGN_TAIL {
+        return Ok(None);
+    }
+    js.delete_stream(&settings.name)
+        .await
+        .map_err(|e| jetstream(&format!("deleting the stream: {e}")))?;
+    Ok(Some(foreign))
 }
 
 /// Checks that JetStream's message at `sequence` is the log's event at that position.

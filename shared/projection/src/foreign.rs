@@ -19,7 +19,7 @@ const MAX_REASON: usize = 240;
 /// What has been refused so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForeignMessages {
-    /// Messages skipped (counted once per projection that met them).
+    /// Messages skipped (each stream sequence counted once, however many projections met it).
     pub skipped: u64,
     /// The stream sequence of the last one.
     pub last_sequence: u64,
@@ -43,12 +43,15 @@ pub(crate) fn record(sequence: u64, reason: &str) {
         reason.truncate(cut);
         reason.push_str("...");
     }
-    tracing::error!(
-        sequence,
-        reason = %reason,
-        "skipped a message on the stream that Keyplan's log did not produce"
-    );
     if let Ok(mut seen) = registry().lock() {
+        if seen.skipped > 0 && seen.last_sequence == sequence {
+            return;
+        }
+        tracing::error!(
+            sequence,
+            reason = %reason,
+            "skipped a message on the stream that Keyplan's log did not produce"
+        );
         seen.skipped += 1;
         seen.last_sequence = sequence;
         seen.last_reason = reason;

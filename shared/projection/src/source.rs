@@ -124,7 +124,7 @@ impl Feed {
                         .and_then(|r| ProjectedEvent::from_recorded(&r)),
                 )
             }
-            Feed::JetStream(messages, key) => loop {
+            Feed::JetStream(messages, key) => {
                 let message = match messages.next().await? {
                     Ok(m) => m,
                     Err(e) => return Some(Err(ProjectionError::JetStream(e.to_string()))),
@@ -145,18 +145,25 @@ impl Feed {
                         .map(|v| v.as_str());
                     key.verify(message.subject.as_str(), &message.payload, signature)
                 });
-                if signed == Some(false) {
-                    crate::foreign::record(
-                        sequence,
-                        "its signature is missing or does not verify with this node's signing key",
-                    );
-                    continue;
-                }
-                match screen(sequence, &message.payload) {
-                    Ok(event) => return Some(Ok(event)),
-                    Err(reason) => crate::foreign::record(sequence, &reason),
-                }
-            },
+                let screened = match signed {
+                    Some(false) => Err(
+                        "its signature is missing or does not verify with this node's signing key"
+                            .to_owned(),
+                    ),
+                    _ => screen(sequence, &message.payload),
+                };
+                Some(screened.map_err(|reason| {
+                    crate::foreign::record(sequence, &reason);
+                    // Not applied, and not stepped over either: the log's own event for this
+                    // position may still come at this sequence (the relay republishes a stream
+                    // it finds foreign messages in), so the runner reopens the feed from its
+                    // position after a pause, as after any interruption.
+                    ProjectionError::JetStream(format!(
+                        "skipped a message the log did not produce at stream sequence \
+                         {sequence}; reading again from there"
+                    ))
+                }))
+            }
         }
     }
 
