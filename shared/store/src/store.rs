@@ -218,9 +218,11 @@ impl EventStore {
                 return Err(StoreError::Unavailable("the writer stopped".into()));
             }
         }
-        answer
-            .await
-            .map_err(|_| StoreError::Unavailable("the writer stopped".into()))?
+        // The writer answers every append it takes, also when it stops; an append left
+        // unanswered means the writer died while handling it, after its write may have begun.
+        answer.await.map_err(|_| {
+            StoreError::OutcomeUnknown("the writer stopped while handling this append".into())
+        })?
     }
 
     /// Stops accepting appends, lets the writer commit everything already queued, and waits
