@@ -240,20 +240,6 @@ async fn a_batch_of_commands_is_appended_atomically_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data")).await;
     let mut c = server.commands();
-    let batch = |commands: Vec<Kind>| pb::ExecuteBatchRequest {
-        tenant: TENANT.into(),
-        account_id: "initech".into(),
-        expected_version: None,
-        idempotency_key: String::new(),
-        actor: "dana.kim".into(),
-        occurred_at: None,
-        correlation_id: String::new(),
-        causation_id: String::new(),
-        commands: commands
-            .into_iter()
-            .map(|k| pb::Command { kind: Some(k) })
-            .collect(),
-    };
     let onboarding = vec![
         register("Initech"),
         assign("dana.kim", "Dana Kim", pb::TeamRole::KeyAccountManager),
@@ -262,14 +248,18 @@ async fn a_batch_of_commands_is_appended_atomically_or_not_at_all() {
     // The fourth command names a stakeholder that does not exist: nothing may be stored.
     let mut broken = onboarding.clone();
     broken.push(interaction("call-1", "ghost", 60));
-    let err = c.execute_batch(batch(broken)).await.unwrap_err();
+    let err = c.execute_batch(batch("initech", broken)).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound, "{err:?}");
     assert!(err.message().contains("ghost"), "{}", err.message());
     assert_eq!(head(&server).await, 0);
 
     let mut whole = onboarding;
     whole.push(interaction("call-1", "cto", 60));
-    let ok = c.execute_batch(batch(whole)).await.unwrap().into_inner();
+    let ok = c
+        .execute_batch(batch("initech", whole))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(
         (
             ok.first_version,

@@ -80,23 +80,6 @@ fn long_interaction(rng: &mut Rng, id: &str, seconds: i64) -> Kind {
     })
 }
 
-fn batch(account: &str, kinds: Vec<Kind>) -> pb::ExecuteBatchRequest {
-    pb::ExecuteBatchRequest {
-        tenant: TENANT.into(),
-        account_id: account.into(),
-        expected_version: None,
-        idempotency_key: String::new(),
-        actor: "dana.kim".into(),
-        occurred_at: None,
-        correlation_id: String::new(),
-        causation_id: String::new(),
-        commands: kinds
-            .into_iter()
-            .map(|k| pb::Command { kind: Some(k) })
-            .collect(),
-    }
-}
-
 /// Records `ids`, acknowledged at consecutive positions from `first`.
 async fn record(acknowledged: &Acknowledged, account: &str, ids: Vec<String>, first: u64) {
     let mut map = acknowledged.lock().await;

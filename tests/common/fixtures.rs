@@ -21,6 +21,24 @@ pub fn request(account: &str, kind: Kind) -> pb::ExecuteRequest {
     }
 }
 
+/// An `ExecuteBatch` request for `account`, with the same defaults as [`request`].
+pub fn batch(account: &str, kinds: Vec<Kind>) -> pb::ExecuteBatchRequest {
+    pb::ExecuteBatchRequest {
+        tenant: TENANT.into(),
+        account_id: account.into(),
+        expected_version: None,
+        idempotency_key: String::new(),
+        actor: "dana.kim".into(),
+        occurred_at: None,
+        correlation_id: String::new(),
+        causation_id: String::new(),
+        commands: kinds
+            .into_iter()
+            .map(|k| pb::Command { kind: Some(k) })
+            .collect(),
+    }
+}
+
 pub fn exact(mut r: pb::ExecuteRequest, version: u64) -> pb::ExecuteRequest {
     r.expected_version = Some(pb::ExpectedVersion {
         kind: Some(pb::expected_version::Kind::Exact(version)),
