@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use keyplan_auth::mint::TokenRequest;
+use keyplan_auth::{KeyError as AuthKeyError, Role as TokenRole, Verifier};
 use keyplan_fanout::signing::{KeyError, SigningKey};
 use keyplan_fanout::{NatsConfig, StreamSettings};
 
@@ -25,6 +27,10 @@ pub enum Command {
     /// Operate a running node's read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Development tokens (signed with the HS256 secret a node is given with
+    /// `--auth-hs256-secret-file`).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Rebuild a log the node refuses to open (damaged, or shorter than what it acknowledged)
     /// from its readable part and JetStream, verifying every hash and chain link; the node
     /// must be stopped. The damaged directory is kept beside the rebuilt one.
@@ -44,6 +50,61 @@ pub struct RecoverArgs {
 
     #[command(flatten)]
     pub nats: NatsArgs,
+}
+
+/// `keyplan token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a signed HS256 token, for demos and tests. Production deployments use tokens from
+    /// their identity provider and give the node its JWKS (`--auth-jwks-file`).
+    Mint(MintArgs),
+}
+
+/// `keyplan token mint ...`
+#[derive(Debug, Clone, Args)]
+pub struct MintArgs {
+    /// The HS256 secret file the node verifies with (`--auth-hs256-secret-file`).
+    #[arg(long, env = "KEYPLAN_AUTH_HS256_SECRET_FILE")]
+    pub secret_file: PathBuf,
+    /// The tenant the token acts for (may be omitted only for an admin token).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Who the token is for: recorded as the actor of every event written with it.
+    #[arg(long)]
+    pub sub: String,
+    /// A role (repeat for several): rep, manager, auditor, service, admin.
+    #[arg(long = "role", required = true, value_parser = parse_role)]
+    pub roles: Vec<TokenRole>,
+    /// How long the token is valid, e.g. 8h, 30m, 7d.
+    #[arg(long, default_value = "8h", value_parser = humantime::parse_duration)]
+    pub ttl: Duration,
+    /// `iss` claim (when the node checks `--auth-issuer`).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// `aud` claim (when the node checks `--auth-audience`).
+    #[arg(long)]
+    pub audience: Option<String>,
+}
+
+impl MintArgs {
+    /// What the token is to say.
+    pub fn request(&self) -> TokenRequest {
+        TokenRequest {
+            subject: self.sub.clone(),
+            tenant: self.tenant.clone(),
+            roles: self.roles.clone(),
+            ttl: self.ttl,
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+        }
+    }
+}
+
+fn parse_role(name: &str) -> Result<TokenRole, String> {
+    TokenRole::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = TokenRole::ALL.iter().map(|r| r.as_str()).collect();
+        format!("unknown role {name:?}; one of: {}", names.join(", "))
+    })
 }
 
 /// `keyplan projections ...`
@@ -115,6 +176,9 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYPLAN_ROLE", value_enum, default_value_t = Role::All)]
     pub role: Role,
 
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
     /// sled page cache size, in MiB, of the log and of the read models' database each
     /// (bounds sled's memory besides the in-memory indexes). Queries are answered from memory
     /// and appends from the writer's batch, so the cache mostly holds what a start or a
@@ -144,6 +208,53 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub nats: NatsArgs,
+}
+
+/// Authentication of gRPC calls (see README, "Security"). Without any key, authentication is
+/// off: allowed on a loopback address only, unless `--insecure-no-auth`.
+#[derive(Debug, Clone, Args)]
+pub struct AuthArgs {
+    /// File holding the HS256 secret (at least 32 bytes) that bearer tokens may be signed
+    /// with (`keyplan token mint` signs with it).
+    #[arg(long, env = "KEYPLAN_AUTH_HS256_SECRET_FILE")]
+    pub auth_hs256_secret_file: Option<PathBuf>,
+
+    /// JWKS file with the identity provider's public keys (RS256, ES256, EdDSA) that bearer
+    /// tokens may be signed with.
+    #[arg(long, env = "KEYPLAN_AUTH_JWKS_FILE")]
+    pub auth_jwks_file: Option<PathBuf>,
+
+    /// Required `iss` of tokens.
+    #[arg(long, env = "KEYPLAN_AUTH_ISSUER")]
+    pub auth_issuer: Option<String>,
+
+    /// Required `aud` of tokens.
+    #[arg(long, env = "KEYPLAN_AUTH_AUDIENCE")]
+    pub auth_audience: Option<String>,
+
+    /// Serve without authentication on an address other than loopback: every caller can then
+    /// read and write every tenant's data. Never in production.
+    #[arg(long, env = "KEYPLAN_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
+}
+
+impl AuthArgs {
+    /// The token verifier, or `None` when no key is configured (authentication off).
+    pub fn verifier(&self) -> Result<Option<Verifier>, AuthKeyError> {
+        if self.auth_hs256_secret_file.is_none() && self.auth_jwks_file.is_none() {
+            return Ok(None);
+        }
+        let mut verifier = Verifier::new()
+            .with_issuer(self.auth_issuer.clone())
+            .with_audience(self.auth_audience.clone());
+        if let Some(path) = &self.auth_hs256_secret_file {
+            verifier = verifier.with_hs256_secret_file(path)?;
+        }
+        if let Some(path) = &self.auth_jwks_file {
+            verifier = verifier.with_jwks_file(path)?;
+        }
+        Ok(Some(verifier))
+    }
 }
 
 /// NATS options (all optional: without `--nats-url` Keyplan runs fully embedded).

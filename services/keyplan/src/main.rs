@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use keyplan::config::{Cli, Command, ProjectionsCommand, ServeArgs};
+use keyplan::config::{Cli, Command, ProjectionsCommand, ServeArgs, TokenCommand};
 use keyplan::Node;
 use tokio::net::TcpListener;
 
@@ -45,6 +45,11 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Projections(ProjectionsCommand::Rebuild { names, node }) => {
             Ok(keyplan::admin::rebuild(&node.server, names).await?)
+        }
+        Command::Token(TokenCommand::Mint(args)) => {
+            let token = keyplan_auth::mint::mint_hs256(&args.secret_file, &args.request())?;
+            println!("{token}");
+            Ok(())
         }
         Command::Recover(args) => {
             let report = keyplan::recover::recover(&args)

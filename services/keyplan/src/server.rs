@@ -9,6 +9,7 @@ use keyplan_account_service::projection::AccountStateProjection;
 use keyplan_account_service::{AccountApi, AccountSource};
 use keyplan_activity_service::{ActivityApi, ActivityProjection, ComplianceSource};
 use keyplan_audit_service::AuditApi;
+use keyplan_auth::{AuthLayer, Verifier};
 use keyplan_command_service::CommandApi;
 use keyplan_compliance_service::{ComplianceApi, ComplianceProjection};
 use keyplan_event_store_service::EventStoreApi;
@@ -101,6 +102,8 @@ pub struct Node {
     read_models_ready: watch::Sender<bool>,
     /// Reaches the relay, the projection runners and the open server streams.
     shutdown: Shutdown,
+    /// Verifies every call's token; `None`: authentication is off.
+    auth: Option<Verifier>,
 }
 
 /// A node's read models with their runners' handles and their database.
@@ -132,6 +135,7 @@ impl Node {
     /// Opens what the role needs: the log and the relay (all, ingest), the projections fed
     /// from JetStream (projections).
     pub async fn start(args: &ServeArgs) -> Result<Node, NodeError> {
+        let auth = authentication(args)?;
         let nats_config = args
             .nats
             .to_config()
@@ -226,6 +230,7 @@ impl Node {
                     repository: Some(repository),
                     nats,
                     relay,
+                    auth,
                 }
             }
             Role::Projections => {
@@ -268,6 +273,7 @@ impl Node {
                     repository: None,
                     nats,
                     relay: None,
+                    auth,
                 }
             }
         };
@@ -347,6 +353,7 @@ impl Node {
             .layer(ServerTimingLayer)
             .layer(EndStreamsLayer::new(self.shutdown.clone(), streaming))
             .layer(StatusGuardLayer)
+            .layer(AuthLayer::new(self.auth.clone(), MAX_MESSAGE_BYTES))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -484,6 +491,37 @@ impl Node {
             }
         }
     }
+}
+
+/// Request messages the authentication layer reads, at most.
+const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The token verifier the configuration asks for, or `None` (authentication off), which is
+/// allowed on a loopback address only unless `--insecure-no-auth` says otherwise, and said
+/// loudly at start.
+fn authentication(args: &ServeArgs) -> Result<Option<Verifier>, NodeError> {
+    let verifier = args
+        .auth
+        .verifier()
+        .map_err(|e| NodeError::Config(format!("authentication: {e}")))?;
+    if verifier.is_none() {
+        if !args.listen.ip().is_loopback() && !args.auth.insecure_no_auth {
+            return Err(NodeError::Config(format!(
+                "refusing to serve {} without authentication: anyone who can reach it could \
+                 read and write every tenant's data. Give --auth-hs256-secret-file or \
+                 --auth-jwks-file (see README, \"Security\"), listen on a loopback address, or \
+                 pass --insecure-no-auth",
+                args.listen
+            )));
+        }
+        tracing::warn!(
+            listen = %args.listen,
+            "AUTHENTICATION IS OFF: every caller can read and write every tenant's data and \
+             name any actor. Configure --auth-hs256-secret-file or --auth-jwks-file for \
+             anything but local development"
+        );
+    }
+    Ok(verifier)
 }
 
 /// Completes on the shutdown signal (`None`) or once the log can no longer be written (why).

@@ -1,0 +1,185 @@
+//! The tower layer that enforces identity, roles and tenancy on every gRPC call: the one place
+//! where they are enforced. Services behind it see only calls from a verified caller, allowed
+//! by [`crate::policy::RULES`], whose request names the caller's tenant (or, for an admin's
+//! read, the tenant asked for) and, for commands, the caller as actor.
+//!
+//! Every Keyplan RPC takes one request message (unary or server streaming), so the layer reads
+//! that one message (bounded by the node's message size limit), checks it and passes it on,
+//! rewritten only when it filled in the tenant or the actor.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body_util::{BodyExt, Full, Limited};
+use tonic::body::Body;
+use tonic::Status;
+use tower::{Layer, Service};
+
+use crate::claims::Caller;
+use crate::policy::{self, frame};
+use crate::verify::Verifier;
+
+/// Adds [`Auth`] to every route. With no verifier, calls pass untouched (authentication off:
+/// the embedded default on loopback).
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    verifier: Option<Arc<Verifier>>,
+    max_message_bytes: usize,
+}
+
+impl AuthLayer {
+    /// Verifies every call's token with `verifier` (none: authentication off), reading request
+    /// messages of at most `max_message_bytes`.
+    pub fn new(verifier: Option<Verifier>, max_message_bytes: usize) -> Self {
+        Self {
+            verifier: verifier.map(Arc::new),
+            max_message_bytes,
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            verifier: self.verifier.clone(),
+            max_message_bytes: self.max_message_bytes,
+        }
+    }
+}
+
+/// See [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    verifier: Option<Arc<Verifier>>,
+    max_message_bytes: usize,
+}
+
+impl<S> Service<http::Request<Body>> for Auth<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let Some(verifier) = self.verifier.clone() else {
+            return Box::pin(self.inner.call(request));
+        };
+        if policy::is_open(request.uri().path()) {
+            return Box::pin(self.inner.call(request));
+        }
+        // The inner service was made ready for this call: take it, leave a clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limit = self.max_message_bytes;
+        Box::pin(async move {
+            match admit(&verifier, request, limit).await {
+                Ok(request) => inner.call(request).await,
+                Err(status) => Ok(status.into_http()),
+            }
+        })
+    }
+}
+
+/// Verifies the caller, applies the policy and returns the request to serve, or the status
+/// that refuses it (logged with who, which tenant, which RPC and why; never the token).
+async fn admit(
+    verifier: &Verifier,
+    request: http::Request<Body>,
+    limit: usize,
+) -> Result<http::Request<Body>, Status> {
+    let rpc = request.uri().path().to_owned();
+    let caller = verifier
+        .verify_header(
+            request
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes()),
+        )
+        .map_err(|reason| {
+            tracing::warn!(%rpc, %reason, "call refused: unauthenticated");
+            Status::unauthenticated(reason.to_string())
+        })?;
+    let refused = |status: Status| {
+        tracing::warn!(
+            subject = %caller.subject,
+            tenant = caller.tenant.as_deref().unwrap_or(""),
+            roles = %caller.roles,
+            %rpc,
+            code = ?status.code(),
+            reason = status.message(),
+            "call refused"
+        );
+        status
+    };
+    let Some(rule) = policy::rule(&rpc) else {
+        return Err(refused(Status::permission_denied(format!(
+            "{} has no access rule on this node",
+            rpc.chars().take(120).collect::<String>()
+        ))));
+    };
+    rule.admits(&caller).map_err(|r| refused(r.to_status()))?;
+    let (mut parts, body) = request.into_parts();
+    let message = read_message(body, limit).await.map_err(&refused)?;
+    let message = match rule.scope(message.clone(), &caller) {
+        Ok(None) => message,
+        Ok(Some(rewritten)) => rewritten,
+        Err(refusal) => return Err(refused(refusal.to_status())),
+    };
+    parts.extensions.insert::<Caller>(caller);
+    Ok(http::Request::from_parts(
+        parts,
+        Body::new(Full::new(frame(&message))),
+    ))
+}
+
+/// The request's one message, from its gRPC frame.
+async fn read_message(body: Body, limit: usize) -> Result<Bytes, Status> {
+    let mut bytes = Limited::new(body, limit.saturating_add(5))
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Status::out_of_range(format!(
+                    "the request is larger than this node's limit of {limit} bytes"
+                ))
+            } else {
+                match e.downcast::<Status>() {
+                    Ok(status) => *status,
+                    Err(e) => Status::cancelled(format!("reading the request failed: {e}")),
+                }
+            }
+        })?
+        .to_bytes();
+    if bytes.len() < 5 {
+        return Err(Status::invalid_argument(
+            "the request holds no message (a gRPC frame is expected)",
+        ));
+    }
+    let compressed = bytes.get_u8();
+    let len = usize::try_from(bytes.get_u32()).unwrap_or(usize::MAX);
+    if compressed != 0 {
+        return Err(Status::unimplemented(
+            "compressed requests are not accepted; send them uncompressed",
+        ));
+    }
+    if len != bytes.len() {
+        return Err(Status::invalid_argument(
+            "one request message expected: the body does not hold exactly one gRPC frame",
+        ));
+    }
+    Ok(bytes)
+}
