@@ -19,15 +19,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut};
 use common::fixtures::*;
+use common::raw::RawCodec;
 use common::{head, Server};
 use prost::Message as _;
 use prost_reflect::{
     DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
     ReflectMessage, Value,
 };
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
 /// Longest status message a caller error may produce, in bytes.
@@ -64,50 +63,6 @@ const DATE_FIELDS: &[&str] = &[
 const SKIP_INTEGER_EXTREMES: &[&str] = &["min_position"];
 
 // ---------------------------------------------------------------- raw bytes over gRPC
-
-/// A codec that sends and receives raw message bytes.
-#[derive(Debug, Clone, Copy, Default)]
-struct RawCodec;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct RawEncoder;
-
-#[derive(Debug, Clone, Copy, Default)]
-struct RawDecoder;
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = RawEncoder;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> RawEncoder {
-        RawEncoder
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
-
-impl Encoder for RawEncoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for RawDecoder {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-    }
-}
 
 /// What a call came back with: `Ok` (accepted) or the status.
 type Outcome = Result<(), Status>;

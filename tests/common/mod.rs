@@ -3,6 +3,7 @@
 
 pub mod fixtures;
 pub mod nats;
+pub mod raw;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
