@@ -10,10 +10,10 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::server::Channel;
 use anyhow::{Context, Result};
 use keyplan_proto::pb::command_service_client::CommandServiceClient;
 use tokio::task::JoinSet;
-use tonic::transport::Channel;
 
 use crate::baselines::postgres::{self, Postgres};
 use crate::baselines::sled::{self as raw_sled, Layout};

@@ -72,6 +72,11 @@ struct Cli {
     #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
     server_args: Vec<String>,
 
+    /// Run the append and fan-out scenarios' servers with authentication on (an HS256 secret
+    /// made for the run) and send a token with every call: what identity and tenancy cost.
+    #[arg(long)]
+    auth: bool,
+
     /// Events to load for the read-model scenario (default 1,000,000; --quick: 20,000).
     #[arg(long, value_name = "N")]
     events: Option<u64>,
@@ -146,6 +151,12 @@ async fn main() -> Result<()> {
     if let Some(KeyplanTarget::Spawn(binary)) = &keyplan {
         server::check_binary(binary)?;
     }
+    let mut server_args = cli.server_args.clone();
+    // Kept until the run ends: the servers read the secret from it.
+    let _auth_dir = match cli.auth {
+        true => Some(enable_auth(&mut server_args)?),
+        false => None,
+    };
     let settings = Settings {
         duration,
         warmup: duration / 10,
@@ -158,7 +169,7 @@ async fn main() -> Result<()> {
         },
         keyplan,
         postgres_url: cli.postgres_url,
-        server_args: cli.server_args.clone(),
+        server_args,
         fdatasync_probe: if cli.quick {
             Duration::from_millis(500)
         } else {
@@ -248,4 +259,36 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// Makes a secret for the run, has the servers verify tokens with it and every call send one
+/// (for the workload's tenant and actor, with the roles the scenarios need).
+fn enable_auth(server_args: &mut Vec<String>) -> Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix("keyplan-bench-auth-")
+        .tempdir()
+        .context("creating a directory for the run's secret")?;
+    let secret = dir.path().join("hs256.secret");
+    let mut bytes = [0_u8; 48];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open("/dev/urandom").context("opening /dev/urandom")?,
+        &mut bytes,
+    )
+    .context("reading /dev/urandom")?;
+    std::fs::write(&secret, bytes).context("writing the run's secret")?;
+    let token = keyplan_auth::mint::mint_hs256(
+        &secret,
+        &keyplan_auth::mint::TokenRequest {
+            subject: workload::KAM_ID.into(),
+            tenant: Some(workload::TENANT.into()),
+            roles: vec![keyplan_auth::Role::Rep, keyplan_auth::Role::Admin],
+            ttl: Duration::from_secs(7 * 24 * 3600),
+            issuer: None,
+            audience: None,
+        },
+    )?;
+    server::send_token(&token)?;
+    server_args.push("--auth-hs256-secret-file".into());
+    server_args.push(secret.display().to_string());
+    Ok(dir)
 }

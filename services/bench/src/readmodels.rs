@@ -215,7 +215,7 @@ fn rule(account: &str) -> pb::ExecuteRequest {
 
 /// Positions of the node's projections, once all have reached `head`.
 async fn wait_projections(
-    ops: &mut OperationsServiceClient<tonic::transport::Channel>,
+    ops: &mut OperationsServiceClient<crate::server::Channel>,
     head: u64,
     limit: Duration,
 ) -> Result<Duration> {
@@ -236,7 +236,7 @@ async fn wait_projections(
 }
 
 /// Loads about `events` events; returns (head, elapsed).
-async fn load(channel: &tonic::transport::Channel, events: u64) -> Result<(u64, Duration)> {
+async fn load(channel: &crate::server::Channel, events: u64) -> Result<(u64, Duration)> {
     let mut commands = CommandServiceClient::new(channel.clone());
     for i in 0..ACCOUNTS {
         let account = format!("acct-{i:04}");

@@ -10,10 +10,48 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use std::sync::OnceLock;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tonic::transport::{Channel, Endpoint};
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Endpoint;
+
+/// A connection to the node under test: every call carries the run's bearer token, if any.
+pub type Channel = InterceptedService<tonic::transport::Channel, Bearer>;
+
+/// The bearer token every call sends (`--auth`); unset: none.
+static TOKEN: OnceLock<MetadataValue<Ascii>> = OnceLock::new();
+
+/// Makes every call from now on carry `token` (once per run).
+pub fn send_token(token: &str) -> Result<()> {
+    let value: MetadataValue<Ascii> = format!("Bearer {token}")
+        .parse()
+        .context("the token is not a valid header value")?;
+    TOKEN
+        .set(value)
+        .map_err(|_| anyhow::anyhow!("the token was already set"))
+}
+
+/// Adds `authorization: Bearer <token>` to every call when the run has a token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bearer;
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(token) = TOKEN.get() {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        Ok(request)
+    }
+}
 
 /// How long the server may take to start listening, or to stop after SIGTERM.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
@@ -276,13 +314,14 @@ pub async fn connect(address: &str) -> Result<Channel> {
     } else {
         format!("http://{address}")
     };
-    Endpoint::from_shared(uri.clone())
+    let channel = Endpoint::from_shared(uri.clone())
         .with_context(|| format!("invalid server address {uri}"))?
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .connect()
         .await
-        .with_context(|| format!("connecting to {uri}"))
+        .with_context(|| format!("connecting to {uri}"))?;
+    Ok(InterceptedService::new(channel, Bearer))
 }
 
 /// The log's head position on the node behind `channel`.

@@ -10,7 +10,7 @@ use keyplan_proto::pb::command::Kind;
 pub const TENANT: &str = "acme-supplies";
 
 /// The key account manager: the actor of every request and a participant of every meeting.
-const KAM_ID: &str = "dana.kim";
+pub const KAM_ID: &str = "dana.kim";
 
 /// The customer stakeholder every interaction is held with.
 const STAKEHOLDER_ID: &str = "lee.park";
