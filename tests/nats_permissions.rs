@@ -220,22 +220,6 @@ impl ServerErrors {
     }
 }
 
-/// Writes `account`'s onboarding (5 events) in `tenant` through the ingest node.
-async fn onboard_in(ingest: &Server, tenant: &str, account: &str) {
-    let mut commands = ingest.commands();
-    for kind in [
-        register("Globex Corporation"),
-        assign("dana.kim", "Dana Kim", pb::TeamRole::KeyAccountManager),
-        assign("lee.chan", "Lee Chan", pb::TeamRole::Sales),
-        stakeholder("cfo", "Lee Park", pb::BuyingRole::EconomicBuyer),
-        plan("plan-2026"),
-    ] {
-        let mut r = request(account, kind);
-        r.tenant = tenant.into();
-        commands.execute(r).await.unwrap();
-    }
-}
-
 /// Every message of the KEYPLAN stream as (sequence, subject), read as the ingest user, once
 /// the stream holds `head` messages.
 async fn stream_subjects(url: &str, head: u64) -> Vec<(u64, String)> {

@@ -137,6 +137,11 @@ pub fn details(stakeholder: &str, seconds: i64, summary: &str) -> pb::Interactio
 /// Registers `account` with a KAM (dana.kim), a second team member (lee.chan), a stakeholder
 /// (`cfo`, economic buyer) and a plan (`plan-2026`): 5 events.
 pub async fn onboard(server: &super::Server, account: &str) {
+    onboard_in(server, TENANT, account).await;
+}
+
+/// [`onboard`] in `tenant`.
+pub async fn onboard_in(server: &super::Server, tenant: &str, account: &str) {
     let mut c = server.commands();
     for kind in [
         register("Globex Corporation"),
@@ -145,8 +150,8 @@ pub async fn onboard(server: &super::Server, account: &str) {
         stakeholder("cfo", "Lee Park", pb::BuyingRole::EconomicBuyer),
         plan("plan-2026"),
     ] {
-        c.execute(request(account, kind))
-            .await
-            .expect("onboarding command succeeds");
+        let mut r = request(account, kind);
+        r.tenant = tenant.into();
+        c.execute(r).await.expect("onboarding command succeeds");
     }
 }
