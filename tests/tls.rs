@@ -351,6 +351,63 @@ async fn the_cli_speaks_tls_with_the_given_ca_and_client_certificate() {
 }
 
 #[tokio::test]
+async fn the_cli_sends_its_token_on_every_call_over_tls() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "keyplan-tls-test-secret-0123456789abcdef").unwrap();
+    let mut args = pki.serve_args();
+    args.extend(["--auth-hs256-secret-file".into(), path(&secret)]);
+    let server = Server::start_tls(
+        &dir.path().join("data"),
+        &strs(&args),
+        Pki::client(&pki.ca, None),
+    )
+    .await;
+    let (ok, token, err) = keyplan(
+        &[
+            "token",
+            "mint",
+            "--secret-file",
+            &path(&secret),
+            "--sub",
+            "ops.bot",
+            "--role",
+            "admin",
+        ],
+        &[],
+    )
+    .await;
+    assert!(ok, "{err}");
+    let token = token.trim();
+    let https = format!("https://{}", server.address);
+    let ca = path(&pki.ca);
+    let status = ["projections", "status", "--server", &https, "--tls-ca", &ca];
+
+    // The node authenticates the call by the token the CLI sent, given as a flag or in the
+    // environment.
+    let mut with_flag = status.to_vec();
+    with_flag.extend(["--token", token]);
+    let (ok, out, err) = keyplan(&with_flag, &[]).await;
+    assert!(ok, "status with --token failed: {err}");
+    assert!(out.starts_with("role all, log head 0\n"), "{out}");
+    let (ok, out, err) = keyplan(&status, &[("KEYPLAN_TOKEN", token)]).await;
+    assert!(ok, "status with KEYPLAN_TOKEN failed: {err}");
+    assert!(out.starts_with("role all, log head 0\n"), "{out}");
+
+    // Without it (or with another), the node refuses; the token is never echoed.
+    let (ok, _, err) = keyplan(&status, &[]).await;
+    assert!(!ok, "served without a token");
+    assert!(err.to_lowercase().contains("token"), "{err}");
+    let forged = format!("{token}x");
+    let (ok, out, err) = keyplan(&status, &[("KEYPLAN_TOKEN", &forged)]).await;
+    assert!(!ok, "served with a forged token");
+    assert!(!out.contains(token) && !err.contains(token), "{out}{err}");
+
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn the_cli_never_prints_its_token_and_names_a_bad_file() {
     let pki = Pki::new();
     let secret = "eyJhbGciOiJIUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJlLXNlY3JldA";
