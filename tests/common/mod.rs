@@ -15,7 +15,7 @@ use keyplan_proto::pb::command_service_client::CommandServiceClient;
 use keyplan_proto::pb::event_store_service_client::EventStoreServiceClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
 /// A running `keyplan serve` process.
 pub struct Server {
@@ -60,11 +60,29 @@ impl Server {
         Server::launch_command(command, data_dir, extra, wait_for_read_models).await
     }
 
+    /// As [`Server::start_with`], for a node serving TLS (`extra` gives `--tls-cert` and
+    /// `--tls-key`): the server's channel is `https://` with `tls` (which must trust the
+    /// node's certificate, and present a client certificate if the node requires one).
+    pub async fn start_tls(data_dir: &Path, extra: &[&str], tls: ClientTlsConfig) -> Server {
+        let command = Command::new(env!("CARGO_BIN_EXE_keyplan"));
+        Server::launch_command_tls(command, data_dir, extra, true, Some(tls)).await
+    }
+
     async fn launch_command(
+        command: Command,
+        data_dir: &Path,
+        extra: &[&str],
+        wait_for_read_models: bool,
+    ) -> Server {
+        Server::launch_command_tls(command, data_dir, extra, wait_for_read_models, None).await
+    }
+
+    async fn launch_command_tls(
         mut command: Command,
         data_dir: &Path,
         extra: &[&str],
         wait_for_read_models: bool,
+        tls: Option<ClientTlsConfig>,
     ) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -113,11 +131,20 @@ impl Server {
         }
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        let channel = Channel::from_shared(format!("http://{address}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = match tls {
+            None => Channel::from_shared(format!("http://{address}"))
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+            Some(tls) => Channel::from_shared(format!("https://{address}"))
+                .unwrap()
+                .tls_config(tls)
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        };
         Server {
             child,
             address,

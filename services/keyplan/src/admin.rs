@@ -7,17 +7,15 @@ use keyplan_proto::pb;
 use keyplan_proto::pb::operations_service_client::OperationsServiceClient;
 use thiserror::Error;
 
+use crate::config::NodeArgs;
+use crate::tls::{ConnectError, NodeChannel};
+
 /// Why an operation on a node failed.
 #[derive(Debug, Error)]
 pub enum AdminError {
-    /// The node cannot be reached.
-    #[error("cannot reach {server}: {source}")]
-    Connect {
-        /// Address.
-        server: String,
-        /// Cause.
-        source: tonic::transport::Error,
-    },
+    /// The node cannot be reached (or the TLS options are unusable).
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     /// The node refused or failed the request.
     #[error("{0}")]
     Status(#[from] tonic::Status),
@@ -31,20 +29,16 @@ pub enum AdminError {
     },
 }
 
-async fn client(
-    server: &str,
-) -> Result<OperationsServiceClient<tonic::transport::Channel>, AdminError> {
-    OperationsServiceClient::connect(server.to_owned())
-        .await
-        .map_err(|source| AdminError::Connect {
-            server: server.to_owned(),
-            source,
-        })
+/// The node's operations client, over TLS and with the token as `node` says.
+async fn client(node: &NodeArgs) -> Result<OperationsServiceClient<NodeChannel>, AdminError> {
+    Ok(OperationsServiceClient::new(
+        crate::tls::connect(node).await?,
+    ))
 }
 
 /// Prints the node's projections and their positions.
-pub async fn status(server: &str) -> Result<String, AdminError> {
-    let status = client(server)
+pub async fn status(node: &NodeArgs) -> Result<String, AdminError> {
+    let status = client(node)
         .await?
         .get_status(pb::GetStatusRequest {})
         .await?
@@ -103,8 +97,8 @@ fn render_status(status: &pb::NodeStatus) -> String {
 }
 
 /// Rebuilds projections online, drawing one progress bar per projection.
-pub async fn rebuild(server: &str, names: Vec<String>) -> Result<(), AdminError> {
-    let mut progress = client(server)
+pub async fn rebuild(node: &NodeArgs, names: Vec<String>) -> Result<(), AdminError> {
+    let mut progress = client(node)
         .await?
         .rebuild_projections(pb::RebuildProjectionsRequest { names })
         .await?

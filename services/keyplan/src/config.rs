@@ -121,12 +121,43 @@ pub enum ProjectionsCommand {
     },
 }
 
-/// Which running node to talk to.
-#[derive(Debug, Clone, Args)]
+/// Which running node to talk to, and how (TLS, token).
+#[derive(Clone, Args)]
 pub struct NodeArgs {
-    /// The node's gRPC address.
+    /// The node's gRPC address (`https://...` speaks TLS, as does any address with `--tls-ca`).
     #[arg(long, env = "KEYPLAN_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+
+    /// Bearer token sent as `authorization: Bearer <token>` on every call (never printed).
+    #[arg(long, env = "KEYPLAN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// CA certificate (PEM) that the node's certificate must chain to; speaks TLS. Without
+    /// it, an `https://` address is checked against the system's trusted roots.
+    #[arg(long, env = "KEYPLAN_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Client certificate (PEM) to present, for a node that requires one (with
+    /// `--tls-client-key`).
+    #[arg(long, env = "KEYPLAN_TLS_CLIENT_CERT")]
+    pub tls_client_cert: Option<PathBuf>,
+
+    /// Private key (PEM) of `--tls-client-cert`.
+    #[arg(long, env = "KEYPLAN_TLS_CLIENT_KEY")]
+    pub tls_client_key: Option<PathBuf>,
+}
+
+/// Written by hand so that the token never reaches a log or an error message.
+impl std::fmt::Debug for NodeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeArgs")
+            .field("server", &self.server)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls_ca", &self.tls_ca)
+            .field("tls_client_cert", &self.tls_client_cert)
+            .field("tls_client_key", &self.tls_client_key)
+            .finish()
+    }
 }
 
 /// What a node does.
@@ -208,6 +239,64 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub nats: NatsArgs,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// TLS on the gRPC listener (rustls). Without `--tls-cert` the node speaks plain HTTP/2,
+/// which is for loopback only: tokens and events would cross the network in clear text.
+#[derive(Debug, Clone, Args)]
+pub struct TlsArgs {
+    /// Server certificate chain (PEM, leaf first): serve gRPC over TLS (with `--tls-key`).
+    #[arg(long, env = "KEYPLAN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Private key (PEM: PKCS#8, PKCS#1 or SEC1) of `--tls-cert`.
+    #[arg(long, env = "KEYPLAN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// CA certificate(s) (PEM) that client certificates must chain to: with it, every client
+    /// must present one (mutual TLS, e.g. for services), and the handshake fails otherwise.
+    #[arg(long, env = "KEYPLAN_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+/// Limits that keep one client from taking a shared node's memory, connections or handlers.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Largest gRPC message, in bytes, in either direction, on every service. A bigger
+    /// request is refused (OUT_OF_RANGE) before it is decoded, so it costs no more memory
+    /// than this; a bigger answer is not sent (the call ends OUT_OF_RANGE) rather than cut.
+    /// 4 MiB is gRPC's usual default, and what tonic and grpc-go clients accept by default:
+    /// a command batch or a page of 1000 typical events fits; a page of many large events
+    /// (plan texts take up to 20 000 characters) may not, and the client asks for fewer.
+    #[arg(long, env = "KEYPLAN_MAX_MESSAGE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Most concurrent calls (HTTP/2 streams) on one client connection; a client that opens
+    /// more waits until one ends. Bounds what one connection can hold open (each `Subscribe`
+    /// or `Watch` is one stream), while a client that needs more opens more connections.
+    #[arg(long, env = "KEYPLAN_MAX_CONCURRENT_STREAMS", default_value_t = 128)]
+    pub max_concurrent_streams: u32,
+
+    /// Longest time, in seconds, a call may take until its answer starts: a unary call that
+    /// has not answered by then ends CANCELLED ("Timeout expired"), and a client's shorter
+    /// `grpc-timeout` wins. Server streams (`Subscribe`, `Watch`, `WatchTimeline`,
+    /// `ExportAccount`, `RebuildProjections`) are not cut once they have started. 0 = no
+    /// limit.
+    #[arg(long, env = "KEYPLAN_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+}
+
+impl LimitArgs {
+    /// The request timeout, if any.
+    pub fn request_timeout(&self) -> Option<Duration> {
+        (self.request_timeout_secs > 0).then(|| Duration::from_secs(self.request_timeout_secs))
+    }
 }
 
 /// Authentication of gRPC calls (see README, "Security"). Without any key, authentication is

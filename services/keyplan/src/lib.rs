@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod limits;
 pub mod loading;
 pub mod operations;
 pub mod recover;
@@ -12,5 +13,6 @@ pub mod server;
 pub mod server_timing;
 pub mod shutdown;
 pub mod status_guard;
+pub mod tls;
 
 pub use server::{Node, NodeError};

@@ -42,11 +42,11 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Projections(ProjectionsCommand::Status(node)) => {
-            print!("{}", keyplan::admin::status(&node.server).await?);
+            print!("{}", keyplan::admin::status(&node).await?);
             Ok(())
         }
         Command::Projections(ProjectionsCommand::Rebuild { names, node }) => {
-            Ok(keyplan::admin::rebuild(&node.server, names).await?)
+            Ok(keyplan::admin::rebuild(&node, names).await?)
         }
         Command::Token(TokenCommand::Mint(args)) => {
             let token = keyplan_auth::mint::mint_hs256(&args.secret_file, &args.request())?;

@@ -43,7 +43,8 @@ use tonic::transport::Server;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
-use crate::config::{AckMode, Role, ServeArgs};
+use crate::config::{AckMode, LimitArgs, Role, ServeArgs};
+use crate::limits::MessageLimits;
 use crate::operations::OperationsApi;
 
 /// Health service name that follows the NATS connection.
@@ -104,6 +105,10 @@ pub struct Node {
     shutdown: Shutdown,
     /// Verifies every call's token; `None`: authentication is off.
     auth: Option<Verifier>,
+    /// The listener's TLS, if configured (checked at start).
+    tls: Option<tonic::transport::ServerTlsConfig>,
+    /// Message sizes, streams per connection, request timeout.
+    limits: LimitArgs,
 }
 
 /// A node's read models with their runners' handles and their database.
@@ -136,6 +141,9 @@ impl Node {
     /// from JetStream (projections).
     pub async fn start(args: &ServeArgs) -> Result<Node, NodeError> {
         let auth = authentication(args)?;
+        let tls =
+            crate::tls::server_config(&args.tls).map_err(|e| NodeError::Config(e.to_string()))?;
+        crate::limits::check(&args.limits).map_err(|e| NodeError::Config(e.into()))?;
         let nats_config = args
             .nats
             .to_config()
@@ -231,6 +239,8 @@ impl Node {
                     nats,
                     relay,
                     auth,
+                    tls,
+                    limits: args.limits.clone(),
                 }
             }
             Role::Projections => {
@@ -274,6 +284,8 @@ impl Node {
                     nats,
                     relay: None,
                     auth,
+                    tls,
+                    limits: args.limits.clone(),
                 }
             }
         };
@@ -349,19 +361,21 @@ impl Node {
             keyplan_proto::FILE_DESCRIPTOR_SET,
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ]);
-        let mut router = Server::builder()
+        let limits = &self.limits;
+        let builder = crate::limits::server(Server::builder(), limits);
+        let mut router = crate::tls::serve_with(builder, self.tls)?
             .layer(ServerTimingLayer)
             .layer(EndStreamsLayer::new(self.shutdown.clone(), streaming))
             .layer(StatusGuardLayer)
-            .layer(AuthLayer::new(self.auth.clone(), MAX_MESSAGE_BYTES))
-            .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(OperationsServiceServer::new(operations))
-            .add_service(AccountServiceServer::new(AccountApi::new(
-                self.accounts.clone(),
-            )));
-        let services = ReadModelServices::pending();
+            .layer(AuthLayer::new(self.auth.clone(), limits.max_message_bytes))
+            .add_service(health_service.limited(limits))
+            .add_service(reflection_v1.limited(limits))
+            .add_service(reflection_v1alpha.limited(limits))
+            .add_service(OperationsServiceServer::new(operations).limited(limits))
+            .add_service(
+                AccountServiceServer::new(AccountApi::new(self.accounts.clone())).limited(limits),
+            );
+        let services = ReadModelServices::pending(limits.clone());
         let loading = match self.read_models {
             ReadModelsState::None => {
                 let _ = projections.set(Vec::new());
@@ -400,11 +414,11 @@ impl Node {
                 .await;
             health.set_serving::<AuditServiceServer<AuditApi>>().await;
             router = router
-                .add_service(AuditServiceServer::new(AuditApi::new(store.clone())))
-                .add_service(CommandServiceServer::new(commands))
-                .add_service(EventStoreServiceServer::new(EventStoreApi::new(
-                    store.clone(),
-                )));
+                .add_service(AuditServiceServer::new(AuditApi::new(store.clone())).limited(limits))
+                .add_service(CommandServiceServer::new(commands).limited(limits))
+                .add_service(
+                    EventStoreServiceServer::new(EventStoreApi::new(store.clone())).limited(limits),
+                );
         }
         let serving =
             router.serve_with_incoming_shutdown(incoming(listener), self.shutdown.triggered());
@@ -492,9 +506,6 @@ impl Node {
         }
     }
 }
-
-/// Request messages the authentication layer reads, at most.
-const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// The token verifier the configuration asks for, or `None` (authentication off), which is
 /// allowed on a loopback address only unless `--insecure-no-auth` says otherwise, and said
@@ -757,14 +768,17 @@ struct ReadModelServices {
     compliance: WhenLoaded<ComplianceServiceServer<ComplianceApi>>,
     activity: WhenLoaded<ActivityServiceServer<ActivityApi>>,
     timeline: WhenLoaded<TimelineServiceServer<TimelineApi>>,
+    /// Applied to the services once they are built (when their models have loaded).
+    limits: LimitArgs,
 }
 
 impl ReadModelServices {
-    fn pending() -> Self {
+    fn pending(limits: LimitArgs) -> Self {
         Self {
             compliance: WhenLoaded::pending("the compliance read model"),
             activity: WhenLoaded::pending("the activity read model"),
             timeline: WhenLoaded::pending("the timeline read model"),
+            limits,
         }
     }
 
@@ -781,22 +795,28 @@ impl ReadModelServices {
     fn loaded(&self, models: &ReadModels) {
         let shares: Arc<dyn ComplianceSource> =
             Arc::new(ComplianceShares(models.compliance.0.clone()));
-        self.compliance
-            .loaded(ComplianceServiceServer::new(ComplianceApi::new(
+        self.compliance.loaded(
+            ComplianceServiceServer::new(ComplianceApi::new(
                 models.compliance.0.clone(),
                 models.compliance.1.clone(),
-            )));
-        self.activity
-            .loaded(ActivityServiceServer::new(ActivityApi::new(
+            ))
+            .limited(&self.limits),
+        );
+        self.activity.loaded(
+            ActivityServiceServer::new(ActivityApi::new(
                 models.activity.0.clone(),
                 models.activity.1.clone(),
                 Some(shares),
-            )));
-        self.timeline
-            .loaded(TimelineServiceServer::new(TimelineApi::new(
+            ))
+            .limited(&self.limits),
+        );
+        self.timeline.loaded(
+            TimelineServiceServer::new(TimelineApi::new(
                 models.timeline.0.clone(),
                 models.timeline.1.clone(),
-            )));
+            ))
+            .limited(&self.limits),
+        );
     }
 
     fn failed(&self, reason: &str) {
