@@ -18,7 +18,6 @@ use tokio::sync::mpsc;
 use common::fixtures::*;
 use common::nats::NatsServer;
 use common::{status, wait_projected, Server};
-use keyplan_proto::pb;
 
 const INGEST: (&str, &str) = ("keyplan-ingest", "ingest-secret");
 const PROJECTIONS: (&str, &str) = ("keyplan-projections", "projections-secret");

@@ -241,26 +241,6 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn configs_parse_from_clients_x_events() {
-        let config = parse_config("64x16").expect("valid");
-        assert_eq!((config.clients, config.events_per_request), (64, 16));
-        assert!(parse_config("0x1").is_err());
-        assert!(parse_config("1x101").is_err());
-        assert!(parse_config("sixteen").is_err());
-    }
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
-}
-
 /// Makes a secret for the run, has the servers verify tokens with it and every call send one
 /// (for the workload's tenant and actor, with the roles the scenarios need).
 fn enable_auth(server_args: &mut Vec<String>) -> Result<tempfile::TempDir> {
@@ -291,4 +271,24 @@ fn enable_auth(server_args: &mut Vec<String>) -> Result<tempfile::TempDir> {
     server_args.push("--auth-hs256-secret-file".into());
     server_args.push(secret.display().to_string());
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configs_parse_from_clients_x_events() {
+        let config = parse_config("64x16").expect("valid");
+        assert_eq!((config.clients, config.events_per_request), (64, 16));
+        assert!(parse_config("0x1").is_err());
+        assert!(parse_config("1x101").is_err());
+        assert!(parse_config("sixteen").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }
