@@ -176,8 +176,6 @@ pub(crate) struct Described {
 /// Longest quoted excerpt of free text (section text, interaction summary) in a summary.
 const EXCERPT_CHARS: usize = 120;
 
-const MICROS_PER_DAY: i64 = 86_400_000_000;
-
 impl Directory {
     /// The item under `key`, for persisting it.
     pub fn item(&self, key: &DirKey) -> Option<DirItem> {
@@ -1118,10 +1116,15 @@ impl Directory {
         }
         if let AccountEvent::InteractionLogged(_) = &event.event {
             // Late logging is worth seeing: the entry sits at its business time, but was
-            // recorded days later.
-            let late_days = (event.recorded_at.0 - d.occurred_at.0) / MICROS_PER_DAY;
+            // recorded days later. Days between are the difference of the two UTC dates, as
+            // everywhere in Keyplan (README, "Time"), not a count of 24-hour periods.
+            let late_days = (event.recorded_at.date() - d.occurred_at.date()).num_days();
             if late_days >= 1 {
-                let _ = write!(text, "; logged {} later", days(late_days as u32));
+                let _ = write!(
+                    text,
+                    "; logged {} later",
+                    days(u32::try_from(late_days).unwrap_or(u32::MAX))
+                );
             }
             let logged_by_participant = PersonId::parse(event.actor.as_str())
                 .is_ok_and(|actor| d.participants.contains(&actor));

@@ -1067,3 +1067,50 @@ fn every_event_type_reads_as_a_sentence() {
         vec![84, 92, 85, 86, 87, 88, 89, 90, 91, 93, 94, 95, 96]
     );
 }
+
+#[test]
+fn logged_days_later_is_the_difference_of_the_dates() {
+    let p = globex_timeline();
+    let minutes = |t: Timestamp, m: i64| Timestamp(t.0 + m * 60_000_000);
+    // Happened 2025-11-25 11:35, recorded 2025-11-30 04:48: 4 days and 17 hours, but the
+    // dates differ by 5 (README, "Time").
+    p.apply(&cto_call(
+        85,
+        "i-late",
+        minutes(at(2025, 11, 25, 11), 35),
+        minutes(at(2025, 11, 30, 4), 48),
+    ));
+    // Happened 23:50, recorded 00:10 the next day: 20 minutes, one date later.
+    p.apply(&cto_call(
+        86,
+        "i-midnight",
+        minutes(at(2025, 12, 1, 23), 50),
+        minutes(at(2025, 12, 2, 0), 10),
+    ));
+    // Happened and recorded the same day, 23 hours apart: not late.
+    p.apply(&cto_call(
+        87,
+        "i-same-day",
+        at(2025, 12, 3, 0),
+        at(2025, 12, 3, 23),
+    ));
+    let entries = p_list(&p, &all(Scope::Account)).into_iter();
+    let summary = |position: u64| {
+        entries
+            .clone()
+            .find(|e| e.position == position)
+            .map(|e| e.summary)
+            .unwrap()
+    };
+    assert!(
+        summary(85).ends_with("logged 5 days later"),
+        "{}",
+        summary(85)
+    );
+    assert!(
+        summary(86).ends_with("logged 1 day later"),
+        "{}",
+        summary(86)
+    );
+    assert!(!summary(87).contains("logged"), "{}", summary(87));
+}
