@@ -617,3 +617,65 @@ async fn without_auth_a_node_serves_loopback_only_unless_told_otherwise() {
     .unwrap();
     assert!(server.log().contains("AUTHENTICATION IS OFF"));
 }
+
+#[tokio::test]
+async fn a_stream_ends_when_its_token_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path()).await;
+    // Expired 27 s ago: still valid within the 30 s leeway, for about 3 s more.
+    let mut short = claims("dana.kim", Some(TENANT), &["rep"]);
+    short.exp = now() - 27;
+    let short = hs256(&short);
+    let long = token("dana.kim", &["rep"]);
+    let subscribe = |token: String| {
+        let channel = server.channel();
+        async move {
+            let mut grpc = tonic::client::Grpc::new(channel);
+            grpc.ready().await.unwrap();
+            let mut request = tonic::Request::new(pb::SubscribeRequest::default().encode_to_vec());
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            grpc.server_streaming(
+                request,
+                "/keyplan.v1.EventStoreService/Subscribe".parse().unwrap(),
+                common::raw::RawCodec,
+            )
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let mut expiring = subscribe(short).await;
+    let mut lasting = subscribe(long).await;
+    let started = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match expiring.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without a status"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends once its token expires");
+    assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
+    assert!(ended.message().contains("expired"), "{ended:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // A stream opened with a valid token goes on, and delivers what is written now.
+    rpc(
+        &server,
+        "/keyplan.v1.CommandService/Execute",
+        Some(&token("dana.kim", &["rep"])),
+        request("acme-account", register("Acme")).encode_to_vec(),
+    )
+    .await
+    .unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(5), lasting.message())
+        .await
+        .expect("the lasting stream delivers")
+        .unwrap()
+        .expect("an event");
+    assert!(!event.is_empty());
+}

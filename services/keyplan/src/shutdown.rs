@@ -7,6 +7,11 @@
 //! the relay, the projection runners and [`EndStreamsLayer`], which ends every open server
 //! stream with `UNAVAILABLE` and a message that says how to resume, so clients reconnect
 //! (to this node once restarted, or to another) instead of seeing a reset connection.
+//!
+//! The same layer ends a stream when the token it was opened with expires (the authentication
+//! layer puts the instant, `keyplan_auth::CredentialsExpire`, in the response), with
+//! `UNAUTHENTICATED` and how to resume: a token checked once at the start of a stream must not
+//! keep it open for ever.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -17,6 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Frame;
+use keyplan_auth::CredentialsExpire;
 use prost::Message as _;
 use tokio::sync::watch;
 use tonic::body::Body;
@@ -26,6 +32,10 @@ use tower::{Layer, Service};
 /// Longest a shutdown may take from its signal to the exit: past this the node exits anyway
 /// (logged), so a stuck part cannot keep it from being restarted.
 pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(10);
+
+/// What an open server stream's client reads when the token it was opened with expires.
+pub const TOKEN_EXPIRED: &str = "the token this stream was opened with has expired; reconnect \
+     with a fresh token and resume from the position after the last one you received";
 
 /// What an open server stream's client reads when the node shuts down.
 pub const SHUTTING_DOWN: &str = "the server is shutting down; reconnect (to this node once it \
@@ -160,10 +170,17 @@ where
         let shutdown = self.layer.shutdown.clone();
         Box::pin(async move {
             let response = response.await?;
+            // Set by the authentication layer: the stream ends when the token that opened it
+            // expires.
+            let expiry = response
+                .extensions()
+                .get::<CredentialsExpire>()
+                .map(|expire| Box::pin(tokio::time::sleep_until(expire.0.into())));
             Ok(response.map(|body| {
                 Body::new(EndOnShutdown {
                     inner: body,
                     shutdown: Box::pin(shutdown.triggered()),
+                    expiry,
                     shutting_down: false,
                     flushed: 0,
                     ended: false,
@@ -177,10 +194,13 @@ where
 /// e.g. health's NOT_SERVING, sent just before the signal, reaches a health watcher.
 const FLUSH_AFTER_SHUTDOWN: usize = 16;
 
-/// A streaming response body that ends with `UNAVAILABLE` trailers on shutdown.
+/// A streaming response body that ends with `UNAVAILABLE` trailers on shutdown, or with
+/// `UNAUTHENTICATED` when the caller's token expires.
 struct EndOnShutdown {
     inner: Body,
     shutdown: BoxFuture<()>,
+    /// When the token the stream was opened with expires (no token: never).
+    expiry: Option<Pin<Box<tokio::time::Sleep>>>,
     shutting_down: bool,
     /// Frames delivered since the shutdown signal.
     flushed: usize,
@@ -199,6 +219,15 @@ impl http_body::Body for EndOnShutdown {
         if this.ended {
             return Poll::Ready(None);
         }
+        if let Some(expiry) = &mut this.expiry {
+            if expiry.as_mut().poll(cx).is_ready() {
+                this.ended = true;
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers(
+                    Status::unauthenticated(TOKEN_EXPIRED),
+                    "16",
+                )))));
+            }
+        }
         if !this.shutting_down && this.shutdown.as_mut().poll(cx).is_ready() {
             this.shutting_down = true;
         }
@@ -213,13 +242,10 @@ impl http_body::Body for EndOnShutdown {
                 }
             }
             this.ended = true;
-            let mut trailers = http::HeaderMap::new();
-            let status = Status::unavailable(SHUTTING_DOWN);
-            if status.add_header(&mut trailers).is_err() {
-                // The message is a constant and encodes; keep the code at least.
-                trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
-            }
-            return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers(
+                Status::unavailable(SHUTTING_DOWN),
+                "14",
+            )))));
         }
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(None) = frame {
@@ -235,6 +261,16 @@ impl http_body::Body for EndOnShutdown {
     fn size_hint(&self) -> http_body::SizeHint {
         http_body::SizeHint::default()
     }
+}
+
+/// The trailers that end a stream with `status` (whose code is `code`, kept even if the
+/// message would not encode; the messages here are constants that do).
+fn trailers(status: Status, code: &'static str) -> http::HeaderMap {
+    let mut trailers = http::HeaderMap::new();
+    if status.add_header(&mut trailers).is_err() {
+        trailers.insert("grpc-status", http::HeaderValue::from_static(code));
+    }
+    trailers
 }
 
 #[cfg(test)]
@@ -266,6 +302,7 @@ mod tests {
         let mut body = EndOnShutdown {
             inner: Body::new(Endless),
             shutdown: Box::pin(shutdown.triggered()),
+            expiry: None,
             shutting_down: false,
             flushed: 0,
             ended: false,

@@ -166,6 +166,8 @@ pub struct Caller {
     pub tenant: Option<String>,
     /// The Keyplan roles it grants.
     pub roles: Roles,
+    /// The token's `exp` (seconds since the Unix epoch).
+    pub expires_at: u64,
 }
 
 impl Caller {
@@ -179,6 +181,7 @@ impl Caller {
                 .iter()
                 .filter_map(|name| Role::from_name(name))
                 .collect(),
+            expires_at: claims.exp,
         }
     }
 

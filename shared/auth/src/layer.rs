@@ -11,6 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes};
 use http_body_util::{BodyExt, Full, Limited};
@@ -20,7 +21,7 @@ use tower::{Layer, Service};
 
 use crate::claims::Caller;
 use crate::policy::{self, frame};
-use crate::verify::Verifier;
+use crate::verify::{Verifier, CLOCK_LEEWAY};
 
 /// Adds [`Auth`] to every route. With no verifier, calls pass untouched (authentication off:
 /// the embedded default on loopback).
@@ -87,20 +88,48 @@ where
         let limit = self.max_message_bytes;
         Box::pin(async move {
             match admit(&verifier, request, limit).await {
-                Ok(request) => inner.call(request).await,
+                Ok((request, expiry)) => {
+                    let mut response = inner.call(request).await?;
+                    response.extensions_mut().insert(expiry);
+                    Ok(response)
+                }
                 Err(status) => Ok(status.into_http()),
             }
         })
     }
 }
 
-/// Verifies the caller, applies the policy and returns the request to serve, or the status
-/// that refuses it (logged with who, which tenant, which RPC and why; never the token).
+/// When the credentials a call was admitted with stop being valid (the token's `exp` plus the
+/// clock leeway). [`Auth`] puts it in the extensions of every response it lets through, so
+/// that the layer that ends long-lived server streams can end them then: a stream must not
+/// outlive the token that opened it (an expired token must not keep receiving events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CredentialsExpire(pub Instant);
+
+impl CredentialsExpire {
+    /// When `caller`'s token stops being valid, as an instant of this process's clock.
+    fn of(caller: &Caller) -> Self {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let left = caller
+            .expires_at
+            .saturating_add(CLOCK_LEEWAY.as_secs())
+            .saturating_sub(now);
+        // Far-future expiries are capped (an `Instant` cannot hold any u64 of seconds).
+        let left = Duration::from_secs(left.min(10 * 365 * 24 * 3600));
+        CredentialsExpire(Instant::now() + left)
+    }
+}
+
+/// Verifies the caller, applies the policy and returns the request to serve with when its
+/// credentials expire, or the status that refuses it (logged with who, which tenant, which RPC
+/// and why; never the token).
 async fn admit(
     verifier: &Verifier,
     request: http::Request<Body>,
     limit: usize,
-) -> Result<http::Request<Body>, Status> {
+) -> Result<(http::Request<Body>, CredentialsExpire), Status> {
     let rpc = request.uri().path().to_owned();
     let caller = verifier
         .verify_header(
@@ -139,10 +168,11 @@ async fn admit(
         Ok(Some(rewritten)) => rewritten,
         Err(refusal) => return Err(refused(refusal.to_status())),
     };
+    let expiry = CredentialsExpire::of(&caller);
     parts.extensions.insert::<Caller>(caller);
-    Ok(http::Request::from_parts(
-        parts,
-        Body::new(Full::new(frame(&message))),
+    Ok((
+        http::Request::from_parts(parts, Body::new(Full::new(frame(&message)))),
+        expiry,
     ))
 }
 

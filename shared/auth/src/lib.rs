@@ -14,5 +14,5 @@ pub mod scope;
 pub mod verify;
 
 pub use claims::{Caller, Claims, Role, Roles};
-pub use layer::AuthLayer;
+pub use layer::{AuthLayer, CredentialsExpire};
 pub use verify::{AuthError, KeyError, Verifier};

@@ -416,6 +416,7 @@ mod tests {
             subject: "dana.kim".into(),
             tenant: tenant.map(str::to_owned),
             roles: Roles::of(roles),
+            expires_at: u64::MAX,
         }
     }
 
