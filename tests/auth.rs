@@ -679,3 +679,92 @@ async fn a_stream_ends_when_its_token_expires() {
         .expect("an event");
     assert!(!event.is_empty());
 }
+
+#[tokio::test]
+async fn keys_rotate_on_sighup_and_a_bad_file_keeps_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    // The identity provider's JWKS holds only the EC key at first.
+    let full: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(keys().join("jwks.json")).unwrap()).unwrap();
+    let only = |kid: &str| {
+        let keys: Vec<_> = full["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["kid"] == kid)
+            .cloned()
+            .collect();
+        serde_json::json!({ "keys": keys }).to_string()
+    };
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, only("ec-1")).unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--auth-jwks-file", jwks.to_str().unwrap()],
+    )
+    .await;
+    let signed = |pem: &str, algorithm: Algorithm, kid: &str| {
+        let pem = std::fs::read(keys().join(pem)).unwrap();
+        let key = match algorithm {
+            Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+            _ => EncodingKey::from_ec_pem(&pem),
+        }
+        .unwrap();
+        let mut header = Header::new(algorithm);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims("dana.kim", Some(TENANT), &["rep"]), &key).unwrap()
+    };
+    let rsa = signed("rsa.pem", Algorithm::RS256, "rsa-1");
+    let ec = signed("ec.pem", Algorithm::ES256, "ec-1");
+    let list = |token: String| {
+        let channel = server.channel();
+        async move {
+            call(
+                channel,
+                "/keyplan.v1.AccountService/ListAccounts",
+                Some(&token),
+                pb::ListAccountsRequest::default().encode_to_vec(),
+                QUIET,
+            )
+            .await
+            .map(drop)
+        }
+    };
+    assert_eq!(
+        list(rsa.clone()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    list(ec.clone()).await.unwrap();
+
+    // The provider rotates: the RSA key replaces the EC key. SIGHUP reloads.
+    std::fs::write(&jwks, only("rsa-1")).unwrap();
+    server.signal("HUP");
+    let mut accepted = false;
+    for _ in 0..50 {
+        if list(rsa.clone()).await.is_ok() {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "the new key is in force after SIGHUP");
+    assert_eq!(
+        list(ec.clone()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+
+    // A half-written file: the keys in force stay.
+    std::fs::write(&jwks, "{\"keys\": [").unwrap();
+    server.signal("HUP");
+    let mut logged = false;
+    for _ in 0..50 {
+        if server.log().contains("keeping the previous keys") {
+            logged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(logged, "{}", server.log());
+    list(rsa).await.unwrap();
+    server.stop().await;
+}

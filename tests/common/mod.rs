@@ -185,9 +185,14 @@ impl Server {
 
     /// Sends SIGTERM without waiting.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (e.g. `HUP`) without waiting.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().unwrap();
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([&format!("-{name}"), &pid.to_string()])
             .status()
             .unwrap();
         assert!(status.success());

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod identity;
 pub mod limits;
 pub mod loading;
 pub mod operations;

@@ -9,7 +9,9 @@ use keyplan_account_service::projection::AccountStateProjection;
 use keyplan_account_service::{AccountApi, AccountSource};
 use keyplan_activity_service::{ActivityApi, ActivityProjection, ComplianceSource};
 use keyplan_audit_service::AuditApi;
-use keyplan_auth::{AuthLayer, Verifier};
+use keyplan_auth::AuthLayer;
+
+use crate::identity::Identity;
 use keyplan_command_service::CommandApi;
 use keyplan_compliance_service::{ComplianceApi, ComplianceProjection};
 use keyplan_event_store_service::EventStoreApi;
@@ -103,8 +105,8 @@ pub struct Node {
     read_models_ready: watch::Sender<bool>,
     /// Reaches the relay, the projection runners and the open server streams.
     shutdown: Shutdown,
-    /// Verifies every call's token; `None`: authentication is off.
-    auth: Option<Verifier>,
+    /// Who may call; `None`: authentication is off.
+    auth: Option<Identity>,
     /// The listener's TLS, if configured (checked at start).
     tls: Option<tonic::transport::ServerTlsConfig>,
     /// Message sizes, streams per connection, request timeout.
@@ -140,7 +142,7 @@ impl Node {
     /// Opens what the role needs: the log and the relay (all, ingest), the projections fed
     /// from JetStream (projections).
     pub async fn start(args: &ServeArgs) -> Result<Node, NodeError> {
-        let auth = authentication(args)?;
+        let auth = Identity::from_config(args).map_err(NodeError::Config)?;
         let tls =
             crate::tls::server_config(&args.tls).map_err(|e| NodeError::Config(e.to_string()))?;
         crate::limits::check(&args.limits).map_err(|e| NodeError::Config(e.into()))?;
@@ -336,6 +338,9 @@ impl Node {
         if let Some(relay) = &self.relay {
             follow_relay(health.clone(), relay.watch());
         }
+        if let Some(identity) = &self.auth {
+            identity.reload_on_hangup(self.shutdown.clone());
+        }
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(keyplan_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -367,7 +372,10 @@ impl Node {
             .layer(ServerTimingLayer)
             .layer(EndStreamsLayer::new(self.shutdown.clone(), streaming))
             .layer(StatusGuardLayer)
-            .layer(AuthLayer::new(self.auth.clone(), limits.max_message_bytes))
+            .layer(AuthLayer::new(
+                self.auth.as_ref().map(Identity::verifier),
+                limits.max_message_bytes,
+            ))
             .add_service(health_service.limited(limits))
             .add_service(reflection_v1.limited(limits))
             .add_service(reflection_v1alpha.limited(limits))
@@ -505,34 +513,6 @@ impl Node {
             }
         }
     }
-}
-
-/// The token verifier the configuration asks for, or `None` (authentication off), which is
-/// allowed on a loopback address only unless `--insecure-no-auth` says otherwise, and said
-/// loudly at start.
-fn authentication(args: &ServeArgs) -> Result<Option<Verifier>, NodeError> {
-    let verifier = args
-        .auth
-        .verifier()
-        .map_err(|e| NodeError::Config(format!("authentication: {e}")))?;
-    if verifier.is_none() {
-        if !args.listen.ip().is_loopback() && !args.auth.insecure_no_auth {
-            return Err(NodeError::Config(format!(
-                "refusing to serve {} without authentication: anyone who can reach it could \
-                 read and write every tenant's data. Give --auth-hs256-secret-file or \
-                 --auth-jwks-file (see README, \"Security\"), listen on a loopback address, or \
-                 pass --insecure-no-auth",
-                args.listen
-            )));
-        }
-        tracing::warn!(
-            listen = %args.listen,
-            "AUTHENTICATION IS OFF: every caller can read and write every tenant's data and \
-             name any actor. Configure --auth-hs256-secret-file or --auth-jwks-file for \
-             anything but local development"
-        );
-    }
-    Ok(verifier)
 }
 
 /// Completes on the shutdown signal (`None`) or once the log can no longer be written (why).

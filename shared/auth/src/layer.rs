@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,22 +20,22 @@ use tower::{Layer, Service};
 
 use crate::claims::Caller;
 use crate::policy::{self, frame};
-use crate::verify::{Verifier, CLOCK_LEEWAY};
+use crate::verify::{SharedVerifier, Verifier, CLOCK_LEEWAY};
 
 /// Adds [`Auth`] to every route. With no verifier, calls pass untouched (authentication off:
 /// the embedded default on loopback).
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    verifier: Option<Arc<Verifier>>,
+    verifier: Option<SharedVerifier>,
     max_message_bytes: usize,
 }
 
 impl AuthLayer {
-    /// Verifies every call's token with `verifier` (none: authentication off), reading request
+    /// Verifies every call's token with the verifier in force (none: authentication off), reading request
     /// messages of at most `max_message_bytes`.
-    pub fn new(verifier: Option<Verifier>, max_message_bytes: usize) -> Self {
+    pub fn new(verifier: Option<SharedVerifier>, max_message_bytes: usize) -> Self {
         Self {
-            verifier: verifier.map(Arc::new),
+            verifier,
             max_message_bytes,
         }
     }
@@ -58,7 +57,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct Auth<S> {
     inner: S,
-    verifier: Option<Arc<Verifier>>,
+    verifier: Option<SharedVerifier>,
     max_message_bytes: usize,
 }
 
@@ -76,7 +75,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let Some(verifier) = self.verifier.clone() else {
+        let Some(verifier) = self.verifier.as_ref().map(SharedVerifier::current) else {
             return Box::pin(self.inner.call(request));
         };
         if policy::is_open(request.uri().path()) {

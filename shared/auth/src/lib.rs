@@ -15,4 +15,4 @@ pub mod verify;
 
 pub use claims::{Caller, Claims, Role, Roles};
 pub use layer::{AuthLayer, CredentialsExpire};
-pub use verify::{AuthError, KeyError, Verifier};
+pub use verify::{AuthError, KeyError, SharedVerifier, Verifier};

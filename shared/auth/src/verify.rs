@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
@@ -355,4 +356,34 @@ pub fn read_secret(path: &Path) -> Result<Vec<u8>, KeyError> {
         });
     }
     Ok(secret.to_vec())
+}
+
+/// The node's current [`Verifier`], replaceable while the node serves: keys rotate (an
+/// identity provider publishes a new JWKS) without a restart. Cheap to clone; every clone sees
+/// the same verifier.
+#[derive(Debug, Clone)]
+pub struct SharedVerifier(Arc<RwLock<Arc<Verifier>>>);
+
+impl SharedVerifier {
+    /// Starts with `verifier`.
+    pub fn new(verifier: Verifier) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(verifier))))
+    }
+
+    /// The verifier in force now (calls already admitted keep the one they were checked with).
+    pub fn current(&self) -> Arc<Verifier> {
+        match self.0.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Puts `verifier` in force for every call from now on.
+    pub fn replace(&self, verifier: Verifier) {
+        let mut current = match self.0.write() {
+            Ok(current) => current,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *current = Arc::new(verifier);
+    }
 }
