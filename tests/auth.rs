@@ -622,9 +622,10 @@ async fn without_auth_a_node_serves_loopback_only_unless_told_otherwise() {
 async fn a_stream_ends_when_its_token_expires() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
-    // Expired 27 s ago: still valid within the 30 s leeway, for about 3 s more.
+    // Expired 24 s ago: still valid within the 30 s leeway, for about 6 s more (time enough
+    // to open the streams on a loaded machine).
     let mut short = claims("dana.kim", Some(TENANT), &["rep"]);
-    short.exp = now() - 27;
+    short.exp = now() - 24;
     let short = hs256(&short);
     let long = token("dana.kim", &["rep"]);
     let subscribe = |token: String| {
@@ -649,7 +650,7 @@ async fn a_stream_ends_when_its_token_expires() {
     let mut expiring = subscribe(short).await;
     let mut lasting = subscribe(long).await;
     let started = std::time::Instant::now();
-    let ended = tokio::time::timeout(Duration::from_secs(15), async {
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             match expiring.message().await {
                 Ok(Some(_)) => continue,
@@ -662,7 +663,7 @@ async fn a_stream_ends_when_its_token_expires() {
     .expect("the stream ends once its token expires");
     assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
     assert!(ended.message().contains("expired"), "{ended:?}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(started.elapsed() < Duration::from_secs(25));
     // A stream opened with a valid token goes on, and delivers what is written now.
     rpc(
         &server,
