@@ -714,7 +714,7 @@ async fn the_request_timeout_ends_slow_unary_calls_but_not_streams() {
     let took = started.elapsed();
     assert_eq!(cut.code(), Code::Cancelled, "{cut:?}");
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(4),
         "took {took:?}"
     );
     // A quick unary call is not affected.
