@@ -18,10 +18,12 @@
 //! interaction): a busy account costs one small value per flush, not its whole history. The
 //! derived indexes are not stored: [`Projection::load`] recomputes them from the facts.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use keyplan_projection::runner::RESERVED_PREFIX;
+pub(crate) use keyplan_projection::shared_state::{read, write};
+use keyplan_projection::DirtyAccounts;
 use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
 
 use crate::model::{AccountActivity, Facts, InteractionFacts, CHUNK};
@@ -42,25 +44,13 @@ pub(crate) type Shared = Arc<RwLock<AccountActivity>>;
 struct Inner {
     accounts: RwLock<BTreeMap<Key, Shared>>,
     /// Accounts changed since the last flush (so a flush never scans every account).
-    dirty: Mutex<BTreeSet<Key>>,
+    dirty: DirtyAccounts,
 }
 
 /// Historical activity of every account; cheap to clone (shared), `Default` is empty.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityProjection {
     inner: Arc<Inner>,
-}
-
-/// Reads through a poisoned lock: a panic elsewhere must not take the read model down, and
-/// every mutation here leaves the state consistent before it can panic.
-pub(crate) fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Writes through a poisoned lock (see [`read`]).
-pub(crate) fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn corrupt(reason: String) -> ProjectionError {
@@ -182,11 +172,7 @@ impl Projection for ActivityProjection {
             accounts.insert(key, Arc::new(RwLock::new(account)));
         }
         *write(&self.inner.accounts) = accounts;
-        self.inner
-            .dirty
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+        self.inner.dirty.clear();
         Ok(())
     }
 
@@ -207,22 +193,12 @@ impl Projection for ActivityProjection {
         };
         let changed = write(&shared).apply(event);
         if changed || created {
-            self.inner
-                .dirty
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .insert((event.tenant.clone(), event.account.clone()));
+            self.inner.dirty.mark(&event.tenant, &event.account);
         }
     }
 
     fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
-        let dirty = std::mem::take(
-            &mut *self
-                .inner
-                .dirty
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        let dirty = self.inner.dirty.take();
         let accounts = read(&self.inner.accounts);
         for key in dirty {
             let Some(shared) = accounts.get(&key) else {
@@ -245,19 +221,8 @@ impl Projection for ActivityProjection {
 
     fn adopt(&self, rebuilt: Self) -> bool {
         let accounts = std::mem::take(&mut *write(&rebuilt.inner.accounts));
-        let dirty = std::mem::take(
-            &mut *rebuilt
-                .inner
-                .dirty
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
         *write(&self.inner.accounts) = accounts;
-        *self
-            .inner
-            .dirty
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = dirty;
+        self.inner.dirty.adopt(&rebuilt.inner.dirty);
         true
     }
 }

@@ -12,11 +12,12 @@
 //! at most one partial chunk plus its new facts per flush, never its whole history. Loading
 //! replays the chunks in order.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
 
 use keyplan_domain::values::Timestamp;
 use keyplan_projection::runner::RESERVED_PREFIX;
+use keyplan_projection::shared_state::{read, write, DirtyAccounts};
 use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
 
 use crate::error::QueryError;
@@ -67,16 +68,7 @@ struct Inner {
 #[derive(Debug, Clone, Default)]
 pub struct ComplianceProjection {
     inner: Arc<RwLock<Inner>>,
-    dirty: Arc<Mutex<HashSet<Key>>>,
-}
-
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    dirty: Arc<DirtyAccounts>,
 }
 
 fn chunk_key(tenant: &str, account: &str, index: u32) -> Vec<u8> {
@@ -359,7 +351,7 @@ impl Projection for ComplianceProjection {
             accounts.insert(key, Arc::new(RwLock::new(entry)));
         }
         write(&self.inner).accounts = accounts;
-        self.dirty.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.dirty.clear();
         Ok(())
     }
 
@@ -376,17 +368,13 @@ impl Projection for ComplianceProjection {
         let mut entry = write(&entry);
         entry.history.apply(&fact);
         if entry.pending.is_empty() {
-            self.dirty
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key);
+            self.dirty.mark(&event.tenant, &event.account);
         }
         entry.pending.push(fact);
     }
 
     fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
-        let dirty = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
-        for key in dirty {
+        for key in self.dirty.take() {
             let Some(entry) = self.entry(&key.0, &key.1) else {
                 continue;
             };
@@ -418,9 +406,8 @@ impl Projection for ComplianceProjection {
 
     fn adopt(&self, rebuilt: Self) -> bool {
         let accounts = std::mem::take(&mut write(&rebuilt.inner).accounts);
-        let dirty = std::mem::take(&mut *rebuilt.dirty.lock().unwrap_or_else(|p| p.into_inner()));
         write(&self.inner).accounts = accounts;
-        *self.dirty.lock().unwrap_or_else(|p| p.into_inner()) = dirty;
+        self.dirty.adopt(&rebuilt.dirty);
         true
     }
 }

@@ -35,14 +35,15 @@
 //! Indexes and `corrected_by` are rebuilt from the entries at load. Ids never contain '/', so
 //! the keys are unambiguous; none starts with byte 0 (the runner's checkpoint).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
 
 use keyplan_domain::ids::*;
 use keyplan_domain::values::Timestamp;
 use keyplan_domain::AccountEvent;
 use keyplan_projection::runner::RESERVED_PREFIX;
+use keyplan_projection::shared_state::{read, write, DirtyAccounts};
 use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -299,7 +300,7 @@ struct Inner {
     /// tenant -> account -> timeline (nested so lookups need no allocation).
     accounts: RwLock<HashMap<String, HashMap<String, Shared>>>,
     /// Accounts changed since the last flush.
-    dirty: Mutex<HashSet<(String, String)>>,
+    dirty: DirtyAccounts,
     /// The tree this instance was loaded from and flushes to (the runner applies each flush
     /// before it applies the next event): where flushed interaction details are read back.
     /// `None` until `load`, and then nothing is evicted.
@@ -322,15 +323,6 @@ impl std::fmt::Debug for TimelineProjection {
             .field("accounts", &accounts)
             .finish_non_exhaustive()
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn corrupt(reason: impl Into<String>) -> ProjectionError {
@@ -757,11 +749,7 @@ impl Projection for TimelineProjection {
         }
         *write(&self.inner.accounts) = accounts;
         *write(&self.inner.tree) = Some(tree.clone());
-        self.inner
-            .dirty
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clear();
+        self.inner.dirty.clear();
         Ok(())
     }
 
@@ -825,11 +813,7 @@ impl Projection for TimelineProjection {
                 }
             }
         }
-        self.inner
-            .dirty
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert((event.tenant.clone(), event.account.clone()));
+        self.inner.dirty.mark(&event.tenant, &event.account);
     }
 
     /// Takes over a rebuilt instance's timelines, so every service clone sees them at once.
@@ -837,33 +821,16 @@ impl Projection for TimelineProjection {
     /// ones and catch up from the last position they sent: nothing missed, nothing repeated.
     fn adopt(&self, rebuilt: Self) -> bool {
         let accounts = std::mem::take(&mut *write(&rebuilt.inner.accounts));
-        let dirty = std::mem::take(
-            &mut *rebuilt
-                .inner
-                .dirty
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
         let tree = write(&rebuilt.inner.tree).take();
         let old = std::mem::replace(&mut *write(&self.inner.accounts), accounts);
         *write(&self.inner.tree) = tree;
-        *self
-            .inner
-            .dirty
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = dirty;
+        self.inner.dirty.adopt(&rebuilt.inner.dirty);
         drop(old); // closes the old live channels (outside the lock)
         true
     }
 
     fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
-        let dirty: Vec<(String, String)> = self
-            .inner
-            .dirty
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .drain()
-            .collect();
+        let dirty = self.inner.dirty.take();
         let evict = read(&self.inner.tree).is_some();
         for (tenant, account) in dirty {
             let Some(shared) = self.account(&tenant, &account) else {

@@ -14,6 +14,7 @@
 pub mod event;
 pub mod foreign;
 pub mod runner;
+pub mod shared_state;
 pub mod source;
 
 pub use event::ProjectedEvent;
@@ -22,6 +23,7 @@ pub use runner::{
     NotCaughtUp, Projection, ProjectionHandle, ProjectionRunner, RebuildProgress,
     READ_YOUR_WRITES_TIMEOUT,
 };
+pub use shared_state::DirtyAccounts;
 pub use source::EventSource;
 
 use thiserror::Error;
