@@ -65,17 +65,9 @@ pub(crate) struct PersonInfo {
     pub active: bool,
 }
 
-/// A stakeholder of the decision-making unit.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StakeholderInfo {
-    pub name: String,
-    pub title: String,
-    pub reports_to: Option<StakeholderId>,
-    pub buying_role: BuyingRole,
-    pub influence: u8,
-    pub attitude: Attitude,
-    pub departed_on: Option<Date>,
-}
+/// A stakeholder of the decision-making unit: the domain's own, folded the same way (and
+/// stored with the same encoding as the struct it replaced).
+pub(crate) type StakeholderInfo = keyplan_domain::state::Stakeholder;
 
 /// An account plan (plans have no title: they are named by id and period).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -752,18 +744,8 @@ impl Directory {
                 if let Some(manager) = &e.reports_to {
                     let _ = write!(text, ", reporting to {}", self.stakeholder(manager));
                 }
-                self.stakeholders.insert(
-                    e.stakeholder_id.clone(),
-                    StakeholderInfo {
-                        name: e.name.clone(),
-                        title: e.title.clone(),
-                        reports_to: e.reports_to.clone(),
-                        buying_role: e.buying_role,
-                        influence: e.influence,
-                        attitude: e.attitude,
-                        departed_on: None,
-                    },
-                );
+                self.stakeholders
+                    .insert(e.stakeholder_id.clone(), StakeholderInfo::added(e));
                 touched.insert(DirKey::Stakeholder(e.stakeholder_id.clone()));
                 text
             }
@@ -772,23 +754,7 @@ impl Directory {
                 let who = self.stakeholder(&e.stakeholder_id);
                 let changes = self.profile_changes(e);
                 if let Some(s) = self.stakeholders.get_mut(&e.stakeholder_id) {
-                    if let Some(title) = &e.title {
-                        s.title = title.clone();
-                    }
-                    if e.clear_reports_to {
-                        s.reports_to = None;
-                    } else if let Some(manager) = &e.reports_to {
-                        s.reports_to = Some(manager.clone());
-                    }
-                    if let Some(role) = e.buying_role {
-                        s.buying_role = role;
-                    }
-                    if let Some(influence) = e.influence {
-                        s.influence = influence;
-                    }
-                    if let Some(attitude) = e.attitude {
-                        s.attitude = attitude;
-                    }
+                    s.change_profile(e);
                     touched.insert(DirKey::Stakeholder(e.stakeholder_id.clone()));
                 }
                 let mut text = if changes.is_empty() {

@@ -159,6 +159,43 @@ pub struct Stakeholder {
     pub departed_on: Option<Date>,
 }
 
+impl Stakeholder {
+    /// The stakeholder as `e` adds them to the DMU. The timeline's directory folds
+    /// stakeholders with these too, so the two cannot drift apart.
+    pub fn added(e: &crate::events::StakeholderAdded) -> Stakeholder {
+        Stakeholder {
+            name: e.name.clone(),
+            title: e.title.clone(),
+            reports_to: e.reports_to.clone(),
+            buying_role: e.buying_role,
+            influence: e.influence,
+            attitude: e.attitude,
+            departed_on: None,
+        }
+    }
+
+    /// Applies a profile change (only the fields it sets).
+    pub fn change_profile(&mut self, e: &crate::events::StakeholderProfileChanged) {
+        if let Some(title) = &e.title {
+            self.title = title.clone();
+        }
+        if e.clear_reports_to {
+            self.reports_to = None;
+        } else if let Some(manager) = &e.reports_to {
+            self.reports_to = Some(manager.clone());
+        }
+        if let Some(role) = e.buying_role {
+            self.buying_role = role;
+        }
+        if let Some(influence) = e.influence {
+            self.influence = influence;
+        }
+        if let Some(attitude) = e.attitude {
+            self.attitude = attitude;
+        }
+    }
+}
+
 /// An engagement rule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngagementRule {
@@ -335,38 +372,12 @@ impl AccountState {
             }
             AccountEvent::RevenueRecorded(e) => self.revenue.push(e.clone()),
             AccountEvent::StakeholderAdded(e) => {
-                self.stakeholders.insert(
-                    e.stakeholder_id.clone(),
-                    Stakeholder {
-                        name: e.name.clone(),
-                        title: e.title.clone(),
-                        reports_to: e.reports_to.clone(),
-                        buying_role: e.buying_role,
-                        influence: e.influence,
-                        attitude: e.attitude,
-                        departed_on: None,
-                    },
-                );
+                self.stakeholders
+                    .insert(e.stakeholder_id.clone(), Stakeholder::added(e));
             }
             AccountEvent::StakeholderProfileChanged(e) => {
                 if let Some(s) = self.stakeholders.get_mut(&e.stakeholder_id) {
-                    if let Some(title) = &e.title {
-                        s.title = title.clone();
-                    }
-                    if e.clear_reports_to {
-                        s.reports_to = None;
-                    } else if let Some(manager) = &e.reports_to {
-                        s.reports_to = Some(manager.clone());
-                    }
-                    if let Some(role) = e.buying_role {
-                        s.buying_role = role;
-                    }
-                    if let Some(influence) = e.influence {
-                        s.influence = influence;
-                    }
-                    if let Some(attitude) = e.attitude {
-                        s.attitude = attitude;
-                    }
+                    s.change_profile(e);
                 }
             }
             AccountEvent::StakeholderDeparted(e) => {
