@@ -176,16 +176,7 @@ where
                 .extensions()
                 .get::<CredentialsExpire>()
                 .map(|expire| Box::pin(tokio::time::sleep_until(expire.0.into())));
-            Ok(response.map(|body| {
-                Body::new(EndOnShutdown {
-                    inner: body,
-                    shutdown: Box::pin(shutdown.triggered()),
-                    expiry,
-                    shutting_down: false,
-                    flushed: 0,
-                    ended: false,
-                })
-            }))
+            Ok(response.map(|body| Body::new(EndOnShutdown::new(body, &shutdown, expiry))))
         })
     }
 }
@@ -207,6 +198,20 @@ struct EndOnShutdown {
     ended: bool,
 }
 
+impl EndOnShutdown {
+    /// `inner`, ended on `shutdown` or once `expiry` has elapsed.
+    fn new(inner: Body, shutdown: &Shutdown, expiry: Option<Pin<Box<tokio::time::Sleep>>>) -> Self {
+        Self {
+            inner,
+            shutdown: Box::pin(shutdown.triggered()),
+            expiry,
+            shutting_down: false,
+            flushed: 0,
+            ended: false,
+        }
+    }
+}
+
 impl http_body::Body for EndOnShutdown {
     type Data = Bytes;
     type Error = Status;
@@ -224,7 +229,6 @@ impl http_body::Body for EndOnShutdown {
                 this.ended = true;
                 return Poll::Ready(Some(Ok(Frame::trailers(trailers(
                     Status::unauthenticated(TOKEN_EXPIRED),
-                    "16",
                 )))));
             }
         }
@@ -242,10 +246,9 @@ impl http_body::Body for EndOnShutdown {
                 }
             }
             this.ended = true;
-            return Poll::Ready(Some(Ok(Frame::trailers(trailers(
-                Status::unavailable(SHUTTING_DOWN),
-                "14",
-            )))));
+            return Poll::Ready(Some(Ok(Frame::trailers(trailers(Status::unavailable(
+                SHUTTING_DOWN,
+            ))))));
         }
         let frame = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(None) = frame {
@@ -263,12 +266,12 @@ impl http_body::Body for EndOnShutdown {
     }
 }
 
-/// The trailers that end a stream with `status` (whose code is `code`, kept even if the
-/// message would not encode; the messages here are constants that do).
-fn trailers(status: Status, code: &'static str) -> http::HeaderMap {
+/// The trailers that end a stream with `status` (its code kept even if the message would not
+/// encode; the messages here are constants that do).
+fn trailers(status: Status) -> http::HeaderMap {
     let mut trailers = http::HeaderMap::new();
     if status.add_header(&mut trailers).is_err() {
-        trailers.insert("grpc-status", http::HeaderValue::from_static(code));
+        trailers.insert("grpc-status", http::HeaderValue::from(status.code() as i32));
     }
     trailers
 }
@@ -299,14 +302,7 @@ mod tests {
     #[tokio::test]
     async fn an_endless_stream_ends_with_unavailable_on_shutdown() {
         let shutdown = Shutdown::default();
-        let mut body = EndOnShutdown {
-            inner: Body::new(Endless),
-            shutdown: Box::pin(shutdown.triggered()),
-            expiry: None,
-            shutting_down: false,
-            flushed: 0,
-            ended: false,
-        };
+        let mut body = EndOnShutdown::new(Body::new(Endless), &shutdown, None);
         let waiting = tokio::time::timeout(Duration::from_millis(50), next_frame(&mut body)).await;
         assert!(waiting.is_err(), "nothing to send before the shutdown");
 

@@ -5,7 +5,8 @@
 //!
 //! Every Keyplan RPC takes one request message (unary or server streaming), so the layer reads
 //! that one message (bounded by the node's message size limit), checks it and passes it on,
-//! rewritten only when it filled in the tenant or the actor.
+//! rewritten only when it filled in the tenant or the actor. The verified [`Caller`] travels on
+//! in the request's extensions, for a service that needs to know who calls.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -75,12 +76,10 @@ where
     }
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
-        let Some(verifier) = self.verifier.as_ref().map(SharedVerifier::current) else {
-            return Box::pin(self.inner.call(request));
+        let verifier = match &self.verifier {
+            Some(shared) if !policy::is_open(request.uri().path()) => shared.current(),
+            _ => return Box::pin(self.inner.call(request)),
         };
-        if policy::is_open(request.uri().path()) {
-            return Box::pin(self.inner.call(request));
-        }
         // The inner service was made ready for this call: take it, leave a clone.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);

@@ -59,13 +59,6 @@ impl Refusal {
             Refusal::Invalid(message) => tonic::Status::invalid_argument(message.clone()),
         }
     }
-
-    /// Its message.
-    pub fn message(&self) -> &str {
-        match self {
-            Refusal::Denied(message) | Refusal::Invalid(message) => message,
-        }
-    }
 }
 
 /// Anyone with a role in the tenant: its accounts, log, timelines, compliance and activity.

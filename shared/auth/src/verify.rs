@@ -183,11 +183,6 @@ impl Verifier {
         self
     }
 
-    /// Whether any key is configured.
-    pub fn has_keys(&self) -> bool {
-        self.secret.is_some() || !self.public.is_empty()
-    }
-
     /// Verifies the value of an `authorization` header and returns who calls.
     pub fn verify_header(&self, header: Option<&[u8]>) -> Result<Caller, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
