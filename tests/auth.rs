@@ -61,6 +61,22 @@ fn hs256(claims: &Claims) -> String {
     .unwrap()
 }
 
+/// `claims` signed with the test key in `pem` (under `keys()`) for `algorithm`, naming key
+/// `kid`.
+fn signed(claims: &Claims, algorithm: Algorithm, pem: &str, kid: &str) -> String {
+    let pem = std::fs::read(keys().join(pem)).unwrap();
+    let key = match algorithm {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+        other => panic!("no test key for {other:?}"),
+    }
+    .unwrap();
+    let mut header = Header::new(algorithm);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
 /// A token for `sub` in tenant A with `roles`.
 fn token(sub: &str, roles: &[&str]) -> String {
     hs256(&claims(sub, Some(TENANT), roles))
@@ -244,21 +260,13 @@ async fn bad_tokens_are_refused_each_saying_why() {
     wrong_audience.aud = Some(Audience::One("crm".into()));
     refused(hs256(&wrong_audience), "audience").await;
 
-    let rsa = EncodingKey::from_rsa_pem(&std::fs::read(keys().join("rsa.pem")).unwrap()).unwrap();
-    let mut unknown_kid = Header::new(Algorithm::RS256);
-    unknown_kid.kid = Some("retired-key".into());
     refused(
-        jsonwebtoken::encode(&unknown_kid, &good, &rsa).unwrap(),
+        signed(&good, Algorithm::RS256, "rsa.pem", "retired-key"),
         "unknown signing key id",
     )
     .await;
-
-    let other_rsa =
-        EncodingKey::from_rsa_pem(&std::fs::read(keys().join("other-rsa.pem")).unwrap()).unwrap();
-    let mut known_kid = Header::new(Algorithm::RS256);
-    known_kid.kid = Some("rsa-1".into());
     refused(
-        jsonwebtoken::encode(&known_kid, &good, &other_rsa).unwrap(),
+        signed(&good, Algorithm::RS256, "other-rsa.pem", "rsa-1"),
         "signature",
     )
     .await;
@@ -281,16 +289,7 @@ async fn bad_tokens_are_refused_each_saying_why() {
         (Algorithm::ES256, "ec.pem", "ec-1"),
         (Algorithm::EdDSA, "ed25519.pem", "ed-1"),
     ] {
-        let pem = std::fs::read(keys().join(pem)).unwrap();
-        let key = match algorithm {
-            Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
-            Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
-            _ => EncodingKey::from_ed_pem(&pem),
-        }
-        .unwrap();
-        let mut header = Header::new(algorithm);
-        header.kid = Some(kid.into());
-        let token = jsonwebtoken::encode(&header, &good, &key).unwrap();
+        let token = signed(&good, algorithm, pem, kid);
         rpc(&server, path, Some(&token), body.clone())
             .await
             .unwrap_or_else(|e| panic!("{algorithm:?}: {e:?}"));
@@ -704,19 +703,9 @@ async fn keys_rotate_on_sighup_and_a_bad_file_keeps_the_old_ones() {
         &["--auth-jwks-file", jwks.to_str().unwrap()],
     )
     .await;
-    let signed = |pem: &str, algorithm: Algorithm, kid: &str| {
-        let pem = std::fs::read(keys().join(pem)).unwrap();
-        let key = match algorithm {
-            Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
-            _ => EncodingKey::from_ec_pem(&pem),
-        }
-        .unwrap();
-        let mut header = Header::new(algorithm);
-        header.kid = Some(kid.into());
-        jsonwebtoken::encode(&header, &claims("dana.kim", Some(TENANT), &["rep"]), &key).unwrap()
-    };
-    let rsa = signed("rsa.pem", Algorithm::RS256, "rsa-1");
-    let ec = signed("ec.pem", Algorithm::ES256, "ec-1");
+    let dana = claims("dana.kim", Some(TENANT), &["rep"]);
+    let rsa = signed(&dana, Algorithm::RS256, "rsa.pem", "rsa-1");
+    let ec = signed(&dana, Algorithm::ES256, "ec.pem", "ec-1");
     let list = |token: String| {
         let channel = server.channel();
         async move {
