@@ -88,6 +88,27 @@ impl StakeholderFacts {
         }
     }
 
+    /// The buying role at business time `at` as it stood at `as_of` (`at <= as_of`): only the
+    /// role facts whose business time is <= `as_of` count, as in compliance. So someone met
+    /// on 05-05 and added to the DMU on 05-10 has no role on 05-07 (nobody knew them as
+    /// anything yet), and from 05-10 on the role they were added with covers the earlier
+    /// meeting too (the relationship predates its record).
+    pub fn role_at_as_of(&self, at: Timestamp, as_of: Timestamp) -> Option<BuyingRole> {
+        let i = self.role_changes.partition_point(|(t, _)| *t <= at);
+        if i > 0 {
+            // A change by `at`, hence by `as_of`.
+            return Some(self.role_changes[i - 1].1);
+        }
+        if self.added_at.is_some_and(|added| added <= as_of) {
+            return self.initial_role;
+        }
+        // Not added by `as_of`: only a (back-dated) change effective by then can say.
+        self.role_changes
+            .first()
+            .filter(|(t, _)| *t <= as_of)
+            .map(|(_, role)| *role)
+    }
+
     /// Whether they belong to the DMU at `as_of`: added by then and not departed before
     /// as_of's date (the domain lets them take part in interactions on their last day).
     pub fn present_at(&self, as_of: Timestamp) -> bool {
@@ -622,6 +643,22 @@ impl AccountActivity {
             .stakeholders
             .iter()
             .filter_map(|&s| self.facts.stakeholders[s as usize].role_at(interaction.at))
+            .collect()
+    }
+
+    /// The distinct buying roles among an interaction's stakeholders, each at the
+    /// interaction's time as it stood at `as_of` (see [`StakeholderFacts::role_at_as_of`]).
+    pub fn roles_as_of(
+        &self,
+        interaction: &InteractionFacts,
+        as_of: Timestamp,
+    ) -> BTreeSet<BuyingRole> {
+        interaction
+            .stakeholders
+            .iter()
+            .filter_map(|&s| {
+                self.facts.stakeholders[s as usize].role_at_as_of(interaction.at, as_of)
+            })
             .collect()
     }
 

@@ -210,10 +210,11 @@ impl ActivityProjection {
         let window = Window::last_days(as_of, days);
 
         // Roles: walk the window's interactions once, each stakeholder with the role they
-        // had when it happened.
+        // had when it happened, from the role facts that had happened by `as_of` (a person
+        // added to the DMU after `as_of` held no role yet; compliance answers the same).
         let mut engaged: BTreeMap<BuyingRole, (u32, Timestamp)> = BTreeMap::new();
         for interaction in a.interactions_between(window.start, window.end) {
-            for role in a.roles_of(interaction) {
+            for role in a.roles_as_of(interaction, as_of) {
                 let entry = engaged.entry(role).or_insert((0, interaction.at));
                 entry.0 += 1;
                 entry.1 = entry.1.max(interaction.at);

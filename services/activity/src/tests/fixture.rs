@@ -586,6 +586,71 @@ fn dmu_coverage_over_30_and_90_days() {
     assert_eq!(r.stakeholders[0].days_since_last_contact, Some(2));
 }
 
+#[test]
+fn dmu_coverage_counts_a_role_only_from_role_facts_that_had_happened_by_as_of() {
+    // A new influencer, ina, was met in person on 2025-05-05, added to the DMU on 05-10 and
+    // the meeting logged on 05-11. eng, Globex's influencer, has no interaction between
+    // 04-07 and 06-15, so the influencer row depends on ina alone.
+    use keyplan_domain::events::{InteractionDetails, InteractionLogged, StakeholderAdded};
+    use keyplan_domain::ids::{InteractionId, PersonId, StakeholderId};
+    use keyplan_domain::values::{Attitude, BuyingRole, Channel, Sentiment};
+    use keyplan_domain::AccountCommand as C;
+    let ina = StakeholderId::parse("ina").unwrap();
+    let added = step(
+        at(2025, 5, 10, 9),
+        "dana",
+        C::AddStakeholder(StakeholderAdded {
+            stakeholder_id: ina.clone(),
+            name: "Ina Vogel".into(),
+            title: "Head of R&D".into(),
+            reports_to: None,
+            buying_role: BuyingRole::Influencer,
+            influence: 3,
+            attitude: Attitude::Neutral,
+        }),
+    );
+    let mut logged = step(
+        at(2025, 5, 11, 9),
+        "dana",
+        C::LogInteraction(InteractionLogged {
+            interaction_id: InteractionId::parse("i-ina").unwrap(),
+            details: InteractionDetails {
+                occurred_at: at(2025, 5, 5, 10),
+                channel: Channel::InPerson,
+                stakeholders: vec![ina],
+                participants: vec![PersonId::parse("dana").unwrap()],
+                summary: "Met at the trade fair".into(),
+                sentiment: Sentiment::Positive,
+                next_step: String::new(),
+                opportunity_id: None,
+            },
+        }),
+    );
+    logged.occurred_at = at(2025, 5, 5, 10);
+    let p = project(&decide(
+        ACCOUNT,
+        &steps_until(at(2025, 5, 31, 0), vec![added, logged]),
+    ));
+    use pb::BuyingRole as R;
+    let influencer = |as_of| {
+        let r = p.dmu_coverage(TENANT, ACCOUNT, 30, as_of).unwrap();
+        let c = *r
+            .buying_roles
+            .iter()
+            .find(|c| c.buying_role == R::Influencer as i32)
+            .unwrap();
+        (c.stakeholders, c.engaged, c.interactions, c.last_engaged_at)
+    };
+    // On 05-07 ina was not in the DMU yet: nobody knew her as an influencer, so the meeting
+    // engaged no buying role (compliance's buying-role rules see it the same way as of 05-07).
+    assert_eq!(influencer(at(2025, 5, 7, 12)), (1, false, 0, None));
+    // From 05-10 on, the role she was added with covers the earlier meeting too.
+    assert_eq!(
+        influencer(at(2025, 5, 12, 12)),
+        (2, true, 1, ts(at(2025, 5, 5, 10)))
+    );
+}
+
 /// A compliance model stand-in: Globex has 3 of its 4 active rules on track.
 struct Compliance;
 
