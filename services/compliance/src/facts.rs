@@ -87,7 +87,8 @@ pub(crate) enum Fact {
         review: String,
         plan: Option<String>,
     },
-    /// A review was held (its outcome recorded).
+    /// A review was held (its outcome recorded). `stamp.bt` is the event's occurred_at (when
+    /// the outcome was entered); the rules date the review by `held_on` instead.
     ReviewHeld {
         stamp: Stamp,
         review: String,

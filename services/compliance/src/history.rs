@@ -131,6 +131,15 @@ pub(crate) struct Evaluation<'a> {
     last: Option<Hit<'a>>,
 }
 
+impl Evaluation<'_> {
+    /// Whether the rule is late: its due date is before today (OVERDUE, or NEVER_MET past its
+    /// first due date). Late rules make the overdue list; every other rule counts as on track,
+    /// so the share and the overdue list always add up to the active rules.
+    pub fn past_due(&self) -> bool {
+        self.days_overdue > 0
+    }
+}
+
 /// Everything compliance knows about one account.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct AccountHistory {
@@ -456,10 +465,13 @@ impl AccountHistory {
         let today = view.date();
         let cadence = definition.cadence_days;
         let last = self.last_qualifying(definition, view);
+        // The clock never starts before the rule existed: a contact from before the set date
+        // is still the last qualifying one (and shown), but a rule set today cannot be late
+        // today for a cadence it did not impose yet.
         let (status, due_on) = match &last {
             None => (RuleStatus::NeverMet, add_days(set_on, cadence)),
             Some(hit) => {
-                let due_on = add_days(hit.occurred_at.date(), cadence);
+                let due_on = add_days(hit.occurred_at.date().max(set_on), cadence);
                 let d = days_between(today, due_on);
                 let status = if d < 0 {
                     RuleStatus::Overdue
@@ -489,7 +501,7 @@ impl AccountHistory {
         let mut share = Share::default();
         for e in self.evaluations(view) {
             if owner.is_none_or(|o| e.definition.owner.as_str() == o) {
-                share.count(e.status);
+                share.count(e.status, e.past_due());
             }
         }
         share
@@ -560,9 +572,9 @@ impl AccountHistory {
         let mut rules = Vec::new();
         let mut overdue = Vec::new();
         for e in self.evaluations(view) {
-            share.count(e.status);
+            share.count(e.status, e.past_due());
             rules.push(self.rule_report(&e));
-            if e.days_overdue > 0 {
+            if e.past_due() {
                 overdue.push(self.overdue_line(&e, account));
             }
         }
@@ -594,9 +606,15 @@ impl AccountHistory {
                         })
                     })
                     .flat_map(|(review_id, r)| {
+                        // A review's business time is the day it was held, not when its
+                        // outcome was entered: a review held on the due date and written up
+                        // two days later was on time. As known at T it must also have been
+                        // recorded by T.
                         r.held
                             .iter()
-                            .filter(|(stamp, _)| includes(view, stamp))
+                            .filter(|(stamp, held_on)| {
+                                view.knows(stamp.rt) && *held_on <= view.date()
+                            })
                             .map(|(_, held_on)| HeldReview {
                                 review_id: review_id.clone(),
                                 held_on: *held_on,
@@ -638,6 +656,10 @@ fn review_due(start: Date, k: u32, months: u32) -> Option<Date> {
 /// Window k is (D_{k-1}, D_k]. For a due date before today: ON_TIME if a review was held in
 /// the window; else LATE if the first review after D_k was held by D_{k+1}; else MISSED if
 /// D_{k+1} is before today; else OVERDUE. A due date today or later is UPCOMING.
+///
+/// A review counts for one window only: the review that makes window k LATE lies in window
+/// k+1 but is not also that window's review (else one late review would answer for two
+/// quarters, and a skipped quarter would never show). Window k+1 needs a review of its own.
 pub(crate) fn review_windows(
     start: Date,
     end: Option<Date>,
@@ -650,6 +672,8 @@ pub(crate) fn review_windows(
     let Some(mut previous_due) = start.pred_opt() else {
         return windows;
     };
+    // The review the previous window counted as LATE (by id: it is not this window's).
+    let mut taken: Option<&str> = None;
     for k in 1..=MAX_WINDOWS {
         let Some(due_on) = review_due(start, k, months) else {
             break;
@@ -660,10 +684,11 @@ pub(crate) fn review_windows(
             None if k > 1 && previous_due >= today => break,
             _ => {}
         }
-        let in_window = held
-            .iter()
-            .rfind(|h| h.held_on > previous_due && h.held_on <= due_on);
+        let in_window = held.iter().rfind(|h| {
+            taken != Some(h.review_id.as_str()) && h.held_on > previous_due && h.held_on <= due_on
+        });
         let next_due = review_due(start, k + 1, months).unwrap_or(Date::MAX);
+        let mut late = None;
         let mut window = ReviewWindow {
             index: k,
             opens_on: previous_due.succ_opt().unwrap_or(previous_due),
@@ -686,6 +711,7 @@ pub(crate) fn review_windows(
             window.status = ReviewStatus::Late;
             window.days_late = day_count(days_between(due_on, h.held_on));
             window.review = Some(h.clone());
+            late = Some(h.review_id.as_str());
         } else if next_due < today {
             window.status = ReviewStatus::Missed;
         } else {
@@ -694,6 +720,7 @@ pub(crate) fn review_windows(
         }
         windows.push(window);
         previous_due = due_on;
+        taken = late;
     }
     windows
 }

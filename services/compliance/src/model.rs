@@ -151,18 +151,26 @@ pub struct Share {
     pub due_soon: u32,
     /// OVERDUE.
     pub overdue: u32,
-    /// NEVER_MET.
+    /// NEVER_MET (past its first due date or not).
     pub never_met: u32,
+    /// Of `never_met`, those whose first due date is today or later: not late yet.
+    pub never_met_not_due: u32,
 }
 
 impl Share {
-    /// Counts one rule.
-    pub(crate) fn count(&mut self, status: RuleStatus) {
+    /// Counts one rule; `past_due` says whether its due date is before today (the rule is in
+    /// the overdue list).
+    pub(crate) fn count(&mut self, status: RuleStatus, past_due: bool) {
         match status {
             RuleStatus::OnTrack => self.on_track += 1,
             RuleStatus::DueSoon => self.due_soon += 1,
             RuleStatus::Overdue => self.overdue += 1,
-            RuleStatus::NeverMet => self.never_met += 1,
+            RuleStatus::NeverMet => {
+                self.never_met += 1;
+                if !past_due {
+                    self.never_met_not_due += 1;
+                }
+            }
         }
     }
 
@@ -172,11 +180,15 @@ impl Share {
         self.due_soon += other.due_soon;
         self.overdue += other.overdue;
         self.never_met += other.never_met;
+        self.never_met_not_due += other.never_met_not_due;
     }
 
-    /// Rules counted as on track: ON_TRACK + DUE_SOON (not yet late).
+    /// Rules counted as on track: every rule that is not late yet, i.e. ON_TRACK + DUE_SOON +
+    /// NEVER_MET whose first due date is today or later. A rule set this morning has had no
+    /// chance to be met; counting it as off track would show a new account at 0 %. So a rule
+    /// is counted on track exactly when it is not in the overdue list.
     pub fn counted_on_track(&self) -> u32 {
-        self.on_track + self.due_soon
+        self.on_track + self.due_soon + self.never_met_not_due
     }
 
     /// Active rules.

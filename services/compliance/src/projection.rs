@@ -165,7 +165,7 @@ impl ComplianceProjection {
         Some(entry.history.compliance(account, &as_of))
     }
 
-    /// Rules on track (ON_TRACK + DUE_SOON) and active rules of one account, as happened by
+    /// Rules counted on track (not late: see [`Share::counted_on_track`]) and active rules of one account, as happened by
     /// `as_of` (the portfolio view's number). `None` if the account is unknown or has no active
     /// rule then: a share of nothing is absent, neither 0 nor 1.
     pub fn account_share(
@@ -189,7 +189,7 @@ impl ComplianceProjection {
             let history = &entry.history;
             let mut share = Share::default();
             for e in history.evaluations(&as_of) {
-                share.count(e.status);
+                share.count(e.status, e.past_due());
                 if group_by == GroupBy::Owner {
                     let owner = e.definition.owner.as_str();
                     let group = groups.entry(owner.to_owned()).or_insert_with(|| Group {
@@ -200,9 +200,9 @@ impl ComplianceProjection {
                     if group.label.is_empty() {
                         history.member_name(owner).clone_into(&mut group.label);
                     }
-                    group.share.count(e.status);
+                    group.share.count(e.status, e.past_due());
                 }
-                if e.days_overdue > 0 {
+                if e.past_due() {
                     overdue.push(history.overdue_line(&e, &account));
                 }
             }

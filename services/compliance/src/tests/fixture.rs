@@ -45,18 +45,20 @@ fn january_25_two_rules_never_met_one_of_them_past_due() {
             ("r-users", OnTrack, Some("i03"), date(2025, 2, 19), 0, 25),
         ])
     );
-    // On track: cfo, users (ON_TRACK) + tech (DUE_SOON) = 3 of 5 active.
+    // On track: cfo, users (ON_TRACK) + tech (DUE_SOON) + proc (NEVER_MET, first due 02-16,
+    // not late yet) = 4 of 5 active; coach, past its first due date, is not.
     assert_eq!(
         r.share,
         Share {
             on_track: 2,
             due_soon: 1,
             overdue: 0,
-            never_met: 2
+            never_met: 2,
+            never_met_not_due: 1,
         }
     );
-    assert_eq!((r.share.counted_on_track(), r.share.active()), (3, 5));
-    assert_eq!(r.share.share(), Some(0.6));
+    assert_eq!((r.share.counted_on_track(), r.share.active()), (4, 5));
+    assert_eq!(r.share.share(), Some(0.8));
     // Only the never-met rule past its first due date is overdue.
     assert_eq!(
         overdue_list(&r.overdue),
@@ -364,7 +366,8 @@ fn october_25_the_late_logged_meeting_turns_due_soon_into_on_track() {
             on_track: 1,
             due_soon: 1,
             overdue: 2,
-            never_met: 0
+            never_met: 0,
+            never_met_not_due: 0,
         }
     );
     assert_eq!(
@@ -373,7 +376,8 @@ fn october_25_the_late_logged_meeting_turns_due_soon_into_on_track() {
             on_track: 0,
             due_soon: 2,
             overdue: 2,
-            never_met: 0
+            never_met: 0,
+            never_met_not_due: 0,
         }
     );
     assert_eq!(
@@ -479,19 +483,20 @@ fn review_cadence_of_plan_2025_over_the_year() {
     assert_eq!(windows(&r)[1], (2, Overdue, None, 0, 8));
 
     // 07-10: rev-q2 held 07-08, in window 3 = the one after window 2: LATE by 07-08 - 06-30 = 8
-    // days; it also lies in window 3, named there although that one is not yet due.
+    // days. It counts for window 2 only: window 3 (not yet due) names no review.
     let r = answer(&p, AsOf::happened_by(at(2025, 7, 10, 12)));
     assert_eq!(
         windows(&r),
         vec![
             (1, OnTime, s("rev-q1"), 0, 0),
             (2, Late, s("rev-q2"), 8, 0),
-            (3, Upcoming, s("rev-q2"), 0, 0),
+            (3, Upcoming, None, 0, 0),
             (4, Upcoming, None, 0, 0)
         ]
     );
 
-    // 10-15: window 3 holds rev-q2 (07-08) and rev-q3 (09-26): ON_TIME, the latest named.
+    // 10-15: window 3 holds rev-q2 (07-08, which answered for window 2) and rev-q3 (09-26),
+    // its own review: ON_TIME with rev-q3.
     let r = answer(&p, AsOf::happened_by(at(2025, 10, 15, 12)));
     assert_eq!(
         windows(&r),

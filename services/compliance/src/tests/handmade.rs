@@ -428,14 +428,14 @@ fn redefinitions_retirements_and_rules_set_later_apply_from_their_business_time(
     assert_eq!(r.retired.len(), 1);
     // As known on 03-05 (retirement recorded 03-10): r1 still active (02-10 due: 23 days
     // overdue). r2, set on 03-02, counts the in-person meeting m1 of 01-05 that predates it
-    // (m2 was a phone call, not a channel of r2): 01-05 + 30 = 02-04, 29 days overdue the
-    // moment it is set.
+    // as its last qualifying interaction (m2 was a phone call, not a channel of r2), but its
+    // clock starts when it was set: max(01-05, 03-02) + 30 = 04-01, 27 days ahead.
     let r = answer(&log, AsOf::known_at(at(2025, 3, 5, 12)));
     assert_eq!(
         lines(&r),
         expect(&[
             ("r1", Overdue, Some("m2"), date(2025, 2, 10), 23, 0),
-            ("r2", Overdue, Some("m1"), date(2025, 2, 4), 29, 0),
+            ("r2", OnTrack, Some("m1"), date(2025, 4, 1), 0, 27),
         ])
     );
     assert!(r.retired.is_empty());
@@ -563,8 +563,9 @@ fn review_windows_late_beyond_the_next_window_is_missed() {
             (date(2025, 2, 28), Missed, None, 0),
             // Nothing in March; 04-10 is within (03-31, 04-30]: LATE by 10 days.
             (date(2025, 3, 31), Late, Some("b"), 10),
-            // 04-30 is not due yet; b is already held in it.
-            (date(2025, 4, 30), Upcoming, Some("b"), 0),
+            // 04-30 is not due yet; b is held in it but answered for March (a review counts
+            // for one window only).
+            (date(2025, 4, 30), Upcoming, None, 0),
         ]
     );
 }
@@ -601,4 +602,301 @@ fn review_windows_month_ends_and_plans_shorter_than_the_interval() {
         date(2025, 12, 1)
     )
     .is_empty());
+}
+
+// ---------------------------------------------------------------- issue 12, finding 4
+
+/// A calendar-year plan reviewed quarterly, with its reviews scheduled.
+fn quarterly_plan(log: &mut Log, setup: Timestamp, reviews: &[&str]) {
+    log.now(
+        setup,
+        PlanDrafted {
+            plan_id: PlanId::parse("p").unwrap(),
+            period: PlanPeriod {
+                kind: PlanPeriodKind::CalendarYear,
+                start: date(2025, 1, 1),
+                end: Some(date(2025, 12, 31)),
+            },
+            prepared_by: person("kam"),
+            prepared_on: date(2025, 1, 1),
+            review_frequency: ReviewFrequency::Quarterly,
+        },
+    );
+    for id in reviews {
+        log.now(
+            setup,
+            ReviewScheduled {
+                review_id: ReviewId::parse(*id).unwrap(),
+                kind: ReviewKind::InternalPlanReview,
+                plan_id: Some(PlanId::parse("p").unwrap()),
+                due_on: date(2025, 3, 31),
+                supplier_attendees: vec![person("kam")],
+                customer_attendees: vec![],
+            },
+        );
+    }
+}
+
+fn outcome(id: &str, on: Date) -> ReviewOutcomeRecorded {
+    ReviewOutcomeRecorded {
+        review_id: ReviewId::parse(id).unwrap(),
+        held_on: on,
+        supplier_attendees: vec![person("kam")],
+        customer_attendees: vec![],
+        outcome: ReviewOutcome::Approved,
+        health: HealthRating::Green,
+        decisions: vec![],
+        follow_up_actions: vec![],
+    }
+}
+
+/// (due date, status, review named, days late, days overdue) of each window of the only plan.
+fn windows(r: &AccountCompliance) -> Vec<(Date, ReviewStatus, Option<String>, u32, u32)> {
+    r.plan_reviews[0]
+        .windows
+        .iter()
+        .map(|w| {
+            (
+                w.due_on,
+                w.status,
+                w.review.as_ref().map(|h| h.review_id.clone()),
+                w.days_late,
+                w.days_overdue,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_review_counts_from_the_day_it_was_held_not_from_when_its_outcome_was_entered() {
+    use ReviewStatus::*;
+    let setup = at(2025, 1, 1, 9);
+    let mut log = Log::default();
+    quarterly_plan(&mut log, setup, &["q1", "q2"]);
+    log.now(at(2025, 3, 20, 16), outcome("q1", date(2025, 3, 20)))
+        // Held on 07-08, entered (occurredAt and recorded) on 07-10.
+        .now(at(2025, 7, 10, 9), outcome("q2", date(2025, 7, 8)));
+
+    // As happened by 07-09: the review had been held (07-08): Q2 LATE by 8 days, not OVERDUE.
+    let r = answer(&log, AsOf::happened_by(at(2025, 7, 9, 12)));
+    assert_eq!(
+        windows(&r)[..2],
+        [
+            (date(2025, 3, 31), OnTime, s("q1"), 0, 0),
+            (date(2025, 6, 30), Late, s("q2"), 8, 0),
+        ]
+    );
+    // As known at 07-09 nobody had entered it yet: OVERDUE by 9 days.
+    let r = answer(&log, AsOf::known_at(at(2025, 7, 9, 12)));
+    assert_eq!(windows(&r)[1], (date(2025, 6, 30), Overdue, None, 0, 9));
+    // As known once it was entered: LATE by 8, dated by its heldOn.
+    let r = answer(&log, AsOf::known_at(at(2025, 7, 10, 12)));
+    assert_eq!(windows(&r)[1], (date(2025, 6, 30), Late, s("q2"), 8, 0));
+    // On the day it was held (before the outcome's occurredAt of 07-10), as happened: it
+    // counts from its date.
+    let r = answer(&log, AsOf::happened_by(at(2025, 7, 8, 8)));
+    assert_eq!(windows(&r)[1], (date(2025, 6, 30), Late, s("q2"), 8, 0));
+}
+
+#[test]
+fn one_late_review_counts_for_one_window_only() {
+    use ReviewStatus::*;
+    // Quarterly from 01-01: D1 03-31, D2 06-30, D3 09-30, D4 12-31. Q1 on time; Q2 held late
+    // on 07-08 (in window 3); nothing else.
+    let reviews = [held("q1", date(2025, 3, 20)), held("q2", date(2025, 7, 8))];
+    let at_date = |today| {
+        review_windows(
+            date(2025, 1, 1),
+            Some(date(2025, 12, 31)),
+            ReviewFrequency::Quarterly,
+            &reviews,
+            today,
+        )
+        .iter()
+        .map(|w| {
+            (
+                w.status,
+                w.review.as_ref().map(|r| r.review_id.clone()),
+                w.days_late,
+                w.days_overdue,
+            )
+        })
+        .collect::<Vec<_>>()
+    };
+    // 07-10: Q2 LATE by 8; Q3 is upcoming and q2 is not its review (it answered for Q2).
+    assert_eq!(
+        at_date(date(2025, 7, 10)),
+        vec![
+            (OnTime, s("q1"), 0, 0),
+            (Late, s("q2"), 8, 0),
+            (Upcoming, None, 0, 0),
+            (Upcoming, None, 0, 0),
+        ]
+    );
+    // 10-15: Q3 had no review of its own: OVERDUE by 10-15 - 09-30 = 15 days (D4 12-31 is
+    // still ahead), not ON_TIME on the strength of Q2's late review.
+    assert_eq!(
+        at_date(date(2025, 10, 15)),
+        vec![
+            (OnTime, s("q1"), 0, 0),
+            (Late, s("q2"), 8, 0),
+            (Overdue, None, 0, 15),
+            (Upcoming, None, 0, 0),
+        ]
+    );
+    // 2026-01-05: Q3 is MISSED (nothing after 09-30 by D4, which has passed); Q4 overdue.
+    assert_eq!(
+        at_date(date(2026, 1, 5))[2..],
+        [(Missed, None, 0, 0), (Overdue, None, 0, 5)]
+    );
+    // A second review in window 3 is Q3's own: ON_TIME.
+    let two = [
+        held("q1", date(2025, 3, 20)),
+        held("q2", date(2025, 7, 8)),
+        held("q3", date(2025, 9, 12)),
+    ];
+    let w = review_windows(
+        date(2025, 1, 1),
+        Some(date(2025, 12, 31)),
+        ReviewFrequency::Quarterly,
+        &two,
+        date(2025, 10, 15),
+    );
+    assert_eq!(
+        (
+            w[2].status,
+            w[2].review.as_ref().map(|r| r.review_id.as_str())
+        ),
+        (OnTime, Some("q3"))
+    );
+}
+
+/// One rule r1 on stakeholder s1 (phone calls every 10 days), set at `set`.
+fn one_rule_log(set: Timestamp) -> Log {
+    let mut log = Log::default();
+    log.now(set, registered())
+        .now(set, assigned("kam"))
+        .now(set, stakeholder("s1", BuyingRole::EconomicBuyer))
+        .now(
+            set,
+            rule(
+                "r1",
+                RuleTarget::Stakeholder(sh("s1")),
+                10,
+                &[Channel::PhoneCall],
+            ),
+        );
+    log
+}
+
+/// (counted on track, active) of the account, the tenant rollup by account, by owner and for
+/// the tenant, and a one-week trend: every path must agree.
+fn shares_everywhere(log: &Log, view: AsOf) -> Vec<(u32, u32)> {
+    let p = project(&log.events);
+    let pair = |s: &Share| (s.counted_on_track(), s.active());
+    let mut all = vec![pair(&p.account_compliance("t", "a", view).unwrap().share)];
+    for g in [GroupBy::Account, GroupBy::Owner, GroupBy::Tenant] {
+        let rollup = p.rollup("t", g, view);
+        all.push(pair(&rollup.groups[0].share));
+        all.push(pair(&rollup.total));
+    }
+    all.push(pair(
+        &p.trend("t", Some("a"), None, 1, view).unwrap()[0].share,
+    ));
+    all.push(pair(
+        &p.trend("t", None, Some("kam"), 1, view).unwrap()[0].share,
+    ));
+    if view.axis == Axis::AsHappenedBy {
+        let (on_track, active) = p.account_share("t", "a", view.at).unwrap();
+        all.push((on_track, active));
+    }
+    all
+}
+
+#[test]
+fn a_never_met_rule_counts_as_on_track_until_its_first_due_date_has_passed() {
+    let log = one_rule_log(at(2025, 1, 1, 9));
+    // Set this morning: NEVER_MET, due 01-11, not late: the share is 1 of 1 (it was 0 %).
+    let view = AsOf::happened_by(at(2025, 1, 1, 12));
+    let r = answer(&log, view);
+    assert_eq!(only(&r), (NeverMet, None, 0, 10));
+    assert_eq!(
+        r.share,
+        Share {
+            on_track: 0,
+            due_soon: 0,
+            overdue: 0,
+            never_met: 1,
+            never_met_not_due: 1,
+        }
+    );
+    assert_eq!(r.share.share(), Some(1.0));
+    assert!(r.overdue.is_empty());
+    assert!(shares_everywhere(&log, view).iter().all(|&s| s == (1, 1)));
+    assert!(shares_everywhere(&log, AsOf::known_at(view.at))
+        .iter()
+        .all(|&s| s == (1, 1)));
+    // On its due date it is still not late.
+    let view = AsOf::happened_by(at(2025, 1, 11, 12));
+    assert_eq!(only(&answer(&log, view)), (NeverMet, None, 0, 0));
+    assert!(shares_everywhere(&log, view).iter().all(|&s| s == (1, 1)));
+    // The day after, it is late: off track, and in the overdue list (the two always add up).
+    let view = AsOf::happened_by(at(2025, 1, 12, 12));
+    let r = answer(&log, view);
+    assert_eq!(only(&r), (NeverMet, None, 1, 0));
+    assert_eq!(r.share.share(), Some(0.0));
+    assert_eq!(overdue_list(&r.overdue), vec![("a".into(), "r1".into(), 1)]);
+    assert!(shares_everywhere(&log, view).iter().all(|&s| s == (0, 1)));
+    let rollup = project(&log.events).rollup("t", GroupBy::Tenant, view);
+    assert_eq!(overdue_list(&rollup.overdue), overdue_list(&r.overdue));
+}
+
+#[test]
+fn a_rules_clock_starts_no_earlier_than_the_day_it_was_set() {
+    // A call on 01-05, the rule (every 10 days) set only on 03-01.
+    let mut log = one_rule_log(at(2025, 1, 1, 9));
+    log.events.pop();
+    log.now(
+        at(2025, 1, 5, 10),
+        interaction(
+            "c1",
+            at(2025, 1, 5, 10),
+            Channel::PhoneCall,
+            &["s1"],
+            &["kam"],
+        ),
+    )
+    .now(
+        at(2025, 3, 1, 9),
+        rule(
+            "r1",
+            RuleTarget::Stakeholder(sh("s1")),
+            10,
+            &[Channel::PhoneCall],
+        ),
+    );
+    // On 03-01 the January call is the last qualifying one (shown), but the rule is due
+    // max(01-05, 03-01) + 10 = 03-11, not 01-15: ON_TRACK, 10 days ahead (it was OVERDUE by 45).
+    let view = AsOf::happened_by(at(2025, 3, 1, 12));
+    let r = answer(&log, view);
+    assert_eq!(only(&r), (OnTrack, s("c1"), 0, 10));
+    assert_eq!(r.rules[0].due_on, date(2025, 3, 11));
+    assert_eq!(r.rules[0].set_on, date(2025, 3, 1));
+    assert!(r.overdue.is_empty());
+    assert!(shares_everywhere(&log, view).iter().all(|&s| s == (1, 1)));
+    // 03-09: within the due-soon window (10/4 = 2 days).
+    assert_eq!(
+        only(&answer(&log, AsOf::happened_by(at(2025, 3, 9, 12)))),
+        (DueSoon, s("c1"), 0, 2)
+    );
+    // 03-14: late by 3 days from 03-11, in every overdue list.
+    let view = AsOf::happened_by(at(2025, 3, 14, 12));
+    let r = answer(&log, view);
+    assert_eq!(only(&r), (Overdue, s("c1"), 3, 0));
+    let rollup = project(&log.events).rollup("t", GroupBy::Owner, view);
+    assert_eq!(
+        overdue_list(&rollup.overdue),
+        vec![("a".into(), "r1".into(), 3)]
+    );
+    assert!(shares_everywhere(&log, view).iter().all(|&s| s == (0, 1)));
 }
