@@ -14,6 +14,10 @@ pub const RESERVED_PREFIX: u8 = 0;
 /// Where the checkpoint lives in the projection's tree.
 const CHECKPOINT_KEY: &[u8] = b"\0checkpoint";
 
+/// Where the format the tree was written in lives ([`Projection::format`]); a tree without it
+/// was written in format 1.
+const FORMAT_KEY: &[u8] = b"\0format";
+
 /// Most events applied per commit.
 const MAX_BATCH: usize = 8192;
 
@@ -46,6 +50,14 @@ pub trait Projection: Clone + Default + Send + Sync + 'static {
     /// A new, empty instance (for a rebuild).
     fn empty(&self) -> Self {
         Self::default()
+    }
+
+    /// The version of what [`Projection::flush`] writes. Raise it when the stored layout
+    /// changes in a way [`Projection::load`] cannot read: at its next start the runner finds
+    /// the older format, forgets that state and rebuilds it from the log, instead of stopping
+    /// on state it cannot decode (read models are derived data; the log is the truth).
+    fn format(&self) -> u32 {
+        1
     }
 }
 
@@ -218,6 +230,19 @@ impl<P: Projection> ProjectionRunner<P> {
         generation: u64,
     ) -> Result<(Self, ProjectionHandle), ProjectionError> {
         let tree = db.open_tree(tree_name(projection.name(), generation))?;
+        let stored_format = read_format(&tree, projection.name())?;
+        if stored_format != projection.format() {
+            if read_checkpoint(&tree, projection.name())? > 0 {
+                tracing::warn!(
+                    projection = projection.name(),
+                    stored_format,
+                    format = projection.format(),
+                    "stored state is in another format: rebuilding it from the log"
+                );
+            }
+            tree.clear()?;
+            tree.insert(FORMAT_KEY, &projection.format().to_be_bytes())?;
+        }
         let checkpoint = read_checkpoint(&tree, projection.name())?;
         projection.load(&tree)?;
         let (applied, rx) = watch::channel(checkpoint);
@@ -670,6 +695,26 @@ fn tree_name(name: &str, generation: u64) -> String {
         name.to_owned()
     } else {
         format!("{name}@{generation}")
+    }
+}
+
+/// The format `tree` was written in: 1 when it says nothing (written before formats were
+/// recorded), 0 for a tree with no checkpoint either (nothing written yet: any format fits
+/// it, and it gets the projection's).
+fn read_format(tree: &sled::Tree, name: &str) -> Result<u32, ProjectionError> {
+    match tree.get(FORMAT_KEY)? {
+        None if tree.get(CHECKPOINT_KEY)?.is_none() => Ok(0),
+        None => Ok(1),
+        Some(v) => {
+            let bytes: [u8; 4] = v
+                .as_ref()
+                .try_into()
+                .map_err(|_| ProjectionError::Corrupt {
+                    name: name.to_owned(),
+                    reason: "format is not 4 bytes".into(),
+                })?;
+            Ok(u32::from_be_bytes(bytes))
+        }
     }
 }
 

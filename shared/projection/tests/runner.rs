@@ -24,6 +24,8 @@ type CountState = (BTreeMap<String, u64>, Vec<String>);
 #[derive(Clone, Default)]
 struct Counts {
     inner: Arc<Mutex<CountState>>,
+    /// What [`Projection::format`] says (0: the default).
+    format: u32,
 }
 
 impl Counts {
@@ -35,6 +37,13 @@ impl Counts {
 impl Projection for Counts {
     fn name(&self) -> &'static str {
         "counts"
+    }
+    fn format(&self) -> u32 {
+        if self.format == 0 {
+            1
+        } else {
+            self.format
+        }
     }
     fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
         let mut inner = self.inner.lock().unwrap();
@@ -158,6 +167,49 @@ async fn state_and_checkpoint_survive_a_reopen_and_nothing_is_counted_twice() {
             BTreeMap::from([("a".into(), 35), ("b".into(), 20), ("c".into(), 3)])
         );
     }
+}
+
+/// A build that stores its state in a new format rebuilds it from the log at its first start,
+/// once, instead of stopping on state it cannot read; a tree from before formats were
+/// recorded counts as format 1.
+#[tokio::test]
+async fn state_stored_in_another_format_is_rebuilt_from_the_log_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
+    append(&store, "a", 6).await;
+    append(&store, "b", 4).await;
+    let db = sled::open(dir.path().join("projections")).unwrap();
+    let open = |format: u32| {
+        let counts = Counts {
+            format,
+            ..Counts::default()
+        };
+        let (runner, handle) =
+            ProjectionRunner::open(&db, counts.clone(), EventSource::Local(store.clone())).unwrap();
+        (runner, handle, counts)
+    };
+    let (mut runner, _, _) = open(1);
+    runner.run_until(8).await.unwrap();
+    drop(runner);
+    // Written before formats were recorded: no format key, still format 1.
+    db.open_tree("counts").unwrap().remove(b"\0format").unwrap();
+    let (runner, handle, counts) = open(1);
+    assert_eq!(handle.position(), 8, "same format: kept");
+    assert_eq!(counts.get()["a"], 6);
+    drop(runner);
+
+    let (mut runner, handle, counts) = open(2);
+    assert_eq!(handle.position(), 0, "another format: forgotten");
+    assert!(counts.get().is_empty());
+    runner.run_until(10).await.unwrap();
+    assert_eq!(
+        counts.get(),
+        BTreeMap::from([("a".into(), 6), ("b".into(), 4)])
+    );
+    drop(runner);
+    let (_runner, handle, counts) = open(2);
+    assert_eq!(handle.position(), 10, "rebuilt once, then kept");
+    assert_eq!(counts.get()["b"], 4);
 }
 
 #[tokio::test]
