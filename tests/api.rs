@@ -204,6 +204,7 @@ async fn a_retried_command_returns_the_original_outcome_and_stores_nothing_new()
             tenant: TENANT.into(),
             account_id: "globex".into(),
             min_position: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -294,6 +295,7 @@ async fn a_restart_keeps_every_event_and_the_account_state() {
         tenant: TENANT.into(),
         account_id: "globex".into(),
         min_position: 0,
+        ..Default::default()
     };
     let account = server
         .accounts()
@@ -308,12 +310,65 @@ async fn a_restart_keeps_every_event_and_the_account_state() {
     assert_eq!(
         server
             .accounts()
-            .get_account(get)
+            .get_account(get.clone())
             .await
             .unwrap()
             .into_inner(),
         account
     );
+
+    // GetAccount's answer is bounded: the newest interactions, and how many there are.
+    assert_eq!(
+        (account.interactions.len(), account.interactions_total),
+        (20, 20)
+    );
+    let few = server
+        .accounts()
+        .get_account(pb::GetAccountRequest {
+            max_interactions: 5,
+            ..get.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(few.interactions_total, 20);
+    assert_eq!(few.interactions[..], account.interactions[..5]);
+    let newest_first = |a: &pb::Account| {
+        a.interactions
+            .iter()
+            .map(|i| {
+                i.details
+                    .as_ref()
+                    .and_then(|d| d.occurred_at)
+                    .map(|t| t.seconds)
+            })
+            .collect::<Vec<_>>()
+    };
+    let times = newest_first(&account);
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
+    for i in &account.interactions {
+        assert_eq!(i.content_sha256.len(), 32);
+        assert_eq!(i.details.as_ref().map(|d| d.summary.as_str()), Some(""));
+    }
+    let too_many = server
+        .accounts()
+        .get_account(pb::GetAccountRequest {
+            max_interactions: 1001,
+            ..get.clone()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        too_many.code(),
+        tonic::Code::InvalidArgument,
+        "{too_many:?}"
+    );
+    assert!(
+        too_many.message().contains("at most 1000"),
+        "{}",
+        too_many.message()
+    );
+
     let list = server
         .accounts()
         .list_accounts(pb::ListAccountsRequest {
@@ -533,6 +588,7 @@ async fn an_event_stored_in_schema_version_1_is_read_upcast() {
             tenant: TENANT.into(),
             account_id: "globex".into(),
             min_position: 0,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -213,6 +213,7 @@ async fn a_command_on_an_ingest_node_is_visible_on_a_projections_node() {
                 tenant: TENANT.into(),
                 account_id: "globex".into(),
                 min_position: written.last_position,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -248,6 +249,7 @@ async fn a_command_on_an_ingest_node_is_visible_on_a_projections_node() {
             tenant: TENANT.into(),
             account_id: "globex".into(),
             min_position: head,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -322,6 +322,7 @@ async fn a_foreign_message_is_skipped_by_projections_and_repaired_by_the_relay_a
             tenant: TENANT.into(),
             account_id: "globex".into(),
             min_position: head,
+            ..Default::default()
         })
         .await
         .unwrap();

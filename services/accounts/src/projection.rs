@@ -105,6 +105,12 @@ impl Projection for AccountStateProjection {
         inner.dirty.insert(key);
     }
 
+    /// 2: interactions keep a content hash instead of their text (`AccountState` of format 1
+    /// cannot be decoded any more; the runner rebuilds it from the log).
+    fn format(&self) -> u32 {
+        2
+    }
+
     fn adopt(&self, rebuilt: Self) -> bool {
         let state = std::mem::take(&mut *rebuilt.write());
         *self.write() = state;

@@ -3,7 +3,9 @@
 use keyplan_domain::ids::{AccountId, TenantId};
 use keyplan_domain::{AccountState, DomainError};
 use keyplan_projection::ProjectionHandle;
-use keyplan_proto::convert::{account_summary_to_proto, account_to_proto};
+use keyplan_proto::convert::{
+    account_summary_to_proto, account_to_proto, DEFAULT_INTERACTIONS, MAX_INTERACTIONS,
+};
 use keyplan_proto::pb;
 use keyplan_proto::pb::account_service_server::AccountService;
 use keyplan_repository::{AccountRepository, RepositoryError};
@@ -94,6 +96,19 @@ impl AccountService for AccountApi {
         let r = request.into_inner();
         let tenant = TenantId::parse(r.tenant).map_err(invalid)?;
         let account = AccountId::parse(r.account_id).map_err(invalid)?;
+        let max_interactions = match r.max_interactions as usize {
+            0 => DEFAULT_INTERACTIONS,
+            n if n > MAX_INTERACTIONS => {
+                return Err(invalid(DomainError::invalid(
+                    "max_interactions",
+                    format!(
+                        "must be at most {MAX_INTERACTIONS}, got {n}; page through an account's \
+                         interactions with the timeline (ListTimeline)"
+                    ),
+                )))
+            }
+            n => n,
+        };
         self.catch_up(r.min_position).await?;
         let state = self.get(&tenant, &account).await?.ok_or_else(|| {
             Status::not_found(format!(
@@ -104,6 +119,7 @@ impl AccountService for AccountApi {
             tenant.as_str(),
             account.as_str(),
             &state,
+            max_interactions,
         )))
     }
 

@@ -351,17 +351,22 @@ fn rule_fields(r: &EngagementRule) -> Fields {
     ]
 }
 
-fn interaction_fields(i: &Interaction) -> Fields {
-    let d = &i.details;
+fn interaction_fields(i: &Interaction, text: Option<&InteractionText>) -> Fields {
     vec![
-        ("occurred_at", instant(d.occurred_at)),
-        ("channel", d.channel.to_string()),
-        ("stakeholders", list(&d.stakeholders)),
-        ("participants", list(&d.participants)),
-        ("summary", d.summary.clone()),
-        ("sentiment", d.sentiment.to_string()),
-        ("next_step", d.next_step.clone()),
-        ("opportunity_id", opt(d.opportunity_id.as_ref())),
+        ("occurred_at", instant(i.occurred_at)),
+        ("channel", i.channel.to_string()),
+        ("stakeholders", list(&i.stakeholders)),
+        ("participants", list(&i.participants)),
+        (
+            "summary",
+            text.map(|t| t.summary.clone()).unwrap_or_default(),
+        ),
+        ("sentiment", i.sentiment.to_string()),
+        (
+            "next_step",
+            text.map(|t| t.next_step.clone()).unwrap_or_default(),
+        ),
+        ("opportunity_id", opt(i.opportunity_id.as_ref())),
         ("corrections", i.corrections.to_string()),
     ]
 }
@@ -413,8 +418,51 @@ fn review_fields(r: &Review) -> Fields {
     fields
 }
 
+/// An account's state as the diff compares it: the domain's state, plus the free text of each
+/// interaction. The domain's state keeps only a hash of that text (so that it stays bounded
+/// however long the history), but an auditor comparing two versions must see what the text
+/// said before and after; the diff folds one account's range on demand, so it can afford it.
+#[derive(Debug, Default)]
+struct Compared {
+    state: AccountState,
+    texts: HashMap<InteractionId, InteractionText>,
+}
+
+/// The free text of an interaction's content in force.
+#[derive(Debug)]
+struct InteractionText {
+    summary: String,
+    next_step: String,
+}
+
+impl Compared {
+    /// Applies `event` as [`AccountState::apply`] does, keeping the text it carries.
+    fn apply(&mut self, event: &AccountEvent) {
+        let details = match event {
+            AccountEvent::InteractionLogged(e) => Some((&e.interaction_id, &e.details)),
+            AccountEvent::InteractionCorrected(e)
+                if self.state.interactions.contains_key(&e.interaction_id) =>
+            {
+                Some((&e.interaction_id, &e.details))
+            }
+            _ => None,
+        };
+        if let Some((id, d)) = details {
+            self.texts.insert(
+                id.clone(),
+                InteractionText {
+                    summary: d.summary.clone(),
+                    next_step: d.next_step.clone(),
+                },
+            );
+        }
+        self.state.apply(event);
+    }
+}
+
 /// The fields of one entity in `state`, if it exists there.
-fn entity_fields(state: &AccountState, key: &EntityKey) -> Option<Fields> {
+fn entity_fields(compared: &Compared, key: &EntityKey) -> Option<Fields> {
+    let state = &compared.state;
     let id = key.id.as_str();
     match key.area {
         Area::Profile => state.profile.as_ref().map(profile_fields),
@@ -442,10 +490,14 @@ fn entity_fields(state: &AccountState, key: &EntityKey) -> Option<Fields> {
             .get(&StakeholderId::parse(id).ok()?)
             .map(stakeholder_fields),
         Area::EngagementRule => state.rules.get(&RuleId::parse(id).ok()?).map(rule_fields),
-        Area::Interaction => state
-            .interactions
-            .get(&InteractionId::parse(id).ok()?)
-            .map(interaction_fields),
+        Area::Interaction => {
+            let id = InteractionId::parse(id).ok()?;
+            let text = compared.texts.get(&id);
+            state
+                .interactions
+                .get(&id)
+                .map(|i| interaction_fields(i, text))
+        }
         Area::Review => state
             .reviews
             .get(&ReviewId::parse(id).ok()?)
@@ -454,7 +506,8 @@ fn entity_fields(state: &AccountState, key: &EntityKey) -> Option<Fields> {
 }
 
 /// Every entity of `state`, flattened.
-fn flatten(state: &AccountState) -> Flat {
+fn flatten(compared: &Compared) -> Flat {
+    let state = &compared.state;
     let mut flat = Flat::new();
     if let Some(p) = &state.profile {
         flat.insert(EntityKey::singleton(Area::Profile), profile_fields(p));
@@ -490,7 +543,10 @@ fn flatten(state: &AccountState) -> Flat {
         flat.insert(EntityKey::new(Area::EngagementRule, id), rule_fields(r));
     }
     for (id, i) in &state.interactions {
-        flat.insert(EntityKey::new(Area::Interaction, id), interaction_fields(i));
+        flat.insert(
+            EntityKey::new(Area::Interaction, id),
+            interaction_fields(i, compared.texts.get(id)),
+        );
     }
     for (id, r) in &state.reviews {
         flat.insert(EntityKey::new(Area::Review, id), review_fields(r));
@@ -602,8 +658,8 @@ struct Attribution {
 
 impl Attribution {
     /// Applies `event` to `state`, crediting `author` with every field it changed.
-    fn apply(&mut self, state: &mut AccountState, event: &AccountEvent, author: &Author) {
-        let keys = touched(state, event);
+    fn apply(&mut self, state: &mut Compared, event: &AccountEvent, author: &Author) {
+        let keys = touched(&state.state, event);
         let before: Vec<Option<Fields>> = keys.iter().map(|k| entity_fields(state, k)).collect();
         state.apply(event);
         for (key, before) in keys.into_iter().zip(before) {
@@ -937,7 +993,7 @@ pub(crate) fn diff_account(
     let current = existing_version(store, stream)?;
     let (from_version, to_version, label) = resolve(store, stream, current, range)?;
 
-    let mut state = AccountState::default();
+    let mut state = Compared::default();
     for_each(store, stream, 1, from_version, |r| {
         state.apply(&decode(r)?);
         Ok(ControlFlow::Continue(()))
@@ -1022,7 +1078,7 @@ mod tests {
 
     #[test]
     fn each_net_change_is_credited_to_the_last_event_that_changed_that_field() {
-        let mut state = AccountState::default();
+        let mut state = Compared::default();
         state.apply(&stakeholder("lee", Attitude::Neutral));
         let from = flatten(&state);
         let mut attribution = Attribution::default();
@@ -1073,7 +1129,7 @@ mod tests {
 
     #[test]
     fn a_change_undone_within_the_range_is_not_a_net_change() {
-        let mut state = AccountState::default();
+        let mut state = Compared::default();
         state.apply(&stakeholder("lee", Attitude::Neutral));
         let from = flatten(&state);
         let mut attribution = Attribution::default();
@@ -1088,6 +1144,63 @@ mod tests {
             &author("bo", 3),
         );
         assert!(compare(&from, &flatten(&state), &attribution).is_empty());
+    }
+
+    /// The account's state keeps only a hash of an interaction's text; the diff keeps the text
+    /// itself, so a correction of the wording shows what it said before and after.
+    #[test]
+    fn a_correction_of_the_text_shows_the_old_and_new_text() {
+        let mut state = Compared::default();
+        for e in keyplan_testkit::globex::events() {
+            state.apply(&e.event);
+        }
+        let (id, logged) = state
+            .state
+            .interactions
+            .iter()
+            .next()
+            .map(|(id, i)| (id.clone(), i.clone()))
+            .expect("globex logs interactions");
+        let before = state.texts[&id].summary.clone();
+        let details = InteractionDetails {
+            occurred_at: logged.occurred_at,
+            channel: logged.channel,
+            stakeholders: logged.stakeholders.clone(),
+            participants: logged.participants.clone(),
+            summary: "Reworded by the auditor's request".into(),
+            sentiment: logged.sentiment,
+            next_step: state.texts[&id].next_step.clone(),
+            opportunity_id: logged.opportunity_id.clone(),
+        };
+        let from = flatten(&state);
+        let mut attribution = Attribution::default();
+        attribution.apply(
+            &mut state,
+            &AccountEvent::InteractionCorrected(InteractionCorrected {
+                interaction_id: id.clone(),
+                details,
+                reason: "wording".into(),
+            }),
+            &author("ana", 90),
+        );
+        let changes = compare(&from, &flatten(&state), &attribution);
+        assert_eq!(changes.len(), 1);
+        let fields: Vec<(&str, &str, &str)> = changes[0]
+            .fields
+            .iter()
+            .map(|f| (f.field.as_str(), f.old_value.as_str(), f.new_value.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (
+                    "summary",
+                    before.as_str(),
+                    "Reworded by the auditor's request"
+                ),
+                ("corrections", "0", "1"),
+            ]
+        );
     }
 
     /// Events of every type the Globex fixture lacks, applied after it.
@@ -1147,10 +1260,10 @@ mod tests {
             .collect();
         events.extend(the_rest_of_the_event_types());
         let mut seen = std::collections::BTreeSet::new();
-        let mut state = AccountState::default();
+        let mut state = Compared::default();
         for event in &events {
             seen.insert(event.event_type());
-            let keys = touched(&state, event);
+            let keys = touched(&state.state, event);
             let before = flatten(&state);
             state.apply(event);
             let after = flatten(&state);
@@ -1173,7 +1286,7 @@ mod tests {
 
     #[test]
     fn status_changes_read_as_what_happened() {
-        let mut state = AccountState::default();
+        let mut state = Compared::default();
         for e in keyplan_testkit::globex::events() {
             state.apply(&e.event);
         }

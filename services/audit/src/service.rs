@@ -5,7 +5,9 @@ use std::pin::Pin;
 use futures::Stream;
 use keyplan_domain::ids::{AccountId, ReviewId, TenantId};
 use keyplan_domain::values::Timestamp;
-use keyplan_proto::convert::{account_to_proto, timestamp_from_proto_checked, timestamp_to_proto};
+use keyplan_proto::convert::{
+    account_to_proto, timestamp_from_proto_checked, timestamp_to_proto, DEFAULT_INTERACTIONS,
+};
 use keyplan_proto::pb;
 use keyplan_proto::pb::audit_service_server::AuditService;
 use keyplan_store::{Direction, EventStore, StreamId};
@@ -94,7 +96,12 @@ impl AuditService for AuditApi {
         let as_of = self
             .blocking(move |store| account_as_of(store, &stream, point))
             .await?;
-        let mut account = account_to_proto(&address.tenant, &address.stream, &as_of.state);
+        let mut account = account_to_proto(
+            &address.tenant,
+            &address.stream,
+            &as_of.state,
+            DEFAULT_INTERACTIONS,
+        );
         // The state counts the events it applied; the stream version it reflects is what an
         // auditor correlates with ReadStream and the export.
         account.version = as_of.version;

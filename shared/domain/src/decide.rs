@@ -829,14 +829,13 @@ fn record_stakeholder_departure(
         )));
     }
     if let Some((id, interaction)) = state.interactions.iter().find(|(_, i)| {
-        i.details.stakeholders.contains(&c.stakeholder_id)
-            && i.details.occurred_at.date() > c.departed_on
+        i.stakeholders.contains(&c.stakeholder_id) && i.occurred_at.date() > c.departed_on
     }) {
         return Err(DomainError::FailedPrecondition(format!(
             "stakeholder {} took part in interaction {id} on {}, after the departure date {}; \
              correct that interaction or the departure date",
             c.stakeholder_id,
-            interaction.details.occurred_at.date(),
+            interaction.occurred_at.date(),
             c.departed_on
         )));
     }
@@ -968,7 +967,7 @@ fn correct_interaction(state: &AccountState, c: &InteractionCorrected, now: Time
             c.interaction_id
         ))
     })?;
-    if logged.details == details {
+    if logged.has_content(&details) {
         return Err(DomainError::invalid(
             "details",
             format!(

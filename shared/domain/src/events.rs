@@ -393,6 +393,42 @@ pub struct InteractionDetails {
     pub opportunity_id: Option<OpportunityId>,
 }
 
+impl InteractionDetails {
+    /// SHA-256 over every field, each length-prefixed so that no two different contents feed
+    /// the hash the same bytes. The account's state keeps this instead of the text (see
+    /// [`crate::state::Interaction`]); the encoding is fixed here, not borrowed from the
+    /// stored format, so that the hash does not change when the schema of events does.
+    pub fn content_hash(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        fn field(hash: &mut Sha256, bytes: &[u8]) {
+            hash.update((bytes.len() as u64).to_le_bytes());
+            hash.update(bytes);
+        }
+        let mut hash = Sha256::new();
+        field(&mut hash, &self.occurred_at.0.to_le_bytes());
+        field(&mut hash, self.channel.as_str().as_bytes());
+        field(&mut hash, &(self.stakeholders.len() as u64).to_le_bytes());
+        for id in &self.stakeholders {
+            field(&mut hash, id.as_str().as_bytes());
+        }
+        field(&mut hash, &(self.participants.len() as u64).to_le_bytes());
+        for id in &self.participants {
+            field(&mut hash, id.as_str().as_bytes());
+        }
+        field(&mut hash, self.summary.as_bytes());
+        field(&mut hash, self.sentiment.as_str().as_bytes());
+        field(&mut hash, self.next_step.as_bytes());
+        match &self.opportunity_id {
+            Some(id) => {
+                field(&mut hash, &[1]);
+                field(&mut hash, id.as_str().as_bytes());
+            }
+            None => field(&mut hash, &[0]),
+        }
+        hash.finalize().into()
+    }
+}
+
 /// An interaction with the customer was logged.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InteractionLogged {

@@ -36,7 +36,7 @@ pub struct AccountState {
     pub stakeholders: BTreeMap<StakeholderId, Stakeholder>,
     /// Engagement rules, by id (retired ones stay, marked).
     pub rules: BTreeMap<RuleId, EngagementRule>,
-    /// Interactions, by id, with their latest (corrected) content.
+    /// Interactions, by id: the facts of their latest (corrected) content, not its text.
     pub interactions: BTreeMap<InteractionId, Interaction>,
     /// Reviews, by id.
     pub reviews: BTreeMap<ReviewId, Review>,
@@ -205,13 +205,54 @@ pub struct EngagementRule {
     pub retired: Option<String>,
 }
 
-/// A logged interaction with its latest content.
+/// A logged interaction as the account's state keeps it: the facts that decisions and the
+/// current-state view need, and a hash of its free text instead of the text.
+///
+/// Why not the content itself: `summary` and `next_step` may hold 20,000 characters each, and
+/// an account logs interactions for years, so a state holding them grew with every interaction
+/// ever logged: the repository's cache, every replay on a cache miss, every snapshot and every
+/// `GetAccount`. Refusing a correction that changes nothing needs only to know whether the
+/// content is the same, which [`InteractionDetails::content_hash`] answers in 32 bytes. The
+/// text stays where it always was: in the event log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interaction {
-    /// Current (possibly corrected) content.
-    pub details: InteractionDetails,
+    /// When it happened, per the content in force.
+    pub occurred_at: Timestamp,
+    /// Channel.
+    pub channel: Channel,
+    /// Customer stakeholders who took part.
+    pub stakeholders: Vec<StakeholderId>,
+    /// Supplier people who took part.
+    pub participants: Vec<PersonId>,
+    /// Sentiment.
+    pub sentiment: Sentiment,
+    /// Opportunity discussed, if any.
+    pub opportunity_id: Option<OpportunityId>,
+    /// [`InteractionDetails::content_hash`] of the content in force (all fields, text included).
+    pub content_hash: [u8; 32],
     /// How many times it was corrected.
     pub corrections: u32,
+}
+
+impl Interaction {
+    /// The interaction as `details` describe it, after `corrections` corrections.
+    pub fn new(details: &InteractionDetails, corrections: u32) -> Self {
+        Self {
+            occurred_at: details.occurred_at,
+            channel: details.channel,
+            stakeholders: details.stakeholders.clone(),
+            participants: details.participants.clone(),
+            sentiment: details.sentiment,
+            opportunity_id: details.opportunity_id.clone(),
+            content_hash: details.content_hash(),
+            corrections,
+        }
+    }
+
+    /// Whether `details` is exactly the content in force.
+    pub fn has_content(&self, details: &InteractionDetails) -> bool {
+        self.content_hash == details.content_hash()
+    }
 }
 
 /// Where a review stands.
@@ -400,18 +441,12 @@ impl AccountState {
                 }
             }
             AccountEvent::InteractionLogged(e) => {
-                self.interactions.insert(
-                    e.interaction_id.clone(),
-                    Interaction {
-                        details: e.details.clone(),
-                        corrections: 0,
-                    },
-                );
+                self.interactions
+                    .insert(e.interaction_id.clone(), Interaction::new(&e.details, 0));
             }
             AccountEvent::InteractionCorrected(e) => {
                 if let Some(i) = self.interactions.get_mut(&e.interaction_id) {
-                    i.details = e.details.clone();
-                    i.corrections += 1;
+                    *i = Interaction::new(&e.details, i.corrections + 1);
                 }
             }
             AccountEvent::ReviewScheduled(e) => {

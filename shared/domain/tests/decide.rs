@@ -1942,10 +1942,13 @@ fn correct_interaction() {
         .when(C::CorrectInteraction(fixed.clone()))
         .then_events(vec![fixed.into()]);
     assert_eq!(state.interactions[&int("i1")].corrections, 1);
-    assert_eq!(
-        state.interactions[&int("i1")].details.channel,
-        Channel::VideoCall
-    );
+    let corrected = &state.interactions[&int("i1")];
+    assert_eq!(corrected.channel, Channel::VideoCall);
+    assert!(corrected.has_content(&InteractionDetails {
+        channel: Channel::VideoCall,
+        ..details()
+    }));
+    assert!(!corrected.has_content(&details()));
 }
 
 #[test]
@@ -1980,6 +1983,92 @@ fn correct_interaction_refusals() {
             ..details()
         })))
         .then_invalid("details.occurred_at");
+}
+
+/// The state keeps a hash of an interaction's content, not its text: a correction of the text
+/// alone is still a change, and "identical" means identical to the content in force.
+#[test]
+fn correcting_only_the_text_is_a_change() {
+    let text_only = correction(InteractionDetails {
+        summary: format!("{} (amended)", details().summary),
+        ..details()
+    });
+    let state = given_account(vec![])
+        .when(C::CorrectInteraction(text_only.clone()))
+        .then_events(vec![text_only.clone().into()]);
+    let next_step_only = correction(InteractionDetails {
+        next_step: "Send the revised proposal".into(),
+        ..details()
+    });
+    let mut later = state.clone();
+    assert!(decide(&later, &C::CorrectInteraction(next_step_only), now()).is_ok());
+    // The amended text is now in force: repeating it changes nothing, going back does.
+    assert!(matches!(
+        decide(&later, &C::CorrectInteraction(text_only.clone()), now()),
+        Err(DomainError::InvalidArgument { .. })
+    ));
+    let back = correction(details());
+    let events = decide(&later, &C::CorrectInteraction(back), now()).expect("a change");
+    for e in &events {
+        later.apply(e);
+    }
+    assert!(later.interactions[&int("i1")].has_content(&details()));
+    assert_eq!(later.interactions[&int("i1")].corrections, 2);
+}
+
+#[test]
+fn content_hash_covers_every_field() {
+    let base = InteractionDetails {
+        opportunity_id: None,
+        ..details()
+    };
+    let variants = [
+        InteractionDetails {
+            occurred_at: Timestamp(base.occurred_at.0 + 1),
+            ..base.clone()
+        },
+        InteractionDetails {
+            channel: Channel::Email,
+            ..base.clone()
+        },
+        InteractionDetails {
+            stakeholders: vec![],
+            ..base.clone()
+        },
+        InteractionDetails {
+            participants: vec![],
+            ..base.clone()
+        },
+        InteractionDetails {
+            summary: String::new(),
+            ..base.clone()
+        },
+        InteractionDetails {
+            sentiment: Sentiment::Negative,
+            ..base.clone()
+        },
+        InteractionDetails {
+            next_step: "x".into(),
+            ..base.clone()
+        },
+        InteractionDetails {
+            opportunity_id: Some(opp("o1")),
+            ..base.clone()
+        },
+        // Text moved from one field to the next is a different content.
+        InteractionDetails {
+            summary: format!("{}{}", base.summary, base.next_step),
+            next_step: String::new(),
+            ..base.clone()
+        },
+    ];
+    let mut seen = std::collections::HashSet::new();
+    assert!(seen.insert(base.content_hash()));
+    for v in &variants {
+        assert_ne!(v, &base);
+        assert!(seen.insert(v.content_hash()), "{v:?} hashes like another");
+    }
+    assert_eq!(base.content_hash(), base.clone().content_hash());
 }
 
 // ================================================================= reviews

@@ -93,7 +93,7 @@ fn state() -> AccountState {
 #[test]
 fn an_account_shows_its_full_current_state() {
     let s = state();
-    let a = account_to_proto("acme-supplies", "nordwind", &s);
+    let a = account_to_proto("acme-supplies", "nordwind", &s, DEFAULT_INTERACTIONS);
     assert_eq!(
         (a.tenant.as_str(), a.account_id.as_str()),
         ("acme-supplies", "nordwind")
@@ -222,6 +222,38 @@ fn an_account_shows_its_full_current_state() {
             .map(|d| d.opportunity_id.as_str()),
         Some("opp-cold-chain")
     );
+    // The facts of the content in force, not its text; the hash stands for the whole content.
+    let details = corrected.details.as_ref().expect("details");
+    assert_eq!(
+        (details.summary.as_str(), details.next_step.as_str()),
+        ("", "")
+    );
+    assert_eq!(corrected.content_sha256.len(), 32);
+    assert_eq!(a.interactions_total as usize, a.interactions.len());
+    let times: Vec<i64> = a
+        .interactions
+        .iter()
+        .map(|i| {
+            i.details
+                .as_ref()
+                .and_then(|d| d.occurred_at.as_ref())
+                .map_or(0, |t| t.seconds)
+        })
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+
+    // A smaller answer keeps the newest ones, and still counts them all.
+    assert_eq!(a.interactions_total, 2);
+    let one = account_to_proto("acme-supplies", "nordwind", &s, 1);
+    assert_eq!(one.interactions.len(), 1);
+    assert_eq!(one.interactions_total, 2);
+    assert_eq!(one.interactions[..], a.interactions[..1]);
+    assert!(account_to_proto("acme-supplies", "nordwind", &s, 0)
+        .interactions
+        .is_empty());
 
     let qbr = a
         .reviews
@@ -268,7 +300,7 @@ fn retired_rules_cancelled_items_and_reviews_show_their_reason() {
         }
         .into(),
     );
-    let a = account_to_proto("t", "a", &s);
+    let a = account_to_proto("t", "a", &s, DEFAULT_INTERACTIONS);
     let rule = a
         .engagement_rules
         .iter()
@@ -337,7 +369,7 @@ fn a_summary_counts_what_is_current() {
 
 #[test]
 fn an_unregistered_account_has_an_empty_profile() {
-    let a = account_to_proto("t", "a", &AccountState::default());
+    let a = account_to_proto("t", "a", &AccountState::default(), DEFAULT_INTERACTIONS);
     assert_eq!((a.version, a.name.as_str(), a.tier), (0, "", 0));
     let s = account_summary_to_proto("a", &AccountState::default());
     assert_eq!((s.key_account_manager.as_str(), s.stakeholders), ("", 0));

@@ -27,7 +27,9 @@ pub use commands::{
 };
 pub use events::{event_payload_from_proto, event_payload_to_proto};
 pub use recorded::{event_metadata_to_proto, recorded_event_from_proto, recorded_event_to_proto};
-pub use state::{account_summary_to_proto, account_to_proto};
+pub use state::{
+    account_summary_to_proto, account_to_proto, DEFAULT_INTERACTIONS, MAX_INTERACTIONS,
+};
 pub use values::{
     date_to_wire, optional_date_to_wire, timestamp_from_proto, timestamp_from_proto_checked,
     timestamp_to_proto, WireEnum,

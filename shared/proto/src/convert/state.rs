@@ -3,6 +3,7 @@
 //! Maps become repeated fields in key order (the `BTreeMap` order), so responses are stable
 //! and diffable; each entry carries its key, which the domain keeps as the map key.
 
+use keyplan_domain::ids::InteractionId;
 use keyplan_domain::state::{
     self as st, AccountState, ActionItemStatus, OpportunityStatus, ReviewStatus,
 };
@@ -11,12 +12,25 @@ use keyplan_domain::values::TeamRole;
 use super::values::*;
 use crate::pb;
 
-/// The full current state of one account.
+/// Interactions an `Account` answer carries when the request does not say.
+pub const DEFAULT_INTERACTIONS: usize = 100;
+
+/// Most interactions an `Account` answer carries: with the text left out an interaction is a
+/// few hundred bytes on the wire, so this keeps the answer far below the 4 MiB message limit
+/// whatever the account's history.
+pub const MAX_INTERACTIONS: usize = 1000;
+
+/// The current state of one account, with its `max_interactions` most recent interactions.
 ///
 /// `tenant` and `account_id` are passed in because the state, folded from the account's own
 /// stream, does not know its address. For an account never registered (`!s.exists()`) the
 /// profile fields are empty and the tier unspecified: services answer NOT_FOUND instead.
-pub fn account_to_proto(tenant: &str, account_id: &str, s: &AccountState) -> pb::Account {
+pub fn account_to_proto(
+    tenant: &str,
+    account_id: &str,
+    s: &AccountState,
+    max_interactions: usize,
+) -> pb::Account {
     let profile = s.profile.as_ref();
     pb::Account {
         tenant: tenant.to_owned(),
@@ -65,16 +79,50 @@ pub fn account_to_proto(tenant: &str, account_id: &str, s: &AccountState) -> pb:
                 retire_reason: r.retired.clone().unwrap_or_default(),
             })
             .collect(),
-        interactions: s
-            .interactions
-            .iter()
-            .map(|(interaction_id, i)| pb::Interaction {
-                interaction_id: interaction_id.to_string(),
-                details: Some((&i.details).into()),
-                corrections: i.corrections,
-            })
+        interactions: newest_interactions(s, max_interactions)
+            .into_iter()
+            .map(|(interaction_id, i)| interaction_to_wire(interaction_id, i))
             .collect(),
         reviews: s.reviews.values().map(review_to_wire).collect(),
+        interactions_total: count(s.interactions.values()),
+    }
+}
+
+/// The `limit` interactions with the latest `occurred_at` (ties: interaction id), newest
+/// first, without sorting the whole history.
+fn newest_interactions(s: &AccountState, limit: usize) -> Vec<(&InteractionId, &st::Interaction)> {
+    let order = |a: &(&InteractionId, &st::Interaction), b: &(&InteractionId, &st::Interaction)| {
+        b.1.occurred_at
+            .cmp(&a.1.occurred_at)
+            .then_with(|| a.0.cmp(b.0))
+    };
+    let mut all: Vec<_> = s.interactions.iter().collect();
+    if all.len() > limit {
+        if limit == 0 {
+            return Vec::new();
+        }
+        all.select_nth_unstable_by(limit - 1, order);
+        all.truncate(limit);
+    }
+    all.sort_unstable_by(order);
+    all
+}
+
+fn interaction_to_wire(id: &InteractionId, i: &st::Interaction) -> pb::Interaction {
+    pb::Interaction {
+        interaction_id: id.to_string(),
+        details: Some(pb::InteractionDetails {
+            occurred_at: Some(timestamp_to_proto(i.occurred_at)),
+            channel: i.channel.to_wire(),
+            stakeholders: ids_to_wire(&i.stakeholders),
+            participants: ids_to_wire(&i.participants),
+            summary: String::new(),
+            sentiment: i.sentiment.to_wire(),
+            next_step: String::new(),
+            opportunity_id: optional_id_to_wire(i.opportunity_id.as_ref()),
+        }),
+        corrections: i.corrections,
+        content_sha256: i.content_hash.to_vec(),
     }
 }
 
