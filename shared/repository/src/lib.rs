@@ -9,6 +9,7 @@
 
 mod error;
 mod repository;
+mod snapshot;
 
 pub use error::{Conflict, RepositoryError};
 pub use repository::{

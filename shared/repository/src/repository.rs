@@ -16,6 +16,7 @@ use lru::LruCache;
 use uuid::Uuid;
 
 use crate::error::{Conflict, RepositoryError};
+use crate::snapshot;
 
 /// How far in the future a business time may lie (clock skew between client and server).
 const MAX_FUTURE_SKEW_MICROS: i64 = 5 * 60 * 1_000_000;
@@ -112,14 +113,20 @@ impl AccountRepository {
         cache.get_or_insert(stream.clone(), Slot::default).clone()
     }
 
-    /// Brings a cached state up to the stream's committed version (replaying from scratch
-    /// when nothing is cached).
+    /// Brings a cached state up to the stream's committed version. When nothing is cached it
+    /// starts from the account's latest snapshot (or from scratch), and saves a new snapshot
+    /// if it had to replay [`snapshot::INTERVAL`] events or more.
     fn catch_up(
         &self,
         stream: &StreamId,
         cached: &mut Option<AccountState>,
     ) -> Result<(), RepositoryError> {
+        if cached.is_none() {
+            *cached = Some(snapshot::load(&self.store, stream)?.unwrap_or_default());
+        }
         let state = cached.get_or_insert_with(AccountState::default);
+        let start = state.version;
+        let mut last_event = None;
         loop {
             let slice = self.store.read_stream(
                 stream,
@@ -134,8 +141,14 @@ impl AccountRepository {
                     &recorded.payload,
                 )?;
                 state.apply(&event);
+                last_event = Some(recorded.event_id);
             }
             if slice.next_version.is_none() {
+                if let Some(last_event) = last_event {
+                    if state.version - start >= snapshot::INTERVAL {
+                        snapshot::save(&self.store, stream, state, last_event);
+                    }
+                }
                 return Ok(());
             }
         }
@@ -226,6 +239,12 @@ impl AccountRepository {
                     if outcome.deduplicated || outcome.first_version != version + 1 {
                         // A retry answered from the log: our decision was not stored.
                         *cached = None;
+                    } else if let Some(&last_event) = outcome.event_ids.last() {
+                        // Every INTERVAL versions, so that a later cache miss replays less.
+                        if version / snapshot::INTERVAL != outcome.last_version / snapshot::INTERVAL
+                        {
+                            snapshot::save(&self.store, &stream, state, last_event);
+                        }
                     }
                     return Ok(ExecuteOutcome { append: outcome });
                 }

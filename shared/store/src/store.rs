@@ -13,7 +13,9 @@ use crate::acknowledged::{Acknowledged, AcknowledgedFile, ACKNOWLEDGED_FILE};
 use crate::durable::DirectoryWatch;
 use crate::error::StoreError;
 use crate::index::Index;
-use crate::layout::{record_key, RecordView, StoredEventRef, CHECKPOINT_TREE, HASH_LEN, LOG_TREE};
+use crate::layout::{
+    record_key, RecordView, StoredEventRef, CHECKPOINT_TREE, HASH_LEN, LOG_TREE, SNAPSHOT_TREE,
+};
 use crate::record::{AppendOutcome, AppendRequest, RecordedEvent, StreamId};
 use crate::settings::{self, LogSettings};
 use crate::writer::{PendingAppend, Writer};
@@ -114,6 +116,11 @@ pub struct VerifyReport {
     pub last_hash: [u8; HASH_LEN],
 }
 
+/// A stream's key in the snapshot tree: tenant and stream ids never contain '/'.
+fn snapshot_key(stream: &StreamId) -> Vec<u8> {
+    format!("{}/{}", stream.tenant, stream.stream).into_bytes()
+}
+
 /// The event store. Cheap to clone; all clones share one writer.
 #[derive(Clone)]
 pub struct EventStore {
@@ -123,6 +130,7 @@ pub struct EventStore {
 struct Inner {
     log: sled::Tree,
     checkpoints: sled::Tree,
+    snapshots: sled::Tree,
     index: Arc<RwLock<Index>>,
     head: watch::Receiver<u64>,
     queue: Mutex<Option<SyncSender<PendingAppend>>>,
@@ -152,6 +160,7 @@ impl EventStore {
         let db = open_sled(&config, &settings)?;
         let log = db.open_tree(LOG_TREE)?;
         let checkpoints = db.open_tree(CHECKPOINT_TREE)?;
+        let snapshots = db.open_tree(SNAPSHOT_TREE)?;
         let index = catch_sled_panic("reading the log", || Index::rebuild(&log))?;
         let directory = DirectoryWatch::new(&config.path)?;
         let acknowledged = check_acknowledged(&config, &log, &index, acknowledged)?;
@@ -181,6 +190,7 @@ impl EventStore {
             inner: Arc::new(Inner {
                 log,
                 checkpoints,
+                snapshots,
                 index,
                 head: head_rx,
                 queue: Mutex::new(Some(queue_tx)),
@@ -332,6 +342,29 @@ impl EventStore {
         self.inner
             .checkpoints
             .insert(name.as_bytes(), &position.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// The snapshot last saved for `stream`, if any: opaque bytes to the store.
+    ///
+    /// A snapshot is derived data (a stream's events folded up to some version, in whatever
+    /// encoding its writer chose) kept beside the log and apart from it, like checkpoints:
+    /// written without a disk sync, never read by the store itself, and never a source of
+    /// truth. Its reader must check it against the log (that the version it claims is there,
+    /// with the event it names) and fall back to replaying the stream when it does not fit.
+    pub fn snapshot(&self, stream: &StreamId) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.inner.snapshots.get(snapshot_key(stream))?)
+    }
+
+    /// Replaces `stream`'s snapshot (see [`EventStore::snapshot`]).
+    pub fn save_snapshot(&self, stream: &StreamId, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.inner.snapshots.insert(snapshot_key(stream), bytes)?;
+        Ok(())
+    }
+
+    /// Forgets `stream`'s snapshot (one that no longer fits the log).
+    pub fn remove_snapshot(&self, stream: &StreamId) -> Result<(), StoreError> {
+        self.inner.snapshots.remove(snapshot_key(stream))?;
         Ok(())
     }
 

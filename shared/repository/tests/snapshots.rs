@@ -1,0 +1,210 @@
+//! Snapshots of account states over a real sled log: a cache miss loads the latest snapshot
+//! plus the events after it, and a snapshot that does not fit the log is never used.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::num::NonZeroUsize;
+
+use keyplan_domain::codec;
+use keyplan_domain::events::{AccountRegistered, PlanSectionRevised};
+use keyplan_domain::ids::{AccountId, PlanId, TenantId};
+use keyplan_domain::values::{PlanSection, Tier};
+use keyplan_domain::{AccountCommand, AccountState};
+use keyplan_repository::{AccountRepository, CommandEnvelope, RepositoryConfig};
+use keyplan_store::{Direction, EventStore, ExpectedVersion, StoreConfig, StreamId};
+
+const TENANT: &str = "acme";
+
+fn envelope(account: &str, command: AccountCommand) -> CommandEnvelope {
+    CommandEnvelope {
+        tenant: TenantId::parse(TENANT).unwrap(),
+        account: AccountId::parse(account).unwrap(),
+        expected: ExpectedVersion::Any,
+        idempotency_key: None,
+        actor: "dana".into(),
+        occurred_at: None,
+        correlation_id: None,
+        causation_id: None,
+        commands: vec![command],
+    }
+}
+
+/// An account whose stream has `versions` (>= 3) events: registered, a team member, a plan,
+/// then revisions of one section.
+async fn account_with(repository: &AccountRepository, account: &str, versions: u64) {
+    let steps = [
+        AccountCommand::RegisterAccount(AccountRegistered {
+            name: format!("Customer {account}"),
+            industry: "Chemicals".into(),
+            region: "EMEA".into(),
+            headquarters: "Rotterdam".into(),
+            tier: Tier::Key,
+        }),
+        AccountCommand::AssignTeamMember(keyplan_domain::events::TeamMemberAssigned {
+            person_id: keyplan_domain::ids::PersonId::parse("dana").unwrap(),
+            name: "Dana Kim".into(),
+            role: keyplan_domain::values::TeamRole::KeyAccountManager,
+        }),
+    ];
+    for command in steps {
+        repository
+            .execute(envelope(account, command))
+            .await
+            .unwrap();
+    }
+    let plan = PlanId::parse("plan-1").unwrap();
+    repository
+        .execute(envelope(
+            account,
+            AccountCommand::DraftPlan(keyplan_domain::events::PlanDrafted {
+                plan_id: plan.clone(),
+                period: keyplan_domain::events::PlanPeriod {
+                    kind: keyplan_domain::values::PlanPeriodKind::Perpetual,
+                    start: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                    end: None,
+                },
+                prepared_by: keyplan_domain::ids::PersonId::parse("dana").unwrap(),
+                prepared_on: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+                review_frequency: keyplan_domain::values::ReviewFrequency::Quarterly,
+            }),
+        ))
+        .await
+        .unwrap();
+    for i in 4..=versions {
+        repository
+            .execute(CommandEnvelope {
+                expected: ExpectedVersion::Exact(i - 1),
+                ..envelope(
+                    account,
+                    AccountCommand::RevisePlanSection(PlanSectionRevised {
+                        plan_id: plan.clone(),
+                        section: PlanSection::Strategy,
+                        text: format!("strategy, revision {i}"),
+                    }),
+                )
+            })
+            .await
+            .unwrap();
+    }
+}
+
+fn stream(account: &str) -> StreamId {
+    StreamId::new(TENANT, account)
+}
+
+/// The account folded from its whole stream, the slow way.
+fn replayed(store: &EventStore, account: &str) -> AccountState {
+    let slice = store
+        .read_stream(&stream(account), 1, Direction::Forward, usize::MAX)
+        .unwrap();
+    let events: Vec<_> = slice
+        .events
+        .iter()
+        .map(|r| codec::decode(&r.event_type, r.schema_version, &r.payload).unwrap())
+        .collect();
+    AccountState::from_events(&events)
+}
+
+fn snapshot_version(store: &EventStore, account: &str) -> Option<u64> {
+    let bytes = store.snapshot(&stream(account)).unwrap()?;
+    // The header (format, event id) is 20 bytes; the state's version is its first field.
+    let state: AccountState = postcard::from_bytes(&bytes[20..]).ok()?;
+    Some(state.version)
+}
+
+fn repository(dir: &std::path::Path, cached: usize) -> AccountRepository {
+    let store = EventStore::open(StoreConfig::new(dir)).unwrap();
+    AccountRepository::new(
+        store,
+        RepositoryConfig {
+            cached_accounts: NonZeroUsize::new(cached).unwrap(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_snapshot_is_saved_every_interval_and_a_miss_loads_it_plus_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = repository(dir.path(), 1);
+    account_with(&repository, "big", 300).await;
+    assert_eq!(
+        snapshot_version(repository.store(), "big"),
+        Some(256),
+        "saved when the account's version crossed 256"
+    );
+
+    // Plant a snapshot that fits the log (the right event at its version) but says something
+    // the log does not: if a miss uses it, the state shows it.
+    let mut planted = replayed(repository.store(), "big");
+    let mut bytes = repository
+        .store()
+        .snapshot(&stream("big"))
+        .unwrap()
+        .unwrap()
+        .to_vec();
+    let at_256: AccountState = postcard::from_bytes(&bytes[20..]).unwrap();
+    let mut marked = at_256.clone();
+    if let Some(profile) = marked.profile.as_mut() {
+        profile.name = "from the snapshot".into();
+    }
+    bytes.truncate(20);
+    bytes.extend(postcard::to_allocvec(&marked).unwrap());
+    repository
+        .store()
+        .save_snapshot(&stream("big"), bytes)
+        .unwrap();
+
+    account_with(&repository, "other", 3).await; // evicts "big" from a cache of one
+    let loaded = repository
+        .load(
+            &TenantId::parse(TENANT).unwrap(),
+            &AccountId::parse("big").unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        loaded.profile.as_ref().map(|p| p.name.as_str()),
+        Some("from the snapshot"),
+        "a miss starts from the snapshot"
+    );
+    if let Some(profile) = planted.profile.as_mut() {
+        profile.name = "from the snapshot".into();
+    }
+    assert_eq!(loaded, planted, "and replays the 44 events after it");
+}
+
+#[tokio::test]
+async fn a_snapshot_that_does_not_fit_the_log_is_ignored_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let repository = repository(dir.path(), 1);
+    account_with(&repository, "big", 270).await;
+    let store = repository.store().clone();
+    let good = store.snapshot(&stream("big")).unwrap().unwrap().to_vec();
+    let tenant = TenantId::parse(TENANT).unwrap();
+    let big = AccountId::parse("big").unwrap();
+
+    let mut wrong_event = good.clone();
+    wrong_event[4] ^= 0xff; // another event id than the log's at that version
+    let mut other_format = good.clone();
+    other_format[3] ^= 1;
+    let mut beyond_the_log = good[..20].to_vec();
+    let mut ahead: AccountState = postcard::from_bytes(&good[20..]).unwrap();
+    ahead.version = 9_999;
+    beyond_the_log.extend(postcard::to_allocvec(&ahead).unwrap());
+    let cut = good[..good.len() / 2].to_vec();
+
+    let bad = [
+        wrong_event,
+        other_format,
+        beyond_the_log,
+        cut,
+        b"junk".to_vec(),
+    ];
+    for (n, bad) in bad.into_iter().enumerate() {
+        store.save_snapshot(&stream("big"), bad).unwrap();
+        account_with(&repository, &format!("other-{n}"), 3).await; // evicts "big"
+        let loaded = repository.load(&tenant, &big).await.unwrap();
+        assert_eq!(loaded, replayed(&store, "big"), "case {n}");
+        // Removed, then (the miss replayed 270 >= 256 events) replaced by a good one.
+        assert_eq!(snapshot_version(&store, "big"), Some(270), "case {n}");
+    }
+}
