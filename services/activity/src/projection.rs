@@ -12,8 +12,8 @@
 //! - `<tenant>/<account>/i/<chunk as 8 hex digits>`: its interactions, 128 per value,
 //!   in logging order.
 //!
-//! Tenant and account ids never contain '/', so keys are unambiguous. Every value starts
-//! with a format byte, then postcard. A flush writes the facts only if they changed and only
+//! The layout is the one every read model shares (`keyplan_projection::stored`): values are
+//! postcard, and the projection's `format` versions them. A flush writes the facts only if they changed and only
 //! the interaction chunks that changed (the last one, usually, plus the chunk of a corrected
 //! interaction): a busy account costs one small value per flush, not its whole history. The
 //! derived indexes are not stored: [`Projection::load`] recomputes them from the facts.
@@ -23,6 +23,7 @@ use std::sync::{Arc, RwLock};
 
 use keyplan_projection::runner::RESERVED_PREFIX;
 pub(crate) use keyplan_projection::shared_state::{read, write};
+use keyplan_projection::stored::{LoadedChunks, Stored};
 use keyplan_projection::DirtyAccounts;
 use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
 
@@ -31,8 +32,14 @@ use crate::model::{AccountActivity, Facts, InteractionFacts, CHUNK};
 /// Projection name (its sled tree).
 pub const NAME: &str = "activity";
 
-/// Version of the stored form; a projection stored in another format must be rebuilt.
-const FORMAT: u8 = 1;
+/// The layout of the projection's tree.
+const STORED: Stored = Stored::new(NAME);
+
+/// The part of an account's key holding its facts.
+const FACTS: &str = "f";
+
+/// The stored list of an account's interactions.
+const INTERACTIONS: &str = "i";
 
 /// Tenant and account.
 pub(crate) type Key = (String, String);
@@ -51,40 +58,6 @@ struct Inner {
 #[derive(Debug, Clone, Default)]
 pub struct ActivityProjection {
     inner: Arc<Inner>,
-}
-
-fn corrupt(reason: String) -> ProjectionError {
-    ProjectionError::Corrupt {
-        name: NAME.into(),
-        reason,
-    }
-}
-
-fn facts_key(tenant: &str, account: &str) -> Vec<u8> {
-    format!("{tenant}/{account}/f").into_bytes()
-}
-
-fn chunk_key(tenant: &str, account: &str, chunk: u32) -> Vec<u8> {
-    format!("{tenant}/{account}/i/{chunk:08x}").into_bytes()
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ProjectionError> {
-    let mut bytes = vec![FORMAT];
-    postcard::to_io(value, &mut bytes).map_err(|e| corrupt(format!("encoding: {e}")))?;
-    Ok(bytes)
-}
-
-fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, ProjectionError> {
-    match bytes.split_first() {
-        Some((&FORMAT, rest)) => {
-            postcard::from_bytes(rest).map_err(|e| corrupt(format!("{what}: {e}")))
-        }
-        Some((other, _)) => Err(corrupt(format!(
-            "{what} is stored in format {other}, this build reads format {FORMAT}; \
-             reset the projection so that it is rebuilt from the log"
-        ))),
-        None => Err(corrupt(format!("{what} is empty"))),
-    }
 }
 
 impl ActivityProjection {
@@ -120,55 +93,38 @@ impl Projection for ActivityProjection {
     }
 
     fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
-        type Staged = (Option<Facts>, BTreeMap<u32, Vec<InteractionFacts>>);
+        type Staged = (Option<Facts>, LoadedChunks<InteractionFacts>);
         let mut staged: BTreeMap<Key, Staged> = BTreeMap::new();
         for entry in tree.iter() {
             let (key, value) = entry?;
             if key.first() == Some(&RESERVED_PREFIX) {
                 continue;
             }
-            let text = std::str::from_utf8(&key).map_err(|e| corrupt(format!("key: {e}")))?;
-            let mut parts = text.splitn(3, '/');
-            let (Some(tenant), Some(account), Some(rest)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
-                return Err(corrupt(format!("unexpected key {text:?}")));
-            };
+            let parsed = STORED.parse_key(&key)?;
             let slot = staged
-                .entry((tenant.to_owned(), account.to_owned()))
+                .entry((parsed.tenant.to_owned(), parsed.account.to_owned()))
                 .or_default();
-            if rest == "f" {
-                slot.0 = Some(decode(text, &value)?);
-            } else if let Some(chunk) = rest.strip_prefix("i/") {
-                let chunk = u32::from_str_radix(chunk, 16)
-                    .map_err(|e| corrupt(format!("key {text:?}: {e}")))?;
-                slot.1.insert(chunk, decode(text, &value)?);
-            } else {
-                return Err(corrupt(format!("unexpected key {text:?}")));
+            match (parsed.part, parsed.chunk) {
+                (FACTS, None) => slot.0 = Some(STORED.decode(&key, &value)?),
+                (_, Some((INTERACTIONS, chunk))) => {
+                    slot.1.insert(chunk, STORED.decode(&key, &value)?);
+                }
+                _ => {
+                    return Err(STORED.corrupt(format!(
+                        "unexpected key {:?}",
+                        String::from_utf8_lossy(&key)
+                    )))
+                }
             }
         }
         let mut accounts = BTreeMap::new();
         for (key, (facts, chunks)) in staged {
-            let facts = facts.ok_or_else(|| {
-                corrupt(format!("{}/{} has interactions but no facts", key.0, key.1))
-            })?;
-            let count = chunks.len();
-            let mut interactions = Vec::with_capacity(count * CHUNK);
-            for (expected, (chunk, list)) in chunks.into_iter().enumerate() {
-                let last = expected + 1 == count;
-                if chunk as usize != expected
-                    || list.len() > CHUNK
-                    || (!last && list.len() != CHUNK)
-                {
-                    return Err(corrupt(format!(
-                        "{}/{}: interaction chunk {chunk} is missing, misplaced or of the wrong size",
-                        key.0, key.1
-                    )));
-                }
-                interactions.extend(list);
-            }
+            let owner = format!("{}/{}", key.0, key.1);
+            let facts = facts
+                .ok_or_else(|| STORED.corrupt(format!("{owner} has interactions but no facts")))?;
+            let interactions = chunks.into_items(CHUNK, &STORED, &owner)?;
             let account = AccountActivity::restore(facts, interactions)
-                .map_err(|reason| corrupt(format!("{}/{}: {reason}", key.0, key.1)))?;
+                .map_err(|reason| STORED.corrupt(format!("{owner}: {reason}")))?;
             accounts.insert(key, Arc::new(RwLock::new(account)));
         }
         *write(&self.inner.accounts) = accounts;
@@ -206,17 +162,26 @@ impl Projection for ActivityProjection {
             };
             let mut account = write(shared);
             if account.dirty.facts {
-                batch.insert(facts_key(&key.0, &key.1), encode(&account.facts)?);
+                batch.insert(
+                    Stored::key(&key.0, &key.1, FACTS),
+                    STORED.encode(&account.facts)?,
+                );
             }
             for &chunk in &account.dirty.chunks {
                 batch.insert(
-                    chunk_key(&key.0, &key.1, chunk),
-                    encode(&account.chunk(chunk))?,
+                    Stored::chunk_key(&key.0, &key.1, INTERACTIONS, chunk),
+                    STORED.encode(&account.chunk(chunk))?,
                 );
             }
             account.dirty = Default::default();
         }
         Ok(())
+    }
+
+    /// 2: values without a format byte (the layout shared by the read models,
+    /// `keyplan_projection::stored`).
+    fn format(&self) -> u32 {
+        2
     }
 
     fn adopt(&self, rebuilt: Self) -> bool {

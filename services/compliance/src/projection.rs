@@ -5,8 +5,8 @@
 //! than from precomputed statuses, because statuses depend on the instant asked about and on
 //! the axis: precomputing "now" would leave every as-of question unanswerable.
 //!
-//! Storage: one sled key per chunk of at most [`CHUNK_FACTS`] facts of one account,
-//! `"<tenant>/<account>/" + chunk index (u32, big-endian)`, valued `[FORMAT] + postcard(facts)`.
+//! Storage (`keyplan_projection::stored`): one sled key per chunk of at most [`CHUNK_FACTS`]
+//! facts of one account, `<tenant>/<account>/c/<chunk>`, valued `postcard(facts)`.
 //! A flush appends the facts applied since the previous flush: it rewrites the account's last
 //! chunk while that one is not full and starts new chunks after that, so a busy account costs
 //! at most one partial chunk plus its new facts per flush, never its whole history. Loading
@@ -18,6 +18,7 @@ use std::sync::{Arc, RwLock};
 use keyplan_domain::values::Timestamp;
 use keyplan_projection::runner::RESERVED_PREFIX;
 use keyplan_projection::shared_state::{read, write, DirtyAccounts};
+use keyplan_projection::stored::{LoadedChunks, Stored};
 use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
 
 use crate::error::QueryError;
@@ -27,10 +28,6 @@ use crate::model::*;
 
 /// Projection name (its sled tree).
 pub const NAME: &str = "compliance";
-
-/// Version of the stored chunk format (first byte of every value). A projection stored in
-/// another format cannot be loaded; reset it and it rebuilds from the log.
-const FORMAT: u8 = 1;
 
 /// Most facts per stored chunk: bounds what one flush rewrites for an account.
 pub const CHUNK_FACTS: usize = 128;
@@ -71,64 +68,11 @@ pub struct ComplianceProjection {
     dirty: Arc<DirtyAccounts>,
 }
 
-fn chunk_key(tenant: &str, account: &str, index: u32) -> Vec<u8> {
-    // Neither id may contain '/', so the first two '/' delimit them.
-    let mut key = format!("{tenant}/{account}/").into_bytes();
-    key.extend_from_slice(&index.to_be_bytes());
-    key
-}
+/// The layout of the projection's tree.
+const STORED: Stored = Stored::new(NAME);
 
-fn corrupt(reason: String) -> ProjectionError {
-    ProjectionError::Corrupt {
-        name: NAME.into(),
-        reason,
-    }
-}
-
-/// Splits a chunk key into tenant, account and chunk index.
-fn parse_chunk_key(key: &[u8]) -> Result<(String, String, u32), ProjectionError> {
-    let describe = || String::from_utf8_lossy(key).into_owned();
-    let mut parts = key.splitn(3, |b| *b == b'/');
-    let (Some(tenant), Some(account), Some(index)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(corrupt(format!(
-            "key {:?} is not tenant/account/chunk",
-            describe()
-        )));
-    };
-    let index: [u8; 4] = index
-        .try_into()
-        .map_err(|_| corrupt(format!("key {:?}: chunk index is not 4 bytes", describe())))?;
-    let text = |b: &[u8]| {
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|e| corrupt(format!("key {:?}: {e}", describe())))
-    };
-    Ok((text(tenant)?, text(account)?, u32::from_be_bytes(index)))
-}
-
-fn encode(facts: &[Fact]) -> Result<Vec<u8>, ProjectionError> {
-    postcard::to_extend(facts, vec![FORMAT]).map_err(|e| corrupt(format!("encoding facts: {e}")))
-}
-
-fn decode(key: &[u8], value: &[u8]) -> Result<Vec<Fact>, ProjectionError> {
-    match value.split_first() {
-        Some((&FORMAT, body)) => postcard::from_bytes(body).map_err(|e| {
-            corrupt(format!(
-                "chunk {:?}: {e}",
-                String::from_utf8_lossy(key)
-            ))
-        }),
-        Some((other, _)) => Err(corrupt(format!(
-            "chunk {:?} has format {other}, this build reads format {FORMAT}; reset the projection to rebuild it from the log",
-            String::from_utf8_lossy(key)
-        ))),
-        None => Err(corrupt(format!(
-            "chunk {:?} is empty",
-            String::from_utf8_lossy(key)
-        ))),
-    }
-}
+/// The stored list of an account's facts.
+const FACTS: &str = "c";
 
 impl ComplianceProjection {
     fn entry(&self, tenant: &str, account: &str) -> Option<Arc<RwLock<Entry>>> {
@@ -314,40 +258,35 @@ impl Projection for ComplianceProjection {
     }
 
     fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
-        let mut chunks: BTreeMap<Key, Vec<(u32, Vec<Fact>)>> = BTreeMap::new();
+        let mut chunks: BTreeMap<Key, LoadedChunks<Fact>> = BTreeMap::new();
         for item in tree.iter() {
             let (key, value) = item?;
             if key.first() == Some(&RESERVED_PREFIX) {
                 continue;
             }
-            let (tenant, account, index) = parse_chunk_key(&key)?;
-            let facts = decode(&key, &value)?;
+            let parsed = STORED.parse_key(&key)?;
+            let Some((FACTS, index)) = parsed.chunk else {
+                return Err(STORED.corrupt(format!(
+                    "unexpected key {:?}",
+                    String::from_utf8_lossy(&key)
+                )));
+            };
             chunks
-                .entry((tenant, account))
+                .entry((parsed.tenant.to_owned(), parsed.account.to_owned()))
                 .or_default()
-                .push((index, facts));
+                .insert(index, STORED.decode(&key, &value)?);
         }
         let mut accounts = BTreeMap::new();
-        for (key, mut list) in chunks {
-            list.sort_by_key(|(index, _)| *index);
+        for (key, loaded) in chunks {
+            let facts = loaded.into_items(CHUNK_FACTS, &STORED, &format!("{}/{}", key.0, key.1))?;
             let mut entry = Entry::default();
-            for (expected, (index, facts)) in (0u32..).zip(list) {
-                if index != expected {
-                    return Err(corrupt(format!(
-                        "account {}/{} lacks chunk {expected} (found {index}); reset the projection to rebuild it",
-                        key.0, key.1
-                    )));
-                }
-                for fact in &facts {
-                    entry.history.apply(fact);
-                }
-                entry.chunks = index + 1;
-                entry.open_chunk = if facts.len() < CHUNK_FACTS {
-                    facts
-                } else {
-                    Vec::new()
-                };
+            for fact in &facts {
+                entry.history.apply(fact);
             }
+            entry.chunks = u32::try_from(facts.len().div_ceil(CHUNK_FACTS)).unwrap_or(u32::MAX);
+            let open = facts.len() % CHUNK_FACTS;
+            let mut facts = facts;
+            entry.open_chunk = facts.split_off(facts.len() - open);
             accounts.insert(key, Arc::new(RwLock::new(entry)));
         }
         write(&self.inner).accounts = accounts;
@@ -392,7 +331,10 @@ impl Projection for ComplianceProjection {
                 };
                 let room = CHUNK_FACTS - entry.open_chunk.len();
                 entry.open_chunk.extend(pending.by_ref().take(room));
-                batch.insert(chunk_key(&key.0, &key.1, index), encode(&entry.open_chunk)?);
+                batch.insert(
+                    Stored::chunk_key(&key.0, &key.1, FACTS, index),
+                    STORED.encode(&entry.open_chunk)?,
+                );
                 if entry.open_chunk.len() >= CHUNK_FACTS {
                     entry.open_chunk.clear();
                 }
@@ -402,6 +344,12 @@ impl Projection for ComplianceProjection {
             }
         }
         Ok(())
+    }
+
+    /// 2: chunks under `<tenant>/<account>/c/<chunk>`, values without a format byte (the
+    /// layout shared by the read models, `keyplan_projection::stored`).
+    fn format(&self) -> u32 {
+        2
     }
 
     fn adopt(&self, rebuilt: Self) -> bool {

@@ -16,6 +16,7 @@ pub mod foreign;
 pub mod runner;
 pub mod shared_state;
 pub mod source;
+pub mod stored;
 
 pub use event::ProjectedEvent;
 pub use foreign::{foreign_messages, ForeignMessages};
