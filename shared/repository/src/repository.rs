@@ -167,32 +167,6 @@ impl AccountRepository {
         Ok(cached.clone().unwrap_or_default())
     }
 
-    /// The state of an account after its first `version` events, rebuilt by replay.
-    pub fn load_at_version(
-        &self,
-        stream: &StreamId,
-        version: u64,
-    ) -> Result<AccountState, RepositoryError> {
-        let mut state = AccountState::default();
-        while state.version < version {
-            let want = (version - state.version).min(REPLAY_PAGE as u64) as usize;
-            let slice =
-                self.store
-                    .read_stream(stream, state.version + 1, Direction::Forward, want)?;
-            if slice.events.is_empty() {
-                break;
-            }
-            for recorded in &slice.events {
-                state.apply(&codec::decode(
-                    &recorded.event_type,
-                    recorded.schema_version,
-                    &recorded.payload,
-                )?);
-            }
-        }
-        Ok(state)
-    }
-
     /// Validates and records a command. See the crate docs for the concurrency model.
     pub async fn execute(
         &self,
