@@ -213,12 +213,6 @@ impl AccountRepository {
                     if outcome.deduplicated || outcome.first_version != version + 1 {
                         // A retry answered from the log: our decision was not stored.
                         *cached = None;
-                    } else if let Some(&last_event) = outcome.event_ids.last() {
-                        // Every INTERVAL versions, so that a later cache miss replays less.
-                        if version / snapshot::INTERVAL != outcome.last_version / snapshot::INTERVAL
-                        {
-                            snapshot::save(&self.store, &stream, state, last_event);
-                        }
                     }
                     return Ok(ExecuteOutcome { append: outcome });
                 }

@@ -3,9 +3,16 @@
 //!
 //! Why: streams only grow, and a service with many tenants has more active accounts than any
 //! fixed cache holds; every cache miss used to replay the account from version 1. A snapshot
-//! is the folded [`AccountState`] at some version, saved every [`INTERVAL`] versions of the
-//! account (and after a miss that replayed at least that many), so a miss replays fewer than
+//! is the folded [`AccountState`] at some version, saved by a cache miss that had to replay
+//! [`INTERVAL`] events or more, so that an account that keeps missing replays fewer than
 //! [`INTERVAL`] events after decoding one value.
+//!
+//! Why only on a miss, not every [`INTERVAL`] versions of a cached account: the state grows
+//! with the account (each interaction's facts), so a periodic snapshot writes more bytes per
+//! event the longer the stream (about 130 bytes per interaction of state, every 256 events),
+//! and that cost would fall on every account, cached or not. On a miss, the replay it saves
+//! the next miss is already being paid for. (What a miss still costs: decoding the snapshot,
+//! which grows with the account's interactions; see BENCHMARKS.md.)
 //!
 //! Snapshots are derived data, kept in the store's snapshot tree apart from the log (see
 //! [`EventStore::snapshot`]): the log stays the only source of truth. A snapshot names the id
@@ -20,7 +27,8 @@ use uuid::Uuid;
 
 use crate::error::RepositoryError;
 
-/// Versions of an account between two snapshots, at most: what a cache miss replays.
+/// A miss that replays this many events or more saves a snapshot: at most what an account
+/// that keeps missing replays.
 pub(crate) const INTERVAL: u64 = 256;
 
 /// The encoding of a snapshot: `FORMAT` (u32, big-endian), the id of the event at the

@@ -56,7 +56,7 @@ async fn account_with(repository: &AccountRepository, account: &str, versions: u
         .execute(envelope(
             account,
             AccountCommand::DraftPlan(keyplan_domain::events::PlanDrafted {
-                plan_id: plan.clone(),
+                plan_id: plan,
                 period: keyplan_domain::events::PlanPeriod {
                     kind: keyplan_domain::values::PlanPeriodKind::Perpetual,
                     start: chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
@@ -69,22 +69,31 @@ async fn account_with(repository: &AccountRepository, account: &str, versions: u
         ))
         .await
         .unwrap();
-    for i in 4..=versions {
-        repository
-            .execute(CommandEnvelope {
-                expected: ExpectedVersion::Exact(i - 1),
-                ..envelope(
-                    account,
-                    AccountCommand::RevisePlanSection(PlanSectionRevised {
-                        plan_id: plan.clone(),
-                        section: PlanSection::Strategy,
-                        text: format!("strategy, revision {i}"),
-                    }),
-                )
-            })
-            .await
-            .unwrap();
+    account_with_more(repository, account, 4, versions).await;
+}
+
+/// Revisions `from..=to` of the strategy section of `account`'s plan (its versions).
+async fn account_with_more(repository: &AccountRepository, account: &str, from: u64, to: u64) {
+    for i in from..=to {
+        revise(repository, account, i).await;
     }
+}
+
+async fn revise(repository: &AccountRepository, account: &str, version: u64) {
+    repository
+        .execute(CommandEnvelope {
+            expected: ExpectedVersion::Exact(version - 1),
+            ..envelope(
+                account,
+                AccountCommand::RevisePlanSection(PlanSectionRevised {
+                    plan_id: PlanId::parse("plan-1").unwrap(),
+                    section: PlanSection::Strategy,
+                    text: format!("strategy, revision {version}"),
+                }),
+            )
+        })
+        .await
+        .unwrap();
 }
 
 fn stream(account: &str) -> StreamId {
@@ -121,28 +130,50 @@ fn repository(dir: &std::path::Path, cached: usize) -> AccountRepository {
     )
 }
 
+/// Loads `account` after evicting it from a cache of one (by a command on another account).
+async fn load_after_a_miss(
+    repository: &AccountRepository,
+    account: &str,
+    evictor: &str,
+) -> AccountState {
+    account_with(repository, evictor, 3).await;
+    repository
+        .load(
+            &TenantId::parse(TENANT).unwrap(),
+            &AccountId::parse(account).unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
-async fn a_snapshot_is_saved_every_interval_and_a_miss_loads_it_plus_the_tail() {
+async fn a_miss_that_replays_many_events_saves_a_snapshot_and_the_next_miss_starts_from_it() {
     let dir = tempfile::tempdir().unwrap();
     let repository = repository(dir.path(), 1);
     account_with(&repository, "big", 300).await;
     assert_eq!(
         snapshot_version(repository.store(), "big"),
-        Some(256),
-        "saved when the account's version crossed 256"
+        None,
+        "a cached account costs no snapshot"
     );
+    let loaded = load_after_a_miss(&repository, "big", "other-1").await;
+    assert_eq!(loaded, replayed(repository.store(), "big"));
+    assert_eq!(
+        snapshot_version(repository.store(), "big"),
+        Some(300),
+        "the miss replayed 300 >= 256 events, and saved where it got"
+    );
+    account_with_more(&repository, "big", 301, 340).await;
 
     // Plant a snapshot that fits the log (the right event at its version) but says something
     // the log does not: if a miss uses it, the state shows it.
-    let mut planted = replayed(repository.store(), "big");
     let mut bytes = repository
         .store()
         .snapshot(&stream("big"))
         .unwrap()
         .unwrap()
         .to_vec();
-    let at_256: AccountState = postcard::from_bytes(&bytes[20..]).unwrap();
-    let mut marked = at_256.clone();
+    let mut marked: AccountState = postcard::from_bytes(&bytes[20..]).unwrap();
     if let Some(profile) = marked.profile.as_mut() {
         profile.name = "from the snapshot".into();
     }
@@ -153,23 +184,22 @@ async fn a_snapshot_is_saved_every_interval_and_a_miss_loads_it_plus_the_tail() 
         .save_snapshot(&stream("big"), bytes)
         .unwrap();
 
-    account_with(&repository, "other", 3).await; // evicts "big" from a cache of one
-    let loaded = repository
-        .load(
-            &TenantId::parse(TENANT).unwrap(),
-            &AccountId::parse("big").unwrap(),
-        )
-        .await
-        .unwrap();
+    let loaded = load_after_a_miss(&repository, "big", "other-2").await;
     assert_eq!(
         loaded.profile.as_ref().map(|p| p.name.as_str()),
         Some("from the snapshot"),
         "a miss starts from the snapshot"
     );
-    if let Some(profile) = planted.profile.as_mut() {
+    let mut expected = replayed(repository.store(), "big");
+    if let Some(profile) = expected.profile.as_mut() {
         profile.name = "from the snapshot".into();
     }
-    assert_eq!(loaded, planted, "and replays the 44 events after it");
+    assert_eq!(loaded, expected, "and replays the 40 events after it");
+    assert_eq!(
+        snapshot_version(repository.store(), "big"),
+        Some(300),
+        "40 events replayed: no new snapshot"
+    );
 }
 
 #[tokio::test]
@@ -177,6 +207,7 @@ async fn a_snapshot_that_does_not_fit_the_log_is_ignored_and_removed() {
     let dir = tempfile::tempdir().unwrap();
     let repository = repository(dir.path(), 1);
     account_with(&repository, "big", 270).await;
+    load_after_a_miss(&repository, "big", "other").await;
     let store = repository.store().clone();
     let good = store.snapshot(&stream("big")).unwrap().unwrap().to_vec();
     let tenant = TenantId::parse(TENANT).unwrap();
