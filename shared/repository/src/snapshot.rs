@@ -10,7 +10,7 @@
 //! Why only on a miss, not every [`INTERVAL`] versions of a cached account: the state grows
 //! with the account (each interaction's facts), so a periodic snapshot writes more bytes per
 //! event the longer the stream (about 130 bytes per interaction of state, every 256 events),
-//! and that cost would fall on every account, cached or not. On a miss, the replay it saves
+//! and that cost would fall on every account, cached or not. On a miss, the replay it spares
 //! the next miss is already being paid for. (What a miss still costs: decoding the snapshot,
 //! which grows with the account's interactions; see BENCHMARKS.md.)
 //!
@@ -28,8 +28,11 @@ use uuid::Uuid;
 use crate::error::RepositoryError;
 
 /// A miss that replays this many events or more saves a snapshot: at most what an account
-/// that keeps missing replays.
-pub(crate) const INTERVAL: u64 = 256;
+/// that keeps missing replays. Small because an account that keeps missing (more active
+/// accounts than the cache holds) gains about one event between two misses, so it replays
+/// on average half of this at every miss; large enough that a snapshot (the whole state,
+/// encoded and written) is saved at most every this many of its events.
+pub(crate) const INTERVAL: u64 = 32;
 
 /// The encoding of a snapshot: `FORMAT` (u32, big-endian), the id of the event at the
 /// state's version (16 bytes), then `postcard(AccountState)`. Raise it whenever

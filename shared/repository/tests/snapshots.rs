@@ -161,9 +161,9 @@ async fn a_miss_that_replays_many_events_saves_a_snapshot_and_the_next_miss_star
     assert_eq!(
         snapshot_version(repository.store(), "big"),
         Some(300),
-        "the miss replayed 300 >= 256 events, and saved where it got"
+        "the miss replayed 300 >= 32 events, and saved where it got"
     );
-    account_with_more(&repository, "big", 301, 340).await;
+    account_with_more(&repository, "big", 301, 320).await;
 
     // Plant a snapshot that fits the log (the right event at its version) but says something
     // the log does not: if a miss uses it, the state shows it.
@@ -194,11 +194,11 @@ async fn a_miss_that_replays_many_events_saves_a_snapshot_and_the_next_miss_star
     if let Some(profile) = expected.profile.as_mut() {
         profile.name = "from the snapshot".into();
     }
-    assert_eq!(loaded, expected, "and replays the 40 events after it");
+    assert_eq!(loaded, expected, "and replays the 20 events after it");
     assert_eq!(
         snapshot_version(repository.store(), "big"),
         Some(300),
-        "40 events replayed: no new snapshot"
+        "20 events replayed (< 32): no new snapshot"
     );
 }
 
@@ -235,7 +235,7 @@ async fn a_snapshot_that_does_not_fit_the_log_is_ignored_and_removed() {
         account_with(&repository, &format!("other-{n}"), 3).await; // evicts "big"
         let loaded = repository.load(&tenant, &big).await.unwrap();
         assert_eq!(loaded, replayed(&store, "big"), "case {n}");
-        // Removed, then (the miss replayed 270 >= 256 events) replaced by a good one.
+        // Removed, then (the miss replayed 270 >= 32 events) replaced by a good one.
         assert_eq!(snapshot_version(&store, "big"), Some(270), "case {n}");
     }
 }
