@@ -349,29 +349,25 @@ impl NameHistory {
         let folded = self.folded(key, at, mode != mode::ACTOR);
         match (mode, kind, folded) {
             (mode::NAME | mode::ACTOR, kind::PERSON, Some(f)) => {
-                let name = f.name.unwrap_or(id);
-                match (f.role, f.gone) {
-                    (Some(role), false) => {
-                        let _ = write!(out, "{name} ({role})");
-                    }
-                    (Some(role), true) => {
-                        let _ = write!(out, "{name} (former {role})");
-                    }
-                    (None, _) => out.push_str(name),
+                out.push_str(f.name.unwrap_or(id));
+                if let Some(role) = f.role {
+                    out.push_str(if f.gone { " (former " } else { " (" });
+                    out.push_str(role.as_str());
+                    out.push(')');
                 }
             }
             (mode::NAME, kind::STAKEHOLDER, Some(f)) => {
-                let name = f.name.unwrap_or(id);
-                let title = f.title.unwrap_or_default();
-                if f.gone {
-                    let _ = write!(out, "{name} ({title}, departed)");
-                } else {
-                    let _ = write!(out, "{name} ({title})");
-                }
+                out.push_str(f.name.unwrap_or(id));
+                out.push_str(" (");
+                out.push_str(f.title.unwrap_or_default());
+                out.push_str(if f.gone { ", departed)" } else { ")" });
             }
             (mode::TITLE, kind::STAKEHOLDER, Some(f)) => out.push_str(f.title.unwrap_or(id)),
             (mode::NAME, kind::PLAN, Some(f)) => {
-                let _ = write!(out, "{id} ({})", f.name.unwrap_or_default());
+                out.push_str(id);
+                out.push_str(" (");
+                out.push_str(f.name.unwrap_or_default());
+                out.push(')');
             }
             (mode::NAME, kind::OBJECTIVE | kind::OPPORTUNITY | kind::ACTION, Some(f)) => {
                 out.push_str(f.name.unwrap_or(id));
