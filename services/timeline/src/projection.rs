@@ -21,7 +21,10 @@
 //!
 //! Actor names and subject ids are interned per account. Measured at 1,000,000 events over
 //! 2,000 accounts (`tests/perf.rs`): about 600 bytes per event in all (summary, entry,
-//! indexes, directory), and a page of 50 in about 0.1 ms (p99 0.2 ms).
+//! indexes, directory), and a page of 50 in about 0.1 ms (p99 0.2 ms). That was format 1
+//! (names written into the summaries); resolving format 2's references adds a hash lookup and
+//! a binary search per name, which a debug build measured at about 0.2 ms per page of 50
+//! (release not measured since).
 //!
 //! # In sled
 //! - `c/<tenant>/<account>/<chunk>`: entries `chunk * 32 ..` of the account (postcard). A
