@@ -5,9 +5,15 @@
 //! themselves carry ids, so the projection keeps, per account, the little it needs to name
 //! things: team members with their roles, stakeholders with their titles, plans, objectives,
 //! opportunities, actions, engagement rules, reviews, and each interaction's latest content
-//! (to say what a correction changed). Each summary uses the directory **as it stood when the
-//! event happened** (the entry is described before the event updates the directory), and is
-//! then frozen in the entry: a later rename never rewrites history.
+//! (to say what a correction changed). The directory is folded in the order events are
+//! recorded; it decides what a summary says (what changed, who owns what), and each event is
+//! described before it updates the directory.
+//!
+//! The names themselves are not written into the summary: it holds references
+//! (`crate::names`), and [`Described::facts`] says how the event changes what things are
+//! called. Entries are read with the names as they were at the entry's business time, so a
+//! title change recorded late renames the entries after it in business time, and none
+//! before it, without rewriting any stored entry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -19,6 +25,8 @@ use keyplan_domain::values::*;
 use keyplan_domain::AccountEvent;
 use keyplan_projection::ProjectedEvent;
 use serde::{Deserialize, Serialize};
+
+use crate::names::{self, Change, Fact, NewFact};
 
 /// What an entry concerns: the keys of the scoped views (plan, stakeholder, person,
 /// opportunity).
@@ -163,6 +171,8 @@ pub(crate) struct Described {
     pub subjects: BTreeSet<SubjectKey>,
     /// For a correction: the position of the entry it supersedes.
     pub corrects: Option<u64>,
+    /// What the event changes in how subjects are named (for [`crate::names::NameHistory`]).
+    pub facts: Vec<NewFact>,
 }
 
 /// Longest quoted excerpt of free text (section text, interaction summary) in a summary.
@@ -233,23 +243,19 @@ impl Directory {
     }
 
     // ------------------------------------------------------------ names
+    //
+    // Names go into the summary as references (`crate::names`), resolved when the entry is
+    // read with the names as they were at the entry's business time.
 
-    /// "Dana Kim (key account manager)", "Sam Lee (former sales)", or the bare id of a person
-    /// who never was on the team.
+    /// A person: "Dana Kim (key account manager)", "Sam Lee (former sales)", or the bare id
+    /// of a person who never was on the team.
     fn person(&self, id: &PersonId) -> String {
-        match self.people.get(id) {
-            Some(p) if p.active => format!("{} ({})", p.name, p.role),
-            Some(p) => format!("{} (former {})", p.name, p.role),
-            None => id.to_string(),
-        }
+        names::person(id)
     }
 
-    /// The actor as a person if the actor id is one the directory knows, else as recorded.
+    /// The actor as a person if the actor id is one, else as recorded.
     fn actor(&self, actor: &str) -> String {
-        match PersonId::parse(actor) {
-            Ok(id) if self.people.contains_key(&id) => self.person(&id),
-            _ => actor.to_owned(),
-        }
+        names::actor(actor)
     }
 
     fn people_list(&self, ids: &[PersonId]) -> String {
@@ -258,11 +264,7 @@ impl Directory {
 
     /// "Lee Park (CFO)", "Lee Park (CFO, departed)", or the bare id.
     fn stakeholder(&self, id: &StakeholderId) -> String {
-        match self.stakeholders.get(id) {
-            Some(s) if s.departed_on.is_some() => format!("{} ({}, departed)", s.name, s.title),
-            Some(s) => format!("{} ({})", s.name, s.title),
-            None => id.to_string(),
-        }
+        names::stakeholder(id)
     }
 
     fn stakeholder_list(&self, ids: &[StakeholderId]) -> String {
@@ -271,41 +273,28 @@ impl Directory {
 
     /// "plan-2025 (calendar year 2025)".
     fn plan(&self, id: &PlanId) -> String {
-        match self.plans.get(id) {
-            Some(p) => format!("{id} ({})", period_label(&p.period)),
-            None => id.to_string(),
-        }
+        names::plan(id)
     }
 
     fn objective(&self, id: &ObjectiveId) -> String {
-        match self.objectives.get(id) {
-            Some(o) => quoted(&o.title),
-            None => id.to_string(),
-        }
+        names::objective(id)
     }
 
     fn opportunity(&self, id: &OpportunityId) -> String {
-        match self.opportunities.get(id) {
-            Some(o) => quoted(&o.title),
-            None => id.to_string(),
-        }
+        names::opportunity(id)
     }
 
     fn action(&self, id: &ActionItemId) -> String {
-        match self.actions.get(id) {
-            Some(a) => quoted(&a.title),
-            None => id.to_string(),
-        }
+        names::action(id)
     }
 
     /// "the quarterly business review of plan-2025 (calendar year 2025) due 2025-03-31".
     fn review(&self, id: &ReviewId) -> String {
-        match self.reviews.get(id) {
-            Some(r) => format!("the {} due {}", self.review_kind_of(r), r.due_on),
-            None => format!("review {id}"),
-        }
+        names::review(id)
     }
 
+    /// "quarterly business review of plan-2025 (calendar year 2025)", from a review's facts
+    /// (a review being scheduled).
     fn review_kind_of(&self, r: &ReviewInfo) -> String {
         match &r.plan_id {
             Some(plan) => format!("{} of {}", r.kind, self.plan(plan)),
@@ -391,6 +380,17 @@ impl Directory {
         let actor = self.actor(&event.actor);
         let mut subjects = BTreeSet::new();
         let mut corrects = None;
+        let mut facts: Vec<NewFact> = Vec::new();
+        let mut fact = |key: names::NameKey, change: Change| {
+            facts.push((
+                key,
+                Fact {
+                    occurred_at: event.occurred_at.0,
+                    position: event.position,
+                    change,
+                },
+            ));
+        };
         let summary = match &event.event {
             AccountEvent::AccountRegistered(e) => {
                 let labels: Vec<String> = [
@@ -464,6 +464,13 @@ impl Directory {
                     },
                 );
                 touched.insert(DirKey::Person(e.person_id.clone()));
+                fact(
+                    names::person_key(&e.person_id),
+                    Change::Assigned {
+                        name: e.name.clone(),
+                        role: e.role,
+                    },
+                );
                 format!(
                     "{actor} added {} ({}){back} to the account team",
                     e.name, e.role
@@ -476,6 +483,7 @@ impl Directory {
                     p.active = false;
                     touched.insert(DirKey::Person(e.person_id.clone()));
                 }
+                fact(names::person_key(&e.person_id), Change::Unassigned);
                 format!(
                     "{actor} removed {who} from the account team{}",
                     because(&e.reason)
@@ -492,6 +500,10 @@ impl Directory {
                     },
                 );
                 touched.insert(DirKey::Plan(e.plan_id.clone()));
+                fact(
+                    names::plan_key(&e.plan_id),
+                    Change::Drafted(period_label(&e.period)),
+                );
                 format!(
                     "{actor} drafted account plan {}, prepared by {} on {}, to be reviewed {}",
                     self.plan(&e.plan_id),
@@ -549,6 +561,10 @@ impl Directory {
                     },
                 );
                 touched.insert(DirKey::Objective(e.objective_id.clone()));
+                fact(
+                    names::objective_key(&e.objective_id),
+                    Change::Titled(quoted(&e.title)),
+                );
                 text
             }
             AccountEvent::ObjectiveProgressed(e) => {
@@ -590,6 +606,10 @@ impl Directory {
                     },
                 );
                 touched.insert(DirKey::Opportunity(e.opportunity_id.clone()));
+                fact(
+                    names::opportunity_key(&e.opportunity_id),
+                    Change::Titled(quoted(&e.title)),
+                );
                 format!(
                     "{actor} identified opportunity {} worth {}, {}, expected to close {}, owned by {}",
                     quoted(&e.title),
@@ -683,6 +703,10 @@ impl Directory {
                     },
                 );
                 touched.insert(DirKey::Action(e.action_item_id.clone()));
+                fact(
+                    names::action_key(&e.action_item_id),
+                    Change::Titled(quoted(&e.title)),
+                );
                 format!(
                     "{actor} added action {} for {}, due {}{purpose}",
                     quoted(&e.title),
@@ -747,6 +771,13 @@ impl Directory {
                 self.stakeholders
                     .insert(e.stakeholder_id.clone(), StakeholderInfo::added(e));
                 touched.insert(DirKey::Stakeholder(e.stakeholder_id.clone()));
+                fact(
+                    names::stakeholder_key(&e.stakeholder_id),
+                    Change::Added {
+                        name: e.name.clone(),
+                        title: e.title.clone(),
+                    },
+                );
                 text
             }
             AccountEvent::StakeholderProfileChanged(e) => {
@@ -756,6 +787,14 @@ impl Directory {
                 if let Some(s) = self.stakeholders.get_mut(&e.stakeholder_id) {
                     s.change_profile(e);
                     touched.insert(DirKey::Stakeholder(e.stakeholder_id.clone()));
+                }
+                if let Some(title) = &e.title {
+                    // Recorded even if the latest title is the same: in business-time order
+                    // it may not be.
+                    fact(
+                        names::stakeholder_key(&e.stakeholder_id),
+                        Change::Retitled(title.clone()),
+                    );
                 }
                 let mut text = if changes.is_empty() {
                     format!("{actor} reviewed the profile of {who} without changes")
@@ -774,6 +813,15 @@ impl Directory {
                     s.departed_on = Some(e.departed_on);
                     touched.insert(DirKey::Stakeholder(e.stakeholder_id.clone()));
                 }
+                // Present on their last day (as the domain and compliance count them).
+                facts.push((
+                    names::stakeholder_key(&e.stakeholder_id),
+                    Fact {
+                        occurred_at: names::departure_time(e.departed_on),
+                        position: event.position,
+                        change: Change::Departed,
+                    },
+                ));
                 format!(
                     "{actor} recorded that {who} left on {}{}",
                     e.departed_on,
@@ -905,6 +953,14 @@ impl Directory {
                 if !invited.is_empty() {
                     let _ = write!(text, " with {invited}");
                 }
+                fact(
+                    names::review_key(&e.review_id),
+                    Change::Scheduled {
+                        kind: info.kind,
+                        plan_id: info.plan_id.clone(),
+                        due_on: info.due_on,
+                    },
+                );
                 self.reviews.insert(e.review_id.clone(), info);
                 touched.insert(DirKey::Review(e.review_id.clone()));
                 text
@@ -926,10 +982,7 @@ impl Directory {
                         .iter()
                         .map(|f| SubjectKey::Person(f.owner.clone())),
                 );
-                let what = match &review {
-                    Some(r) => self.review_kind_of(r),
-                    None => format!("review {}", e.review_id),
-                };
+                let what = names::review_kind(&e.review_id);
                 let mut text = format!("{actor} recorded the {what} held on {}", e.held_on);
                 let late = review
                     .as_ref()
@@ -968,6 +1021,10 @@ impl Directory {
                         },
                     );
                     touched.insert(DirKey::Action(f.action_item_id.clone()));
+                    fact(
+                        names::action_key(&f.action_item_id),
+                        Change::Titled(quoted(&f.title)),
+                    );
                 }
                 text
             }
@@ -990,6 +1047,7 @@ impl Directory {
             summary,
             subjects,
             corrects,
+            facts,
         }
     }
 
@@ -1028,7 +1086,10 @@ impl Directory {
         };
         let mut changes = Vec::new();
         if let Some(title) = e.title.as_ref().filter(|t| **t != s.title) {
-            changes.push(format!("title {} → {title}", s.title));
+            changes.push(format!(
+                "title {} → {title}",
+                names::stakeholder_title(&e.stakeholder_id)
+            ));
         }
         if e.clear_reports_to {
             if let Some(manager) = &s.reports_to {

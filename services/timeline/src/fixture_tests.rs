@@ -795,6 +795,9 @@ fn the_store_layout_is_chunked_per_account() {
     // actions 2 (a-demo, a-proc), rules 5, reviews 4 = 29 items. Interactions have no key
     // each: their content is stored per chunk, beside it.
     assert_eq!(keys.iter().filter(|k| k.starts_with("d/")).count(), 29);
+    // What each was called, by business time (the summaries are resolved with it): all but
+    // the account and the rules, 29 - 1 - 5 = 23.
+    assert_eq!(keys.iter().filter(|k| k.starts_with("n/")).count(), 23);
     let interaction_keys: Vec<&String> = keys.iter().filter(|k| k.starts_with("x/")).collect();
     assert_eq!(
         interaction_keys,
@@ -1030,11 +1033,12 @@ fn every_event_type_reads_as_a_sentence() {
             "{dana} removed Sam Ortiz (service) from the account team: Moved to another region"
         )
     );
-    // After they left: a former team member and a departed stakeholder say so; dana logged
-    // it for sam.
+    // Named as they were on 12-16, when it happened: Raj had left on 12-15 (departed from the
+    // next day), while Sam left the team only on 12-18 (recorded before this, but later in
+    // business time); dana logged it for sam.
     assert_eq!(
         summary(92),
-        format!("Sam Ortiz (former service) met Raj Patel (Head of Procurement, departed) and Zoe Lund (QA Manager) at an event about \"Farewell\" (opportunity \"Digital services\"): neutral; logged by {dana}")
+        format!("Sam Ortiz (service) met Raj Patel (Head of Procurement, departed) and Zoe Lund (QA Manager) at an event about \"Farewell\" (opportunity \"Digital services\"): neutral; logged by {dana}")
     );
     assert_eq!(entries[&92].subjects.opportunity_ids, vec!["opp-digital"]);
     assert_eq!(
@@ -1113,4 +1117,234 @@ fn logged_days_later_is_the_difference_of_the_dates() {
         summary(86)
     );
     assert!(!summary(87).contains("logged"), "{}", summary(87));
+}
+
+/// Issue 12, finding 1: Lee Park, Finance Controller since January, became CFO on 2026-06-01,
+/// but that was recorded late. Events of account "initech" in the order of the finding:
+/// positions 1-3 set up (2026-01-05), then the 06-10 meeting (recorded that day), the title
+/// change (occurred 06-01, recorded 06-12) and a 05-25 meeting (recorded 06-15, after it).
+pub(crate) const STORY_ACCOUNT: &str = "initech";
+
+pub(crate) fn title_change_story() -> Vec<ProjectedEvent> {
+    let pid = |s: &str| PersonId::parse(s).unwrap();
+    let sid = |s: &str| StakeholderId::parse(s).unwrap();
+    let setup = at(2026, 1, 5, 9);
+    let meeting = |id: &str, summary: &str, when: Timestamp| -> AccountEvent {
+        InteractionLogged {
+            interaction_id: InteractionId::parse(id).unwrap(),
+            details: InteractionDetails {
+                occurred_at: when,
+                channel: Channel::InPerson,
+                stakeholders: vec![sid("lee")],
+                participants: vec![pid("dana")],
+                summary: summary.into(),
+                sentiment: Sentiment::Positive,
+                next_step: String::new(),
+                opportunity_id: None,
+            },
+        }
+        .into()
+    };
+    let events: Vec<(Timestamp, Timestamp, AccountEvent)> = vec![
+        (
+            setup,
+            setup,
+            AccountRegistered {
+                name: "Initech".into(),
+                industry: String::new(),
+                region: String::new(),
+                headquarters: String::new(),
+                tier: Tier::Key,
+            }
+            .into(),
+        ),
+        (
+            setup,
+            setup,
+            TeamMemberAssigned {
+                person_id: pid("dana"),
+                name: "Dana Kim".into(),
+                role: TeamRole::KeyAccountManager,
+            }
+            .into(),
+        ),
+        (
+            setup,
+            setup,
+            StakeholderAdded {
+                stakeholder_id: sid("lee"),
+                name: "Lee Park".into(),
+                title: "Finance Controller".into(),
+                reports_to: None,
+                buying_role: BuyingRole::EconomicBuyer,
+                influence: 5,
+                attitude: Attitude::Neutral,
+            }
+            .into(),
+        ),
+        (
+            at(2026, 6, 10, 10),
+            at(2026, 6, 10, 10),
+            meeting("i-0610", "Budget", at(2026, 6, 10, 10)),
+        ),
+        (
+            at(2026, 6, 1, 9),
+            at(2026, 6, 12, 9),
+            StakeholderProfileChanged {
+                stakeholder_id: sid("lee"),
+                title: Some("CFO".into()),
+                reports_to: None,
+                clear_reports_to: false,
+                buying_role: None,
+                influence: None,
+                attitude: None,
+                note: String::new(),
+            }
+            .into(),
+        ),
+        (
+            at(2026, 5, 25, 10),
+            at(2026, 6, 15, 10),
+            meeting("i-0525", "Pricing", at(2026, 5, 25, 10)),
+        ),
+    ];
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (occurred_at, recorded_at, event))| ProjectedEvent {
+            position: i as u64 + 1,
+            event_id: uuid::Uuid::from_u64_pair(4, i as u64 + 1),
+            tenant: TENANT.into(),
+            account: STORY_ACCOUNT.into(),
+            stream_version: i as u64 + 1,
+            recorded_at,
+            occurred_at,
+            actor: "dana".into(),
+            event,
+        })
+        .collect()
+}
+
+/// Summaries of the story's three last events, by event type and business date, whatever
+/// their positions.
+fn story_summaries(p: &TimelineProjection) -> BTreeMap<String, String> {
+    let page = p.list(TENANT, STORY_ACCOUNT, &all(Scope::Account)).unwrap();
+    page.entries
+        .into_iter()
+        .filter(|e| e.occurred_at >= at(2026, 5, 1, 0))
+        .map(|e| {
+            (
+                format!("{} {}", e.occurred_at.date(), e.event_type),
+                e.summary,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn names_are_as_they_were_at_the_entry_s_business_time_whatever_the_recording_order() {
+    let story = title_change_story();
+    let dana = "Dana Kim (key account manager)";
+    let expected: BTreeMap<String, String> = [
+        (
+            "2026-05-25 InteractionLogged",
+            format!("{dana} met Lee Park (Finance Controller) in person about \"Pricing\": positive; logged 21 days later"),
+        ),
+        (
+            "2026-06-01 StakeholderProfileChanged",
+            format!("{dana} updated Lee Park (Finance Controller): title Finance Controller → CFO"),
+        ),
+        (
+            "2026-06-10 InteractionLogged",
+            format!("{dana} met Lee Park (CFO) in person about \"Budget\": positive"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+
+    // Every order the last three events can be recorded in (the finding's is the first).
+    for order in [
+        [3, 4, 5],
+        [3, 5, 4],
+        [4, 3, 5],
+        [4, 5, 3],
+        [5, 3, 4],
+        [5, 4, 3],
+    ] {
+        let p = TimelineProjection::default();
+        for e in &story[..3] {
+            p.apply(e);
+        }
+        for (n, &i) in order.iter().enumerate() {
+            let mut e = story[i].clone();
+            e.position = 4 + n as u64;
+            e.stream_version = e.position;
+            p.apply(&e);
+        }
+        assert_eq!(
+            story_summaries(&p),
+            expected,
+            "recorded in the order {order:?}"
+        );
+        // The stakeholder's own view says the same.
+        let lee = p
+            .list(TENANT, STORY_ACCOUNT, &all(stakeholder("lee")))
+            .unwrap();
+        assert!(lee.entries[0].summary.contains("met Lee Park (CFO)"));
+
+        // Stored and loaded again (the names' history is stored beside the entries).
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let tree = db.open_tree("t").unwrap();
+        flush_into(&p, &tree);
+        let reloaded = TimelineProjection::default();
+        reloaded.load(&tree).unwrap();
+        assert_eq!(story_summaries(&reloaded), expected, "reloaded, {order:?}");
+        assert_eq!(reloaded.export(), p.export());
+    }
+}
+
+/// A rename never rewrites stored entries: recording the late title change writes its own
+/// chunk and the stakeholder's name history, not the chunk of the 06-10 entry it renames.
+#[test]
+fn a_late_rename_writes_no_older_chunk() {
+    let story = title_change_story();
+    let p = TimelineProjection::default();
+    for e in &story[..4] {
+        p.apply(e);
+    }
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("t").unwrap();
+    flush_into(&p, &tree);
+    let before = contents(&tree);
+    p.apply(&story[4]);
+    let mut batch = sled::Batch::default();
+    p.flush(&mut batch).unwrap();
+    let scratch = sled::Config::new().temporary(true).open().unwrap();
+    let written = scratch.open_tree("written").unwrap();
+    written.apply_batch(batch).unwrap();
+    let keys: Vec<String> = contents(&written)
+        .keys()
+        .map(|k| String::from_utf8(k.clone()).unwrap())
+        .collect();
+    // The open chunk gains the change's entry (positions 1-5 share chunk 0); the stakeholder's
+    // directory item and name history change. Entries 1-4 are rewritten byte for byte.
+    assert_eq!(
+        keys,
+        vec![
+            "c/acme/initech/0000000000",
+            "d/acme/initech/stakeholder/lee",
+            "n/acme/initech/Slee",
+            "x/acme/initech/0000000000",
+        ]
+    );
+    let old: Vec<crate::projection::StoredEntry> =
+        postcard::from_bytes(&before[b"c/acme/initech/0000000000".as_slice()]).unwrap();
+    let new: Vec<crate::projection::StoredEntry> =
+        postcard::from_bytes(&contents(&written)[b"c/acme/initech/0000000000".as_slice()]).unwrap();
+    assert_eq!(new[..4], old[..]);
+    // Yet the 06-10 meeting reads with the new title.
+    let page = p.list(TENANT, STORY_ACCOUNT, &all(Scope::Account)).unwrap();
+    assert_eq!(page.entries[0].position, 4);
+    assert!(page.entries[0].summary.contains("met Lee Park (CFO)"));
 }

@@ -5,7 +5,10 @@
 //! - [`projection::TimelineProjection`]: the read model (a [`keyplan_projection::Projection`],
 //!   checkpointed and rebuildable), with per-account indexes so that a page costs a few
 //!   B-tree steps whatever the size of the log;
-//! - `directory`: the names the summaries are written with, as they stood at each event;
+//! - `directory`: what each summary says, written as a template that names people and things
+//!   by reference;
+//! - `names`: what people and things were called at each business time; a summary is
+//!   resolved when it is read, naming them as they were at its entry's `occurred_at`;
 //! - [`query`]: scopes, filters, order and the opaque page token;
 //! - [`TimelineApi`]: `keyplan.v1.TimelineService` (`ListTimeline`, `WatchTimeline`);
 //! - [`status`]: the one mapping from [`TimelineError`] to gRPC statuses.
@@ -18,6 +21,7 @@ mod directory;
 pub mod error;
 #[cfg(test)]
 mod fixture_tests;
+mod names;
 pub mod projection;
 pub mod query;
 mod service;

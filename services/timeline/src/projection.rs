@@ -3,20 +3,28 @@
 //!
 //! # In memory
 //! Per account (never a scan over all accounts for a one-account query):
-//! - `entries`, in position order (append-only; an entry never changes once written);
+//! - `entries`, in position order (append-only; an entry never changes once written). Each
+//!   summary is a template naming people and things by reference (`crate::names`);
 //! - `by_time`, the account's entries by `(occurred_at, position)`: the timeline order;
 //! - one such index per subject (plan, stakeholder, person, opportunity), for the scoped views;
 //! - `corrected_by`: which later correction superseded an entry. It is derived from the
 //!   corrections' `corrects_position`, so marking an entry as corrected never rewrites it;
-//! - the name directory the summaries are written from (`crate::directory`), except the
+//! - the directory the summaries are described from (`crate::directory`), except the
 //!   content of interactions already flushed: only a correction needs it (to say what
 //!   changed), corrections are rare, and it is the largest part of the directory, so it is
 //!   read back from sled when a correction comes;
-//! - a broadcast channel, only while someone watches the account.
+//! - `names`, what each subject was called, by business time: a summary is resolved against
+//!   it whenever the entry is read (a page, a watch), naming things as they were at the
+//!   entry's `occurred_at` according to everything known then. A late rename changes what
+//!   later-in-business-time entries read without rewriting any of them;
+//! - a broadcast channel of new positions, only while someone watches the account.
 //!
 //! Actor names and subject ids are interned per account. Measured at 1,000,000 events over
 //! 2,000 accounts (`tests/perf.rs`): about 600 bytes per event in all (summary, entry,
-//! indexes, directory), and a page of 50 in about 0.1 ms (p99 0.2 ms).
+//! indexes, directory), and a page of 50 in about 0.1 ms (p99 0.2 ms). That was format 1
+//! (names written into the summaries); resolving format 2's references adds a hash lookup and
+//! a binary search per name, which a debug build measured at about 0.2 ms per page of 50
+//! (release not measured since).
 //!
 //! # In sled
 //! - `c/<tenant>/<account>/<chunk>`: entries `chunk * 32 ..` of the account (postcard). A
@@ -26,6 +34,9 @@
 //!   an entry of chunk `chunk` (postcard `Vec<(InteractionId, InteractionInfo)>`, in position
 //!   order), written beside the chunk and rewritten only while the chunk is open. This is
 //!   where a correction finds the content it corrects: newest chunk first;
+//! - `n/<tenant>/<account>/<kind letter><id>`: one subject's naming facts (postcard
+//!   `Vec<names::Fact>`, by business time), rewritten when it gains one (a rename writes this
+//!   key, never an older chunk);
 //! - `d/<tenant>/<account>/<kind>/<id>`: one directory item, rewritten when it changes.
 //!   Interactions are not stored this way any more (older projections did; such keys are
 //!   still read, after the `x/` ones). A key per interaction cost more than anything else
@@ -51,10 +62,15 @@ use uuid::Uuid;
 
 use crate::directory::{DirItem, DirKey, Directory, InteractionInfo, SubjectKey};
 use crate::error::TimelineError;
+use crate::names::{self, Fact, NameHistory, NameKey};
 use crate::query::{type_index, Cursor, Order, Scope, TimelineQuery};
 
 /// Projection name (its sled tree).
 pub const NAME: &str = "timeline";
+
+/// The stored format ([`Projection::format`]). 2: summaries are templates resolved against the
+/// `n/` name histories (format 1 stored them with the names written in).
+const FORMAT: u32 = 2;
 
 /// Entries per stored chunk: small enough that rewriting the last chunk at every flush is
 /// cheap, large enough that an account's history is a handful of keys.
@@ -94,7 +110,8 @@ pub struct TimelineEntry {
     pub occurred_at: Timestamp,
     /// When it was recorded.
     pub recorded_at: Timestamp,
-    /// One English sentence, with names as they were at the time.
+    /// One English sentence, naming people and things as they were at `occurred_at`
+    /// (according to everything known when the entry is read).
     pub summary: String,
     /// What it concerns.
     pub subjects: Subjects,
@@ -126,6 +143,7 @@ pub(crate) struct StoredEntry {
     actor: String,
     occurred_at: i64,
     recorded_at: i64,
+    /// A template: names are references, resolved when the entry is read.
     summary: String,
     subjects: Vec<SubjectKey>,
     corrects: Option<u64>,
@@ -145,6 +163,7 @@ struct Entry {
     event_type: u8,
     /// Index in `AccountTimeline::actors`.
     actor: u32,
+    /// A template (see `crate::names`).
     summary: Box<str>,
     /// Indexes in `AccountTimeline::subjects`.
     subjects: Box<[u32]>,
@@ -166,14 +185,19 @@ struct AccountTimeline {
     directory: Directory,
     /// Directory items changed since the last flush.
     touched: BTreeSet<DirKey>,
+    /// What each subject was called, by business time: the summaries are resolved with it.
+    names: NameHistory,
+    /// Subjects whose naming facts changed since the last flush.
+    names_touched: BTreeSet<NameKey>,
     /// Entries already in sled.
     persisted: usize,
     /// The content of each interaction logged or corrected by an entry of the chunks not yet
     /// sealed (from the first chunk a flush will rewrite), in position order: what the next
     /// flush writes under `x/`. At most a chunk's worth after a flush.
     chunk_interactions: Vec<(InteractionId, InteractionInfo)>,
-    /// Present while someone watches the account.
-    live: Option<broadcast::Sender<Arc<TimelineEntry>>>,
+    /// Present while someone watches the account: the position of each new entry. Watchers
+    /// read the entry itself when they send it, so that it names things as known then.
+    live: Option<broadcast::Sender<u64>>,
 }
 
 impl AccountTimeline {
@@ -280,7 +304,7 @@ impl AccountTimeline {
             actor: self.actors[e.actor as usize].to_string(),
             occurred_at: Timestamp(e.occurred_at),
             recorded_at: Timestamp(e.recorded_at),
-            summary: e.summary.to_string(),
+            summary: self.names.resolve(&e.summary, (e.occurred_at, e.position)),
             subjects,
             corrects_position: (e.corrects != 0).then_some(e.corrects),
             corrected_by_position: self.corrected_by.get(&e.position).copied(),
@@ -563,7 +587,7 @@ impl TimelineProjection {
         &self,
         tenant: &str,
         account: &str,
-    ) -> Result<(broadcast::Receiver<Arc<TimelineEntry>>, u64), TimelineError> {
+    ) -> Result<(broadcast::Receiver<u64>, u64), TimelineError> {
         let shared = self.require(tenant, account)?;
         let mut timeline = write(&shared);
         let receiver = match &timeline.live {
@@ -586,7 +610,9 @@ impl TimelineProjection {
     /// Every account's entries (in position order) and directory (without the interaction
     /// details, which may live only in sled), to compare two projections in tests.
     #[cfg(test)]
-    pub(crate) fn export(&self) -> BTreeMap<(String, String), (Vec<StoredEntry>, Directory)> {
+    pub(crate) fn export(
+        &self,
+    ) -> BTreeMap<(String, String), (Vec<StoredEntry>, Directory, NameHistory)> {
         let accounts = read(&self.inner.accounts);
         let mut out = BTreeMap::new();
         for (tenant, by_account) in accounts.iter() {
@@ -598,7 +624,10 @@ impl TimelineProjection {
                 // Interaction details may have been evicted to sled: compare those in sled.
                 let mut directory = timeline.directory.clone();
                 directory.interactions.clear();
-                out.insert((tenant.clone(), account.clone()), (entries, directory));
+                out.insert(
+                    (tenant.clone(), account.clone()),
+                    (entries, directory, timeline.names.clone()),
+                );
             }
         }
         out
@@ -613,6 +642,12 @@ fn chunk_key(tenant: &str, account: &str, chunk: usize) -> Vec<u8> {
 
 fn interactions_key(tenant: &str, account: &str, chunk: usize) -> Vec<u8> {
     format!("x/{tenant}/{account}/{chunk:010}").into_bytes()
+}
+
+/// One subject's naming facts (postcard `Vec<Fact>`, by business time), rewritten when it
+/// gains one.
+fn names_key(tenant: &str, account: &str, key: &str) -> Vec<u8> {
+    format!("n/{tenant}/{account}/{key}").into_bytes()
 }
 
 fn interactions_prefix(tenant: &str, account: &str) -> Vec<u8> {
@@ -658,11 +693,16 @@ struct Loaded {
     /// `x/` values by chunk (only the open chunk's is decoded).
     interactions: BTreeMap<usize, sled::IVec>,
     items: Vec<(DirKey, DirItem)>,
+    names: Vec<(NameKey, Vec<Fact>)>,
 }
 
 impl Projection for TimelineProjection {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn format(&self) -> u32 {
+        FORMAT
     }
 
     fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
@@ -703,6 +743,14 @@ impl Projection for TimelineProjection {
                         .map_err(|e| corrupt(format!("{text}: {e}")))?;
                     slot.items.push((dir_key, item));
                 }
+                ("n", Some(key), None, None) => {
+                    if !names::valid_key(key) {
+                        return Err(bad_key());
+                    }
+                    let facts: Vec<Fact> = postcard::from_bytes(&value)
+                        .map_err(|e| corrupt(format!("{text}: {e}")))?;
+                    slot.names.push((key.into(), facts));
+                }
                 _ => return Err(bad_key()),
             }
         }
@@ -731,6 +779,13 @@ impl Projection for TimelineProjection {
                 if !timeline.directory.restore(key, item) {
                     return Err(corrupt(format!(
                         "account {tenant}/{account}: a directory item does not match its key"
+                    )));
+                }
+            }
+            for (key, facts) in slot.names {
+                if !timeline.names.restore(key, facts) {
+                    return Err(corrupt(format!(
+                        "account {tenant}/{account}: naming facts out of order"
                     )));
                 }
             }
@@ -776,6 +831,10 @@ impl Projection for TimelineProjection {
                 }
             }
             let described = timeline.directory.describe(event, &mut timeline.touched);
+            for (key, fact) in described.facts {
+                timeline.names_touched.insert(key.clone());
+                timeline.names.record(key, fact);
+            }
             let content = match &event.event {
                 AccountEvent::InteractionLogged(e) => Some((&e.interaction_id, &e.details)),
                 AccountEvent::InteractionCorrected(e) => Some((&e.interaction_id, &e.details)),
@@ -807,8 +866,7 @@ impl Projection for TimelineProjection {
                     if sender.receiver_count() == 0 {
                         timeline.live = None; // the last watcher left
                     } else {
-                        let entry = Arc::new(timeline.view(timeline.entries.len() - 1));
-                        let _ = sender.send(entry);
+                        let _ = sender.send(event.position);
                     }
                 }
             }
@@ -880,6 +938,13 @@ impl Projection for TimelineProjection {
                     let bytes = postcard::to_allocvec(&item)
                         .map_err(|e| corrupt(format!("encoding {tenant}/{account}: {e}")))?;
                     batch.insert(dir_key(&tenant, &account, &key), bytes);
+                }
+            }
+            for key in std::mem::take(&mut timeline.names_touched) {
+                if let Some(facts) = timeline.names.facts(&key) {
+                    let bytes = postcard::to_allocvec(facts)
+                        .map_err(|e| corrupt(format!("encoding {tenant}/{account}: {e}")))?;
+                    batch.insert(names_key(&tenant, &account, &key), bytes);
                 }
             }
             if evict {

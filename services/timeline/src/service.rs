@@ -1,7 +1,6 @@
 //! `keyplan.v1.TimelineService`.
 
 use std::pin::Pin;
-use std::sync::Arc;
 
 use futures::Stream;
 use keyplan_domain::ids::*;
@@ -152,6 +151,10 @@ type EntryStream = Pin<Box<dyn Stream<Item = Result<pb::TimelineEntry, Status>> 
 /// One watcher's feed: catch-up from stored entries, then live, falling back to catch-up
 /// whenever the live channel lags (or is replaced), so a slow watcher is never dropped and
 /// never misses or repeats an entry.
+///
+/// The live channel carries positions only: the feed reads each entry when it sends it, so its
+/// summary names people and things as they were at the entry's business time according to
+/// what the projection knows at that moment, as a page read then would.
 struct Feed {
     projection: TimelineProjection,
     tenant: String,
@@ -174,39 +177,48 @@ impl Feed {
             .is_ok()
     }
 
-    async fn run(mut self, mut live: broadcast::Receiver<Arc<TimelineEntry>>, mut head: u64) {
+    /// Sends the stored entries after the last one sent, up to `up_to`; `false` once the
+    /// client is gone or the account cannot be read.
+    async fn send_up_to(&mut self, up_to: u64) -> bool {
+        while self.sent < up_to {
+            let batch = match self.projection.entries_between(
+                &self.tenant,
+                &self.account,
+                self.sent,
+                up_to,
+                CATCH_UP_BATCH,
+            ) {
+                Ok(batch) => batch,
+                Err(e) => {
+                    let _ = self.out.send(Err(to_status(e))).await;
+                    return false;
+                }
+            };
+            if batch.is_empty() {
+                break;
+            }
+            for entry in &batch {
+                if !self.send(entry).await {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    async fn run(mut self, mut live: broadcast::Receiver<u64>, mut head: u64) {
         loop {
             // Catch up to the head seen when `live` was subscribed.
-            while self.sent < head {
-                let batch = match self.projection.entries_between(
-                    &self.tenant,
-                    &self.account,
-                    self.sent,
-                    head,
-                    CATCH_UP_BATCH,
-                ) {
-                    Ok(batch) => batch,
-                    Err(e) => {
-                        let _ = self.out.send(Err(to_status(e))).await;
-                        return;
-                    }
-                };
-                if batch.is_empty() {
-                    break;
-                }
-                for entry in &batch {
-                    if !self.send(entry).await {
-                        return;
-                    }
-                }
+            if !self.send_up_to(head).await {
+                return;
             }
             // Then live, until the channel lags or closes.
             loop {
                 tokio::select! {
                     _ = self.out.closed() => return,
                     received = live.recv() => match received {
-                        Ok(entry) => {
-                            if !self.send(&entry).await {
+                        Ok(position) => {
+                            if !self.send_up_to(position).await {
                                 return;
                             }
                         }
@@ -363,6 +375,65 @@ mod tests {
             .await
             .expect("the feed ends when its client is gone")
             .unwrap();
+    }
+
+    async fn next_entry(
+        rx: &mut mpsc::Receiver<Result<pb::TimelineEntry, Status>>,
+    ) -> pb::TimelineEntry {
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an entry within 10 s")
+            .expect("the feed is open")
+            .expect("an entry, not an error")
+    }
+
+    /// A watch names people as they were at each entry's business time, as known when it
+    /// sends the entry: the 06-10 meeting, applied before the late title change of 06-01 but
+    /// sent after it, reads "(CFO)"; the 05-25 meeting logged afterwards reads "(Finance
+    /// Controller)".
+    #[tokio::test]
+    async fn a_watch_names_people_as_they_were_at_each_entry_when_it_sends_it() {
+        use crate::fixture_tests::{title_change_story, STORY_ACCOUNT};
+        let story = title_change_story();
+        let projection = TimelineProjection::default();
+        for e in &story[..3] {
+            projection.apply(e);
+        }
+        let (live, head) = projection
+            .subscribe(keyplan_testkit::globex::TENANT, STORY_ACCOUNT)
+            .unwrap();
+        let (out, mut rx) = mpsc::channel(64);
+        let feed = Feed {
+            projection: projection.clone(),
+            tenant: keyplan_testkit::globex::TENANT.into(),
+            account: STORY_ACCOUNT.into(),
+            sent: 0,
+            out,
+        };
+        // This runtime has one thread: the feed runs only once the test waits, after both
+        // events are applied (and announced on the live channel).
+        tokio::spawn(feed.run(live, head));
+        projection.apply(&story[3]);
+        projection.apply(&story[4]);
+        for expected in 1..=3 {
+            assert_eq!(next_entry(&mut rx).await.position, expected);
+        }
+        let meeting = next_entry(&mut rx).await;
+        assert_eq!(meeting.position, 4);
+        assert_eq!(
+            meeting.summary,
+            "Dana Kim (key account manager) met Lee Park (CFO) in person about \"Budget\": positive"
+        );
+        assert_eq!(next_entry(&mut rx).await.position, 5);
+        projection.apply(&story[5]);
+        let late = next_entry(&mut rx).await;
+        assert_eq!(late.position, 6);
+        assert!(
+            late.summary
+                .starts_with("Dana Kim (key account manager) met Lee Park (Finance Controller)"),
+            "{}",
+            late.summary
+        );
     }
 
     #[tokio::test]
