@@ -676,16 +676,7 @@ const GENERATIONS_TREE: &str = "projection-generations";
 fn current_generation(db: &sled::Db, name: &str) -> Result<u64, ProjectionError> {
     match db.open_tree(GENERATIONS_TREE)?.get(name)? {
         None => Ok(0),
-        Some(v) => {
-            let bytes: [u8; 8] = v
-                .as_ref()
-                .try_into()
-                .map_err(|_| ProjectionError::Corrupt {
-                    name: name.to_owned(),
-                    reason: "generation is not 8 bytes".into(),
-                })?;
-            Ok(u64::from_be_bytes(bytes))
-        }
+        Some(v) => Ok(u64::from_be_bytes(fixed(&v, name, "generation")?)),
     }
 }
 
@@ -705,31 +696,22 @@ fn read_format(tree: &sled::Tree, name: &str) -> Result<u32, ProjectionError> {
     match tree.get(FORMAT_KEY)? {
         None if tree.get(CHECKPOINT_KEY)?.is_none() => Ok(0),
         None => Ok(1),
-        Some(v) => {
-            let bytes: [u8; 4] = v
-                .as_ref()
-                .try_into()
-                .map_err(|_| ProjectionError::Corrupt {
-                    name: name.to_owned(),
-                    reason: "format is not 4 bytes".into(),
-                })?;
-            Ok(u32::from_be_bytes(bytes))
-        }
+        Some(v) => Ok(u32::from_be_bytes(fixed(&v, name, "format")?)),
     }
 }
 
 fn read_checkpoint(tree: &sled::Tree, name: &str) -> Result<u64, ProjectionError> {
     match tree.get(CHECKPOINT_KEY)? {
         None => Ok(0),
-        Some(v) => {
-            let bytes: [u8; 8] = v
-                .as_ref()
-                .try_into()
-                .map_err(|_| ProjectionError::Corrupt {
-                    name: name.to_owned(),
-                    reason: "checkpoint is not 8 bytes".into(),
-                })?;
-            Ok(u64::from_be_bytes(bytes))
-        }
+        Some(v) => Ok(u64::from_be_bytes(fixed(&v, name, "checkpoint")?)),
     }
+}
+
+/// A stored big-endian number's `N` bytes; any other length means the runner's own record
+/// (`what`) of projection `name` is damaged.
+fn fixed<const N: usize>(value: &[u8], name: &str, what: &str) -> Result<[u8; N], ProjectionError> {
+    value.try_into().map_err(|_| ProjectionError::Corrupt {
+        name: name.to_owned(),
+        reason: format!("{what} is not {N} bytes"),
+    })
 }
