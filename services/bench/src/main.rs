@@ -12,6 +12,7 @@
 
 mod append;
 mod baselines;
+mod engines;
 mod fanout;
 mod measure;
 mod nats;
@@ -104,7 +105,12 @@ enum Scenario {
     /// start), query latencies (client and server side) under append load, and rebuild speed
     /// from the log and from JetStream (with its ratio to a raw JetStream consume).
     ReadModels,
-    /// Everything.
+    /// Candidate stores for read-model detail (sled with a key per entry or in chunks,
+    /// redb, fjall), each in its own process under the timeline's workload: load rate, RSS,
+    /// disk, reopen time and page reads (1M entries by default; --quick: 20k). Not part of
+    /// `all`.
+    StorageEngines,
+    /// Everything but `storage-engines`.
     All,
 }
 
@@ -137,7 +143,7 @@ async fn main() -> Result<()> {
     }
     let duration = Duration::from_secs_f64(seconds);
     let keyplan = match cli.scenario {
-        Scenario::Raw => None,
+        Scenario::Raw | Scenario::StorageEngines => None,
         Scenario::Append | Scenario::All | Scenario::Fanout | Scenario::ReadModels => {
             Some(match cli.server {
                 Some(address) => KeyplanTarget::External(address),
@@ -237,6 +243,14 @@ async fn main() -> Result<()> {
         let queries = if cli.quick { 100 } else { 2000 };
         let result = readmodels::run(&binary, events, queries).await?;
         report::print_read_models(cli.json, &result, jetstream)?;
+    }
+    if cli.scenario == Scenario::StorageEngines {
+        let entries = cli
+            .events
+            .unwrap_or(if cli.quick { 20_000 } else { 1_000_000 });
+        let pages = if cli.quick { 200 } else { 2000 };
+        let results = engines::run(entries, pages)?;
+        report::print_storage_engines(cli.json, &results)?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::append::Settings;
 use crate::baselines::jetstream::{JetStreamBaseline, JetStreamSummary};
+use crate::engines::result::{ProbeResult, CACHE_MIB};
 use crate::fanout::FanoutResult;
 use crate::readmodels::ReadModelResults;
 
@@ -582,4 +583,62 @@ fn ms(value: f64) -> String {
     } else {
         format!("{value:.2}")
     }
+}
+
+/// The storage engines under the timeline's workload, each with ratios to sled with a key per
+/// entry (the first probe) of the same run.
+pub fn print_storage_engines(json: bool, results: &[ProbeResult]) -> Result<()> {
+    let Some(base) = results.first() else {
+        return Ok(());
+    };
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    if json {
+        for r in results {
+            print_json_line(&serde_json::json!({
+                "scenario": "storage-engines",
+                "params": {"engine": r.engine.name(), "entries": r.entries, "cache_mib": CACHE_MIB},
+                "figures": r,
+                "ratios": {
+                    "load_vs_sled_keys": ratio(r.load_entries_per_s, base.load_entries_per_s),
+                    "rss_after_load_vs_sled_keys": ratio(r.rss_after_load_mib, base.rss_after_load_mib),
+                    "disk_vs_payload": ratio(r.disk_bytes as f64, r.payload_bytes as f64),
+                    "page_p99_vs_sled_keys": ratio(r.page_us[1], base.page_us[1]),
+                },
+            }))?;
+        }
+        return Ok(());
+    }
+    println!(
+        "\nstorage engines, {} entries ({:.1} MiB payload), cache {CACHE_MIB} MiB each, one process each",
+        base.entries,
+        mib(base.payload_bytes)
+    );
+    println!(
+        "{:<12} {:>12} {:>10} {:>10} {:>10} {:>9} {:>9} {:>9} {:>14}",
+        "engine",
+        "load ev/s",
+        "RSS load",
+        "disk MiB",
+        "disk/pay",
+        "reopen s",
+        "RSS open",
+        "RSS read",
+        "page p50/p99 µs"
+    );
+    for r in results {
+        println!(
+            "{:<12} {:>12.0} {:>10.0} {:>10.1} {:>10} {:>9.2} {:>9.0} {:>9.0} {:>7.0}/{:<7.0}",
+            r.engine.name(),
+            r.load_entries_per_s,
+            r.rss_after_load_mib,
+            mib(r.disk_bytes),
+            ratio_text(ratio(r.disk_bytes as f64, r.payload_bytes as f64)),
+            r.reopen_s,
+            r.rss_after_reopen_mib,
+            r.rss_after_reads_mib,
+            r.page_us[0],
+            r.page_us[1],
+        );
+    }
+    Ok(())
 }
