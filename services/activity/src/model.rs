@@ -59,7 +59,8 @@ pub(crate) struct StakeholderFacts {
     /// Business time of `StakeholderAdded`; `None` for an id only seen in an interaction
     /// (which a valid stream never produces).
     pub added_at: Option<Timestamp>,
-    /// Role when added: it applies before the first change, whatever the time.
+    /// Role when added: it applies from `added_at` until a later change, and before the first
+    /// role fact (the relationship predates its record).
     pub initial_role: Option<BuyingRole>,
     /// Role changes by business time (ties in recording order).
     pub role_changes: Vec<(Timestamp, BuyingRole)>,
@@ -79,12 +80,25 @@ impl StakeholderFacts {
         }
     }
 
-    /// The buying role at business time `at`.
+    /// The buying role at business time `at`: the latest role fact by then, the addition
+    /// counting as one (at `added_at`, with the role they were added with); before any fact,
+    /// the role they were added with. A change back-dated before the addition applies from its
+    /// own time until the addition, as in compliance (README, "Qualifying interaction").
     pub fn role_at(&self, at: Timestamp) -> Option<BuyingRole> {
         let i = self.role_changes.partition_point(|(t, _)| *t <= at);
         match i {
             0 => self.initial_role,
-            _ => Some(self.role_changes[i - 1].1),
+            _ => {
+                let (changed, role) = self.role_changes[i - 1];
+                if self
+                    .added_at
+                    .is_some_and(|added| changed < added && added <= at)
+                {
+                    self.initial_role
+                } else {
+                    Some(role)
+                }
+            }
         }
     }
 
@@ -94,19 +108,15 @@ impl StakeholderFacts {
     /// anything yet), and from 05-10 on the role they were added with covers the earlier
     /// meeting too (the relationship predates its record).
     pub fn role_at_as_of(&self, at: Timestamp, as_of: Timestamp) -> Option<BuyingRole> {
-        let i = self.role_changes.partition_point(|(t, _)| *t <= at);
-        if i > 0 {
-            // A change by `at`, hence by `as_of`.
-            return Some(self.role_changes[i - 1].1);
-        }
         if self.added_at.is_some_and(|added| added <= as_of) {
-            return self.initial_role;
+            // Every fact that matters is by `as_of`: a later one is after `at` too, and the
+            // addition is among them.
+            return self.role_at(at);
         }
-        // Not added by `as_of`: only a (back-dated) change effective by then can say.
-        self.role_changes
-            .first()
-            .filter(|(t, _)| *t <= as_of)
-            .map(|(_, role)| *role)
+        // Not added by `as_of`: only a (back-dated) change by `at` can say; a change after
+        // `at` says nothing about `at`, and the role they were added with is not known yet.
+        let i = self.role_changes.partition_point(|(t, _)| *t <= at);
+        (i > 0).then(|| self.role_changes[i - 1].1)
     }
 
     /// Whether they belong to the DMU at `as_of`: added by then and not departed before

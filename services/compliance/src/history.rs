@@ -44,6 +44,8 @@ struct Membership {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct StakeholderHistory {
     name: String,
+    /// Their addition to the decision-making unit and the role they were added with.
+    added: Option<(Stamp, BuyingRole)>,
     /// Sorted by (business time, position).
     roles: Vec<(Stamp, BuyingRole)>,
 }
@@ -201,6 +203,7 @@ impl AccountHistory {
             } => {
                 let history = self.stakeholders.entry(stakeholder.clone()).or_default();
                 history.name.clone_from(name);
+                history.added.get_or_insert((*stamp, *role));
                 insert_sorted(&mut history.roles, (*stamp, *role), |r| r.0.key());
                 self.role_holders
                     .entry(*role)
@@ -349,17 +352,25 @@ impl AccountHistory {
     }
 
     /// The buying role `stakeholder` had at instant `t`: the latest role fact with business time
-    /// <= t visible on the axis; if they were added to the DMU only after `t`, the first role
-    /// known by T (the relationship predates its record in Keyplan).
+    /// <= t visible on the axis; if there is none (they were added to the DMU only after `t`),
+    /// the role they were added with, once their addition is visible as of T (the relationship
+    /// predates its record in Keyplan). Not the earliest role fact: a role change back-dated
+    /// before the addition says nothing about the time before it.
     fn role_at(&self, stakeholder: &str, t: Timestamp, view: &AsOf) -> Option<BuyingRole> {
-        let roles = &self.stakeholders.get(stakeholder)?.roles;
+        let history = self.stakeholders.get(stakeholder)?;
+        let roles = &history.roles;
         let end = roles.partition_point(|r| r.0.bt <= t);
         roles[..end]
             .iter()
             .rev()
             .find(|r| view.knows(r.0.rt))
-            .or_else(|| roles[end..].iter().find(|r| includes(view, &r.0)))
             .map(|r| r.1)
+            .or_else(|| {
+                history
+                    .added
+                    .filter(|(stamp, _)| includes(view, stamp))
+                    .map(|(_, role)| role)
+            })
     }
 
     /// The rule's definition in force at T and the date it was first set, if it is active

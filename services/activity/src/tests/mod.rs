@@ -5,6 +5,7 @@
 
 mod fixture;
 mod load;
+mod property;
 mod rebuild;
 
 use keyplan_domain::commands::{AssessTier, ChangeTier};

@@ -115,7 +115,7 @@ fn everything() -> Vec<ProjectedEvent> {
     renumber(histories)
 }
 
-fn temporary_tree() -> sled::Tree {
+pub(super) fn temporary_tree() -> sled::Tree {
     let db = sled::Config::new().temporary(true).open().unwrap();
     db.open_tree("activity").unwrap()
 }

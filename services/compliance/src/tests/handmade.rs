@@ -11,15 +11,15 @@ use super::*;
 use crate::history::review_windows;
 use crate::model::RuleStatus::*;
 
-fn person(s: &str) -> PersonId {
+pub(super) fn person(s: &str) -> PersonId {
     PersonId::parse(s).unwrap()
 }
 
-fn sh(s: &str) -> StakeholderId {
+pub(super) fn sh(s: &str) -> StakeholderId {
     StakeholderId::parse(s).unwrap()
 }
 
-fn registered() -> AccountRegistered {
+pub(super) fn registered() -> AccountRegistered {
     AccountRegistered {
         name: "A".into(),
         industry: "x".into(),
@@ -29,7 +29,7 @@ fn registered() -> AccountRegistered {
     }
 }
 
-fn assigned(p: &str) -> TeamMemberAssigned {
+pub(super) fn assigned(p: &str) -> TeamMemberAssigned {
     TeamMemberAssigned {
         person_id: person(p),
         name: p.to_uppercase(),
@@ -37,7 +37,7 @@ fn assigned(p: &str) -> TeamMemberAssigned {
     }
 }
 
-fn stakeholder(s: &str, role: BuyingRole) -> StakeholderAdded {
+pub(super) fn stakeholder(s: &str, role: BuyingRole) -> StakeholderAdded {
     StakeholderAdded {
         stakeholder_id: sh(s),
         name: s.to_uppercase(),
@@ -65,7 +65,7 @@ fn rule(
     }
 }
 
-fn interaction(
+pub(super) fn interaction(
     id: &str,
     when: Timestamp,
     channel: Channel,
@@ -340,6 +340,64 @@ fn a_buying_role_rule_follows_the_stakeholders_role_at_the_time_of_contact() {
     let r = answer(&log, AsOf::happened_by(at(2025, 2, 10, 12)));
     assert_eq!(only(&r), (Overdue, s("v2"), 16, 0));
     assert_eq!(r.rules[0].target_description, "buying role technical buyer");
+}
+
+/// Found by the property test: a stakeholder met before they were added to the DMU counts with
+/// the role they were added with, not with a role change back-dated before their addition.
+#[test]
+fn a_contact_before_the_dmu_addition_counts_with_the_role_added_with() {
+    let setup = at(2025, 1, 1, 9);
+    let mut log = Log::default();
+    log.now(setup, assigned("kam"))
+        .now(
+            setup,
+            rule(
+                "ru",
+                RuleTarget::BuyingRole(BuyingRole::User),
+                10,
+                &[Channel::VideoCall],
+            ),
+        )
+        // Added on 01-10 as a user.
+        .now(at(2025, 1, 10, 9), stakeholder("s0", BuyingRole::User))
+        // Economic buyer from 01-07 (recorded 01-15, dated before the addition).
+        .push(
+            at(2025, 1, 15, 9),
+            at(2025, 1, 7, 9),
+            StakeholderProfileChanged {
+                stakeholder_id: sh("s0"),
+                title: None,
+                reports_to: None,
+                clear_reports_to: false,
+                buying_role: Some(BuyingRole::EconomicBuyer),
+                influence: None,
+                attitude: None,
+                note: String::new(),
+            },
+        )
+        // A video call on 01-02, logged on 01-18.
+        .push(
+            at(2025, 1, 18, 9),
+            at(2025, 1, 18, 9),
+            interaction(
+                "v1",
+                at(2025, 1, 2, 10),
+                Channel::VideoCall,
+                &["s0"],
+                &["kam"],
+            ),
+        );
+    // On 01-02 no role fact had happened yet: the role s0 was added with (user) counts.
+    // 01-02 + 10 = 01-12; 01-20 - 01-12 = 8 days overdue.
+    assert_eq!(
+        only(&answer(&log, AsOf::happened_by(at(2025, 1, 20, 12)))),
+        (Overdue, s("v1"), 8, 0)
+    );
+    // As of 01-08 the addition (01-10) had not happened: no role, never met, due 01-11.
+    assert_eq!(
+        only(&answer(&log, AsOf::happened_by(at(2025, 1, 8, 12)))),
+        (NeverMet, None, 0, 3)
+    );
 }
 
 #[test]
@@ -637,7 +695,7 @@ fn quarterly_plan(log: &mut Log, setup: Timestamp, reviews: &[&str]) {
     }
 }
 
-fn outcome(id: &str, on: Date) -> ReviewOutcomeRecorded {
+pub(super) fn outcome(id: &str, on: Date) -> ReviewOutcomeRecorded {
     ReviewOutcomeRecorded {
         review_id: ReviewId::parse(id).unwrap(),
         held_on: on,

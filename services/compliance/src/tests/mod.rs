@@ -5,6 +5,7 @@
 mod fixture;
 mod handmade;
 mod persistence;
+mod property;
 
 use keyplan_domain::values::Timestamp;
 use keyplan_domain::AccountEvent;

@@ -6,14 +6,14 @@ use keyplan_testkit::{at, globex};
 use super::*;
 use crate::projection::CHUNK_FACTS;
 
-fn temp_tree() -> (sled::Db, sled::Tree) {
+pub(super) fn temp_tree() -> (sled::Db, sled::Tree) {
     let db = sled::Config::new().temporary(true).open().unwrap();
     let tree = db.open_tree("compliance").unwrap();
     (db, tree)
 }
 
 /// Flushes `p` into `tree` (as the runner does, in one batch).
-fn flush(p: &ComplianceProjection, tree: &sled::Tree) {
+pub(super) fn flush(p: &ComplianceProjection, tree: &sled::Tree) {
     let mut batch = sled::Batch::default();
     p.flush(&mut batch).unwrap();
     tree.apply_batch(batch).unwrap();
