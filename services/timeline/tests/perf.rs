@@ -18,6 +18,11 @@ use keyplan_domain::AccountEvent;
 use keyplan_projection::{ProjectedEvent, Projection};
 use keyplan_timeline_service::{Order, Scope, SubjectKey, TimelineProjection, TimelineQuery};
 
+/// jemalloc, as in `keyplan`: with glibc's allocator, half of this harness's time after a
+/// million entries was `_int_malloc` walking fragmented bins, which the node never sees.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Builds one of the measured queries.
 type MakeQuery = fn() -> TimelineQuery;
 
