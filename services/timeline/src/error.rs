@@ -32,6 +32,20 @@ pub enum TimelineError {
         /// The account.
         account: String,
     },
+    /// Entries of the account whose details live only in the stored timeline could not be
+    /// read back from it (a damaged or missing chunk): the projection needs a rebuild.
+    #[error(
+        "the stored timeline of account {account} of tenant {tenant} is unreadable ({reason}); \
+         an operator can rebuild it from the log with `keyplan projections rebuild timeline`"
+    )]
+    Unreadable {
+        /// The tenant.
+        tenant: String,
+        /// The account.
+        account: String,
+        /// What failed, naming the chunk.
+        reason: String,
+    },
     /// A malformed request field (filter, time range, page token, id).
     #[error("invalid {field}: {reason}")]
     InvalidArgument {

@@ -3,8 +3,14 @@
 //!
 //! # In memory
 //! Per account (never a scan over all accounts for a one-account query):
-//! - `entries`, in position order (append-only; an entry never changes once written). Each
-//!   summary is a template naming people and things by reference (`crate::names`);
+//! - `entries`, in position order (append-only; an entry never changes once written). In
+//!   memory an entry keeps what queries sort, filter and page on (position, business time,
+//!   type, actor, what it corrects); the rest (its summary, a template naming people and
+//!   things by reference, see `crate::names`; ids, times, subjects) stays in memory only
+//!   until its chunk is sealed in sled, and a page reads it back from there (one read per
+//!   chunk a page touches). That detail was most of an entry's memory, and sealed chunks
+//!   never change, so nothing can go stale. The flush that seals a chunk keeps the details:
+//!   the runner has not written its batch yet; the next flush lets them go;
 //! - `by_time`, the account's entries by `(occurred_at, position)`: the timeline order;
 //! - one such index per subject (plan, stakeholder, person, opportunity), for the scoped views;
 //! - `corrected_by`: which later correction superseded an entry. It is derived from the
@@ -19,12 +25,8 @@
 //!   later-in-business-time entries read without rewriting any of them;
 //! - a broadcast channel of new positions, only while someone watches the account.
 //!
-//! Actor names and subject ids are interned per account. Measured at 1,000,000 events over
-//! 2,000 accounts (`tests/perf.rs`): about 600 bytes per event in all (summary, entry,
-//! indexes, directory), and a page of 50 in about 0.1 ms (p99 0.2 ms). That was format 1
-//! (names written into the summaries); resolving format 2's references adds a hash lookup and
-//! a binary search per name, which a debug build measured at about 0.2 ms per page of 50
-//! (release not measured since).
+//! Actor names and subject ids are interned per account. What this costs in memory and in
+//! page latency at 1,000,000 events (`tests/perf.rs`) is in BENCHMARKS.md.
 //!
 //! # In sled
 //! - `c/<tenant>/<account>/<chunk>`: entries `chunk * 32 ..` of the account (postcard). A
@@ -149,20 +151,31 @@ pub(crate) struct StoredEntry {
     corrects: Option<u64>,
 }
 
-/// An entry in memory (ids interned in its account).
+/// An entry in memory (ids interned in its account): what queries filter, sort and page on,
+/// and, until its chunk is sealed and stored, what a page shows of it.
 #[derive(Debug)]
 struct Entry {
     position: u64,
-    stream_version: u64,
     occurred_at: i64,
-    recorded_at: i64,
     /// 0 = not a correction (positions start at 1).
     corrects: u64,
-    event_id: [u8; 16],
     /// Index in [`AccountEvent::TYPES`].
     event_type: u8,
     /// Index in `AccountTimeline::actors`.
     actor: u32,
+    /// `None` once the entry's chunk is sealed and stored: a page reads it back from sled.
+    detail: Option<Box<Detail>>,
+}
+
+/// What a page shows of an entry besides what it is filtered and sorted on. Most of an
+/// entry's memory (the summary above all), so it is kept only for entries whose chunk is not
+/// yet sealed in sled: the timeline's memory then grows with accounts and subjects, not with
+/// every event ever projected, and a page of recent entries still reads one or two chunks.
+#[derive(Debug)]
+struct Detail {
+    stream_version: u64,
+    recorded_at: i64,
+    event_id: [u8; 16],
     /// A template (see `crate::names`).
     summary: Box<str>,
     /// Indexes in `AccountTimeline::subjects`.
@@ -191,6 +204,12 @@ struct AccountTimeline {
     names_touched: BTreeSet<NameKey>,
     /// Entries already in sled.
     persisted: usize,
+    /// Entries `..detailed_from` have their detail only in sled (their chunks are sealed).
+    detailed_from: usize,
+    /// Entries in sealed chunks as of the previous flush, whose batch the runner has applied
+    /// since: their details can leave memory at the next flush. (Not at the flush that seals
+    /// them: until the runner applies that batch, a page could not read them back.)
+    sealed_when_flushed: usize,
     /// The content of each interaction logged or corrected by an entry of the chunks not yet
     /// sealed (from the first chunk a flush will rewrite), in position order: what the next
     /// flush writes under `x/`. At most a chunk's worth after a flush.
@@ -252,68 +271,165 @@ impl AccountTimeline {
         }
         self.entries.push(Entry {
             position: stored.position,
-            stream_version: stored.stream_version,
             occurred_at: stored.occurred_at,
-            recorded_at: stored.recorded_at,
             corrects: stored.corrects.unwrap_or(0),
-            event_id: stored.event_id,
             event_type,
             actor,
-            summary: stored.summary.into_boxed_str(),
-            subjects,
+            detail: Some(Box::new(Detail {
+                stream_version: stored.stream_version,
+                recorded_at: stored.recorded_at,
+                event_id: stored.event_id,
+                summary: stored.summary.into_boxed_str(),
+                subjects,
+            })),
         });
         true
     }
 
-    fn stored(&self, index: usize) -> StoredEntry {
+    /// Drops the details of entries `..up_to` (their chunks are sealed and in sled).
+    fn forget_details(&mut self, up_to: usize) {
+        let up_to = up_to.min(self.entries.len());
+        for entry in self
+            .entries
+            .get_mut(self.detailed_from..up_to)
+            .into_iter()
+            .flatten()
+        {
+            entry.detail = None;
+        }
+        self.detailed_from = self.detailed_from.max(up_to);
+    }
+
+    /// The entry as stored; `None` if its detail is no longer in memory (see [`SealedChunks`]).
+    fn stored(&self, index: usize) -> Option<StoredEntry> {
         let e = &self.entries[index];
-        StoredEntry {
+        let d = e.detail.as_deref()?;
+        Some(StoredEntry {
             position: e.position,
-            stream_version: e.stream_version,
-            event_id: e.event_id,
+            stream_version: d.stream_version,
+            event_id: d.event_id,
             event_type: AccountEvent::TYPES[e.event_type as usize].to_owned(),
             actor: self.actors[e.actor as usize].to_string(),
             occurred_at: e.occurred_at,
-            recorded_at: e.recorded_at,
-            summary: e.summary.to_string(),
-            subjects: e
+            recorded_at: d.recorded_at,
+            summary: d.summary.to_string(),
+            subjects: d
                 .subjects
                 .iter()
                 .map(|&s| self.subjects[s as usize].clone())
                 .collect(),
             corrects: (e.corrects != 0).then_some(e.corrects),
-        }
+        })
     }
 
-    fn view(&self, index: usize) -> TimelineEntry {
+    /// The entry as a page shows it, its detail read back from `sealed` if it is no longer
+    /// in memory.
+    fn view(
+        &self,
+        index: usize,
+        sealed: &mut SealedChunks,
+    ) -> Result<TimelineEntry, TimelineError> {
         let e = &self.entries[index];
-        let mut subjects = Subjects::default();
-        for &s in e.subjects.iter() {
-            match &self.subjects[s as usize] {
-                SubjectKey::Plan(id) => subjects.plan_ids.push(id.to_string()),
-                SubjectKey::Stakeholder(id) => subjects.stakeholder_ids.push(id.to_string()),
-                SubjectKey::Person(id) => subjects.person_ids.push(id.to_string()),
-                SubjectKey::Opportunity(id) => subjects.opportunity_ids.push(id.to_string()),
+        let (stream_version, recorded_at, event_id, summary, subjects) = match e.detail.as_deref() {
+            Some(d) => (
+                d.stream_version,
+                d.recorded_at,
+                d.event_id,
+                &*d.summary,
+                subjects_view(d.subjects.iter().map(|&s| &self.subjects[s as usize])),
+            ),
+            None => {
+                let s = sealed.entry(index, e.position)?;
+                (
+                    s.stream_version,
+                    s.recorded_at,
+                    s.event_id,
+                    s.summary.as_str(),
+                    subjects_view(s.subjects.iter()),
+                )
             }
-        }
-        TimelineEntry {
+        };
+        Ok(TimelineEntry {
             position: e.position,
-            stream_version: e.stream_version,
-            event_id: Uuid::from_bytes(e.event_id),
+            stream_version,
+            event_id: Uuid::from_bytes(event_id),
             event_type: AccountEvent::TYPES[e.event_type as usize],
             actor: self.actors[e.actor as usize].to_string(),
             occurred_at: Timestamp(e.occurred_at),
-            recorded_at: Timestamp(e.recorded_at),
-            summary: self.names.resolve(&e.summary, (e.occurred_at, e.position)),
+            recorded_at: Timestamp(recorded_at),
+            summary: self.names.resolve(summary, (e.occurred_at, e.position)),
             subjects,
             corrects_position: (e.corrects != 0).then_some(e.corrects),
             corrected_by_position: self.corrected_by.get(&e.position).copied(),
-        }
+        })
     }
 
     /// Index of the first entry with a position greater than `after`.
     fn first_after(&self, after: u64) -> usize {
         self.entries.partition_point(|e| e.position <= after)
+    }
+}
+
+/// A page's subjects, by kind.
+fn subjects_view<'a>(keys: impl Iterator<Item = &'a SubjectKey>) -> Subjects {
+    let mut subjects = Subjects::default();
+    for key in keys {
+        match key {
+            SubjectKey::Plan(id) => subjects.plan_ids.push(id.to_string()),
+            SubjectKey::Stakeholder(id) => subjects.stakeholder_ids.push(id.to_string()),
+            SubjectKey::Person(id) => subjects.person_ids.push(id.to_string()),
+            SubjectKey::Opportunity(id) => subjects.opportunity_ids.push(id.to_string()),
+        }
+    }
+    subjects
+}
+
+/// Reads sealed chunks of one account back from sled for one query, each chunk at most once.
+struct SealedChunks<'a> {
+    tree: Option<sled::Tree>,
+    tenant: &'a str,
+    account: &'a str,
+    chunks: HashMap<usize, Vec<StoredEntry>>,
+}
+
+impl<'a> SealedChunks<'a> {
+    fn new(tree: Option<sled::Tree>, tenant: &'a str, account: &'a str) -> Self {
+        Self {
+            tree,
+            tenant,
+            account,
+            chunks: HashMap::new(),
+        }
+    }
+
+    /// Entry `index` of the account, which must be at `position`.
+    fn entry(&mut self, index: usize, position: u64) -> Result<&StoredEntry, TimelineError> {
+        let chunk = index / CHUNK;
+        let unreadable = |reason: String| TimelineError::Unreadable {
+            tenant: self.tenant.to_owned(),
+            account: self.account.to_owned(),
+            reason,
+        };
+        if !self.chunks.contains_key(&chunk) {
+            let tree = self
+                .tree
+                .as_ref()
+                .ok_or_else(|| unreadable("no stored timeline is open".into()))?;
+            let key = chunk_key(self.tenant, self.account, chunk);
+            let bytes = tree
+                .get(&key)
+                .map_err(|e| unreadable(format!("reading chunk {chunk}: {e}")))?
+                .ok_or_else(|| unreadable(format!("chunk {chunk} is missing")))?;
+            let entries: Vec<StoredEntry> = postcard::from_bytes(&bytes)
+                .map_err(|e| unreadable(format!("chunk {chunk}: {e}")))?;
+            self.chunks.insert(chunk, entries);
+        }
+        match self.chunks.get(&chunk).and_then(|c| c.get(index % CHUNK)) {
+            Some(stored) if stored.position == position => Ok(stored),
+            _ => Err(unreadable(format!(
+                "chunk {chunk} does not hold the entry at position {position}"
+            ))),
+        }
     }
 }
 
@@ -329,6 +445,10 @@ struct Inner {
     /// before it applies the next event): where flushed interaction details are read back.
     /// `None` until `load`, and then nothing is evicted.
     tree: RwLock<Option<sled::Tree>>,
+    /// Accounts whose last flush sealed chunks: the next flush drops those entries' details
+    /// from memory (the runner has applied the sealing batch by then), even if the account
+    /// gained nothing since.
+    sealed_last_flush: RwLock<Vec<(String, String)>>,
 }
 
 /// The timelines of every account; cheap to clone (shared).
@@ -393,11 +513,11 @@ impl TimelineProjection {
     /// docs); `None` if there is no tree or no such item. A read failure is logged and the
     /// correction is then described without the comparison (apply cannot fail).
     fn stored_interaction(
-        &self,
+        tree: Option<&sled::Tree>,
         event: &ProjectedEvent,
         id: &InteractionId,
     ) -> Option<InteractionInfo> {
-        let tree = read(&self.inner.tree).clone()?;
+        let tree = tree?;
         // Newest chunk first: a later version of an interaction sits in a later chunk.
         for item in tree
             .scan_prefix(interactions_prefix(&event.tenant, &event.account))
@@ -459,7 +579,11 @@ impl TimelineProjection {
         account: &str,
         query: &TimelineQuery,
     ) -> Result<TimelinePage, TimelineError> {
+        // Held for the whole query, so that the account and the tree its sealed chunks are
+        // read from belong to the same generation (`adopt` swaps both under this lock).
+        let tree = read(&self.inner.tree);
         let shared = self.require(tenant, account)?;
+        let mut sealed = SealedChunks::new(tree.clone(), tenant, account);
         let timeline = read(&shared);
         let last_position = timeline.last_position();
         let empty = || TimelinePage {
@@ -550,7 +674,10 @@ impl TimelineProjection {
             _ => None,
         };
         Ok(TimelinePage {
-            entries: page.into_iter().map(|i| timeline.view(i)).collect(),
+            entries: page
+                .into_iter()
+                .map(|i| timeline.view(i, &mut sealed))
+                .collect::<Result<_, _>>()?,
             next,
             last_position,
         })
@@ -566,14 +693,17 @@ impl TimelineProjection {
         up_to: u64,
         limit: usize,
     ) -> Result<Vec<TimelineEntry>, TimelineError> {
+        // As in `list`: the account and its tree from the same generation.
+        let tree = read(&self.inner.tree);
         let shared = self.require(tenant, account)?;
+        let mut sealed = SealedChunks::new(tree.clone(), tenant, account);
         let timeline = read(&shared);
         let first = timeline.first_after(after);
-        Ok((first..timeline.entries.len())
+        (first..timeline.entries.len())
             .take_while(|&i| timeline.entries[i].position <= up_to)
             .take(limit)
-            .map(|i| timeline.view(i))
-            .collect())
+            .map(|i| timeline.view(i, &mut sealed))
+            .collect()
     }
 
     /// Subscribes to an account's new entries; returns the receiver and the position of the
@@ -607,6 +737,18 @@ impl TimelineProjection {
             .map(|shared| read(&shared).last_position())
     }
 
+    /// How many entries of an account keep their detail in memory (tests of the eviction).
+    #[cfg(test)]
+    pub(crate) fn details_in_memory(&self, tenant: &str, account: &str) -> usize {
+        self.account(tenant, account).map_or(0, |shared| {
+            read(&shared)
+                .entries
+                .iter()
+                .filter(|e| e.detail.is_some())
+                .count()
+        })
+    }
+
     /// Every account's entries (in position order) and directory (without the interaction
     /// details, which may live only in sled), to compare two projections in tests.
     #[cfg(test)]
@@ -614,12 +756,20 @@ impl TimelineProjection {
         &self,
     ) -> BTreeMap<(String, String), (Vec<StoredEntry>, Directory, NameHistory)> {
         let accounts = read(&self.inner.accounts);
+        let tree = read(&self.inner.tree).clone();
         let mut out = BTreeMap::new();
         for (tenant, by_account) in accounts.iter() {
             for (account, shared) in by_account {
                 let timeline = read(shared);
+                let mut sealed = SealedChunks::new(tree.clone(), tenant, account);
                 let entries = (0..timeline.entries.len())
-                    .map(|i| timeline.stored(i))
+                    .map(|i| match timeline.stored(i) {
+                        Some(entry) => entry,
+                        None => sealed
+                            .entry(i, timeline.entries[i].position)
+                            .cloned()
+                            .expect("a sealed chunk reads back"),
+                    })
                     .collect();
                 // Interaction details may have been evicted to sled: compare those in sled.
                 let mut directory = timeline.directory.clone();
@@ -790,6 +940,9 @@ impl Projection for TimelineProjection {
                 }
             }
             timeline.persisted = timeline.entries.len();
+            // Sealed chunks are in the tree already: a page reads their details back.
+            timeline.sealed_when_flushed = timeline.persisted / CHUNK * CHUNK;
+            timeline.forget_details(timeline.sealed_when_flushed);
             // The open chunk's interactions: its next rewrite writes them again.
             if timeline.persisted % CHUNK != 0 {
                 if let Some(bytes) = slot.interactions.get(&(timeline.persisted / CHUNK)) {
@@ -811,6 +964,12 @@ impl Projection for TimelineProjection {
     fn apply(&self, event: &ProjectedEvent) {
         let shared = self.account_or_insert(&event.tenant, &event.account);
         {
+            // A correction may read its interaction's previous content back from the tree:
+            // the tree's lock is taken before the account's, never under it (queries take the
+            // tree's lock first).
+            let tree = matches!(event.event, AccountEvent::InteractionCorrected(_))
+                .then(|| read(&self.inner.tree).clone())
+                .flatten();
             let mut guard = write(&shared);
             let timeline = &mut *guard;
             if event.position <= timeline.last_position() {
@@ -822,7 +981,9 @@ impl Projection for TimelineProjection {
                     .interactions
                     .contains_key(&c.interaction_id)
                 {
-                    if let Some(previous) = self.stored_interaction(event, &c.interaction_id) {
+                    if let Some(previous) =
+                        Self::stored_interaction(tree.as_ref(), event, &c.interaction_id)
+                    {
                         timeline
                             .directory
                             .interactions
@@ -880,8 +1041,14 @@ impl Projection for TimelineProjection {
     fn adopt(&self, rebuilt: Self) -> bool {
         let accounts = std::mem::take(&mut *write(&rebuilt.inner.accounts));
         let tree = write(&rebuilt.inner.tree).take();
+        let sealed = std::mem::take(&mut *write(&rebuilt.inner.sealed_last_flush));
+        // Both under the tree's lock, taken first as queries take it: a query sees the old
+        // timelines with the old tree or the new with the new, never a mix.
+        let mut serving_tree = write(&self.inner.tree);
         let old = std::mem::replace(&mut *write(&self.inner.accounts), accounts);
-        *write(&self.inner.tree) = tree;
+        *serving_tree = tree;
+        drop(serving_tree);
+        *write(&self.inner.sealed_last_flush) = sealed;
         self.inner.dirty.adopt(&rebuilt.inner.dirty);
         drop(old); // closes the old live channels (outside the lock)
         true
@@ -890,6 +1057,17 @@ impl Projection for TimelineProjection {
     fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
         let dirty = self.inner.dirty.take();
         let evict = read(&self.inner.tree).is_some();
+        let sealed_before = std::mem::take(&mut *write(&self.inner.sealed_last_flush));
+        if evict {
+            for (tenant, account) in sealed_before {
+                if let Some(shared) = self.account(&tenant, &account) {
+                    let mut timeline = write(&shared);
+                    let sealed = timeline.sealed_when_flushed;
+                    timeline.forget_details(sealed);
+                }
+            }
+        }
+        let mut sealed_now = Vec::new();
         for (tenant, account) in dirty {
             let Some(shared) = self.account(&tenant, &account) else {
                 continue;
@@ -899,8 +1077,15 @@ impl Projection for TimelineProjection {
             if len > timeline.persisted {
                 for chunk in timeline.persisted / CHUNK..=(len - 1) / CHUNK {
                     let range = chunk * CHUNK..len.min((chunk + 1) * CHUNK);
-                    let entries: Vec<StoredEntry> =
-                        range.clone().map(|i| timeline.stored(i)).collect();
+                    let entries = range
+                        .clone()
+                        .map(|i| timeline.stored(i))
+                        .collect::<Option<Vec<StoredEntry>>>()
+                        .ok_or_else(|| {
+                            corrupt(format!(
+                                "{tenant}/{account}: chunk {chunk} is open but lost entries"
+                            ))
+                        })?;
                     let bytes = postcard::to_allocvec(&entries)
                         .map_err(|e| corrupt(format!("encoding {tenant}/{account}: {e}")))?;
                     batch.insert(chunk_key(&tenant, &account, chunk), bytes);
@@ -918,6 +1103,10 @@ impl Projection for TimelineProjection {
                     }
                 }
                 timeline.persisted = len;
+                if len / CHUNK * CHUNK > timeline.sealed_when_flushed {
+                    timeline.sealed_when_flushed = len / CHUNK * CHUNK;
+                    sealed_now.push((tenant.clone(), account.clone()));
+                }
                 // Sealed chunks are never rewritten: keep only the open chunk's content.
                 match timeline
                     .entries
@@ -953,6 +1142,7 @@ impl Projection for TimelineProjection {
                 timeline.directory.interactions.clear();
             }
         }
+        *write(&self.inner.sealed_last_flush) = sealed_now;
         Ok(())
     }
 }

@@ -11,6 +11,10 @@ pub fn to_status(error: TimelineError) -> Status {
             Status::not_found(e.to_string())
         }
         e @ TimelineError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
+        e @ TimelineError::Unreadable { .. } => {
+            tracing::error!(error = %e, "timeline: stored entries unreadable");
+            Status::data_loss(e.to_string())
+        }
     }
 }
 
