@@ -28,7 +28,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, Duration, NaiveDate};
 use keyplan_domain::commands::ChangeTier;
-use keyplan_domain::decide::decide as decide_command;
 use keyplan_domain::events::*;
 use keyplan_domain::ids::*;
 use keyplan_domain::values::*;
@@ -36,6 +35,9 @@ use keyplan_domain::{AccountCommand, AccountEvent, AccountState};
 use keyplan_projection::{ProjectedEvent, Projection};
 use keyplan_proto::convert::{timestamp_to_proto, WireEnum};
 use keyplan_testkit::at;
+use keyplan_testkit::random_history::{
+    self, cases, choose, dump, instants, op, pick, start, subset, Op,
+};
 use proptest::prelude::*;
 
 use super::rebuild::temporary_tree;
@@ -69,59 +71,7 @@ const SENTIMENTS: [Sentiment; 5] = [
 ];
 const TIERS: [Tier; 3] = [Tier::Standard, Tier::Key, Tier::Strategic];
 
-const HOUR: i64 = 3_600_000_000;
-const DAY: i64 = 24 * HOUR;
-
-fn start() -> Timestamp {
-    at(2025, 1, 1, 9)
-}
-
 // ---------------------------------------------------------------- random histories
-
-#[derive(Clone, Debug)]
-struct Op {
-    account: usize,
-    gap_hours: i64,
-    lag_hours: i64,
-    kind: u8,
-    x: [u8; 5],
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    (
-        prop_oneof![4 => Just(0usize), 1 => Just(1usize)],
-        prop_oneof![1 => Just(0i64), 4 => 1..120i64],
-        prop_oneof![3 => Just(0i64), 1 => 1..48i64, 2 => 48..600i64],
-        0..100u8,
-        any::<[u8; 5]>(),
-    )
-        .prop_map(|(account, gap_hours, lag_hours, kind, x)| Op {
-            account,
-            gap_hours,
-            lag_hours,
-            kind,
-            x,
-        })
-}
-
-fn pick<T: Copy>(pool: &[T], x: u8) -> T {
-    pool[usize::from(x) % pool.len()]
-}
-
-fn subset<T: Clone>(pool: &[T], bits: u8) -> Vec<T> {
-    let n = pool.len().min(7) as u32;
-    let mask = u32::from(bits) % ((1 << n) - 1) + 1;
-    (0..n)
-        .filter(|i| mask & (1 << i) != 0)
-        .map(|i| pool[i as usize].clone())
-        .collect()
-}
-
-fn choose<T>(items: impl IntoIterator<Item = T>, x: u8) -> Option<T> {
-    let items: Vec<T> = items.into_iter().collect();
-    let i = usize::from(x) % items.len().max(1);
-    items.into_iter().nth(i)
-}
 
 /// The command an op proposes (picked among what the state makes plausible) and its
 /// envelope's business time; `None` if the state offers nothing to pick.
@@ -274,36 +224,7 @@ fn command(
 }
 
 fn build(ops: &[Op]) -> Vec<ProjectedEvent> {
-    let mut states = [AccountState::default(), AccountState::default()];
-    let mut events = Vec::new();
-    let mut recorded = start();
-    for op in ops {
-        recorded = Timestamp(recorded.0 + op.gap_hours * HOUR);
-        let occurred = Timestamp(recorded.0 - op.lag_hours * HOUR);
-        let state = &mut states[op.account];
-        let Some((command, occurred)) = command(op, state, recorded, occurred) else {
-            continue;
-        };
-        let Ok(decided) = decide_command(state, &command, recorded) else {
-            continue;
-        };
-        for event in decided {
-            state.apply(&event);
-            let position = events.len() as u64 + 1;
-            events.push(ProjectedEvent {
-                position,
-                event_id: uuid::Uuid::from_u64_pair(2, position),
-                tenant: TENANT.into(),
-                account: ACCOUNTS[op.account].into(),
-                stream_version: state.version,
-                recorded_at: recorded,
-                occurred_at: occurred,
-                actor: "test".into(),
-                event,
-            });
-        }
-    }
-    events
+    random_history::build(TENANT, &ACCOUNTS, ops, command)
 }
 
 // ---------------------------------------------------------------- the oracle
@@ -633,41 +554,6 @@ impl<'a> Oracle<'a> {
 
 // ---------------------------------------------------------------- the comparison
 
-fn dump(events: &[ProjectedEvent]) -> String {
-    events
-        .iter()
-        .map(|e| {
-            format!(
-                "\n#{} {} rec {} occ {} {:?}",
-                e.position, e.account, e.recorded_at, e.occurred_at, e.event
-            )
-        })
-        .collect()
-}
-
-fn instants(events: &[ProjectedEvent], picks: &[(u16, i16)]) -> Vec<Timestamp> {
-    let mut clocks: Vec<Timestamp> = events
-        .iter()
-        .flat_map(|e| {
-            let mut v = vec![e.recorded_at, e.occurred_at];
-            if let AccountEvent::InteractionLogged(InteractionLogged { details, .. })
-            | AccountEvent::InteractionCorrected(InteractionCorrected { details, .. }) = &e.event
-            {
-                v.push(details.occurred_at);
-            }
-            v
-        })
-        .collect();
-    clocks.sort();
-    let last = clocks.last().copied().unwrap_or(start());
-    let mut out = vec![Timestamp(start().0 - DAY), Timestamp(last.0 + 100 * DAY)];
-    for &(i, shift) in picks {
-        let base = clocks[usize::from(i) % clocks.len()];
-        out.push(Timestamp(base.0 + i64::from(shift) * HOUR));
-    }
-    out
-}
-
 fn compare(
     p: &ActivityProjection,
     events: &[ProjectedEvent],
@@ -796,15 +682,8 @@ fn compare(
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(DEFAULT_CASES)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(cases(DEFAULT_CASES)))]
 
     #[test]
     fn activity_agrees_with_a_brute_force_replay_of_random_histories(
@@ -815,7 +694,7 @@ proptest! {
         let mut ops = ops;
         ops[0].account = 0; // account `a` exists
         let events = build(&ops);
-        let at = instants(&events, &picks);
+        let at = instants(&events, &picks, 100);
         let tree = temporary_tree();
         let mut live = ActivityProjection::default();
         let mut done = 0;

@@ -40,13 +40,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, Duration, NaiveDate};
-use keyplan_domain::decide::{decide, expected_period_end};
+use keyplan_domain::decide::expected_period_end;
 use keyplan_domain::events::*;
 use keyplan_domain::ids::*;
 use keyplan_domain::values::*;
 use keyplan_domain::{AccountCommand, AccountEvent, AccountState};
 use keyplan_projection::{ProjectedEvent, Projection};
-use keyplan_testkit::at;
+use keyplan_testkit::random_history::{
+    self, cases, choose, dump, instants, op, pick, start, subset, Op, DAY,
+};
 use proptest::prelude::*;
 
 use super::handmade::{assigned, interaction, outcome, person, registered, sh, stakeholder};
@@ -82,65 +84,7 @@ const FREQUENCIES: [ReviewFrequency; 4] = [
     ReviewFrequency::HalfYearly,
 ];
 
-const HOUR: i64 = 3_600_000_000;
-const DAY: i64 = 24 * HOUR;
-
-fn start() -> Timestamp {
-    at(2025, 1, 1, 9)
-}
-
 // ---------------------------------------------------------------- random histories
-
-/// One random command: its account, the hours since the previous command was recorded, how
-/// many hours its business time lies before its recorded time, its kind (0..100, weighted
-/// below) and raw parameters, read modulo the pools above.
-#[derive(Clone, Debug)]
-struct Op {
-    account: usize,
-    gap_hours: i64,
-    lag_hours: i64,
-    kind: u8,
-    x: [u8; 5],
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    (
-        prop_oneof![4 => Just(0usize), 1 => Just(1usize)],
-        prop_oneof![1 => Just(0i64), 4 => 1..120i64],
-        // Mostly on time, some late by hours, some by days (late logging, back-dated facts).
-        prop_oneof![3 => Just(0i64), 1 => 1..48i64, 2 => 48..600i64],
-        0..100u8,
-        any::<[u8; 5]>(),
-    )
-        .prop_map(|(account, gap_hours, lag_hours, kind, x)| Op {
-            account,
-            gap_hours,
-            lag_hours,
-            kind,
-            x,
-        })
-}
-
-/// A non-empty subset of `pool`, chosen by the bits of `bits`.
-fn subset<T: Copy>(pool: &[T], bits: u8) -> Vec<T> {
-    let n = pool.len() as u32;
-    let mask = u32::from(bits) % ((1 << n) - 1) + 1;
-    (0..n)
-        .filter(|i| mask & (1 << i) != 0)
-        .map(|i| pool[i as usize])
-        .collect()
-}
-
-fn pick<T: Copy>(pool: &[T], x: u8) -> T {
-    pool[usize::from(x) % pool.len()]
-}
-
-/// The `x`-th of `items` (`None` if there is none).
-fn choose<T>(items: impl IntoIterator<Item = T>, x: u8) -> Option<T> {
-    let items: Vec<T> = items.into_iter().collect();
-    let i = usize::from(x) % items.len().max(1);
-    items.into_iter().nth(i)
-}
 
 /// The command an op proposes, picked among what the account's state makes plausible (so that
 /// most commands are accepted), and the business time of its event's envelope; `None` if the
@@ -363,8 +307,6 @@ fn prerequisite(kind: u8, state: &AccountState) -> Option<u8> {
 /// Decides the ops in order, as the server would (one state per account), and returns the
 /// accepted events with positions from 1. Account `a` is registered first; `b` by its first op.
 fn build(ops: &[Op]) -> Vec<ProjectedEvent> {
-    let mut states = [AccountState::default(), AccountState::default()];
-    let mut events = Vec::new();
     let register = Op {
         account: 0,
         gap_hours: 0,
@@ -372,45 +314,24 @@ fn build(ops: &[Op]) -> Vec<ProjectedEvent> {
         kind: 0,
         x: [0; 5],
     };
-    let mut recorded = start();
-    for op in std::iter::once(&register).chain(ops) {
-        recorded = Timestamp(recorded.0 + op.gap_hours * HOUR);
-        let occurred = Timestamp(recorded.0 - op.lag_hours * HOUR);
-        let state = &mut states[op.account];
-        // A command the state offers nothing for is replaced by its prerequisite (a rule
-        // needs a team member, a review outcome a scheduled review...).
-        let mut kind = Some(op.kind);
-        let proposal = std::iter::from_fn(|| {
-            let k = kind?;
-            kind = prerequisite(k, state);
-            Some(command(op, k, state, recorded, occurred))
-        })
-        .take(3)
-        .flatten()
-        .next();
-        let Some((command, occurred)) = proposal else {
-            continue;
-        };
-        let Ok(decided) = decide(state, &command, recorded) else {
-            continue;
-        };
-        for event in decided {
-            state.apply(&event);
-            let position = events.len() as u64 + 1;
-            events.push(ProjectedEvent {
-                position,
-                event_id: uuid_for(position),
-                tenant: TENANT.into(),
-                account: ACCOUNTS[op.account].into(),
-                stream_version: state.version,
-                recorded_at: recorded,
-                occurred_at: occurred,
-                actor: "test".into(),
-                event,
-            });
-        }
-    }
-    events
+    random_history::build(
+        TENANT,
+        &ACCOUNTS,
+        std::iter::once(&register).chain(ops),
+        |op, state, recorded, occurred| {
+            // A command the state offers nothing for is replaced by its prerequisite (a rule
+            // needs a team member, a review outcome a scheduled review...).
+            let mut kind = Some(op.kind);
+            std::iter::from_fn(|| {
+                let k = kind?;
+                kind = prerequisite(k, state);
+                Some(command(op, k, state, recorded, occurred))
+            })
+            .take(3)
+            .flatten()
+            .next()
+        },
+    )
 }
 
 // ---------------------------------------------------------------- the oracle
@@ -984,43 +905,6 @@ fn windows(
 /// The instants asked about: chosen among the events' two clocks (exact hits test the `<=`
 /// boundaries) and shifted by a few hours or days, plus one before everything and one long
 /// after.
-fn instants(events: &[ProjectedEvent], picks: &[(u16, i16)]) -> Vec<Timestamp> {
-    let mut clocks: Vec<Timestamp> = events
-        .iter()
-        .flat_map(|e| {
-            let mut v = vec![e.recorded_at, e.occurred_at];
-            if let AccountEvent::InteractionLogged(InteractionLogged { details, .. })
-            | AccountEvent::InteractionCorrected(InteractionCorrected { details, .. }) = &e.event
-            {
-                v.push(details.occurred_at);
-            }
-            v
-        })
-        .collect();
-    clocks.sort();
-    clocks.dedup();
-    let last = clocks.last().copied().unwrap_or(start());
-    let mut out = vec![Timestamp(start().0 - DAY), Timestamp(last.0 + 200 * DAY)];
-    for &(i, shift) in picks {
-        let base = clocks[usize::from(i) % clocks.len()];
-        out.push(Timestamp(base.0 + i64::from(shift) * HOUR));
-    }
-    out
-}
-
-/// The history, one line per event, for failure messages.
-fn dump(events: &[ProjectedEvent]) -> String {
-    events
-        .iter()
-        .map(|e| {
-            format!(
-                "\n#{} {} rec {} occ {} {:?}",
-                e.position, e.account, e.recorded_at, e.occurred_at, e.event
-            )
-        })
-        .collect()
-}
-
 /// Compares every answer of `p` with the oracle's over `events`, at each instant on both axes.
 fn compare(
     p: &ComplianceProjection,
@@ -1092,15 +976,8 @@ fn compare(
     Ok(())
 }
 
-fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(DEFAULT_CASES)
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
+    #![proptest_config(ProptestConfig::with_cases(cases(DEFAULT_CASES)))]
 
     #[test]
     fn compliance_agrees_with_a_brute_force_replay_of_random_histories(
@@ -1109,7 +986,7 @@ proptest! {
         cuts in prop::collection::vec(1..12usize, 1..4),
     ) {
         let events = build(&ops);
-        let at = instants(&events, &picks);
+        let at = instants(&events, &picks, 200);
 
         // Incrementally, in slices; after each, flush to sled and continue with a projection
         // loaded from it (a restart), checking the prefix against the oracle of the prefix.
@@ -1166,7 +1043,7 @@ fn random_histories_exercise_every_rule_input() {
         let picks: Vec<(u16, i16)> = (0..8u16)
             .map(|i| (i * 7, (i as i16 % 3 - 1) * 30))
             .collect();
-        for t in instants(&events, &picks) {
+        for t in instants(&events, &picks, 200) {
             let happened = oracle.compliance("a", &AsOf::happened_by(t)).unwrap();
             let known = oracle.compliance("a", &AsOf::known_at(t)).unwrap();
             axes_differ += usize::from(happened.rules != known.rules);
