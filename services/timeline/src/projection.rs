@@ -10,7 +10,8 @@
 //!   until its chunk is sealed in sled, and a page reads it back from there (one read per
 //!   chunk a page touches). That detail was most of an entry's memory, and sealed chunks
 //!   never change, so nothing can go stale. The flush that seals a chunk keeps the details:
-//!   the runner has not written its batch yet; the next flush lets them go;
+//!   the runner has not written its batch yet; the next flush lets them go, except the two
+//!   newest sealed chunks' (an account's newest page is read from memory);
 //! - `by_time`, the account's entries by `(occurred_at, position)`: the timeline order;
 //! - one such index per subject (plan, stakeholder, person, opportunity), for the scoped views;
 //! - `corrected_by`: which later correction superseded an entry. It is derived from the
@@ -77,6 +78,11 @@ const FORMAT: u32 = 2;
 /// Entries per stored chunk: small enough that rewriting the last chunk at every flush is
 /// cheap, large enough that an account's history is a handful of keys.
 const CHUNK: usize = 32;
+
+/// Sealed chunks per account whose entries keep their details in memory anyway: an account's
+/// newest page (the page people read most, also while appends arrive) then needs no read from
+/// sled, for a bounded cost per account (two chunks' worth), not per event.
+const RECENT_SEALED_CHUNKS: usize = 2;
 
 /// Live entries buffered per watched account before a slow watcher lags (and then catches up
 /// from the stored entries instead of being dropped).
@@ -286,9 +292,13 @@ impl AccountTimeline {
         true
     }
 
-    /// Drops the details of entries `..up_to` (their chunks are sealed and in sled).
-    fn forget_details(&mut self, up_to: usize) {
-        let up_to = up_to.min(self.entries.len());
+    /// Drops the details of entries sealed in sled by the last flush whose batch has been
+    /// written, except the newest [`RECENT_SEALED_CHUNKS`] chunks'.
+    fn forget_sealed_details(&mut self) {
+        let up_to = self
+            .sealed_when_flushed
+            .saturating_sub(RECENT_SEALED_CHUNKS * CHUNK)
+            .min(self.entries.len());
         for entry in self
             .entries
             .get_mut(self.detailed_from..up_to)
@@ -942,7 +952,7 @@ impl Projection for TimelineProjection {
             timeline.persisted = timeline.entries.len();
             // Sealed chunks are in the tree already: a page reads their details back.
             timeline.sealed_when_flushed = timeline.persisted / CHUNK * CHUNK;
-            timeline.forget_details(timeline.sealed_when_flushed);
+            timeline.forget_sealed_details();
             // The open chunk's interactions: its next rewrite writes them again.
             if timeline.persisted % CHUNK != 0 {
                 if let Some(bytes) = slot.interactions.get(&(timeline.persisted / CHUNK)) {
@@ -1062,8 +1072,7 @@ impl Projection for TimelineProjection {
             for (tenant, account) in sealed_before {
                 if let Some(shared) = self.account(&tenant, &account) {
                     let mut timeline = write(&shared);
-                    let sealed = timeline.sealed_when_flushed;
-                    timeline.forget_details(sealed);
+                    timeline.forget_sealed_details();
                 }
             }
         }
