@@ -8,6 +8,7 @@ pub const CACHE_MIB: u64 = 64;
 
 /// The engines and layouts compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
 pub enum Engine {
     /// sled 0.34, one key per entry.
     SledKeys,
