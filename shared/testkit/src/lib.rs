@@ -10,7 +10,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use keyplan_domain::decide::decide;
 use keyplan_domain::values::Timestamp;
 use keyplan_domain::{AccountCommand, AccountState};
-use keyplan_projection::ProjectedEvent;
+use keyplan_projection::{ProjectedEvent, Projection};
 
 /// The UTC instant `y-m-d h:00:00`. Panics on an impossible date (fixtures are constants).
 pub fn at(y: i32, m: u32, d: u32, h: u32) -> Timestamp {
@@ -75,4 +75,15 @@ pub fn decide_steps(
         }
     }
     out
+}
+
+/// A restart, as the runner does one: flushes `projection` into `tree` (applying the batch),
+/// then loads a fresh instance from the tree and returns it. Panics on a storage error.
+pub fn flush_and_reload<P: Projection>(projection: &P, tree: &sled::Tree) -> P {
+    let mut batch = sled::Batch::default();
+    projection.flush(&mut batch).expect("the flush encodes");
+    tree.apply_batch(batch).expect("sled writes the flush");
+    let reloaded = P::default();
+    reloaded.load(tree).expect("the flushed tree loads");
+    reloaded
 }

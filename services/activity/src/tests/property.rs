@@ -34,10 +34,10 @@ use keyplan_domain::values::*;
 use keyplan_domain::{AccountCommand, AccountEvent, AccountState};
 use keyplan_projection::{ProjectedEvent, Projection};
 use keyplan_proto::convert::{timestamp_to_proto, WireEnum};
-use keyplan_testkit::at;
 use keyplan_testkit::random_history::{
     self, cases, choose, dump, instants, op, pick, start, subset, Op,
 };
+use keyplan_testkit::{at, flush_and_reload};
 use proptest::prelude::*;
 
 use super::rebuild::temporary_tree;
@@ -707,11 +707,7 @@ proptest! {
                 live.apply(e);
             }
             done = next;
-            let mut batch = sled::Batch::default();
-            live.flush(&mut batch).unwrap();
-            tree.apply_batch(batch).unwrap();
-            live = ActivityProjection::default();
-            live.load(&tree).unwrap();
+            live = flush_and_reload(&live, &tree);
         }
         compare(&live, &events, &at)?;
         prop_assert_eq!(live.snapshot(), super::project(&events).snapshot());

@@ -195,11 +195,7 @@ fn a_projection_rebuilt_from_scratch_equals_one_built_incrementally_with_reloads
             incremental.apply(e);
         }
         done = cut;
-        let mut batch = sled::Batch::default();
-        incremental.flush(&mut batch).unwrap();
-        tree.apply_batch(batch).unwrap();
-        incremental = ActivityProjection::default();
-        incremental.load(&tree).unwrap();
+        incremental = keyplan_testkit::flush_and_reload(&incremental, &tree);
     }
     assert_eq!(done, n);
     assert_eq!(incremental.snapshot(), from_scratch.snapshot());

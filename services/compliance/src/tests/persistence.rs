@@ -13,7 +13,7 @@ pub(super) fn temp_tree() -> (sled::Db, sled::Tree) {
 }
 
 /// Flushes `p` into `tree` (as the runner does, in one batch).
-pub(super) fn flush(p: &ComplianceProjection, tree: &sled::Tree) {
+fn flush(p: &ComplianceProjection, tree: &sled::Tree) {
     let mut batch = sled::Batch::default();
     p.flush(&mut batch).unwrap();
     tree.apply_batch(batch).unwrap();

@@ -46,13 +46,14 @@ use keyplan_domain::ids::*;
 use keyplan_domain::values::*;
 use keyplan_domain::{AccountCommand, AccountEvent, AccountState};
 use keyplan_projection::{ProjectedEvent, Projection};
+use keyplan_testkit::flush_and_reload;
 use keyplan_testkit::random_history::{
     self, cases, choose, dump, instants, op, pick, start, subset, Op, DAY,
 };
 use proptest::prelude::*;
 
 use super::handmade::{assigned, interaction, outcome, person, registered, sh, stakeholder};
-use super::persistence::{flush, temp_tree};
+use super::persistence::temp_tree;
 use super::*;
 
 /// Cases run by default: about 7 s in a debug build on 2 cores (about 14 ms a case).
@@ -1002,10 +1003,7 @@ proptest! {
                 live.apply(e);
             }
             done = next;
-            flush(&live, &tree);
-            let restarted = ComplianceProjection::default();
-            restarted.load(&tree).unwrap();
-            live = restarted;
+            live = flush_and_reload(&live, &tree);
             compare(&live, &events[..done], &at[..3], false)?;
         }
         compare(&live, &events, &at, true)?;
