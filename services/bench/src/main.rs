@@ -11,6 +11,7 @@
 //! and the rebuild from JetStream.
 
 mod append;
+mod apply;
 mod baselines;
 mod engines;
 mod fanout;
@@ -28,6 +29,11 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, ValueEnum};
 
 use crate::append::{Config, KeyplanTarget, Settings};
+
+/// jemalloc, as in `keyplan`: the `apply` scenario runs the read models in this process, and
+/// their cost depends on the allocator (with glibc's, rebuilds were a third slower).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Benchmark harness for Keyplan: durable appends over gRPC vs raw sled and PostgreSQL.
 #[derive(Debug, Parser)]
@@ -78,7 +84,8 @@ struct Cli {
     #[arg(long)]
     auth: bool,
 
-    /// Events to load for the read-model scenario (default 1,000,000; --quick: 20,000).
+    /// Events to load for the read-model and apply scenarios (default 1,000,000; --quick:
+    /// 20,000), or entries for storage-engines.
     #[arg(long, value_name = "N")]
     events: Option<u64>,
 
@@ -110,7 +117,11 @@ enum Scenario {
     /// disk, reopen time and page reads (1M entries by default; --quick: 20k). Not part of
     /// `all`.
     StorageEngines,
-    /// Everything but `storage-engines`.
+    /// Each read model rebuilt in this process from a sled log of the `read-models` workload
+    /// (1M events by default; --quick: 20k), alone and all four together, and decoding alone:
+    /// where a rebuild's time goes, without a node. Not part of `all`.
+    Apply,
+    /// Everything but `storage-engines` and `apply`.
     All,
 }
 
@@ -143,7 +154,7 @@ async fn main() -> Result<()> {
     }
     let duration = Duration::from_secs_f64(seconds);
     let keyplan = match cli.scenario {
-        Scenario::Raw | Scenario::StorageEngines => None,
+        Scenario::Raw | Scenario::StorageEngines | Scenario::Apply => None,
         Scenario::Append | Scenario::All | Scenario::Fanout | Scenario::ReadModels => {
             Some(match cli.server {
                 Some(address) => KeyplanTarget::External(address),
@@ -243,6 +254,13 @@ async fn main() -> Result<()> {
         let queries = if cli.quick { 100 } else { 2000 };
         let result = readmodels::run(&binary, events, queries).await?;
         report::print_read_models(cli.json, &result, jetstream)?;
+    }
+    if cli.scenario == Scenario::Apply {
+        let events = cli
+            .events
+            .unwrap_or(if cli.quick { 20_000 } else { 1_000_000 });
+        let results = apply::run(events).await?;
+        report::print_apply(cli.json, &results)?;
     }
     if cli.scenario == Scenario::StorageEngines {
         let entries = cli

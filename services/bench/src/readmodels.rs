@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use crate::nats::NatsProcess;
 use crate::server::{connect, KeyplanProcess};
-use crate::workload::{onboarding, AccountWorkload, TENANT};
+use crate::workload::{onboarding, rule, AccountWorkload, TENANT};
 
 /// Accounts the events are spread over.
 const ACCOUNTS: usize = 1000;
@@ -181,36 +181,6 @@ fn rss_mib(pid: u32) -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-/// The engagement rule every benchmark account gets (so compliance has work to do).
-fn rule(account: &str) -> pb::ExecuteRequest {
-    pb::ExecuteRequest {
-        tenant: TENANT.into(),
-        account_id: account.into(),
-        expected_version: Some(pb::ExpectedVersion {
-            kind: Some(pb::expected_version::Kind::Exact(3)),
-        }),
-        idempotency_key: String::new(),
-        actor: "dana.kim".into(),
-        occurred_at: None,
-        correlation_id: String::new(),
-        causation_id: String::new(),
-        command: Some(pb::Command {
-            kind: Some(pb::command::Kind::SetEngagementRule(
-                pb::EngagementRuleSet {
-                    rule_id: "r-cfo".into(),
-                    target: Some(pb::RuleTarget {
-                        target: Some(pb::rule_target::Target::StakeholderId("lee.park".into())),
-                    }),
-                    owner: "dana.kim".into(),
-                    cadence_days: 30,
-                    channels: vec![pb::Channel::InPerson as i32],
-                    opportunity_id: String::new(),
-                },
-            )),
-        }),
-    }
 }
 
 /// Positions of the node's projections, once all have reached `head`.

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::append::Settings;
+use crate::apply::ApplyResults;
 use crate::baselines::jetstream::{JetStreamBaseline, JetStreamSummary};
 use crate::engines::result::{ProbeResult, CACHE_MIB};
 use crate::fanout::FanoutResult;
@@ -640,5 +641,44 @@ pub fn print_storage_engines(json: bool, results: &[ProbeResult]) -> Result<()> 
             r.page_us[1],
         );
     }
+    Ok(())
+}
+
+/// Rebuild cost per read model, in process: each alone and all together, with ratios to
+/// decoding alone (what every model pays per event before its own work).
+pub fn print_apply(json: bool, r: &ApplyResults) -> Result<()> {
+    if json {
+        let alone: serde_json::Map<String, serde_json::Value> = r
+            .alone
+            .iter()
+            .map(|(name, rate)| (name.clone(), serde_json::json!(rate)))
+            .collect();
+        return print_json_line(&serde_json::json!({
+            "scenario": "apply",
+            "params": {"events": r.events, "threads": r.threads},
+            "figures": {
+                "decode_events_per_s": r.decode_events_per_s,
+                "alone_events_per_s": alone,
+                "together_events_per_s": r.together_events_per_s,
+            },
+            "ratios": {
+                "together_vs_target_500k": ratio(r.together_events_per_s, 500_000.0),
+            },
+        }));
+    }
+    println!(
+        "\nrebuild in process, {} events, {} threads: decode alone {:.0} events/s",
+        r.events, r.threads, r.decode_events_per_s
+    );
+    println!("{:<12} {:>12} {:>14}", "model", "events/s", "µs per event");
+    for (name, rate) in &r.alone {
+        println!("{name:<12} {rate:>12.0} {:>14.2}", 1e6 / rate);
+    }
+    println!(
+        "{:<12} {:>12.0} {:>14.2}",
+        "all four",
+        r.together_events_per_s,
+        1e6 / r.together_events_per_s
+    );
     Ok(())
 }

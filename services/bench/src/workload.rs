@@ -81,6 +81,38 @@ pub fn onboarding(account: &str) -> pb::ExecuteBatchRequest {
     request
 }
 
+/// The engagement rule every benchmark account gets (so compliance has work to do).
+pub fn rule(account: &str) -> pb::ExecuteRequest {
+    pb::ExecuteRequest {
+        tenant: TENANT.into(),
+        account_id: account.into(),
+        expected_version: Some(pb::ExpectedVersion {
+            kind: Some(pb::expected_version::Kind::Exact(3)),
+        }),
+        idempotency_key: String::new(),
+        actor: KAM_ID.into(),
+        occurred_at: None,
+        correlation_id: String::new(),
+        causation_id: String::new(),
+        command: Some(pb::Command {
+            kind: Some(pb::command::Kind::SetEngagementRule(
+                pb::EngagementRuleSet {
+                    rule_id: "r-cfo".into(),
+                    target: Some(pb::RuleTarget {
+                        target: Some(pb::rule_target::Target::StakeholderId(
+                            STAKEHOLDER_ID.into(),
+                        )),
+                    }),
+                    owner: KAM_ID.into(),
+                    cadence_days: 30,
+                    channels: vec![pb::Channel::InPerson as i32],
+                    opportunity_id: String::new(),
+                },
+            )),
+        }),
+    }
+}
+
 /// The interactions one client logs on its own account: unique ids, increasing dates.
 #[derive(Debug)]
 pub struct AccountWorkload {

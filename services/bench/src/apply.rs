@@ -1,0 +1,258 @@
+//! Scenario `apply`: what a rebuild from the log costs each read model, in this process.
+//!
+//! The `read-models` scenario measures a rebuild on a node, where four models rebuild side by
+//! side on two cores while the node also serves: it says how long a rebuild takes, not where
+//! the time goes. This one takes the node away: the same workload as `read-models` (1,000
+//! accounts, each onboarded with a KAM, a stakeholder and an engagement rule, then interactions
+//! in batches of 64) is decided by the real repository into a real sled log in a temporary
+//! directory, then each read model is rebuilt from that log by the real
+//! [`ProjectionRunner`] (feed, apply, sled commits), first alone, then all four together as a
+//! node's rebuild runs them. Decoding alone (log record to [`ProjectedEvent`], what every model
+//! pays once per event) is measured too, so that each model's own cost is its time minus that.
+//!
+//! Being in process and deterministic, it is also the harness to profile with
+//! (`perf record`, or `valgrind --tool=callgrind` with a small `--events`).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use keyplan_domain::ids::{AccountId, TenantId};
+use keyplan_projection::{EventSource, ProjectedEvent, Projection, ProjectionRunner};
+use keyplan_proto::pb;
+use keyplan_repository::{AccountRepository, CommandEnvelope, RepositoryConfig};
+use keyplan_store::{EventFilter, EventStore, StoreConfig};
+use serde::Serialize;
+
+use crate::workload::{onboarding, rule, AccountWorkload, TENANT};
+
+/// Accounts the events are spread over (as in `read-models`).
+const ACCOUNTS: usize = 1000;
+/// Interactions per appended batch (as in `read-models`).
+const LOAD_BATCH: usize = 64;
+/// Events decoded per read of the log when measuring decoding alone.
+const DECODE_BATCH: usize = 4096;
+
+/// What a rebuild of each model costs.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplyResults {
+    /// Events in the log.
+    pub events: u64,
+    /// Log record -> `ProjectedEvent`, events/s (one thread).
+    pub decode_events_per_s: f64,
+    /// Each model rebuilt alone: (name, events/s).
+    pub alone: Vec<(String, f64)>,
+    /// All four rebuilt at once (each with its own feed, as on a node): events/s, i.e. the
+    /// log's events over the time until the last model finished.
+    pub together_events_per_s: f64,
+    /// Worker threads of the runtime (the machine's cores).
+    pub threads: usize,
+}
+
+/// Builds the log, then measures.
+pub async fn run(events: u64) -> Result<ApplyResults> {
+    let dir = tempfile::tempdir()?;
+    let mut config = StoreConfig::new(dir.path().join("log"));
+    // Loading is not what is measured: spare the disk.
+    config.fdatasync = false;
+    let store = EventStore::open(config)?;
+    load(&store, events).await?;
+    let head = store.head();
+
+    let decode_events_per_s = decode_rate(&store)?;
+    let mut alone = Vec::new();
+    for model in Model::ALL {
+        let db = sled::open(dir.path().join(format!("alone-{}", model.name())))?;
+        let started = Instant::now();
+        model.rebuild(&db, &store, head).await?;
+        alone.push((
+            model.name().to_owned(),
+            head as f64 / started.elapsed().as_secs_f64(),
+        ));
+    }
+    let db = sled::open(dir.path().join("together"))?;
+    let started = Instant::now();
+    let tasks: Vec<_> = Model::ALL
+        .into_iter()
+        .map(|model| {
+            let db = db.clone();
+            let store = store.clone();
+            tokio::spawn(async move { model.rebuild(&db, &store, head).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    let together = started.elapsed();
+    store.close();
+    Ok(ApplyResults {
+        events: head,
+        decode_events_per_s,
+        alone,
+        together_events_per_s: head as f64 / together.as_secs_f64(),
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    })
+}
+
+/// The read models a node runs.
+#[derive(Debug, Clone, Copy)]
+enum Model {
+    Accounts,
+    Timeline,
+    Compliance,
+    Activity,
+}
+
+impl Model {
+    const ALL: [Model; 4] = [
+        Model::Accounts,
+        Model::Timeline,
+        Model::Compliance,
+        Model::Activity,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Model::Accounts => "accounts",
+            Model::Timeline => "timeline",
+            Model::Compliance => "compliance",
+            Model::Activity => "activity",
+        }
+    }
+
+    /// Rebuilds the model from the log into `db`, through the runner a node uses.
+    async fn rebuild(self, db: &sled::Db, store: &EventStore, head: u64) -> Result<()> {
+        match self {
+            Model::Accounts => {
+                rebuild(
+                    db,
+                    store,
+                    head,
+                    keyplan_account_service::projection::AccountStateProjection::default(),
+                )
+                .await
+            }
+            Model::Timeline => {
+                rebuild(
+                    db,
+                    store,
+                    head,
+                    keyplan_timeline_service::TimelineProjection::default(),
+                )
+                .await
+            }
+            Model::Compliance => {
+                rebuild(
+                    db,
+                    store,
+                    head,
+                    keyplan_compliance_service::ComplianceProjection::default(),
+                )
+                .await
+            }
+            Model::Activity => {
+                rebuild(
+                    db,
+                    store,
+                    head,
+                    keyplan_activity_service::ActivityProjection::default(),
+                )
+                .await
+            }
+        }
+    }
+}
+
+async fn rebuild<P: Projection>(
+    db: &sled::Db,
+    store: &EventStore,
+    head: u64,
+    projection: P,
+) -> Result<()> {
+    let (mut runner, _handle) =
+        ProjectionRunner::open(db, projection, EventSource::Local(store.clone()))?;
+    runner.run_until(head).await?;
+    anyhow::ensure!(
+        runner.position() == head,
+        "the runner stopped at {} of {head}",
+        runner.position()
+    );
+    Ok(())
+}
+
+/// Log record -> [`ProjectedEvent`] for the whole log, on this thread: events/s.
+fn decode_rate(store: &EventStore) -> Result<f64> {
+    let started = Instant::now();
+    let mut from = 1;
+    let mut decoded = 0u64;
+    loop {
+        let slice = store.read_all(from, DECODE_BATCH, &EventFilter::default())?;
+        if slice.events.is_empty() {
+            break;
+        }
+        for recorded in &slice.events {
+            std::hint::black_box(ProjectedEvent::from_recorded(recorded)?);
+            decoded += 1;
+        }
+        from = slice.next_position;
+    }
+    Ok(decoded as f64
+        / started
+            .elapsed()
+            .max(Duration::from_micros(1))
+            .as_secs_f64())
+}
+
+/// The `read-models` scenario's workload, decided by the real repository into `store`.
+async fn load(store: &EventStore, events: u64) -> Result<()> {
+    let repository = AccountRepository::new(store.clone(), RepositoryConfig::default());
+    for i in 0..ACCOUNTS {
+        let account = format!("acct-{i:04}");
+        let onboard = onboarding(&account);
+        let expected = onboard.expected_version.clone();
+        execute(&repository, &account, expected, onboard.commands).await?;
+        let rule = rule(&account);
+        let command = rule.command.context("the rule's command")?;
+        execute(&repository, &account, rule.expected_version, vec![command]).await?;
+    }
+    let mut workloads: Vec<AccountWorkload> = (0..ACCOUNTS)
+        .map(|i| AccountWorkload::new(format!("acct-{i:04}")))
+        .collect();
+    let mut next = 0;
+    while store.head() < events {
+        let workload = &mut workloads[next % ACCOUNTS];
+        next += 1;
+        let account = workload.account().to_owned();
+        let batch = workload.batch(LOAD_BATCH);
+        execute(&repository, &account, batch.expected_version, batch.commands).await?;
+    }
+    Ok(())
+}
+
+async fn execute(
+    repository: &AccountRepository,
+    account: &str,
+    expected: Option<pb::ExpectedVersion>,
+    commands: Vec<pb::Command>,
+) -> Result<()> {
+    let commands = commands
+        .into_iter()
+        .map(|c| {
+            let kind = c.kind.context("a command without a kind")?;
+            Ok(keyplan_proto::convert::command_from_proto(kind)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    repository
+        .execute(CommandEnvelope {
+            tenant: TenantId::parse(TENANT)?,
+            account: AccountId::parse(account)?,
+            expected: keyplan_proto::convert::expected_version_from_proto(expected.as_ref()),
+            idempotency_key: None,
+            actor: crate::workload::KAM_ID.to_owned(),
+            occurred_at: None,
+            correlation_id: None,
+            causation_id: None,
+            commands,
+        })
+        .await?;
+    Ok(())
+}
