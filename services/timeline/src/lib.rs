@@ -23,6 +23,8 @@ pub mod error;
 mod fixture_tests;
 mod names;
 pub mod projection;
+#[cfg(test)]
+mod property_tests;
 pub mod query;
 mod service;
 pub mod status;
