@@ -39,11 +39,14 @@ pub struct ApplyResults {
     pub events: u64,
     /// Log record -> `ProjectedEvent`, events/s (one thread).
     pub decode_events_per_s: f64,
-    /// Each model rebuilt alone: (name, events/s).
-    pub alone: Vec<(String, f64)>,
+    /// Each model rebuilt alone: (name, events/s, CPU µs per event: this process's user and
+    /// system time, every thread, over the events).
+    pub alone: Vec<(String, f64, f64)>,
     /// All four rebuilt at once (each with its own feed, as on a node): events/s, i.e. the
     /// log's events over the time until the last model finished.
     pub together_events_per_s: f64,
+    /// CPU µs per event of the four together.
+    pub together_cpu_us_per_event: f64,
     /// Worker threads of the runtime (the machine's cores).
     pub threads: usize,
 }
@@ -63,14 +66,17 @@ pub async fn run(events: u64) -> Result<ApplyResults> {
     for model in Model::ALL {
         let db = sled::open(dir.path().join(format!("alone-{}", model.name())))?;
         let started = Instant::now();
+        let cpu = cpu_seconds();
         model.rebuild(&db, &store, head).await?;
         alone.push((
             model.name().to_owned(),
             head as f64 / started.elapsed().as_secs_f64(),
+            (cpu_seconds() - cpu) * 1e6 / head as f64,
         ));
     }
     let db = sled::open(dir.path().join("together"))?;
     let started = Instant::now();
+    let cpu = cpu_seconds();
     let tasks: Vec<_> = Model::ALL
         .into_iter()
         .map(|model| {
@@ -83,12 +89,14 @@ pub async fn run(events: u64) -> Result<ApplyResults> {
         task.await??;
     }
     let together = started.elapsed();
+    let together_cpu = cpu_seconds() - cpu;
     store.close();
     Ok(ApplyResults {
         events: head,
         decode_events_per_s,
         alone,
         together_events_per_s: head as f64 / together.as_secs_f64(),
+        together_cpu_us_per_event: together_cpu * 1e6 / head as f64,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     })
 }
@@ -179,6 +187,27 @@ async fn rebuild<P: Projection>(
     Ok(())
 }
 
+/// User and system CPU time of this process so far (every thread), from `/proc/self/stat`;
+/// 0 where that cannot be read.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces): utime and
+    // stime are the 12th and 13th of them, in clock ticks (100 per second on Linux).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Log record -> [`ProjectedEvent`] for the whole log, on this thread: events/s.
 fn decode_rate(store: &EventStore) -> Result<f64> {
     let started = Instant::now();
@@ -223,7 +252,13 @@ async fn load(store: &EventStore, events: u64) -> Result<()> {
         next += 1;
         let account = workload.account().to_owned();
         let batch = workload.batch(LOAD_BATCH);
-        execute(&repository, &account, batch.expected_version, batch.commands).await?;
+        execute(
+            &repository,
+            &account,
+            batch.expected_version,
+            batch.commands,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -651,15 +651,21 @@ pub fn print_apply(json: bool, r: &ApplyResults) -> Result<()> {
         let alone: serde_json::Map<String, serde_json::Value> = r
             .alone
             .iter()
-            .map(|(name, rate)| (name.clone(), serde_json::json!(rate)))
+            .map(|(name, rate, cpu)| {
+                (
+                    name.clone(),
+                    serde_json::json!({"events_per_s": rate, "cpu_us_per_event": cpu}),
+                )
+            })
             .collect();
         return print_json_line(&serde_json::json!({
             "scenario": "apply",
             "params": {"events": r.events, "threads": r.threads},
             "figures": {
                 "decode_events_per_s": r.decode_events_per_s,
-                "alone_events_per_s": alone,
+                "alone": alone,
                 "together_events_per_s": r.together_events_per_s,
+                "together_cpu_us_per_event": r.together_cpu_us_per_event,
             },
             "ratios": {
                 "together_vs_target_500k": ratio(r.together_events_per_s, 500_000.0),
@@ -670,15 +676,19 @@ pub fn print_apply(json: bool, r: &ApplyResults) -> Result<()> {
         "\nrebuild in process, {} events, {} threads: decode alone {:.0} events/s",
         r.events, r.threads, r.decode_events_per_s
     );
-    println!("{:<12} {:>12} {:>14}", "model", "events/s", "µs per event");
-    for (name, rate) in &r.alone {
-        println!("{name:<12} {rate:>12.0} {:>14.2}", 1e6 / rate);
+    println!(
+        "{:<12} {:>12} {:>14} {:>14}",
+        "model", "events/s", "wall µs/event", "CPU µs/event"
+    );
+    for (name, rate, cpu) in &r.alone {
+        println!("{name:<12} {rate:>12.0} {:>14.2} {cpu:>14.2}", 1e6 / rate);
     }
     println!(
-        "{:<12} {:>12.0} {:>14.2}",
+        "{:<12} {:>12.0} {:>14.2} {:>14.2}",
         "all four",
         r.together_events_per_s,
-        1e6 / r.together_events_per_s
+        1e6 / r.together_events_per_s,
+        r.together_cpu_us_per_event
     );
     Ok(())
 }
