@@ -237,8 +237,13 @@ async fn load(store: &EventStore, events: u64) -> Result<()> {
     for i in 0..ACCOUNTS {
         let account = format!("acct-{i:04}");
         let onboard = onboarding(&account);
-        let expected = onboard.expected_version.clone();
-        execute(&repository, &account, expected, onboard.commands).await?;
+        execute(
+            &repository,
+            &account,
+            onboard.expected_version,
+            onboard.commands,
+        )
+        .await?;
         let rule = rule(&account);
         let command = rule.command.context("the rule's command")?;
         execute(&repository, &account, rule.expected_version, vec![command]).await?;
