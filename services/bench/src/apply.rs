@@ -31,6 +31,9 @@ const ACCOUNTS: usize = 1000;
 const LOAD_BATCH: usize = 64;
 /// Events decoded per read of the log when measuring decoding alone.
 const DECODE_BATCH: usize = 4096;
+/// sled's page cache for the log and for each read-model database: the node's `--cache-mb`
+/// default, so that sled's share of the cost is the node's.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What a rebuild of each model costs.
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +58,7 @@ pub struct ApplyResults {
 pub async fn run(events: u64) -> Result<ApplyResults> {
     let dir = tempfile::tempdir()?;
     let mut config = StoreConfig::new(dir.path().join("log"));
+    config.cache_capacity_bytes = CACHE_BYTES;
     // Loading is not what is measured: spare the disk.
     config.fdatasync = false;
     let store = EventStore::open(config)?;
@@ -64,7 +68,7 @@ pub async fn run(events: u64) -> Result<ApplyResults> {
     let decode_events_per_s = decode_rate(&store)?;
     let mut alone = Vec::new();
     for model in Model::ALL {
-        let db = sled::open(dir.path().join(format!("alone-{}", model.name())))?;
+        let db = open_db(&dir.path().join(format!("alone-{}", model.name())))?;
         let started = Instant::now();
         let cpu = cpu_seconds();
         model.rebuild(&db, &store, head).await?;
@@ -74,7 +78,7 @@ pub async fn run(events: u64) -> Result<ApplyResults> {
             (cpu_seconds() - cpu) * 1e6 / head as f64,
         ));
     }
-    let db = sled::open(dir.path().join("together"))?;
+    let db = open_db(&dir.path().join("together"))?;
     let started = Instant::now();
     let cpu = cpu_seconds();
     let tasks: Vec<_> = Model::ALL
@@ -99,6 +103,14 @@ pub async fn run(events: u64) -> Result<ApplyResults> {
         together_cpu_us_per_event: together_cpu * 1e6 / head as f64,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     })
+}
+
+/// A read-model database as the node opens one.
+fn open_db(path: &std::path::Path) -> Result<sled::Db> {
+    Ok(sled::Config::new()
+        .path(path)
+        .cache_capacity(CACHE_BYTES)
+        .open()?)
 }
 
 /// The read models a node runs.
