@@ -8,9 +8,10 @@
 //! time by random gaps; business time lags behind by hours or days (late logging, back-dated
 //! facts). What commands an op becomes is each model's choice; the mechanics live here once.
 
-use keyplan_domain::decide::decide;
-use keyplan_domain::events::{InteractionCorrected, InteractionLogged};
-use keyplan_domain::values::Timestamp;
+use chrono::{Datelike, Duration};
+use keyplan_domain::decide::{decide, expected_period_end};
+use keyplan_domain::events::{InteractionCorrected, InteractionLogged, PlanPeriod};
+use keyplan_domain::values::{PlanPeriodKind, Timestamp};
 use keyplan_domain::{AccountCommand, AccountEvent, AccountState};
 use keyplan_projection::ProjectedEvent;
 use proptest::prelude::*;
@@ -67,6 +68,30 @@ pub fn op() -> impl Strategy<Value = Op> {
 /// The element of `pool` that `x` picks.
 pub fn pick<T: Copy>(pool: &[T], x: u8) -> T {
     pool[usize::from(x) % pool.len()]
+}
+
+/// A plan period near [`start`] for a random plan: its kind picked by `kind`, a calendar year
+/// from the first of the month, any other kind from up to 59 days after [`start`] (`offset`);
+/// `None` if the domain cannot compute its end (a command the generator then drops).
+pub fn plan_period(kind: u8, offset: u8) -> Option<PlanPeriod> {
+    let kind = pick(
+        &[
+            PlanPeriodKind::CalendarYear,
+            PlanPeriodKind::HalfYear,
+            PlanPeriodKind::Rolling12Months,
+            PlanPeriodKind::Perpetual,
+        ],
+        kind,
+    );
+    let begin = match kind {
+        PlanPeriodKind::CalendarYear => start().date().with_day(1)?,
+        _ => start().date() + Duration::days(i64::from(offset % 60)),
+    };
+    Some(PlanPeriod {
+        kind,
+        start: begin,
+        end: expected_period_end(kind, begin).ok()?,
+    })
 }
 
 /// A non-empty subset of (the first 7 of) `pool`, chosen by the bits of `bits`.

@@ -40,7 +40,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, Duration, NaiveDate};
-use keyplan_domain::decide::expected_period_end;
 use keyplan_domain::events::*;
 use keyplan_domain::ids::*;
 use keyplan_domain::values::*;
@@ -48,7 +47,7 @@ use keyplan_domain::{AccountCommand, AccountEvent, AccountState};
 use keyplan_projection::{ProjectedEvent, Projection};
 use keyplan_testkit::flush_and_reload;
 use keyplan_testkit::random_history::{
-    self, cases, choose, dump, instants, op, pick, start, subset, Op, DAY,
+    self, cases, choose, dump, instants, op, pick, plan_period, start, subset, Op, DAY,
 };
 use proptest::prelude::*;
 
@@ -232,32 +231,13 @@ fn command(
             details: details(choose([present()], 0).filter(|p| !p.is_empty())?),
             reason: "x".into(),
         }),
-        80..=82 => {
-            let kind = pick(
-                &[
-                    PlanPeriodKind::CalendarYear,
-                    PlanPeriodKind::HalfYear,
-                    PlanPeriodKind::Rolling12Months,
-                    PlanPeriodKind::Perpetual,
-                ],
-                x[1],
-            );
-            let begin = match kind {
-                PlanPeriodKind::CalendarYear => start().date().with_day(1).unwrap(),
-                _ => start().date() + Duration::days(i64::from(x[2] % 60)),
-            };
-            C::DraftPlan(PlanDrafted {
-                plan_id: PlanId::parse(pick(&PLANS, x[0])).unwrap(),
-                period: PlanPeriod {
-                    kind,
-                    start: begin,
-                    end: expected_period_end(kind, begin).unwrap(),
-                },
-                prepared_by: person("p0"),
-                prepared_on: recorded.date(),
-                review_frequency: pick(&FREQUENCIES, x[3]),
-            })
-        }
+        80..=82 => C::DraftPlan(PlanDrafted {
+            plan_id: PlanId::parse(pick(&PLANS, x[0])).unwrap(),
+            period: plan_period(x[1], x[2])?,
+            prepared_by: person("p0"),
+            prepared_on: recorded.date(),
+            review_frequency: pick(&FREQUENCIES, x[3]),
+        }),
         83..=89 => C::ScheduleReview(ReviewScheduled {
             review_id: ReviewId::parse(format!("v{}", state.reviews.len())).unwrap(),
             kind: ReviewKind::InternalPlanReview,
