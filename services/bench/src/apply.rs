@@ -23,12 +23,9 @@ use keyplan_repository::{AccountRepository, CommandEnvelope, RepositoryConfig};
 use keyplan_store::{EventFilter, EventStore, StoreConfig};
 use serde::Serialize;
 
+use crate::readmodels::{account_id, ACCOUNTS, LOAD_BATCH};
 use crate::workload::{onboarding, rule, AccountWorkload, TENANT};
 
-/// Accounts the events are spread over (as in `read-models`).
-const ACCOUNTS: usize = 1000;
-/// Interactions per appended batch (as in `read-models`).
-const LOAD_BATCH: usize = 64;
 /// Events decoded per read of the log when measuring decoding alone.
 const DECODE_BATCH: usize = 4096;
 /// sled's page cache for the log and for each read-model database: the node's `--cache-mb`
@@ -247,7 +244,7 @@ fn decode_rate(store: &EventStore) -> Result<f64> {
 async fn load(store: &EventStore, events: u64) -> Result<()> {
     let repository = AccountRepository::new(store.clone(), RepositoryConfig::default());
     for i in 0..ACCOUNTS {
-        let account = format!("acct-{i:04}");
+        let account = account_id(i);
         let onboard = onboarding(&account);
         execute(
             &repository,
@@ -261,7 +258,7 @@ async fn load(store: &EventStore, events: u64) -> Result<()> {
         execute(&repository, &account, rule.expected_version, vec![command]).await?;
     }
     let mut workloads: Vec<AccountWorkload> = (0..ACCOUNTS)
-        .map(|i| AccountWorkload::new(format!("acct-{i:04}")))
+        .map(|i| AccountWorkload::new(account_id(i)))
         .collect();
     let mut next = 0;
     while store.head() < events {

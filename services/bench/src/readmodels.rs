@@ -27,11 +27,11 @@ use crate::server::{connect, KeyplanProcess};
 use crate::workload::{onboarding, rule, AccountWorkload, TENANT};
 
 /// Accounts the events are spread over.
-const ACCOUNTS: usize = 1000;
+pub(crate) const ACCOUNTS: usize = 1000;
 /// Loading clients.
 const LOADERS: usize = 32;
 /// Interactions per loading request.
-const LOAD_BATCH: usize = 64;
+pub(crate) const LOAD_BATCH: usize = 64;
 
 /// Everything measured on the loaded node.
 #[derive(Debug, Clone, Serialize)]
@@ -183,6 +183,11 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The id of the benchmark's `i`th account.
+pub(crate) fn account_id(i: usize) -> String {
+    format!("acct-{i:04}")
+}
+
 /// Positions of the node's projections, once all have reached `head`.
 async fn wait_projections(
     ops: &mut OperationsServiceClient<crate::server::Channel>,
@@ -209,7 +214,7 @@ async fn wait_projections(
 async fn load(channel: &crate::server::Channel, events: u64) -> Result<(u64, Duration)> {
     let mut commands = CommandServiceClient::new(channel.clone());
     for i in 0..ACCOUNTS {
-        let account = format!("acct-{i:04}");
+        let account = account_id(i);
         commands
             .execute_batch(onboarding(&account))
             .await
@@ -227,7 +232,7 @@ async fn load(channel: &crate::server::Channel, events: u64) -> Result<(u64, Dur
         tasks.push(tokio::spawn(async move {
             let mut workloads: Vec<AccountWorkload> = (l..ACCOUNTS)
                 .step_by(LOADERS)
-                .map(|i| AccountWorkload::new(format!("acct-{i:04}")))
+                .map(|i| AccountWorkload::new(account_id(i)))
                 .collect();
             for r in 0..per_loader {
                 let n = workloads.len();
@@ -299,7 +304,7 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
     let (mut th, mut ch, mut ah) = (QueryTimes::new()?, QueryTimes::new()?, QueryTimes::new()?);
     let mut missing = 0u64;
     for q in 0..queries {
-        let account = format!("acct-{:04}", (q * 7919) % ACCOUNTS);
+        let account = account_id((q * 7919) % ACCOUNTS);
         let t = Instant::now();
         let response = timeline
             .list_timeline(pb::ListTimelineRequest {
