@@ -106,9 +106,10 @@ impl Projection for AccountStateProjection {
     }
 
     /// 2: interactions keep a content hash instead of their text (`AccountState` of format 1
-    /// cannot be decoded any more; the runner rebuilds it from the log).
+    /// cannot be decoded any more; the runner rebuilds it from the log). 3: `AccountState`
+    /// gained its interaction ids (`interaction_ids`, `interactions_dropped`).
     fn format(&self) -> u32 {
-        2
+        3
     }
 
     fn adopt(&self, rebuilt: Self) -> bool {

@@ -135,6 +135,37 @@ pub fn decide_all(state: &AccountState, commands: &[AccountCommand], now: Timest
     Ok(events)
 }
 
+/// Whether deciding `commands` on `state` reads interactions' facts, which a state built by
+/// [`AccountState::without_interactions`] does not keep: a correction (is the content new?),
+/// a departure (did they take part in a later interaction?), and logging an id whose digest
+/// is already among [`AccountState::interaction_ids`] (is it really the same id?). The caller
+/// then folds them from the log and [`AccountState::restore_interactions`] before deciding;
+/// those commands are rare, and the state stays small for all the others.
+pub fn needs_interactions(state: &AccountState, commands: &[AccountCommand]) -> bool {
+    state.interactions_dropped
+        && commands.iter().any(|command| match command {
+            AccountCommand::CorrectInteraction(_)
+            | AccountCommand::RecordStakeholderDeparture(_) => true,
+            AccountCommand::LogInteraction(c) => state.interaction_ids.contains(&c.interaction_id),
+            _ => false,
+        })
+}
+
+/// The interactions' facts, which a decision is about to read.
+fn interactions(
+    state: &AccountState,
+) -> Result<&std::collections::BTreeMap<InteractionId, crate::state::Interaction>, DomainError> {
+    if state.interactions_dropped {
+        // `needs_interactions` told the caller to restore them; this is a bug, not bad input.
+        return Err(DomainError::FailedPrecondition(
+            "internal error: this account's interactions were not loaded to decide the command; \
+             nothing was stored; please report it"
+                .to_owned(),
+        ));
+    }
+    Ok(&state.interactions)
+}
+
 /// Like [`decide_all`], but applies each command's events to `state` as it goes instead of
 /// working on a copy: a batch costs nothing extra however long the account's history. On a
 /// refusal `state` holds the effects of the commands before the refused one, so the caller must
@@ -828,7 +859,7 @@ fn record_stakeholder_departure(
             c.stakeholder_id
         )));
     }
-    if let Some((id, interaction)) = state.interactions.iter().find(|(_, i)| {
+    if let Some((id, interaction)) = interactions(state)?.iter().find(|(_, i)| {
         i.stakeholders.contains(&c.stakeholder_id) && i.occurred_at.date() > c.departed_on
     }) {
         return Err(DomainError::FailedPrecondition(format!(
@@ -943,7 +974,15 @@ fn retire_engagement_rule(state: &AccountState, c: &EngagementRuleRetired) -> De
 /// The id must be new; see [`check_interaction`] for the content.
 fn log_interaction(state: &AccountState, c: &InteractionLogged, now: Timestamp) -> Decision {
     let details = check_interaction_arguments(&c.details, now)?;
-    if state.interactions.contains_key(&c.interaction_id) {
+    // Without the facts, the digests answer; `needs_interactions` restores the facts whenever
+    // the digest of a command's id is already there, so this is then only a duplicate within
+    // one batch.
+    let logged = if state.interactions_dropped {
+        state.interaction_ids.contains(&c.interaction_id)
+    } else {
+        state.interactions.contains_key(&c.interaction_id)
+    };
+    if logged {
         return Err(DomainError::AlreadyExists(format!(
             "interaction {} is already logged; use CorrectInteraction to change it",
             c.interaction_id
@@ -961,7 +1000,7 @@ fn log_interaction(state: &AccountState, c: &InteractionLogged, now: Timestamp) 
 fn correct_interaction(state: &AccountState, c: &InteractionCorrected, now: Timestamp) -> Decision {
     let details = check_interaction_arguments(&c.details, now)?;
     let reason = required_text("reason", &c.reason, MAX_TEXT_LEN)?;
-    let logged = state.interactions.get(&c.interaction_id).ok_or_else(|| {
+    let logged = interactions(state)?.get(&c.interaction_id).ok_or_else(|| {
         DomainError::NotFound(format!(
             "interaction {} was never logged; use LogInteraction",
             c.interaction_id

@@ -36,8 +36,22 @@ pub struct AccountState {
     pub stakeholders: BTreeMap<StakeholderId, Stakeholder>,
     /// Engagement rules, by id (retired ones stay, marked).
     pub rules: BTreeMap<RuleId, EngagementRule>,
+    /// Every interaction ever logged, as a digest of its id: what logging a new one needs
+    /// (is the id new?), in 16 bytes per interaction. Kept whether or not `interactions` is.
+    pub interaction_ids: InteractionIds,
     /// Interactions, by id: the facts of their latest (corrected) content, not its text.
+    /// Empty while [`AccountState::interactions_dropped`] is set.
     pub interactions: BTreeMap<InteractionId, Interaction>,
+    /// Set by [`AccountState::drop_interactions`]: `interactions` is not kept, so that a state
+    /// that only decides commands stays small however many interactions the account logs.
+    ///
+    /// Why: the repository caches and snapshots the states it decides on, and loads a snapshot
+    /// at every cache miss. With each interaction's facts (about 130 bytes and five
+    /// allocations each) a miss decoded the account's whole history of interactions; with
+    /// `interaction_ids` alone it copies 16 bytes per interaction. The few commands whose
+    /// decision reads an interaction's facts (a correction, a departure, a duplicate id) get
+    /// them folded from the log first: see [`crate::decide::needs_interactions`].
+    pub interactions_dropped: bool,
     /// Reviews, by id.
     pub reviews: BTreeMap<ReviewId, Review>,
 }
@@ -275,7 +289,98 @@ pub struct Review {
     pub status: ReviewStatus,
 }
 
+/// The ids of an account's logged interactions, as the first 16 bytes of each id's SHA-256,
+/// sorted; serialized as one byte string, so that decoding it is one copy.
+///
+/// Membership by digest: two distinct ids share one with a probability of about `n² / 2¹²⁹`
+/// (below 10⁻³⁰ for a million interactions), and even then nothing wrong is stored, because a
+/// new id whose digest is already here has its decision taken on the interactions' facts
+/// folded from the log (see [`crate::decide::needs_interactions`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InteractionIds {
+    digests: Vec<[u8; 16]>,
+}
+
+impl InteractionIds {
+    /// The digest `id` is kept as.
+    fn digest(id: &InteractionId) -> [u8; 16] {
+        use sha2::{Digest, Sha256};
+        let hash = Sha256::digest(id.as_str().as_bytes());
+        let mut digest = [0; 16];
+        digest.copy_from_slice(&hash[..16]);
+        digest
+    }
+
+    /// Whether an interaction with an id of `id`'s digest was logged.
+    pub fn contains(&self, id: &InteractionId) -> bool {
+        self.digests.binary_search(&Self::digest(id)).is_ok()
+    }
+
+    /// Records `id` as logged.
+    pub fn insert(&mut self, id: &InteractionId) {
+        let digest = Self::digest(id);
+        if let Err(at) = self.digests.binary_search(&digest) {
+            self.digests.insert(at, digest);
+        }
+    }
+
+    /// How many distinct ids were logged.
+    pub fn len(&self) -> usize {
+        self.digests.len()
+    }
+
+    /// Whether no interaction was logged.
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty()
+    }
+}
+
+impl Serialize for InteractionIds {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.digests.as_flattened())
+    }
+}
+
+impl<'de> Deserialize<'de> for InteractionIds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
+        let chunks = bytes.chunks_exact(16);
+        let whole = chunks.remainder().is_empty();
+        let digests: Vec<[u8; 16]> = chunks
+            .filter_map(|chunk| <[u8; 16]>::try_from(chunk).ok())
+            .collect();
+        if !whole || !digests.is_sorted_by(|a, b| a < b) {
+            return Err(serde::de::Error::custom(
+                "interaction ids: not a sorted sequence of distinct 16-byte digests",
+            ));
+        }
+        Ok(Self { digests })
+    }
+}
+
 impl AccountState {
+    /// A state that does not keep interactions' facts: see
+    /// [`AccountState::interactions_dropped`].
+    pub fn without_interactions() -> Self {
+        Self {
+            interactions_dropped: true,
+            ..Self::default()
+        }
+    }
+
+    /// Stops keeping interactions' facts (and frees them).
+    pub fn drop_interactions(&mut self) {
+        self.interactions = BTreeMap::new();
+        self.interactions_dropped = true;
+    }
+
+    /// Keeps interactions' facts again, starting from `interactions`: the facts folded from
+    /// this account's events up to this state's version.
+    pub fn restore_interactions(&mut self, interactions: BTreeMap<InteractionId, Interaction>) {
+        self.interactions = interactions;
+        self.interactions_dropped = false;
+    }
+
     /// Whether `AccountRegistered` has been applied.
     pub fn exists(&self) -> bool {
         self.profile.is_some()
@@ -441,8 +546,11 @@ impl AccountState {
                 }
             }
             AccountEvent::InteractionLogged(e) => {
-                self.interactions
-                    .insert(e.interaction_id.clone(), Interaction::new(&e.details, 0));
+                self.interaction_ids.insert(&e.interaction_id);
+                if !self.interactions_dropped {
+                    self.interactions
+                        .insert(e.interaction_id.clone(), Interaction::new(&e.details, 0));
+                }
             }
             AccountEvent::InteractionCorrected(e) => {
                 if let Some(i) = self.interactions.get_mut(&e.interaction_id) {

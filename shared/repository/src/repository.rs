@@ -4,7 +4,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use keyplan_domain::codec;
-use keyplan_domain::decide::decide_all_in_place;
+use keyplan_domain::decide::{decide_all_in_place, needs_interactions};
 use keyplan_domain::ids::{AccountId, TenantId};
 use keyplan_domain::values::Timestamp;
 use keyplan_domain::{AccountCommand, AccountEvent, AccountState, DomainError};
@@ -115,25 +115,45 @@ impl AccountRepository {
 
     /// Brings a cached state up to the stream's committed version. When nothing is cached it
     /// starts from the account's latest snapshot (or from scratch), and saves a new snapshot
-    /// if it had to replay [`snapshot::INTERVAL`] events or more.
+    /// if it had to replay [`snapshot::INTERVAL`] events or more. Cached states keep no
+    /// interactions' facts ([`AccountState::without_interactions`]), so that the cache, its
+    /// snapshots and a miss cost bytes per interaction, not allocations.
     fn catch_up(
         &self,
         stream: &StreamId,
         cached: &mut Option<AccountState>,
     ) -> Result<(), RepositoryError> {
         if cached.is_none() {
-            *cached = Some(snapshot::load(&self.store, stream)?.unwrap_or_default());
+            let mut state = snapshot::load(&self.store, stream)?
+                .unwrap_or_else(AccountState::without_interactions);
+            state.drop_interactions();
+            *cached = Some(state);
         }
-        let state = cached.get_or_insert_with(AccountState::default);
+        let state = cached.get_or_insert_with(AccountState::without_interactions);
         let start = state.version;
+        if let Some(last_event) = self.replay(stream, state, u64::MAX)? {
+            if state.version - start >= snapshot::INTERVAL {
+                snapshot::save(&self.store, stream, state, last_event);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies to `state` the stream's events after its version, up to version `last` (or the
+    /// stream's end); returns the id of the last event applied, if any.
+    fn replay(
+        &self,
+        stream: &StreamId,
+        state: &mut AccountState,
+        last: u64,
+    ) -> Result<Option<Uuid>, RepositoryError> {
         let mut last_event = None;
-        loop {
-            let slice = self.store.read_stream(
-                stream,
-                state.version + 1,
-                Direction::Forward,
-                REPLAY_PAGE,
-            )?;
+        while state.version < last {
+            let page = usize::try_from(last - state.version)
+                .map_or(REPLAY_PAGE, |left| left.min(REPLAY_PAGE));
+            let slice =
+                self.store
+                    .read_stream(stream, state.version + 1, Direction::Forward, page)?;
             for recorded in &slice.events {
                 let event = codec::decode(
                     &recorded.event_type,
@@ -143,18 +163,40 @@ impl AccountRepository {
                 state.apply(&event);
                 last_event = Some(recorded.event_id);
             }
-            if slice.next_version.is_none() {
-                if let Some(last_event) = last_event {
-                    if state.version - start >= snapshot::INTERVAL {
-                        snapshot::save(&self.store, stream, state, last_event);
-                    }
-                }
-                return Ok(());
+            if slice.next_version.is_none() || slice.events.is_empty() {
+                break;
             }
         }
+        Ok(last_event)
     }
 
-    /// The current state of an account (a default, non-existent state if it has no events).
+    /// Gives `state` back its interactions' facts, folded from the stream up to its version,
+    /// when deciding `commands` reads them (see [`needs_interactions`]): a full replay of the
+    /// stream, paid only by corrections, departures and reused interaction ids.
+    fn restore_interactions_if_needed(
+        &self,
+        stream: &StreamId,
+        state: &mut AccountState,
+        commands: &[AccountCommand],
+    ) -> Result<(), RepositoryError> {
+        if needs_interactions(state, commands) {
+            let mut full = AccountState::default();
+            self.replay(stream, &mut full, state.version)?;
+            if full.version != state.version {
+                return Err(RepositoryError::Store(StoreError::Unavailable(format!(
+                    "account {stream}: replaying its interactions reached version {} instead \
+                     of {}; try again",
+                    full.version, state.version
+                ))));
+            }
+            state.restore_interactions(full.interactions);
+        }
+        Ok(())
+    }
+
+    /// The current state of an account (a default, non-existent state if it has no events),
+    /// as commands are decided on: without its interactions' facts (see
+    /// [`AccountState::interactions_dropped`]); the account-state read model has them.
     pub async fn load(
         &self,
         tenant: &TenantId,
@@ -185,7 +227,7 @@ impl AccountRepository {
         let mut cached = slot.lock().await;
         for _ in 0..MAX_RETRIES {
             self.catch_up(&stream, &mut cached)?;
-            let state = cached.get_or_insert_with(AccountState::default);
+            let state = cached.get_or_insert_with(AccountState::without_interactions);
             // A retry that raced its original through the lock: answer it now.
             if let Some(key) = &envelope.idempotency_key {
                 if let Some(outcome) = self.stored_retry(&envelope, key)? {
@@ -193,11 +235,18 @@ impl AccountRepository {
                 }
             }
             self.check_expected(&stream, envelope.expected, state.version)?;
+            if let Err(e) = self.restore_interactions_if_needed(&stream, state, &envelope.commands)
+            {
+                *cached = None;
+                return Err(e);
+            }
 
             // Decide on the cached state itself (no copy per request); any failure below
             // discards it, so the next use reloads it from the log.
             let version = state.version;
-            let events = match decide_all_in_place(state, &envelope.commands, now) {
+            let decided = decide_all_in_place(state, &envelope.commands, now);
+            state.drop_interactions();
+            let events = match decided {
                 Ok(events) => events,
                 Err(e) => {
                     if state.version != version {

@@ -100,7 +100,8 @@ fn stream(account: &str) -> StreamId {
     StreamId::new(TENANT, account)
 }
 
-/// The account folded from its whole stream, the slow way.
+/// The account folded from its whole stream, the slow way, as the repository keeps it
+/// (without interactions' facts).
 fn replayed(store: &EventStore, account: &str) -> AccountState {
     let slice = store
         .read_stream(&stream(account), 1, Direction::Forward, usize::MAX)
@@ -110,7 +111,9 @@ fn replayed(store: &EventStore, account: &str) -> AccountState {
         .iter()
         .map(|r| codec::decode(&r.event_type, r.schema_version, &r.payload).unwrap())
         .collect();
-    AccountState::from_events(&events)
+    let mut state = AccountState::from_events(&events);
+    state.drop_interactions();
+    state
 }
 
 fn snapshot_version(store: &EventStore, account: &str) -> Option<u64> {

@@ -24,7 +24,9 @@ pub const MAX_INTERACTIONS: usize = 1000;
 ///
 /// `tenant` and `account_id` are passed in because the state, folded from the account's own
 /// stream, does not know its address. For an account never registered (`!s.exists()`) the
-/// profile fields are empty and the tier unspecified: services answer NOT_FOUND instead.
+/// profile fields are empty and the tier unspecified: services answer NOT_FOUND instead. A
+/// state that dropped its interactions' facts ([`AccountState::interactions_dropped`]) lists
+/// none, though `interactions_total` still counts them: the read models keep the facts.
 pub fn account_to_proto(
     tenant: &str,
     account_id: &str,
@@ -84,7 +86,7 @@ pub fn account_to_proto(
             .map(|(interaction_id, i)| interaction_to_wire(interaction_id, i))
             .collect(),
         reviews: s.reviews.values().map(review_to_wire).collect(),
-        interactions_total: count(s.interactions.values()),
+        interactions_total: saturating(s.interaction_ids.len()),
     }
 }
 
@@ -152,14 +154,19 @@ pub fn account_summary_to_proto(account_id: &str, s: &AccountState) -> pb::Accou
                 .values()
                 .filter(|o| matches!(o.status, OpportunityStatus::Open(_))),
         ),
-        interactions: count(s.interactions.values()),
+        interactions: saturating(s.interaction_ids.len()),
     }
 }
 
 /// A count for a `uint32` field; saturates rather than wraps (four billion interactions on
 /// one account would be a bug elsewhere, not a reason to show a small number).
 fn count<T>(items: impl Iterator<Item = T>) -> u32 {
-    u32::try_from(items.count()).unwrap_or(u32::MAX)
+    saturating(items.count())
+}
+
+/// `n` for a `uint32` field, saturated (see [`count`]).
+fn saturating(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 fn plan_to_wire(p: &st::Plan) -> pb::Plan {
