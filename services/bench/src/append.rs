@@ -73,6 +73,10 @@ impl Config {
     }
 }
 
+/// Interactions per request while logging `--history` (the server's most commands per
+/// request).
+const HISTORY_BATCH: u64 = 100;
+
 /// Which Keyplan to drive.
 #[derive(Debug, Clone)]
 pub enum KeyplanTarget {
@@ -99,6 +103,8 @@ pub struct Settings {
     pub fdatasync_probe: Duration,
     /// Extra `keyplan serve` arguments for spawned servers (e.g. `--role ingest`).
     pub server_args: Vec<String>,
+    /// Interactions logged on each client's account before the warm-up (`--history`).
+    pub history: u64,
 }
 
 /// Runs the machine probe, then every configuration: Keyplan (unless only baselines were
@@ -168,10 +174,9 @@ async fn run_configs(
         let keyplan = match &settings.keyplan {
             Some(target) => {
                 eprintln!("{label}: keyplan...");
-                let figures =
-                    measure_keyplan(target, config, warmup, measured, &settings.server_args)
-                        .await
-                        .with_context(|| format!("measuring keyplan, {label}"))?;
+                let figures = measure_keyplan(target, config, warmup, measured, settings)
+                    .await
+                    .with_context(|| format!("measuring keyplan, {label}"))?;
                 progress("keyplan", &figures);
                 Some(figures)
             }
@@ -293,13 +298,14 @@ async fn measure_keyplan(
     config: Config,
     warmup: Duration,
     measured: Duration,
-    server_args: &[String],
+    settings: &Settings,
 ) -> Result<Figures> {
+    let history = settings.history;
     match target {
-        KeyplanTarget::External(address) => drive(address, config, warmup, measured).await,
+        KeyplanTarget::External(address) => drive(address, config, history, warmup, measured).await,
         KeyplanTarget::Spawn(binary) => {
-            let process = KeyplanProcess::start_with(binary, server_args).await?;
-            let outcome = drive(process.address(), config, warmup, measured).await;
+            let process = KeyplanProcess::start_with(binary, &settings.server_args).await?;
+            let outcome = drive(process.address(), config, history, warmup, measured).await;
             let stopped = process.stop().await;
             let figures = outcome?;
             stopped?;
@@ -308,10 +314,12 @@ async fn measure_keyplan(
     }
 }
 
-/// Sets up one account per client, then runs all clients for the window.
+/// Sets up one account per client with `history` interactions, then runs all clients for
+/// the window.
 async fn drive(
     address: &str,
     config: Config,
+    history: u64,
     warmup: Duration,
     measured: Duration,
 ) -> Result<Figures> {
@@ -333,8 +341,24 @@ async fn drive(
                 .execute_batch(workload::onboarding(&account))
                 .await
                 .with_context(|| format!("setting up account {account}"))?;
-            Ok::<_, anyhow::Error>((client, AccountWorkload::new(account)))
+            let mut workload = AccountWorkload::new(account);
+            let mut logged = 0;
+            while logged < history {
+                let count = (history - logged).min(HISTORY_BATCH);
+                client
+                    .execute_batch(workload.batch(count as usize))
+                    .await
+                    .with_context(|| format!("logging the history of {}", workload.account()))?;
+                logged += count;
+            }
+            Ok::<_, anyhow::Error>((client, workload))
         });
+    }
+    if history > 0 {
+        eprintln!(
+            "  {} accounts with {history} interactions each: set up",
+            config.clients
+        );
     }
     let mut clients = Vec::with_capacity(config.clients);
     while let Some(joined) = setup.join_next().await {

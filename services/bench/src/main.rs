@@ -89,6 +89,12 @@ struct Cli {
     #[arg(long, value_name = "N")]
     events: Option<u64>,
 
+    /// Interactions logged on each append client's account before its warm-up (in batches
+    /// of 100), so that the measured appends land on long streams: what a cache miss costs
+    /// on an account with years of history (with `--server-arg=--cached-accounts`).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    history: u64,
+
     /// PostgreSQL to compare with (libpq key=value or URL form); skipped if unreachable.
     #[arg(
         long,
@@ -187,6 +193,7 @@ async fn main() -> Result<()> {
         keyplan,
         postgres_url: cli.postgres_url,
         server_args,
+        history: cli.history,
         fdatasync_probe: if cli.quick {
             Duration::from_millis(500)
         } else {

@@ -95,7 +95,7 @@ pub(crate) fn save(store: &EventStore, stream: &StreamId, state: &AccountState, 
         .map_err(|e| e.to_string())
         .and_then(|bytes| {
             store
-                .save_snapshot(stream, bytes)
+                .save_snapshot(stream, &bytes)
                 .map_err(|e| e.to_string())
         });
     if let Err(error) = saved {

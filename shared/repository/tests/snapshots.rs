@@ -184,7 +184,7 @@ async fn a_miss_that_replays_many_events_saves_a_snapshot_and_the_next_miss_star
     bytes.extend(postcard::to_allocvec(&marked).unwrap());
     repository
         .store()
-        .save_snapshot(&stream("big"), bytes)
+        .save_snapshot(&stream("big"), &bytes)
         .unwrap();
 
     let loaded = load_after_a_miss(&repository, "big", "other-2").await;
@@ -234,7 +234,7 @@ async fn a_snapshot_that_does_not_fit_the_log_is_ignored_and_removed() {
         b"junk".to_vec(),
     ];
     for (n, bad) in bad.into_iter().enumerate() {
-        store.save_snapshot(&stream("big"), bad).unwrap();
+        store.save_snapshot(&stream("big"), &bad).unwrap();
         account_with(&repository, &format!("other-{n}"), 3).await; // evicts "big"
         let loaded = repository.load(&tenant, &big).await.unwrap();
         assert_eq!(loaded, replayed(&store, "big"), "case {n}");

@@ -44,7 +44,8 @@ pub const LOG_TREE: &str = "log";
 /// Name of the sled tree holding consumers' checkpoints (not part of the log).
 pub const CHECKPOINT_TREE: &str = "checkpoints";
 
-/// The sled tree of streams' snapshots (derived data, see [`crate::EventStore::snapshot`]).
+/// The sled tree where versions before 2026-12-01 kept streams' snapshots; dropped at open
+/// (snapshots are files now, see [`crate::EventStore::snapshot`]).
 pub const SNAPSHOT_TREE: &str = "snapshots";
 
 /// Length of a SHA-256 hash.

@@ -24,6 +24,7 @@ pub mod layout;
 pub mod record;
 pub mod recovery;
 pub mod settings;
+mod snapshots;
 mod store;
 pub mod subscription;
 #[cfg(feature = "test-support")]

@@ -18,6 +18,7 @@ use crate::layout::{
 };
 use crate::record::{AppendOutcome, AppendRequest, RecordedEvent, StreamId};
 use crate::settings::{self, LogSettings};
+use crate::snapshots::Snapshots;
 use crate::writer::{PendingAppend, Writer};
 
 /// How to open a store.
@@ -116,11 +117,6 @@ pub struct VerifyReport {
     pub last_hash: [u8; HASH_LEN],
 }
 
-/// A stream's key in the snapshot tree: tenant and stream ids never contain '/'.
-fn snapshot_key(stream: &StreamId) -> Vec<u8> {
-    format!("{}/{}", stream.tenant, stream.stream).into_bytes()
-}
-
 /// The event store. Cheap to clone; all clones share one writer.
 #[derive(Clone)]
 pub struct EventStore {
@@ -130,7 +126,7 @@ pub struct EventStore {
 struct Inner {
     log: sled::Tree,
     checkpoints: sled::Tree,
-    snapshots: sled::Tree,
+    snapshots: Snapshots,
     index: Arc<RwLock<Index>>,
     head: watch::Receiver<u64>,
     queue: Mutex<Option<SyncSender<PendingAppend>>>,
@@ -160,7 +156,9 @@ impl EventStore {
         let db = open_sled(&config, &settings)?;
         let log = db.open_tree(LOG_TREE)?;
         let checkpoints = db.open_tree(CHECKPOINT_TREE)?;
-        let snapshots = db.open_tree(SNAPSHOT_TREE)?;
+        // Snapshots moved to files (see `snapshots`); the tree of earlier versions goes.
+        db.drop_tree(SNAPSHOT_TREE)?;
+        let snapshots = Snapshots::open(&config.path)?;
         let index = catch_sled_panic("reading the log", || Index::rebuild(&log))?;
         let directory = DirectoryWatch::new(&config.path)?;
         let acknowledged = check_acknowledged(&config, &log, &index, acknowledged)?;
@@ -352,20 +350,20 @@ impl EventStore {
     /// written without a disk sync, never read by the store itself, and never a source of
     /// truth. Its reader must check it against the log (that the version it claims is there,
     /// with the event it names) and fall back to replaying the stream when it does not fit.
-    pub fn snapshot(&self, stream: &StreamId) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.inner.snapshots.get(snapshot_key(stream))?)
+    /// Snapshots are files, not sled keys: see [`crate::snapshots`] for why, and for the
+    /// checks that make a torn or misplaced file read as absent.
+    pub fn snapshot(&self, stream: &StreamId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.snapshots.get(stream)?)
     }
 
     /// Replaces `stream`'s snapshot (see [`EventStore::snapshot`]).
-    pub fn save_snapshot(&self, stream: &StreamId, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.inner.snapshots.insert(snapshot_key(stream), bytes)?;
-        Ok(())
+    pub fn save_snapshot(&self, stream: &StreamId, bytes: &[u8]) -> Result<(), StoreError> {
+        Ok(self.inner.snapshots.put(stream, bytes)?)
     }
 
     /// Forgets `stream`'s snapshot (one that no longer fits the log).
     pub fn remove_snapshot(&self, stream: &StreamId) -> Result<(), StoreError> {
-        self.inner.snapshots.remove(snapshot_key(stream))?;
-        Ok(())
+        Ok(self.inner.snapshots.remove(stream)?)
     }
 
     /// A tenant's streams, sorted.

@@ -1,0 +1,198 @@
+//! Where streams' snapshots live: one file per stream in `stream-snapshots/` inside the data
+//! directory, beside sled's files, not in the log's sled database.
+//!
+//! A snapshot is derived data (opaque bytes to the store: the repository's folded account
+//! state), rewritten whole by a cache miss every few dozen events of an account that keeps
+//! missing, and read whole at every such miss. In a sled tree of the log's database it was
+//! read back through sled's page cache (a pull from the segment and a zstd decompression of
+//! the whole value: most of the server's CPU on a miss-heavy load, see BENCHMARKS.md), and its
+//! rewrites churned the log's segments. A file is one `read` from the operating system's page
+//! cache and one `write` and `rename`.
+//!
+//! Files are never fsynced: a crash may lose a snapshot or leave a torn one. Each file
+//! therefore carries the stream it belongs to and a SHA-256 of its content, and one that does
+//! not check (torn, truncated, another stream's, another format) reads as absent: the
+//! repository then replays the stream, and saves a new one.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sha2::{Digest, Sha256};
+
+use crate::StreamId;
+
+/// The directory inside the data directory.
+pub(crate) const DIRECTORY: &str = "stream-snapshots";
+
+/// First bytes of every snapshot file (and its format).
+const MAGIC: &[u8; 8] = b"kpsnap1\n";
+
+/// The snapshots of one store.
+#[derive(Debug)]
+pub(crate) struct Snapshots {
+    directory: PathBuf,
+    /// Makes temporary file names unique within the process.
+    temporaries: AtomicU64,
+}
+
+impl Snapshots {
+    /// The snapshots under `data_directory` (created if missing). Temporary files left by a
+    /// crash are removed.
+    pub(crate) fn open(data_directory: &Path) -> std::io::Result<Self> {
+        let directory = data_directory.join(DIRECTORY);
+        std::fs::create_dir_all(&directory)?;
+        for entry in std::fs::read_dir(&directory)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(Self {
+            directory,
+            temporaries: AtomicU64::new(0),
+        })
+    }
+
+    /// The stream's identity as written in its file.
+    fn key(stream: &StreamId) -> String {
+        format!("{}/{}", stream.tenant, stream.stream)
+    }
+
+    /// The stream's file: named by a digest of its key, since stream ids may hold characters
+    /// a file name may not (the key inside the file settles any collision).
+    fn path(&self, key: &str) -> PathBuf {
+        let digest = Sha256::digest(key.as_bytes());
+        self.directory.join(hex::encode(&digest[..16]))
+    }
+
+    /// The content of `stream`'s snapshot, if it has one that checks.
+    pub(crate) fn get(&self, stream: &StreamId) -> std::io::Result<Option<Vec<u8>>> {
+        let key = Self::key(stream);
+        let bytes = match std::fs::read(self.path(&key)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(parse(&bytes, &key).map(<[u8]>::to_vec))
+    }
+
+    /// Replaces `stream`'s snapshot with `content`: written to a temporary file, then renamed
+    /// over the old one, so that a reader sees the old or the new file, whole.
+    pub(crate) fn put(&self, stream: &StreamId, content: &[u8]) -> std::io::Result<()> {
+        let key = Self::key(stream);
+        let path = self.path(&key);
+        let mut file = Vec::with_capacity(MAGIC.len() + 4 + key.len() + 32 + content.len());
+        file.extend_from_slice(MAGIC);
+        let key_len = u32::try_from(key.len()).map_err(|_| ErrorKind::InvalidInput)?;
+        file.extend_from_slice(&key_len.to_be_bytes());
+        file.extend_from_slice(key.as_bytes());
+        file.extend_from_slice(&Sha256::digest(content));
+        file.extend_from_slice(content);
+        let n = self.temporaries.fetch_add(1, Ordering::Relaxed);
+        let temporary = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
+        std::fs::write(&temporary, &file)?;
+        std::fs::rename(&temporary, &path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&temporary);
+        })
+    }
+
+    /// Forgets `stream`'s snapshot.
+    pub(crate) fn remove(&self, stream: &StreamId) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(&Self::key(stream))) {
+            Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The content of a snapshot file of `key`, if the file checks.
+fn parse<'a>(file: &'a [u8], key: &str) -> Option<&'a [u8]> {
+    let rest = file.strip_prefix(MAGIC)?;
+    let (key_len, rest) = rest.split_first_chunk::<4>()?;
+    let key_len = usize::try_from(u32::from_be_bytes(*key_len)).ok()?;
+    let (stored_key, rest) = rest.split_at_checked(key_len)?;
+    let (hash, content) = rest.split_first_chunk::<32>()?;
+    (stored_key == key.as_bytes() && Sha256::digest(content).as_slice() == hash).then_some(content)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn stream(account: &str) -> StreamId {
+        StreamId::new("acme", account)
+    }
+
+    #[test]
+    fn a_snapshot_reads_back_until_replaced_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = Snapshots::open(dir.path()).unwrap();
+        assert_eq!(snapshots.get(&stream("a")).unwrap(), None);
+        snapshots.put(&stream("a"), b"first").unwrap();
+        snapshots.put(&stream("b"), b"other").unwrap();
+        assert_eq!(
+            snapshots.get(&stream("a")).unwrap().as_deref(),
+            Some(&b"first"[..])
+        );
+        snapshots.put(&stream("a"), b"second").unwrap();
+        assert_eq!(
+            snapshots.get(&stream("a")).unwrap().as_deref(),
+            Some(&b"second"[..])
+        );
+        snapshots.remove(&stream("a")).unwrap();
+        snapshots.remove(&stream("a")).unwrap();
+        assert_eq!(snapshots.get(&stream("a")).unwrap(), None);
+        assert_eq!(
+            snapshots.get(&stream("b")).unwrap().as_deref(),
+            Some(&b"other"[..])
+        );
+        let reopened = Snapshots::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.get(&stream("b")).unwrap().as_deref(),
+            Some(&b"other"[..])
+        );
+    }
+
+    #[test]
+    fn a_file_that_does_not_check_reads_as_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = Snapshots::open(dir.path()).unwrap();
+        snapshots.put(&stream("a"), b"the folded state").unwrap();
+        let path = snapshots.path(&Snapshots::key(&stream("a")));
+        let good = std::fs::read(&path).unwrap();
+
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        let torn = good[..good.len() - 3].to_vec();
+        let mut wrong_magic = good.clone();
+        wrong_magic[0] = b'x';
+        // Another stream's file under this stream's name.
+        snapshots.put(&stream("b"), b"the folded state").unwrap();
+        let elsewhere = std::fs::read(snapshots.path(&Snapshots::key(&stream("b")))).unwrap();
+        for (n, bad) in [flipped, torn, wrong_magic, elsewhere, Vec::new()]
+            .into_iter()
+            .enumerate()
+        {
+            std::fs::write(&path, bad).unwrap();
+            assert_eq!(snapshots.get(&stream("a")).unwrap(), None, "case {n}");
+        }
+    }
+
+    #[test]
+    fn temporary_files_left_by_a_crash_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = Snapshots::open(dir.path()).unwrap();
+        snapshots.put(&stream("a"), b"kept").unwrap();
+        let left = dir.path().join(DIRECTORY).join("0123.77-0.tmp");
+        std::fs::write(&left, b"half a snap").unwrap();
+        let reopened = Snapshots::open(dir.path()).unwrap();
+        assert!(!left.exists());
+        assert_eq!(
+            reopened.get(&stream("a")).unwrap().as_deref(),
+            Some(&b"kept"[..])
+        );
+    }
+}
