@@ -15,7 +15,7 @@
 //! being paid for. (What a miss still costs: reading and copying the snapshot, which grows
 //! by those 16 bytes per interaction; see BENCHMARKS.md.)
 //!
-//! Snapshots are derived data, kept in the store's snapshot tree apart from the log (see
+//! Snapshots are derived data, kept in the store's snapshot files apart from the log (see
 //! [`EventStore::snapshot`]): the log stays the only source of truth. A snapshot names the id
 //! of the event at its version, and is used only if the log holds that very event there;
 //! one in another [`FORMAT`], undecodable, or not fitting the log is removed and the stream
