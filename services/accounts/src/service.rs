@@ -52,7 +52,10 @@ impl AccountApi {
     ) -> Result<Option<AccountState>, Status> {
         match &self.source {
             AccountSource::Repository(repository) => {
-                let state = repository.load(tenant, account).await.map_err(to_status)?;
+                let state = repository
+                    .load_with_interactions(tenant, account)
+                    .await
+                    .map_err(to_status)?;
                 Ok(state.exists().then_some(state))
             }
             AccountSource::Projection(projection, _) => Ok(projection

@@ -206,7 +206,24 @@ impl AccountRepository {
         let slot = self.slot(&stream);
         let mut cached = slot.lock().await;
         self.catch_up(&stream, &mut cached)?;
-        Ok(cached.clone().unwrap_or_default())
+        Ok(cached
+            .clone()
+            .unwrap_or_else(AccountState::without_interactions))
+    }
+
+    /// The current state of an account with its interactions' facts, as `GetAccount` shows
+    /// it: folded from the whole stream, up to the version the cached state has reached (a
+    /// full replay, outside the account's lock, so commands on it are not held up).
+    pub async fn load_with_interactions(
+        &self,
+        tenant: &TenantId,
+        account: &AccountId,
+    ) -> Result<AccountState, RepositoryError> {
+        let stream = StreamId::new(tenant.as_str(), account.as_str());
+        let version = self.load(tenant, account).await?.version;
+        let mut full = AccountState::default();
+        self.replay(&stream, &mut full, version)?;
+        Ok(full)
     }
 
     /// Validates and records a command. See the crate docs for the concurrency model.
