@@ -45,10 +45,12 @@ impl AccountApi {
         Ok(())
     }
 
+    /// The account's state with (at least) its `newest` interactions' facts.
     async fn get(
         &self,
         tenant: &TenantId,
         account: &AccountId,
+        newest: usize,
     ) -> Result<Option<AccountState>, Status> {
         match &self.source {
             AccountSource::Repository(repository) => {
@@ -59,7 +61,8 @@ impl AccountApi {
                 Ok(state.exists().then_some(state))
             }
             AccountSource::Projection(projection, _) => Ok(projection
-                .get(tenant.as_str(), account.as_str())
+                .get(tenant.as_str(), account.as_str(), newest)
+                .map_err(to_status)?
                 .filter(AccountState::exists)),
         }
     }
@@ -70,7 +73,7 @@ impl AccountApi {
                 let streams = repository
                     .store()
                     .list_streams(tenant.as_str())
-                    .map_err(|e| to_status(e.into()))?;
+                    .map_err(|e| to_status(RepositoryError::from(e)))?;
                 let mut accounts = Vec::with_capacity(streams.len());
                 for stream in streams {
                     let Ok(account) = AccountId::parse(stream) else {
@@ -113,7 +116,7 @@ impl AccountService for AccountApi {
             n => n,
         };
         self.catch_up(r.min_position).await?;
-        let state = self.get(&tenant, &account).await?.ok_or_else(|| {
+        let state = self.get(&tenant, &account, max_interactions).await?.ok_or_else(|| {
             Status::not_found(format!(
                 "account {account} is not registered for tenant {tenant}; list the tenant's accounts with ListAccounts"
             ))

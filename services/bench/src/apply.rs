@@ -39,9 +39,8 @@ pub struct ApplyResults {
     pub events: u64,
     /// Log record -> `ProjectedEvent`, events/s (one thread).
     pub decode_events_per_s: f64,
-    /// Each model rebuilt alone: (name, events/s, CPU µs per event: this process's user and
-    /// system time, every thread, over the events).
-    pub alone: Vec<(String, f64, f64)>,
+    /// Each model rebuilt alone.
+    pub alone: Vec<ModelFigures>,
     /// All four rebuilt at once (each with its own feed, as on a node): events/s, i.e. the
     /// log's events over the time until the last model finished.
     pub together_events_per_s: f64,
@@ -49,6 +48,22 @@ pub struct ApplyResults {
     pub together_cpu_us_per_event: f64,
     /// Worker threads of the runtime (the machine's cores).
     pub threads: usize,
+}
+
+/// One model rebuilt alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelFigures {
+    /// The model's name.
+    pub name: String,
+    /// Events applied per second.
+    pub events_per_s: f64,
+    /// CPU µs per event: this process's user and system time, every thread, over the events.
+    pub cpu_us_per_event: f64,
+    /// Heap bytes the model holds once rebuilt, its runner still open: jemalloc's allocated
+    /// bytes then, less before the model's database was opened. It counts the model's
+    /// in-memory state and its sled database's cache (at most [`CACHE_BYTES`]): what the
+    /// model adds to a node's RSS, before allocator overhead.
+    pub held_bytes: i64,
 }
 
 /// Builds the log, then measures.
@@ -65,15 +80,17 @@ pub async fn run(events: u64) -> Result<ApplyResults> {
     let decode_events_per_s = decode_rate(&store)?;
     let mut alone = Vec::new();
     for model in Model::ALL {
+        let before = allocated_bytes()?;
         let db = open_db(&dir.path().join(format!("alone-{}", model.name())))?;
         let started = Instant::now();
         let cpu = cpu_seconds();
-        model.rebuild(&db, &store, head).await?;
-        alone.push((
-            model.name().to_owned(),
-            head as f64 / started.elapsed().as_secs_f64(),
-            (cpu_seconds() - cpu) * 1e6 / head as f64,
-        ));
+        let held = model.rebuild(&db, &store, head).await?;
+        alone.push(ModelFigures {
+            name: model.name().to_owned(),
+            events_per_s: head as f64 / started.elapsed().as_secs_f64(),
+            cpu_us_per_event: (cpu_seconds() - cpu) * 1e6 / head as f64,
+            held_bytes: held - before,
+        });
     }
     let db = open_db(&dir.path().join("together"))?;
     let started = Instant::now();
@@ -136,8 +153,9 @@ impl Model {
         }
     }
 
-    /// Rebuilds the model from the log into `db`, through the runner a node uses.
-    async fn rebuild(self, db: &sled::Db, store: &EventStore, head: u64) -> Result<()> {
+    /// Rebuilds the model from the log into `db`, through the runner a node uses; returns
+    /// jemalloc's allocated bytes with the runner still open.
+    async fn rebuild(self, db: &sled::Db, store: &EventStore, head: u64) -> Result<i64> {
         match self {
             Model::Accounts => {
                 rebuild(
@@ -184,7 +202,7 @@ async fn rebuild<P: Projection>(
     store: &EventStore,
     head: u64,
     projection: P,
-) -> Result<()> {
+) -> Result<i64> {
     let (mut runner, _handle) =
         ProjectionRunner::open(db, projection, EventSource::Local(store.clone()))?;
     runner.run_until(head).await?;
@@ -193,7 +211,18 @@ async fn rebuild<P: Projection>(
         "the runner stopped at {} of {head}",
         runner.position()
     );
-    Ok(())
+    let held = allocated_bytes()?;
+    drop(runner);
+    Ok(held)
+}
+
+/// jemalloc's count of bytes allocated by this process now (its statistics are cached until
+/// the epoch advances).
+fn allocated_bytes() -> Result<i64> {
+    tikv_jemalloc_ctl::epoch::advance().map_err(|e| anyhow::anyhow!("jemalloc epoch: {e}"))?;
+    let allocated = tikv_jemalloc_ctl::stats::allocated::read()
+        .map_err(|e| anyhow::anyhow!("jemalloc stats: {e}"))?;
+    Ok(i64::try_from(allocated)?)
 }
 
 /// User and system CPU time of this process so far (every thread), from `/proc/self/stat`;

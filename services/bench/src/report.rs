@@ -651,10 +651,14 @@ pub fn print_apply(json: bool, r: &ApplyResults) -> Result<()> {
         let alone: serde_json::Map<String, serde_json::Value> = r
             .alone
             .iter()
-            .map(|(name, rate, cpu)| {
+            .map(|m| {
                 (
-                    name.clone(),
-                    serde_json::json!({"events_per_s": rate, "cpu_us_per_event": cpu}),
+                    m.name.clone(),
+                    serde_json::json!({
+                        "events_per_s": m.events_per_s,
+                        "cpu_us_per_event": m.cpu_us_per_event,
+                        "held_bytes": m.held_bytes,
+                    }),
                 )
             })
             .collect();
@@ -677,11 +681,18 @@ pub fn print_apply(json: bool, r: &ApplyResults) -> Result<()> {
         r.events, r.threads, r.decode_events_per_s
     );
     println!(
-        "{:<12} {:>12} {:>14} {:>14}",
-        "model", "events/s", "wall µs/event", "CPU µs/event"
+        "{:<12} {:>12} {:>14} {:>14} {:>10}",
+        "model", "events/s", "wall µs/event", "CPU µs/event", "held MiB"
     );
-    for (name, rate, cpu) in &r.alone {
-        println!("{name:<12} {rate:>12.0} {:>14.2} {cpu:>14.2}", 1e6 / rate);
+    for m in &r.alone {
+        println!(
+            "{:<12} {:>12.0} {:>14.2} {:>14.2} {:>10.1}",
+            m.name,
+            m.events_per_s,
+            1e6 / m.events_per_s,
+            m.cpu_us_per_event,
+            m.held_bytes as f64 / (1024.0 * 1024.0)
+        );
     }
     println!(
         "{:<12} {:>12.0} {:>14.2} {:>14.2}",
