@@ -2,73 +2,104 @@
 //! feed. A projections node serves `AccountService` from it (the ingest side serves it from the
 //! repository, which reads its own log).
 //!
-//! Memory grows with accounts, not with events: an account's state is kept in memory without
-//! its interactions' facts ([`AccountState::without_interactions`]: 16 bytes per interaction
-//! instead of a few hundred), and the facts live in the projection's sled tree, ordered by
-//! `occurred_at`, so that `GetAccount`'s newest interactions are one short range read. What
-//! was applied but is not yet on disk stays in memory until the commit after the one that wrote
-//! it (the runner applies each flush's batch before the next flush, so by then it is on disk).
+//! An account's state is kept without its interactions' facts
+//! ([`AccountState::without_interactions`]), and each interaction's facts beside it as one
+//! postcard encoding with the two numbers the projection reads (`occurred_at` to pick the
+//! newest, the count of corrections to fold the next one): about 150 bytes and two allocations
+//! per interaction instead of about 600 bytes and seven as `AccountState::interactions` holds
+//! them. A query decodes only the interactions it returns (`GetAccount`'s newest).
 //!
-//! Stored layout (one sled tree; the first byte of a key says what it holds):
-//! - `S tenant/account` -> the account's state without interactions' facts (postcard);
-//! - `I tenant/account/ id` -> `occurred_at` of the interaction's content in force (8 bytes), to
-//!   find its `T` entry again when a correction moves it;
-//! - `T tenant/account/ occurred_at id` -> the interaction's facts (postcard), `occurred_at`
-//!   encoded so that bytes sort as times.
+//! Why not one sled key per interaction: measured with `keyplan-bench --scenario apply`, it
+//! moved the memory into sled (about 200 bytes per key) and made a rebuild about 4x slower
+//! (BENCHMARKS.md, "The accounts read model").
 //!
-//! Neither id may contain '/', so every prefix is unambiguous.
+//! Stored layout (`keyplan_projection::stored`, shared with the other read models):
+//! - `<tenant>/<account>/s` -> the state without interactions' facts;
+//! - `<tenant>/<account>/i/<chunk>` -> chunks of [`CHUNK`] records `(interaction id, facts)`, in
+//!   the order applied: a log adds a record, a correction adds one more, and the last record of
+//!   an id is its content in force. A flush writes the state and the last chunk, not the
+//!   account's whole history.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use keyplan_domain::ids::InteractionId;
 use keyplan_domain::state::Interaction;
 use keyplan_domain::values::Timestamp;
 use keyplan_domain::{AccountEvent, AccountState};
+use keyplan_projection::runner::RESERVED_PREFIX;
 use keyplan_projection::shared_state::{read, write};
+use keyplan_projection::stored::{LoadedChunks, Stored};
 use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
+use serde::{Deserialize, Serialize};
 
 /// Projection name (its sled tree).
 pub const NAME: &str = "account-state";
 
-/// Key tag of an account's state.
-const STATE: u8 = b'S';
-/// Key tag of an interaction's `occurred_at`, by id.
-const BY_ID: u8 = b'I';
-/// Key tag of an interaction's facts, by `occurred_at`.
-const BY_TIME: u8 = b'T';
-
 type Key = (String, String);
 
-/// Interactions of one account whose facts may not be on disk yet.
-#[derive(Debug, Default)]
-struct Recent {
-    /// Applied since the last flush.
-    unflushed: BTreeMap<InteractionId, Interaction>,
-    /// Written by the last flush, whose batch the runner may still be applying.
-    flushing: BTreeMap<InteractionId, Interaction>,
+/// One interaction's facts, encoded.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Facts {
+    /// `Interaction::occurred_at`: what the newest are picked by.
+    occurred_at: Timestamp,
+    /// `Interaction::corrections`: what the next correction counts from.
+    corrections: u32,
+    /// The [`Interaction`], postcard.
+    #[serde(with = "serde_bytes")]
+    encoded: Box<[u8]>,
 }
 
-impl Recent {
-    /// The newest content of `id` held here.
-    fn get(&self, id: &InteractionId) -> Option<&Interaction> {
-        self.unflushed.get(id).or_else(|| self.flushing.get(id))
+impl Facts {
+    fn new(interaction: &Interaction) -> Result<Self, ProjectionError> {
+        Ok(Self {
+            occurred_at: interaction.occurred_at,
+            corrections: interaction.corrections,
+            encoded: postcard::to_allocvec(interaction)
+                .map_err(|e| corrupt(format!("encoding an interaction: {e}")))?
+                .into_boxed_slice(),
+        })
     }
+
+    fn decode(&self, id: &InteractionId) -> Result<Interaction, ProjectionError> {
+        postcard::from_bytes(&self.encoded)
+            .map_err(|e| corrupt(format!("facts of interaction {id}: {e}")))
+    }
+}
+
+/// Records per stored chunk of an account's interactions.
+pub const CHUNK: usize = 128;
+
+/// What the stored keys' parts are called.
+const STATE: &str = "s";
+const RECORDS: &str = "i";
+
+/// The layout of the projection's tree.
+const STORED: Stored = Stored::new(NAME);
+
+/// A stored record: an interaction's facts as logged or corrected.
+type Record = (InteractionId, Facts);
+
+/// One account.
+#[derive(Clone, Debug, Default)]
+struct Account {
+    /// Without interactions' facts.
+    state: AccountState,
+    /// Every interaction's facts in force.
+    interactions: BTreeMap<InteractionId, Facts>,
+    /// Records stored or to be stored so far (the next record's number).
+    records: usize,
+    /// The records of the last chunk, which is not full: the next flush rewrites it with the
+    /// new records appended.
+    open_chunk: Vec<Record>,
+    /// Records applied since the last flush.
+    pending: Vec<Record>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// States without interactions' facts.
-    accounts: BTreeMap<Key, AccountState>,
-    /// States changed since the last flush.
+    accounts: BTreeMap<Key, Account>,
     dirty: HashSet<Key>,
-    /// Interactions' facts not yet known to be on disk.
-    recent: HashMap<Key, Recent>,
-    /// The tree this instance was loaded from and flushes to; `None` before [`Projection::load`]
-    /// (then every fact is in `recent`). Under the same lock as the states, so that an online
-    /// rebuild swaps both at once and a query never reads one generation's states with the
-    /// other's facts.
-    tree: Option<sled::Tree>,
 }
 
 /// Current account states by tenant and account; cheap to clone (shared).
@@ -77,98 +108,13 @@ pub struct AccountStateProjection {
     inner: Arc<RwLock<Inner>>,
 }
 
-/// `tenant/account`, after a tag.
-fn tagged(tag: u8, tenant: &str, account: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(2 + tenant.len() + account.len() + 32);
-    key.push(tag);
-    key.extend_from_slice(tenant.as_bytes());
-    key.push(b'/');
-    key.extend_from_slice(account.as_bytes());
-    key
-}
-
-/// The prefix of every `tag` entry of one account's interactions.
-fn interactions_prefix(tag: u8, (tenant, account): &Key) -> Vec<u8> {
-    let mut key = tagged(tag, tenant, account);
-    key.push(b'/');
-    key
-}
-
-fn by_id_key(key: &Key, id: &InteractionId) -> Vec<u8> {
-    let mut k = interactions_prefix(BY_ID, key);
-    k.extend_from_slice(id.as_str().as_bytes());
-    k
-}
-
-/// Big-endian with the sign bit flipped: bytes sort as the times do, negative ones first.
-fn time_bytes(at: Timestamp) -> [u8; 8] {
-    ((at.as_micros() as u64) ^ (1 << 63)).to_be_bytes()
-}
-
-fn by_time_key(key: &Key, at: Timestamp, id: &InteractionId) -> Vec<u8> {
-    let mut k = interactions_prefix(BY_TIME, key);
-    k.extend_from_slice(&time_bytes(at));
-    k.extend_from_slice(id.as_str().as_bytes());
-    k
-}
-
 fn corrupt(reason: String) -> ProjectionError {
-    ProjectionError::Corrupt {
-        name: NAME.into(),
-        reason,
-    }
-}
-
-/// Splits a `T` key's suffix (after the account's prefix) into the time and the id.
-fn decode_by_time(suffix: &[u8]) -> Result<(Timestamp, InteractionId), ProjectionError> {
-    let (time, id) = suffix
-        .split_first_chunk::<8>()
-        .ok_or_else(|| corrupt(format!("interaction key of {} bytes", suffix.len())))?;
-    let micros = (u64::from_be_bytes(*time) ^ (1 << 63)) as i64;
-    let id = std::str::from_utf8(id)
-        .ok()
-        .and_then(|id| InteractionId::parse(id).ok())
-        .ok_or_else(|| corrupt(format!("interaction id {:?}", String::from_utf8_lossy(id))))?;
-    Ok((Timestamp(micros), id))
-}
-
-fn decode_facts(bytes: &[u8], id: &InteractionId) -> Result<Interaction, ProjectionError> {
-    postcard::from_bytes(bytes).map_err(|e| corrupt(format!("facts of interaction {id}: {e}")))
-}
-
-/// The facts of `id` as stored, if they are.
-fn stored(
-    tree: &sled::Tree,
-    key: &Key,
-    id: &InteractionId,
-) -> Result<Option<Interaction>, ProjectionError> {
-    let Some(at) = stored_time(tree, key, id)? else {
-        return Ok(None);
-    };
-    tree.get(by_time_key(key, at, id))?
-        .map(|bytes| decode_facts(&bytes, id))
-        .transpose()
-}
-
-/// `occurred_at` of the stored facts of `id`, if they are stored.
-fn stored_time(
-    tree: &sled::Tree,
-    key: &Key,
-    id: &InteractionId,
-) -> Result<Option<Timestamp>, ProjectionError> {
-    let Some(bytes) = tree.get(by_id_key(key, id))? else {
-        return Ok(None);
-    };
-    let time: [u8; 8] = bytes
-        .as_ref()
-        .try_into()
-        .map_err(|_| corrupt(format!("time of interaction {id}: {} bytes", bytes.len())))?;
-    Ok(Some(Timestamp(i64::from_be_bytes(time))))
+    STORED.corrupt(reason)
 }
 
 impl AccountStateProjection {
-    /// One account's state, if it has any events, with (at least) its `newest` interactions by
-    /// `occurred_at` (ties: interaction id), the order in which `GetAccount` lists them;
+    /// One account's state, if it has any events, with the facts of its `newest` interactions
+    /// by `occurred_at` (ties: interaction id), the order in which `GetAccount` lists them;
     /// `interaction_ids` counts them all.
     pub fn get(
         &self,
@@ -177,39 +123,28 @@ impl AccountStateProjection {
         newest: usize,
     ) -> Result<Option<AccountState>, ProjectionError> {
         let inner = read(&self.inner);
-        let key = (tenant.to_owned(), account.to_owned());
-        let Some(state) = inner.accounts.get(&key) else {
+        let Some(stored) = inner.accounts.get(&(tenant.to_owned(), account.to_owned())) else {
             return Ok(None);
         };
-        let mut state = state.clone();
-        let mut interactions = BTreeMap::new();
-        if let Some(recent) = inner.recent.get(&key) {
-            interactions.extend(recent.flushing.clone());
-            interactions.extend(recent.unflushed.clone());
-        }
-        if let Some(tree) = &inner.tree {
-            let prefix = interactions_prefix(BY_TIME, &key);
-            let mut from_disk = 0;
-            let mut boundary = None;
-            for item in tree.scan_prefix(&prefix).rev() {
-                let (k, v) = item?;
-                let (at, id) = decode_by_time(&k[prefix.len()..])?;
-                // Stale: a newer content of it is in memory. (Disk entries join the same map,
-                // but a scan never meets an id twice: a flush removes an id's old entry.)
-                if interactions.contains_key(&id) {
-                    continue;
-                }
-                // Past `newest` entries, only ties of the last one can still be among the
-                // newest (ties order by id ascending; this scan goes by id descending).
-                if from_disk >= newest && boundary != Some(at) {
-                    break;
-                }
-                boundary = Some(at);
-                let facts = decode_facts(&v, &id)?;
-                interactions.insert(id, facts);
-                from_disk += 1;
+        let order = |a: &(&InteractionId, &Facts), b: &(&InteractionId, &Facts)| {
+            b.1.occurred_at
+                .cmp(&a.1.occurred_at)
+                .then_with(|| a.0.cmp(b.0))
+        };
+        let mut chosen: Vec<_> = stored.interactions.iter().collect();
+        if chosen.len() > newest {
+            if newest == 0 {
+                chosen.clear();
+            } else {
+                chosen.select_nth_unstable_by(newest - 1, order);
+                chosen.truncate(newest);
             }
         }
+        let interactions = chosen
+            .into_iter()
+            .map(|(id, facts)| Ok((id.clone(), facts.decode(id)?)))
+            .collect::<Result<_, ProjectionError>>()?;
+        let mut state = stored.state.clone();
         state.restore_interactions(interactions);
         Ok(Some(state))
     }
@@ -220,7 +155,7 @@ impl AccountStateProjection {
             .accounts
             .range((tenant.to_owned(), String::new())..)
             .take_while(|((t, _), _)| t == tenant)
-            .map(|((_, a), s)| (a.clone(), s.clone()))
+            .map(|((_, a), s)| (a.clone(), s.state.clone()))
             .collect()
     }
 }
@@ -231,21 +166,59 @@ impl Projection for AccountStateProjection {
     }
 
     fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
-        let mut accounts = BTreeMap::new();
-        for entry in tree.scan_prefix([STATE]) {
+        let mut states = BTreeMap::new();
+        let mut chunks: BTreeMap<Key, LoadedChunks<Record>> = BTreeMap::new();
+        for entry in tree.iter() {
             let (key, value) = entry?;
-            let text = std::str::from_utf8(&key[1..]).map_err(|e| corrupt(format!("key: {e}")))?;
-            let (tenant, account) = text
-                .split_once('/')
-                .ok_or_else(|| corrupt(format!("key {text:?}")))?;
-            let state: AccountState = postcard::from_bytes(&value)
-                .map_err(|e| corrupt(format!("state of {text}: {e}")))?;
-            accounts.insert((tenant.to_owned(), account.to_owned()), state);
+            if key.first() == Some(&RESERVED_PREFIX) {
+                continue;
+            }
+            let parsed = STORED.parse_key(&key)?;
+            let owner = (parsed.tenant.to_owned(), parsed.account.to_owned());
+            match (parsed.part, parsed.chunk) {
+                (STATE, None) => {
+                    states.insert(owner, STORED.decode::<AccountState>(&key, &value)?);
+                }
+                (_, Some((RECORDS, index))) => chunks
+                    .entry(owner)
+                    .or_default()
+                    .insert(index, STORED.decode(&key, &value)?),
+                _ => {
+                    return Err(corrupt(format!(
+                        "unexpected key {:?}",
+                        String::from_utf8_lossy(&key)
+                    )))
+                }
+            }
+        }
+        let mut accounts = BTreeMap::new();
+        for (key, state) in states {
+            let records = match chunks.remove(&key) {
+                Some(loaded) => {
+                    loaded.into_items(CHUNK, &STORED, &format!("{}/{}", key.0, key.1))?
+                }
+                None => Vec::new(),
+            };
+            let mut account = Account {
+                state,
+                records: records.len(),
+                ..Account::default()
+            };
+            let open = records.len() % CHUNK;
+            account.open_chunk = records[records.len() - open..].to_vec();
+            // Applied in order: the last record of an id is its content in force.
+            account.interactions.extend(records);
+            accounts.insert(key, account);
+        }
+        if let Some((key, _)) = chunks.into_iter().next() {
+            return Err(corrupt(format!(
+                "{}/{}: interactions stored without a state",
+                key.0, key.1
+            )));
         }
         *write(&self.inner) = Inner {
             accounts,
-            tree: Some(tree.clone()),
-            ..Inner::default()
+            dirty: HashSet::new(),
         };
         Ok(())
     }
@@ -253,60 +226,50 @@ impl Projection for AccountStateProjection {
     fn apply(&self, event: &ProjectedEvent) {
         let key = (event.tenant.clone(), event.account.clone());
         let mut inner = write(&self.inner);
-        let Inner {
-            accounts,
-            dirty,
-            recent,
-            tree,
-        } = &mut *inner;
-        accounts
+        let stored = inner
+            .accounts
             .entry(key.clone())
-            .or_insert_with(AccountState::without_interactions)
-            .apply(&event.event);
-        let facts = match &event.event {
+            .or_insert_with(|| Account {
+                state: AccountState::without_interactions(),
+                ..Account::default()
+            });
+        stored.state.apply(&event.event);
+        let changed = match &event.event {
             AccountEvent::InteractionLogged(e) => {
                 Some((e.interaction_id.clone(), Interaction::new(&e.details, 0)))
             }
-            AccountEvent::InteractionCorrected(e) => {
-                let id = &e.interaction_id;
-                let previous = match recent.get(&key).and_then(|r| r.get(id)) {
-                    Some(facts) => Some(facts.corrections),
-                    None => tree.as_ref().and_then(|tree| {
-                        stored(tree, &key, id)
-                            .unwrap_or_else(|e| {
-                                // `apply` cannot fail (events are facts): the correction is
-                                // still shown, its count of corrections may be one short.
-                                tracing::error!(
-                                    projection = NAME,
-                                    interaction = %id,
-                                    "reading the corrected interaction back: {e}"
-                                );
-                                None
-                            })
-                            .map(|facts| facts.corrections)
-                    }),
-                };
-                // A correction of an interaction never logged is refused by the domain; if one
-                // came, there would be nothing to correct, as in `AccountState::apply`.
-                previous
-                    .map(|corrections| (id.clone(), Interaction::new(&e.details, corrections + 1)))
-            }
+            // A correction of an interaction never logged is refused by the domain; if one
+            // came, there would be nothing to correct, as in `AccountState::apply`.
+            AccountEvent::InteractionCorrected(e) => stored
+                .interactions
+                .get(&e.interaction_id)
+                .map(|before| {
+                    (
+                        e.interaction_id.clone(),
+                        Interaction::new(&e.details, before.corrections + 1),
+                    )
+                }),
             _ => None,
         };
-        if let Some((id, facts)) = facts {
-            recent
-                .entry(key.clone())
-                .or_default()
-                .unflushed
-                .insert(id, facts);
+        if let Some((id, interaction)) = changed {
+            match Facts::new(&interaction) {
+                Ok(facts) => {
+                    stored.pending.push((id.clone(), facts.clone()));
+                    stored.records += 1;
+                    stored.interactions.insert(id, facts);
+                }
+                // Encoding a value in memory does not fail; `apply` cannot (events are facts).
+                Err(e) => tracing::error!(projection = NAME, interaction = %id, "{e}"),
+            }
         }
-        dirty.insert(key);
+        inner.dirty.insert(key);
     }
 
     /// 2: interactions keep a content hash instead of their text (`AccountState` of format 1
     /// cannot be decoded any more; the runner rebuilds it from the log). 3: `AccountState`
-    /// gained its interaction ids (`interaction_ids`, `interactions_dropped`). 4: states are
-    /// stored without interactions' facts, which have keys of their own (module docs).
+    /// gained its interaction ids (`interaction_ids`, `interactions_dropped`). 4: a
+    /// state without interactions' facts, and each interaction's facts encoded, in chunks of
+    /// records (module docs).
     fn format(&self) -> u32 {
         4
     }
@@ -319,37 +282,31 @@ impl Projection for AccountStateProjection {
 
     fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
         let mut inner = write(&self.inner);
-        let Inner {
-            accounts,
-            dirty,
-            recent,
-            tree,
-        } = &mut *inner;
-        // What the last flush wrote is on disk now: the runner applied its batch before
-        // calling this one.
-        for r in recent.values_mut() {
-            r.flushing = std::mem::take(&mut r.unflushed);
-        }
-        recent.retain(|_, r| !r.flushing.is_empty());
-        for (key, r) in recent.iter() {
-            for (id, facts) in &r.flushing {
-                if let Some(tree) = tree {
-                    if let Some(before) = stored_time(tree, key, id)? {
-                        batch.remove(by_time_key(key, before, id));
-                    }
-                }
-                let bytes = postcard::to_allocvec(facts).map_err(|e| corrupt(e.to_string()))?;
-                batch.insert(
-                    by_id_key(key, id),
-                    &facts.occurred_at.as_micros().to_be_bytes(),
-                );
-                batch.insert(by_time_key(key, facts.occurred_at, id), bytes);
-            }
-        }
+        let Inner { accounts, dirty } = &mut *inner;
         for key in dirty.drain() {
-            if let Some(state) = accounts.get(&key) {
-                let bytes = postcard::to_allocvec(state).map_err(|e| corrupt(e.to_string()))?;
-                batch.insert(tagged(STATE, &key.0, &key.1), bytes);
+            let Some(account) = accounts.get_mut(&key) else {
+                continue;
+            };
+            batch.insert(
+                Stored::key(&key.0, &key.1, STATE),
+                STORED.encode(&account.state)?,
+            );
+            // The records before `pending` fill `open_chunk` up to the chunk boundary.
+            let mut first = account.records - account.pending.len();
+            let mut pending = std::mem::take(&mut account.pending).into_iter();
+            while pending.len() > 0 {
+                let index = u32::try_from(first / CHUNK).unwrap_or(u32::MAX);
+                let room = CHUNK - account.open_chunk.len();
+                let before = pending.len();
+                account.open_chunk.extend(pending.by_ref().take(room));
+                first += before - pending.len();
+                batch.insert(
+                    Stored::chunk_key(&key.0, &key.1, RECORDS, index),
+                    STORED.encode(&account.open_chunk)?,
+                );
+                if account.open_chunk.len() >= CHUNK {
+                    account.open_chunk.clear();
+                }
             }
         }
         Ok(())

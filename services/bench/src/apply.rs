@@ -64,6 +64,9 @@ pub struct ModelFigures {
     /// in-memory state and its sled database's cache (at most [`CACHE_BYTES`]): what the
     /// model adds to a node's RSS, before allocator overhead.
     pub held_bytes: i64,
+    /// Of `held_bytes`, what the model's in-memory state holds: what is freed when the runner
+    /// and the projection are dropped, the database still open. The rest is sled's.
+    pub state_bytes: i64,
 }
 
 /// Builds the log, then measures.
@@ -85,11 +88,13 @@ pub async fn run(events: u64) -> Result<ApplyResults> {
         let started = Instant::now();
         let cpu = cpu_seconds();
         let held = model.rebuild(&db, &store, head).await?;
+        let without_state = allocated_bytes()?;
         alone.push(ModelFigures {
             name: model.name().to_owned(),
             events_per_s: head as f64 / started.elapsed().as_secs_f64(),
             cpu_us_per_event: (cpu_seconds() - cpu) * 1e6 / head as f64,
             held_bytes: held - before,
+            state_bytes: held - without_state,
         });
     }
     let db = open_db(&dir.path().join("together"))?;
@@ -154,7 +159,7 @@ impl Model {
     }
 
     /// Rebuilds the model from the log into `db`, through the runner a node uses; returns
-    /// jemalloc's allocated bytes with the runner still open.
+    /// jemalloc's allocated bytes with the runner still open (both are dropped on return).
     async fn rebuild(self, db: &sled::Db, store: &EventStore, head: u64) -> Result<i64> {
         match self {
             Model::Accounts => {
@@ -203,7 +208,7 @@ async fn rebuild<P: Projection>(
     head: u64,
     projection: P,
 ) -> Result<i64> {
-    let (mut runner, _handle) =
+    let (mut runner, handle) =
         ProjectionRunner::open(db, projection, EventSource::Local(store.clone()))?;
     runner.run_until(head).await?;
     anyhow::ensure!(
@@ -213,6 +218,7 @@ async fn rebuild<P: Projection>(
     );
     let held = allocated_bytes()?;
     drop(runner);
+    drop(handle);
     Ok(held)
 }
 

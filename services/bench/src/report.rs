@@ -658,6 +658,7 @@ pub fn print_apply(json: bool, r: &ApplyResults) -> Result<()> {
                         "events_per_s": m.events_per_s,
                         "cpu_us_per_event": m.cpu_us_per_event,
                         "held_bytes": m.held_bytes,
+                        "state_bytes": m.state_bytes,
                     }),
                 )
             })
@@ -681,17 +682,19 @@ pub fn print_apply(json: bool, r: &ApplyResults) -> Result<()> {
         r.events, r.threads, r.decode_events_per_s
     );
     println!(
-        "{:<12} {:>12} {:>14} {:>14} {:>10}",
-        "model", "events/s", "wall µs/event", "CPU µs/event", "held MiB"
+        "{:<12} {:>12} {:>14} {:>14} {:>10} {:>10}",
+        "model", "events/s", "wall µs/event", "CPU µs/event", "held MiB", "state MiB"
     );
+    let mib = |bytes: i64| bytes as f64 / (1024.0 * 1024.0);
     for m in &r.alone {
         println!(
-            "{:<12} {:>12.0} {:>14.2} {:>14.2} {:>10.1}",
+            "{:<12} {:>12.0} {:>14.2} {:>14.2} {:>10.1} {:>10.1}",
             m.name,
             m.events_per_s,
             1e6 / m.events_per_s,
             m.cpu_us_per_event,
-            m.held_bytes as f64 / (1024.0 * 1024.0)
+            mib(m.held_bytes),
+            mib(m.state_bytes)
         );
     }
     println!(

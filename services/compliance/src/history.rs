@@ -67,13 +67,15 @@ struct Version {
     occurred_at: Timestamp,
     corrected: bool,
     channel: Channel,
-    participants: Vec<String>,
+    /// Indexes into [`AccountHistory::people`]: an account's interactions name the same few
+    /// supplier people over and over.
+    participants: Box<[u32]>,
 }
 
 /// An interaction's versions, in the order recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct InteractionHistory {
-    id: String,
+    id: Box<str>,
     versions: Vec<Version>,
 }
 
@@ -154,7 +156,10 @@ pub(crate) struct AccountHistory {
     role_holders: BTreeMap<BuyingRole, BTreeSet<String>>,
     rules: BTreeMap<String, RuleHistory>,
     interactions: Vec<InteractionHistory>,
-    interaction_index: HashMap<String, u32>,
+    interaction_index: HashMap<Box<str>, u32>,
+    /// Supplier people named as participants, interned.
+    people: Vec<Box<str>>,
+    people_index: HashMap<Box<str>, u32>,
     /// Per stakeholder, every interaction version they took part in, sorted by
     /// (occurred_at, position).
     contacts: HashMap<String, Vec<Contact>>,
@@ -244,29 +249,36 @@ impl AccountHistory {
                 stakeholders,
                 participants,
             } => {
-                let index = match self.interaction_index.get(interaction) {
+                let index = match self.interaction_index.get(interaction.as_str()) {
                     Some(&i) => i,
                     None => {
                         let i = u32::try_from(self.interactions.len()).unwrap_or(u32::MAX);
                         self.interactions.push(InteractionHistory {
-                            id: interaction.clone(),
+                            id: interaction.as_str().into(),
                             versions: Vec::new(),
                         });
-                        self.interaction_index.insert(interaction.clone(), i);
+                        self.interaction_index.insert(interaction.as_str().into(), i);
                         i
                     }
                 };
+                let participants = participants
+                    .iter()
+                    .map(|person| self.person_index(person))
+                    .collect();
                 let Some(history) = self.interactions.get_mut(index as usize) else {
                     return;
                 };
                 let version = u32::try_from(history.versions.len()).unwrap_or(u32::MAX);
+                // Exactly: most interactions are never corrected, and a `Vec` grown by `push`
+                // reserves room for four versions (about 170 wasted bytes per interaction).
+                history.versions.reserve_exact(1);
                 history.versions.push(Version {
                     rt: stamp.rt,
                     pos: stamp.pos,
                     occurred_at: stamp.bt,
                     corrected: *corrected,
                     channel: *channel,
-                    participants: participants.clone(),
+                    participants,
                 });
                 for stakeholder in stakeholders {
                     insert_sorted(
@@ -316,6 +328,22 @@ impl AccountHistory {
                 .held
                 .push((*stamp, *held_on)),
         }
+    }
+
+    /// The index of a participant, interned on first sight.
+    fn person_index(&mut self, person: &str) -> u32 {
+        if let Some(&i) = self.people_index.get(person) {
+            return i;
+        }
+        let i = u32::try_from(self.people.len()).unwrap_or(u32::MAX);
+        self.people.push(person.into());
+        self.people_index.insert(person.into(), i);
+        i
+    }
+
+    /// The participant interned as `index` ("" for none, which cannot happen).
+    fn person(&self, index: u32) -> &str {
+        self.people.get(index as usize).map_or("", |p| p)
     }
 
     /// The account's name ("" if its registration was not seen).
@@ -439,7 +467,7 @@ impl AccountHistory {
                 if !v
                     .participants
                     .iter()
-                    .any(|p| self.is_member(p, v.occurred_at, view))
+                    .any(|&p| self.is_member(self.person(p), v.occurred_at, view))
                 {
                     continue;
                 }
