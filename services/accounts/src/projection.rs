@@ -123,7 +123,7 @@ impl AccountStateProjection {
         newest: usize,
     ) -> Result<Option<AccountState>, ProjectionError> {
         let inner = read(&self.inner);
-        let Some(stored) = inner.accounts.get(&(tenant.to_owned(), account.to_owned())) else {
+        let Some(entry) = inner.accounts.get(&(tenant.to_owned(), account.to_owned())) else {
             return Ok(None);
         };
         let order = |a: &(&InteractionId, &Facts), b: &(&InteractionId, &Facts)| {
@@ -131,7 +131,7 @@ impl AccountStateProjection {
                 .cmp(&a.1.occurred_at)
                 .then_with(|| a.0.cmp(b.0))
         };
-        let mut chosen: Vec<_> = stored.interactions.iter().collect();
+        let mut chosen: Vec<_> = entry.interactions.iter().collect();
         if chosen.len() > newest {
             if newest == 0 {
                 chosen.clear();
@@ -144,7 +144,7 @@ impl AccountStateProjection {
             .into_iter()
             .map(|(id, facts)| Ok((id.clone(), facts.decode(id)?)))
             .collect::<Result<_, ProjectionError>>()?;
-        let mut state = stored.state.clone();
+        let mut state = entry.state.clone();
         state.restore_interactions(interactions);
         Ok(Some(state))
     }
@@ -226,37 +226,36 @@ impl Projection for AccountStateProjection {
     fn apply(&self, event: &ProjectedEvent) {
         let key = (event.tenant.clone(), event.account.clone());
         let mut inner = write(&self.inner);
-        let stored = inner
+        let account = inner
             .accounts
             .entry(key.clone())
             .or_insert_with(|| Account {
                 state: AccountState::without_interactions(),
                 ..Account::default()
             });
-        stored.state.apply(&event.event);
+        account.state.apply(&event.event);
         let changed = match &event.event {
             AccountEvent::InteractionLogged(e) => {
                 Some((e.interaction_id.clone(), Interaction::new(&e.details, 0)))
             }
             // A correction of an interaction never logged is refused by the domain; if one
             // came, there would be nothing to correct, as in `AccountState::apply`.
-            AccountEvent::InteractionCorrected(e) => stored
-                .interactions
-                .get(&e.interaction_id)
-                .map(|before| {
+            AccountEvent::InteractionCorrected(e) => {
+                account.interactions.get(&e.interaction_id).map(|before| {
                     (
                         e.interaction_id.clone(),
                         Interaction::new(&e.details, before.corrections + 1),
                     )
-                }),
+                })
+            }
             _ => None,
         };
         if let Some((id, interaction)) = changed {
             match Facts::new(&interaction) {
                 Ok(facts) => {
-                    stored.pending.push((id.clone(), facts.clone()));
-                    stored.records += 1;
-                    stored.interactions.insert(id, facts);
+                    account.pending.push((id.clone(), facts.clone()));
+                    account.records += 1;
+                    account.interactions.insert(id, facts);
                 }
                 // Encoding a value in memory does not fail; `apply` cannot (events are facts).
                 Err(e) => tracing::error!(projection = NAME, interaction = %id, "{e}"),

@@ -12,7 +12,7 @@ pub enum QueryError {
     /// Reading the log (ingest side) or a refused request.
     #[error(transparent)]
     Repository(#[from] RepositoryError),
-    /// Reading the account-state read model's stored interactions (projections side).
+    /// Decoding the interactions' facts the account-state read model keeps (projections side).
     #[error("account-state read model: {0}")]
     ReadModel(#[from] ProjectionError),
 }

@@ -247,7 +247,7 @@ pub(crate) struct Facts {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct InteractionFacts {
     /// Interaction id.
-    pub id: String,
+    pub id: Box<str>,
     /// Business time.
     pub at: Timestamp,
     /// Channel.
@@ -255,9 +255,9 @@ pub(crate) struct InteractionFacts {
     /// Sentiment.
     pub sentiment: Sentiment,
     /// Stakeholders (indexes into [`Facts::stakeholders`]).
-    pub stakeholders: Vec<u32>,
+    pub stakeholders: Box<[u32]>,
     /// Supplier participants (indexes into [`Facts::people`]).
-    pub participants: Vec<u32>,
+    pub participants: Box<[u32]>,
 }
 
 // ---------------------------------------------------------------- derived indexes
@@ -337,7 +337,7 @@ pub(crate) struct DayStats {
 pub(crate) struct Derived {
     people: HashMap<String, u32>,
     stakeholders: HashMap<String, u32>,
-    interactions: HashMap<String, u32>,
+    interactions: HashMap<Box<str>, u32>,
     /// Counts per UTC date.
     pub days: BTreeMap<Date, DayStats>,
     /// Every interaction by business time.
@@ -604,7 +604,7 @@ impl AccountActivity {
             .map(|p| self.person(p.as_str()))
             .collect();
         let facts = InteractionFacts {
-            id: id.to_owned(),
+            id: id.into(),
             at: details.occurred_at,
             channel: details.channel,
             sentiment: details.sentiment,
@@ -620,7 +620,7 @@ impl AccountActivity {
             None => {
                 let i = index(self.interactions.len());
                 self.interactions.push(facts);
-                self.derived.interactions.insert(id.to_owned(), i);
+                self.derived.interactions.insert(id.into(), i);
                 i
             }
         };

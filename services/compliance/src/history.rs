@@ -257,7 +257,8 @@ impl AccountHistory {
                             id: interaction.as_str().into(),
                             versions: Vec::new(),
                         });
-                        self.interaction_index.insert(interaction.as_str().into(), i);
+                        self.interaction_index
+                            .insert(interaction.as_str().into(), i);
                         i
                     }
                 };
