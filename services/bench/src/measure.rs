@@ -10,7 +10,7 @@ use hdrhistogram::Histogram;
 use crate::report::Figures;
 
 /// Highest latency the histograms resolve (60 s, in microseconds); anything slower is clamped.
-const MAX_LATENCY_MICROS: u64 = 60_000_000;
+pub(crate) const MAX_LATENCY_MICROS: u64 = 60_000_000;
 
 /// When a run starts, when its measurement starts (after the warm-up) and when it ends.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,7 @@
 //!   engagement rule, then interactions in batches) and wait for the read models;
 //! - **footprint**: RSS of the node, bytes on disk (log vs read models) against the postcard
 //!   payload of the same events, cold start to serving;
-//! - **queries**: timeline page, compliance as-of and activity counts under a background
+//! - **queries**: timeline page, compliance as-of, activity counts and `GetAccount` under a background
 //!   append load; latency measured by the client over loopback and, from each response's
 //!   `server-timing: app;dur=<ms>` header (written by the server's timing layer), on the
 //!   server side: request in → response produced, without the network, HTTP/2 framing and
@@ -70,6 +70,17 @@ pub struct ReadModelResults {
     pub compliance_server_ms: Option<[f64; 2]>,
     /// Activity counts, server side, ms: p50, p99.
     pub activity_server_ms: Option<[f64; 2]>,
+    /// `GetAccount` (its 100 newest interactions) on the all-in-one node, which answers from
+    /// its repository (the account's stream folded with every interaction's facts), client
+    /// side, ms: p50, p99.
+    pub account_ms: [f64; 2],
+    /// The same, server side, ms: p50, p99.
+    pub account_server_ms: Option<[f64; 2]>,
+    /// `GetAccount` on the projections node once it caught up, which answers from its
+    /// account-state read model (no background appends), client side, ms: p50, p99.
+    pub account_projection_ms: [f64; 2],
+    /// The same, server side, ms: p50, p99.
+    pub account_projection_server_ms: Option<[f64; 2]>,
     /// Responses without a readable `server-timing` header (0 with a current server).
     pub server_timing_missing: u64,
     /// Background appends per second during the queries.
@@ -82,6 +93,16 @@ pub struct ReadModelResults {
     pub rebuild_jetstream_s: f64,
     /// Events per second of the JetStream catch-up.
     pub rebuild_jetstream_events_per_s: f64,
+}
+
+/// `GetAccount` of `account` with its default 100 newest interactions.
+fn get_account(account: String) -> pb::GetAccountRequest {
+    pb::GetAccountRequest {
+        tenant: TENANT.into(),
+        account_id: account,
+        max_interactions: 0,
+        min_position: 0,
+    }
 }
 
 fn quantiles(h: &Histogram<u64>) -> [f64; 2] {
@@ -124,9 +145,12 @@ struct QueryTimes {
 
 impl QueryTimes {
     fn new() -> Result<Self> {
+        // Bounded, not auto-resizing: `saturating_record` never resizes, so an auto-resizing
+        // histogram clamped every latency to its initial range (about 2 ms).
+        let histogram = || Histogram::new_with_bounds(1, crate::measure::MAX_LATENCY_MICROS, 3);
         Ok(Self {
-            client: Histogram::new(3)?,
-            server: Histogram::new(3)?,
+            client: histogram()?,
+            server: histogram()?,
         })
     }
 
@@ -301,7 +325,9 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
     let mut compliance =
         pb::compliance_service_client::ComplianceServiceClient::new(channel.clone());
     let mut activity = pb::activity_service_client::ActivityServiceClient::new(channel.clone());
+    let mut accounts = pb::account_service_client::AccountServiceClient::new(channel.clone());
     let (mut th, mut ch, mut ah) = (QueryTimes::new()?, QueryTimes::new()?, QueryTimes::new()?);
+    let mut account_times = QueryTimes::new()?;
     let mut missing = 0u64;
     for q in 0..queries {
         let account = account_id((q * 7919) % ACCOUNTS);
@@ -340,7 +366,7 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
         let response = activity
             .get_activity_counts(pb::GetActivityCountsRequest {
                 tenant: TENANT.into(),
-                account_id: account,
+                account_id: account.clone(),
                 period: pb::ActivityPeriod::Month as i32,
                 dimension: pb::ActivityDimension::Channel as i32,
                 from: "2026-01-01".into(),
@@ -349,6 +375,9 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
             })
             .await?;
         missing += u64::from(!ah.record(t, &response));
+        let t = Instant::now();
+        let response = accounts.get_account(get_account(account)).await?;
+        missing += u64::from(!account_times.record(t, &response));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let background_rate = background.await?;
@@ -382,9 +411,19 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
     )
     .await?;
     let projections_channel = connect(projections.address()).await?;
-    let mut projections_ops = OperationsServiceClient::new(projections_channel);
+    let mut projections_ops = OperationsServiceClient::new(projections_channel.clone());
     wait_projections(&mut projections_ops, head, Duration::from_secs(900)).await?;
     let rebuild_jetstream = started.elapsed();
+    let mut projected_accounts =
+        pb::account_service_client::AccountServiceClient::new(projections_channel);
+    let mut projection_times = QueryTimes::new()?;
+    for q in 0..queries {
+        let t = Instant::now();
+        let response = projected_accounts
+            .get_account(get_account(account_id((q * 7919) % ACCOUNTS)))
+            .await?;
+        missing += u64::from(!projection_times.record(t, &response));
+    }
     projections.stop().await?;
     node.stop().await?;
 
@@ -408,6 +447,10 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
         timeline_server_ms: th.server_ms(),
         compliance_server_ms: ch.server_ms(),
         activity_server_ms: ah.server_ms(),
+        account_ms: account_times.client_ms(),
+        account_server_ms: account_times.server_ms(),
+        account_projection_ms: projection_times.client_ms(),
+        account_projection_server_ms: projection_times.server_ms(),
         server_timing_missing: missing,
         background_events_per_s: background_rate,
         rebuild_local_s: rebuild_local.as_secs_f64(),

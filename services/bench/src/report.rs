@@ -506,6 +506,12 @@ pub fn print_read_models(
         ("timeline page (50)", r.timeline_ms, r.timeline_server_ms),
         ("compliance as-of", r.compliance_ms, r.compliance_server_ms),
         ("activity counts", r.activity_ms, r.activity_server_ms),
+        ("account (log)", r.account_ms, r.account_server_ms),
+        (
+            "account (projections node)",
+            r.account_projection_ms,
+            r.account_projection_server_ms,
+        ),
     ] {
         rows.push(vec![
             name.to_owned(),
