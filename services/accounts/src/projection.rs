@@ -5,13 +5,13 @@
 //! An account's state is kept without its interactions' facts
 //! ([`AccountState::without_interactions`]), and each interaction's facts beside it as one
 //! postcard encoding with the two numbers the projection reads (`occurred_at` to pick the
-//! newest, the count of corrections to fold the next one): about 150 bytes and two allocations
-//! per interaction instead of about 600 bytes and seven as `AccountState::interactions` holds
-//! them. A query decodes only the interactions it returns (`GetAccount`'s newest).
+//! newest, the count of corrections to fold the next one): about 220 bytes per interaction in
+//! all, against about 400 as `AccountState::interactions` holds them. A query decodes only the
+//! interactions it returns (`GetAccount`'s newest).
 //!
-//! Why not one sled key per interaction: measured with `keyplan-bench --scenario apply`, it
-//! moved the memory into sled (about 200 bytes per key) and made a rebuild about 4x slower
-//! (BENCHMARKS.md, "The accounts read model").
+//! Why not one sled key per interaction: measured with `keyplan-bench --scenario apply`, sled
+//! then held the memory instead and a rebuild was about 4x slower (BENCHMARKS.md, "What each
+//! read model holds in memory, and three cuts").
 //!
 //! Stored layout (`keyplan_projection::stored`, shared with the other read models):
 //! - `<tenant>/<account>/s` -> the state without interactions' facts;
