@@ -203,12 +203,25 @@ impl AccountRepository {
         account: &AccountId,
     ) -> Result<AccountState, RepositoryError> {
         let stream = StreamId::new(tenant.as_str(), account.as_str());
-        let slot = self.slot(&stream);
+        self.with_current(&stream, |state| {
+            state
+                .cloned()
+                .unwrap_or_else(AccountState::without_interactions)
+        })
+        .await
+    }
+
+    /// `read` of the account's cached state, caught up with the log, under the account's lock
+    /// (`None`: the account has no events).
+    async fn with_current<T>(
+        &self,
+        stream: &StreamId,
+        read: impl FnOnce(Option<&AccountState>) -> T,
+    ) -> Result<T, RepositoryError> {
+        let slot = self.slot(stream);
         let mut cached = slot.lock().await;
-        self.catch_up(&stream, &mut cached)?;
-        Ok(cached
-            .clone()
-            .unwrap_or_else(AccountState::without_interactions))
+        self.catch_up(stream, &mut cached)?;
+        Ok(read(cached.as_ref()))
     }
 
     /// The current state of an account with its interactions' facts, as `GetAccount` shows
@@ -220,7 +233,10 @@ impl AccountRepository {
         account: &AccountId,
     ) -> Result<AccountState, RepositoryError> {
         let stream = StreamId::new(tenant.as_str(), account.as_str());
-        let version = self.load(tenant, account).await?.version;
+        // The version only: no copy of the cached state's interaction ids.
+        let version = self
+            .with_current(&stream, |state| state.map_or(0, |s| s.version))
+            .await?;
         let mut full = AccountState::default();
         self.replay(&stream, &mut full, version)?;
         Ok(full)
