@@ -296,9 +296,19 @@ pub struct Review {
 /// (below 10⁻³⁰ for a million interactions), and even then nothing wrong is stored, because a
 /// new id whose digest is already here has its decision taken on the interactions' facts
 /// folded from the log (see [`crate::decide::needs_interactions`]).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Kept as two sorted runs, the digests decoded or last merged and the few inserted since,
+/// merged when the second outgrows about the square root of the first. Why: digests are
+/// random, so inserting into one sorted `Vec` moved half of it each time, 80 KB per
+/// interaction on an account of 10,000, and a cache miss inserts every interaction it
+/// replays (BENCHMARKS.md, "Appends on streams of 10,000 interactions"). Two runs cost about
+/// `2·√n` moves per insert and keep decoding one copy.
+#[derive(Clone, Debug, Default)]
 pub struct InteractionIds {
-    digests: Vec<[u8; 16]>,
+    /// Sorted, distinct.
+    merged: Vec<[u8; 16]>,
+    /// Sorted, distinct, none of them in `merged`.
+    recent: Vec<[u8; 16]>,
 }
 
 impl InteractionIds {
@@ -313,48 +323,126 @@ impl InteractionIds {
 
     /// Whether an interaction with an id of `id`'s digest was logged.
     pub fn contains(&self, id: &InteractionId) -> bool {
-        self.digests.binary_search(&Self::digest(id)).is_ok()
+        let digest = Self::digest(id);
+        self.merged.binary_search(&digest).is_ok() || self.recent.binary_search(&digest).is_ok()
     }
 
     /// Records `id` as logged.
     pub fn insert(&mut self, id: &InteractionId) {
         let digest = Self::digest(id);
-        if let Err(at) = self.digests.binary_search(&digest) {
-            self.digests.insert(at, digest);
+        if self.merged.binary_search(&digest).is_ok() {
+            return;
+        }
+        if let Err(at) = self.recent.binary_search(&digest) {
+            self.recent.insert(at, digest);
+            if self.recent.len() > self.merged.len().isqrt().max(32) {
+                self.merged = self.sorted().into_owned();
+                self.recent = Vec::new();
+            }
         }
     }
 
     /// How many distinct ids were logged.
     pub fn len(&self) -> usize {
-        self.digests.len()
+        self.merged.len() + self.recent.len()
     }
 
     /// Whether no interaction was logged.
     pub fn is_empty(&self) -> bool {
-        self.digests.is_empty()
+        self.len() == 0
+    }
+
+    /// Every digest, sorted: the two runs merged.
+    fn sorted(&self) -> std::borrow::Cow<'_, [[u8; 16]]> {
+        if self.recent.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.merged);
+        }
+        let mut all = Vec::with_capacity(self.len());
+        let (mut a, mut b) = (self.merged.as_slice(), self.recent.as_slice());
+        while let (Some(x), Some(y)) = (a.first(), b.first()) {
+            if x < y {
+                all.push(*x);
+                a = &a[1..];
+            } else {
+                all.push(*y);
+                b = &b[1..];
+            }
+        }
+        all.extend_from_slice(a);
+        all.extend_from_slice(b);
+        std::borrow::Cow::Owned(all)
     }
 }
 
+/// Equal when they hold the same digests, however they are split between the two runs.
+impl PartialEq for InteractionIds {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.sorted() == other.sorted()
+    }
+}
+
+impl Eq for InteractionIds {}
+
 impl Serialize for InteractionIds {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(self.digests.as_flattened())
+        serializer.serialize_bytes(self.sorted().as_flattened())
     }
 }
 
 impl<'de> Deserialize<'de> for InteractionIds {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let bytes = serde_bytes::ByteBuf::deserialize(deserializer)?;
-        let chunks = bytes.chunks_exact(16);
-        let whole = chunks.remainder().is_empty();
-        let digests: Vec<[u8; 16]> = chunks
-            .filter_map(|chunk| <[u8; 16]>::try_from(chunk).ok())
-            .collect();
-        if !whole || !digests.is_sorted_by(|a, b| a < b) {
-            return Err(serde::de::Error::custom(
-                "interaction ids: not a sorted sequence of distinct 16-byte digests",
-            ));
+        deserializer.deserialize_bytes(DigestsVisitor)
+    }
+}
+
+/// Decodes the byte string [`InteractionIds`] is serialized as, straight into its digests
+/// (no intermediate buffer), refusing one that is not a sorted run of distinct digests.
+struct DigestsVisitor;
+
+impl DigestsVisitor {
+    fn refuse<E: serde::de::Error>() -> E {
+        E::custom("interaction ids: not a sorted sequence of distinct 16-byte digests")
+    }
+
+    fn checked<E: serde::de::Error>(merged: Vec<[u8; 16]>) -> Result<InteractionIds, E> {
+        if !merged.is_sorted_by(|a, b| a < b) {
+            return Err(Self::refuse());
         }
-        Ok(Self { digests })
+        Ok(InteractionIds {
+            merged,
+            recent: Vec::new(),
+        })
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DigestsVisitor {
+    type Value = InteractionIds;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a byte string of sorted 16-byte digests")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Self::Value, E> {
+        let chunks = bytes.chunks_exact(16);
+        if !chunks.remainder().is_empty() {
+            return Err(Self::refuse());
+        }
+        let mut merged = Vec::with_capacity(bytes.len() / 16);
+        for chunk in chunks {
+            let mut digest = [0; 16];
+            digest.copy_from_slice(chunk);
+            merged.push(digest);
+        }
+        Self::checked(merged)
+    }
+
+    /// Formats without a byte-string type (JSON) write the bytes as a sequence.
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+        while let Some(byte) = seq.next_element::<u8>()? {
+            bytes.push(byte);
+        }
+        self.visit_bytes(&bytes)
     }
 }
 

@@ -145,3 +145,42 @@ fn interaction_ids_encode_as_one_byte_string_and_refuse_a_malformed_one() {
     cut[0] = (3 * 16 - 1) as u8;
     assert!(postcard::from_bytes::<InteractionIds>(&cut).is_err());
 }
+
+/// Thousands of inserts cross many merges of the two sorted runs: membership, count, equality
+/// and the encoding stay those of one sorted set, whichever run a digest sits in.
+#[test]
+fn interaction_ids_answer_as_one_sorted_set_across_merges() {
+    let mut ids = InteractionIds::default();
+    let mut reference = std::collections::BTreeSet::new();
+    for i in 0..5_000 {
+        let logged = id(&format!("i{}", (i * 7919) % 5_003));
+        ids.insert(&logged);
+        ids.insert(&logged);
+        reference.insert(logged);
+        if i % 997 == 0 {
+            assert_eq!(ids.len(), reference.len());
+            let bytes = postcard::to_allocvec(&ids).unwrap();
+            let decoded = postcard::from_bytes::<InteractionIds>(&bytes).unwrap();
+            assert_eq!(decoded, ids, "decoded (one run) equals the two runs");
+            assert_eq!(postcard::to_allocvec(&decoded).unwrap(), bytes);
+        }
+    }
+    assert_eq!(ids.len(), reference.len());
+    for n in 0..5_003 {
+        let candidate = id(&format!("i{n}"));
+        assert_eq!(
+            ids.contains(&candidate),
+            reference.contains(&candidate),
+            "{candidate}"
+        );
+    }
+    let mut other_order = InteractionIds::default();
+    for logged in reference.iter().rev() {
+        other_order.insert(logged);
+    }
+    assert_eq!(other_order, ids);
+    other_order.insert(&id("one-more"));
+    assert_ne!(other_order, ids);
+    let json = serde_json::to_string(&ids).unwrap();
+    assert_eq!(serde_json::from_str::<InteractionIds>(&json).unwrap(), ids);
+}

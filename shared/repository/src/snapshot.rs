@@ -88,18 +88,19 @@ pub(crate) fn load(
     Ok(None)
 }
 
-/// Saves `state` (whose last event is `last_event`) as `stream`'s snapshot; a failure is
-/// logged, not returned (see the module docs).
+/// Queues `state` (whose last event is `last_event`) as `stream`'s snapshot, written in the
+/// background ([`EventStore::save_snapshot_later`]); a failure is logged, not returned (see
+/// the module docs).
 pub(crate) fn save(store: &EventStore, stream: &StreamId, state: &AccountState, last_event: Uuid) {
-    let saved = encode(state, last_event)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            store
-                .save_snapshot(stream, &bytes)
-                .map_err(|e| e.to_string())
-        });
-    if let Err(error) = saved {
-        tracing::warn!(%stream, version = state.version, %error, "could not save a snapshot");
+    match encode(state, last_event) {
+        Ok(bytes) => {
+            if !store.save_snapshot_later(stream, &bytes) {
+                tracing::debug!(%stream, version = state.version, "snapshot skipped: the writer is busy");
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%stream, version = state.version, %error, "could not encode a snapshot");
+        }
     }
 }
 

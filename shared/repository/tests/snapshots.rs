@@ -117,6 +117,7 @@ fn replayed(store: &EventStore, account: &str) -> AccountState {
 }
 
 fn snapshot_version(store: &EventStore, account: &str) -> Option<u64> {
+    store.flush_snapshots();
     let bytes = store.snapshot(&stream(account)).unwrap()?;
     // The header (format, event id) is 20 bytes; the state's version is its first field.
     let state: AccountState = postcard::from_bytes(&bytes[20..]).ok()?;
@@ -212,6 +213,7 @@ async fn a_snapshot_that_does_not_fit_the_log_is_ignored_and_removed() {
     account_with(&repository, "big", 270).await;
     load_after_a_miss(&repository, "big", "other").await;
     let store = repository.store().clone();
+    store.flush_snapshots();
     let good = store.snapshot(&stream("big")).unwrap().unwrap().to_vec();
     let tenant = TenantId::parse(TENANT).unwrap();
     let big = AccountId::parse("big").unwrap();

@@ -16,10 +16,20 @@
 //! it guards against accidents, not an adversary (whoever can write the data directory can
 //! write the log), and SHA-256 of every snapshot read was a quarter of the server's CPU on a
 //! miss-heavy load. The repository still checks the snapshot against the log.
+//!
+//! Replacing a file is written by one background thread ([`Snapshots::put_later`]), not by
+//! the caller. Why: the `rename` that replaces a snapshot frees the old file's blocks, and on
+//! a file system mounted with `discard` that waits for the device (`blkdev_issue_discard`);
+//! done by a cache miss, it stopped a runtime worker thread, and every request queued behind
+//! it (the off-CPU profile in BENCHMARKS.md). The queue is bounded: when it is full a snapshot
+//! is skipped, which only means a later miss replays more.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 
@@ -31,12 +41,32 @@ pub(crate) const DIRECTORY: &str = "stream-snapshots";
 /// First bytes of every snapshot file (and its format).
 const MAGIC: &[u8; 8] = b"kpsnap2\n";
 
+/// Snapshot files queued for the background writer at most: a few megabytes of states.
+const QUEUED: usize = 32;
+
 /// The snapshots of one store.
 #[derive(Debug)]
 pub(crate) struct Snapshots {
+    files: Arc<Files>,
+    /// Jobs for the background writer; `None` once dropped, which ends it.
+    queue: Option<SyncSender<Job>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The directory, shared with the background writer.
+#[derive(Debug)]
+struct Files {
     directory: PathBuf,
     /// Makes temporary file names unique within the process.
     temporaries: AtomicU64,
+}
+
+/// What the background writer is asked to do.
+enum Job {
+    /// Replace the file at `path` with `file`.
+    Write { path: PathBuf, file: Vec<u8> },
+    /// Answer once every job queued before this one is done.
+    Flush(mpsc::Sender<()>),
 }
 
 impl Snapshots {
@@ -51,9 +81,21 @@ impl Snapshots {
                 std::fs::remove_file(&path)?;
             }
         }
-        Ok(Self {
+        let files = Arc::new(Files {
             directory,
             temporaries: AtomicU64::new(0),
+        });
+        let (queue, jobs) = mpsc::sync_channel(QUEUED);
+        let writer = std::thread::Builder::new()
+            .name("keyplan-snapshots".into())
+            .spawn({
+                let files = Arc::clone(&files);
+                move || files.write_queued(&jobs)
+            })?;
+        Ok(Self {
+            files,
+            queue: Some(queue),
+            writer: Mutex::new(Some(writer)),
         })
     }
 
@@ -65,8 +107,7 @@ impl Snapshots {
     /// The stream's file: named by a digest of its key, since stream ids may hold characters
     /// a file name may not (the key inside the file settles any collision).
     fn path(&self, key: &str) -> PathBuf {
-        let digest = Sha256::digest(key.as_bytes());
-        self.directory.join(hex::encode(&digest[..16]))
+        self.files.path(key)
     }
 
     /// The content of `stream`'s snapshot, if it has one that checks.
@@ -77,30 +118,48 @@ impl Snapshots {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        Ok(parse(&bytes, &key).map(<[u8]>::to_vec))
+        let Some(start) = parse(&bytes, &key) else {
+            return Ok(None);
+        };
+        let mut bytes = bytes;
+        bytes.drain(..start);
+        Ok(Some(bytes))
     }
 
     /// Replaces `stream`'s snapshot with `content`: written to a temporary file, then renamed
     /// over the old one, so that a reader sees the old or the new file, whole.
     pub(crate) fn put(&self, stream: &StreamId, content: &[u8]) -> std::io::Result<()> {
         let key = Self::key(stream);
-        let path = self.path(&key);
-        let mut file = Vec::with_capacity(MAGIC.len() + 4 + key.len() + 4 + content.len());
-        file.extend_from_slice(MAGIC);
-        let key_len = u32::try_from(key.len()).map_err(|_| ErrorKind::InvalidInput)?;
-        file.extend_from_slice(&key_len.to_be_bytes());
-        file.extend_from_slice(key.as_bytes());
-        file.extend_from_slice(&crc32fast::hash(content).to_be_bytes());
-        file.extend_from_slice(content);
-        let n = self.temporaries.fetch_add(1, Ordering::Relaxed);
-        let temporary = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
-        std::fs::write(&temporary, &file)?;
-        std::fs::rename(&temporary, &path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&temporary);
-        })
+        self.files.replace(&self.path(&key), &file(&key, content)?)
     }
 
-    /// Forgets `stream`'s snapshot.
+    /// Like [`Snapshots::put`], but written by the background thread (see the module docs):
+    /// `false` if it was skipped because the queue is full or the writer has stopped.
+    pub(crate) fn put_later(&self, stream: &StreamId, content: &[u8]) -> bool {
+        let key = Self::key(stream);
+        let (path, Ok(file)) = (self.path(&key), file(&key, content)) else {
+            return false;
+        };
+        let Some(queue) = &self.queue else {
+            return false;
+        };
+        match queue.try_send(Job::Write { path, file }) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Waits until every snapshot queued by [`Snapshots::put_later`] before this call is
+    /// written (or has failed, which is logged).
+    pub(crate) fn flush(&self) {
+        let (done, wait) = mpsc::channel();
+        if let Some(queue) = &self.queue {
+            if queue.send(Job::Flush(done)).is_ok() {
+                let _ = wait.recv();
+            }
+        }
+    }
+
     pub(crate) fn remove(&self, stream: &StreamId) -> std::io::Result<()> {
         match std::fs::remove_file(self.path(&Self::key(stream))) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
@@ -110,14 +169,70 @@ impl Snapshots {
 }
 
 /// The content of a snapshot file of `key`, if the file checks.
-fn parse<'a>(file: &'a [u8], key: &str) -> Option<&'a [u8]> {
+fn parse(file: &[u8], key: &str) -> Option<usize> {
     let rest = file.strip_prefix(MAGIC)?;
     let (key_len, rest) = rest.split_first_chunk::<4>()?;
     let key_len = usize::try_from(u32::from_be_bytes(*key_len)).ok()?;
     let (stored_key, rest) = rest.split_at_checked(key_len)?;
     let (crc, content) = rest.split_first_chunk::<4>()?;
     (stored_key == key.as_bytes() && crc32fast::hash(content) == u32::from_be_bytes(*crc))
-        .then_some(content)
+        .then_some(file.len() - content.len())
+}
+
+/// The file holding `content` as `key`'s snapshot.
+fn file(key: &str, content: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut file = Vec::with_capacity(MAGIC.len() + 4 + key.len() + 4 + content.len());
+    file.extend_from_slice(MAGIC);
+    let key_len = u32::try_from(key.len()).map_err(|_| ErrorKind::InvalidInput)?;
+    file.extend_from_slice(&key_len.to_be_bytes());
+    file.extend_from_slice(key.as_bytes());
+    file.extend_from_slice(&crc32fast::hash(content).to_be_bytes());
+    file.extend_from_slice(content);
+    Ok(file)
+}
+
+impl Files {
+    fn path(&self, key: &str) -> PathBuf {
+        let digest = Sha256::digest(key.as_bytes());
+        self.directory.join(hex::encode(&digest[..16]))
+    }
+
+    /// Writes `file` to a temporary file and renames it over `path`.
+    fn replace(&self, path: &Path, file: &[u8]) -> std::io::Result<()> {
+        let n = self.temporaries.fetch_add(1, Ordering::Relaxed);
+        let temporary = path.with_extension(format!("{}-{n}.tmp", std::process::id()));
+        std::fs::write(&temporary, file)?;
+        std::fs::rename(&temporary, path).inspect_err(|_| {
+            let _ = std::fs::remove_file(&temporary);
+        })
+    }
+
+    /// The background writer: runs the jobs in order until every sender is gone.
+    fn write_queued(&self, jobs: &Receiver<Job>) {
+        for job in jobs {
+            match job {
+                Job::Write { path, file } => {
+                    if let Err(error) = self.replace(&path, &file) {
+                        tracing::warn!(path = %path.display(), %error, "could not save a snapshot");
+                    }
+                }
+                Job::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+}
+
+/// Lets the background writer finish what was queued, so that a store reopened in the same
+/// process finds it.
+impl Drop for Snapshots {
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(writer) = self.writer.lock().ok().and_then(|mut w| w.take()) {
+            let _ = writer.join();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +272,36 @@ mod tests {
             reopened.get(&stream("b")).unwrap().as_deref(),
             Some(&b"other"[..])
         );
+    }
+
+    #[test]
+    fn snapshots_queued_for_the_background_writer_land_in_order_by_a_flush_or_a_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let snapshots = Snapshots::open(dir.path()).unwrap();
+        snapshots.put(&stream("a"), b"written now").unwrap();
+        assert!(snapshots.put_later(&stream("a"), b"queued first"));
+        assert!(snapshots.put_later(&stream("a"), b"queued last"));
+        snapshots.flush();
+        assert_eq!(
+            snapshots.get(&stream("a")).unwrap().as_deref(),
+            Some(&b"queued last"[..]),
+            "the later of two queued snapshots wins"
+        );
+        for n in 0..QUEUED / 2 {
+            let _ = snapshots.put_later(&stream(&format!("s{n}")), b"state");
+        }
+        assert!(snapshots.put_later(&stream("b"), b"queued before the close"));
+        drop(snapshots);
+        let reopened = Snapshots::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.get(&stream("b")).unwrap().as_deref(),
+            Some(&b"queued before the close"[..]),
+            "closing writes what was queued"
+        );
+        let files = std::fs::read_dir(dir.path().join(DIRECTORY))
+            .unwrap()
+            .count();
+        assert_eq!(files, 2 + QUEUED / 2, "no temporary file is left");
     }
 
     #[test]

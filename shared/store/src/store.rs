@@ -361,6 +361,19 @@ impl EventStore {
         Ok(self.inner.snapshots.put(stream, bytes)?)
     }
 
+    /// Like [`EventStore::save_snapshot`], but written by a background thread, so that the
+    /// caller never waits for the file system (see [`crate::snapshots`]). `false` if it was
+    /// skipped: too many snapshots are already waiting to be written.
+    pub fn save_snapshot_later(&self, stream: &StreamId, bytes: &[u8]) -> bool {
+        self.inner.snapshots.put_later(stream, bytes)
+    }
+
+    /// Waits until the snapshots queued by [`EventStore::save_snapshot_later`] so far are
+    /// written: for tests, and for whoever copies the data directory.
+    pub fn flush_snapshots(&self) {
+        self.inner.snapshots.flush();
+    }
+
     /// Forgets `stream`'s snapshot (one that no longer fits the log).
     pub fn remove_snapshot(&self, stream: &StreamId) -> Result<(), StoreError> {
         Ok(self.inner.snapshots.remove(stream)?)
