@@ -21,14 +21,18 @@
 //! the caller. Why: the `rename` that replaces a snapshot frees the old file's blocks, and on
 //! a file system mounted with `discard` that waits for the device (`blkdev_issue_discard`);
 //! done by a cache miss, it stopped a runtime worker thread, and every request queued behind
-//! it (the off-CPU profile in BENCHMARKS.md). The queue is bounded: when it is full a snapshot
-//! is skipped, which only means a later miss replays more.
+//! it (the off-CPU profile in BENCHMARKS.md). A snapshot waiting to be written is read from
+//! memory, so that the next miss starts from it rather than from the older file (and does
+//! not replay enough to save yet another one); a newer one for the same stream replaces it
+//! in the queue. The queue is bounded: when it is full a snapshot is skipped, which only means
+//! a later miss replays more.
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
@@ -41,7 +45,7 @@ pub(crate) const DIRECTORY: &str = "stream-snapshots";
 /// First bytes of every snapshot file (and its format).
 const MAGIC: &[u8; 8] = b"kpsnap2\n";
 
-/// Snapshot files queued for the background writer at most: a few megabytes of states.
+/// Snapshots waiting for the background writer at most: a few megabytes of states.
 const QUEUED: usize = 32;
 
 /// The snapshots of one store.
@@ -59,12 +63,26 @@ struct Files {
     directory: PathBuf,
     /// Makes temporary file names unique within the process.
     temporaries: AtomicU64,
+    /// The snapshots waiting for the background writer, by file: what `get` answers first.
+    waiting: Mutex<HashMap<PathBuf, Waiting>>,
+    /// Numbers [`Waiting`] snapshots, so that the writer can tell whether the one it wrote
+    /// was replaced meanwhile.
+    generations: AtomicU64,
+}
+
+/// A snapshot file waiting to be written.
+#[derive(Debug, Clone)]
+struct Waiting {
+    generation: u64,
+    file: Arc<Vec<u8>>,
+    /// Where the content starts in `file`.
+    content: usize,
 }
 
 /// What the background writer is asked to do.
 enum Job {
-    /// Replace the file at `path` with `file`.
-    Write { path: PathBuf, file: Vec<u8> },
+    /// Write the snapshot waiting for this file (if it still is).
+    Write(PathBuf),
     /// Answer once every job queued before this one is done.
     Flush(mpsc::Sender<()>),
 }
@@ -84,6 +102,8 @@ impl Snapshots {
         let files = Arc::new(Files {
             directory,
             temporaries: AtomicU64::new(0),
+            waiting: Mutex::new(HashMap::new()),
+            generations: AtomicU64::new(0),
         });
         let (queue, jobs) = mpsc::sync_channel(QUEUED);
         let writer = std::thread::Builder::new()
@@ -113,7 +133,11 @@ impl Snapshots {
     /// The content of `stream`'s snapshot, if it has one that checks.
     pub(crate) fn get(&self, stream: &StreamId) -> std::io::Result<Option<Vec<u8>>> {
         let key = Self::key(stream);
-        let bytes = match std::fs::read(self.path(&key)) {
+        let path = self.path(&key);
+        if let Some(waiting) = self.files.waiting().get(&path) {
+            return Ok(waiting.file.get(waiting.content..).map(<[u8]>::to_vec));
+        }
+        let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -130,7 +154,9 @@ impl Snapshots {
     /// over the old one, so that a reader sees the old or the new file, whole.
     pub(crate) fn put(&self, stream: &StreamId, content: &[u8]) -> std::io::Result<()> {
         let key = Self::key(stream);
-        self.files.replace(&self.path(&key), &file(&key, content)?)
+        let path = self.path(&key);
+        self.files.waiting().remove(&path);
+        self.files.replace(&path, &file(&key, content)?)
     }
 
     /// Like [`Snapshots::put`], but written by the background thread (see the module docs):
@@ -143,10 +169,26 @@ impl Snapshots {
         let Some(queue) = &self.queue else {
             return false;
         };
-        match queue.try_send(Job::Write { path, file }) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        let snapshot = Waiting {
+            generation: self.files.generations.fetch_add(1, Ordering::Relaxed),
+            content: file.len() - content.len(),
+            file: Arc::new(file),
+        };
+        let mut waiting = self.files.waiting();
+        if let Some(queued) = waiting.get_mut(&path) {
+            // Its job is queued or running, and writes whatever waits when it gets there.
+            *queued = snapshot;
+            return true;
         }
+        if waiting.len() >= QUEUED {
+            return false;
+        }
+        waiting.insert(path.clone(), snapshot);
+        if queue.try_send(Job::Write(path.clone())).is_err() {
+            waiting.remove(&path);
+            return false;
+        }
+        true
     }
 
     /// Waits until every snapshot queued by [`Snapshots::put_later`] before this call is
@@ -161,7 +203,9 @@ impl Snapshots {
     }
 
     pub(crate) fn remove(&self, stream: &StreamId) -> std::io::Result<()> {
-        match std::fs::remove_file(self.path(&Self::key(stream))) {
+        let path = self.path(&Self::key(stream));
+        self.files.waiting().remove(&path);
+        match std::fs::remove_file(&path) {
             Err(e) if e.kind() != ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -207,18 +251,43 @@ impl Files {
         })
     }
 
+    fn waiting(&self) -> MutexGuard<'_, HashMap<PathBuf, Waiting>> {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The background writer: runs the jobs in order until every sender is gone.
     fn write_queued(&self, jobs: &Receiver<Job>) {
         for job in jobs {
             match job {
-                Job::Write { path, file } => {
-                    if let Err(error) = self.replace(&path, &file) {
-                        tracing::warn!(path = %path.display(), %error, "could not save a snapshot");
-                    }
-                }
+                Job::Write(path) => self.write_waiting(&path),
                 Job::Flush(done) => {
                     let _ = done.send(());
                 }
+            }
+        }
+    }
+
+    /// Writes the snapshot waiting for `path`, again if a newer one replaced it meanwhile,
+    /// and stops waiting for it once the file holds the newest.
+    fn write_waiting(&self, path: &Path) {
+        loop {
+            // Its own statement: the guard must not live through the write.
+            let snapshot = self.waiting().get(path).cloned();
+            let Some(snapshot) = snapshot else {
+                return;
+            };
+            if let Err(error) = self.replace(path, &snapshot.file) {
+                tracing::warn!(path = %path.display(), %error, "could not save a snapshot");
+            }
+            let mut waiting = self.waiting();
+            if waiting
+                .get(path)
+                .is_none_or(|w| w.generation == snapshot.generation)
+            {
+                waiting.remove(path);
+                return;
             }
         }
     }
@@ -281,6 +350,11 @@ mod tests {
         snapshots.put(&stream("a"), b"written now").unwrap();
         assert!(snapshots.put_later(&stream("a"), b"queued first"));
         assert!(snapshots.put_later(&stream("a"), b"queued last"));
+        assert_eq!(
+            snapshots.get(&stream("a")).unwrap().as_deref(),
+            Some(&b"queued last"[..]),
+            "a queued snapshot reads back before it is written"
+        );
         snapshots.flush();
         assert_eq!(
             snapshots.get(&stream("a")).unwrap().as_deref(),
