@@ -202,6 +202,7 @@ impl Snapshots {
         }
     }
 
+    /// Forgets `stream`'s snapshot, a waiting one included.
     pub(crate) fn remove(&self, stream: &StreamId) -> std::io::Result<()> {
         let path = self.path(&Self::key(stream));
         self.files.waiting().remove(&path);
