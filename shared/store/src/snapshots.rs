@@ -65,15 +65,13 @@ struct Files {
     temporaries: AtomicU64,
     /// The snapshots waiting for the background writer, by file: what `get` answers first.
     waiting: Mutex<HashMap<PathBuf, Waiting>>,
-    /// Numbers [`Waiting`] snapshots, so that the writer can tell whether the one it wrote
-    /// was replaced meanwhile.
-    generations: AtomicU64,
 }
 
 /// A snapshot file waiting to be written.
 #[derive(Debug, Clone)]
 struct Waiting {
-    generation: u64,
+    /// Shared with the writer while it writes, which tells by `Arc::ptr_eq` whether a newer
+    /// snapshot replaced it meanwhile.
     file: Arc<Vec<u8>>,
     /// Where the content starts in `file`.
     content: usize,
@@ -103,7 +101,6 @@ impl Snapshots {
             directory,
             temporaries: AtomicU64::new(0),
             waiting: Mutex::new(HashMap::new()),
-            generations: AtomicU64::new(0),
         });
         let (queue, jobs) = mpsc::sync_channel(QUEUED);
         let writer = std::thread::Builder::new()
@@ -170,7 +167,6 @@ impl Snapshots {
             return false;
         };
         let snapshot = Waiting {
-            generation: self.files.generations.fetch_add(1, Ordering::Relaxed),
             content: file.len() - content.len(),
             file: Arc::new(file),
         };
@@ -285,7 +281,7 @@ impl Files {
             let mut waiting = self.waiting();
             if waiting
                 .get(path)
-                .is_none_or(|w| w.generation == snapshot.generation)
+                .is_none_or(|w| Arc::ptr_eq(&w.file, &snapshot.file))
             {
                 waiting.remove(path);
                 return;
