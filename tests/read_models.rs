@@ -252,12 +252,16 @@ async fn a_read_model_that_fails_to_load_leaves_the_rest_of_the_node_serving() {
     // Damage the timeline's stored state behind the node's back: a chunk key its loader
     // cannot read.
     {
-        let db = sled::open(data.join("projections")).unwrap();
+        let db = keyplan_projection::ReadModelDb::open(
+            data.join(keyplan_projection::READ_MODELS_DIR),
+            8 << 20,
+        )
+        .unwrap();
         db.open_tree("timeline")
             .unwrap()
-            .insert("c/acme-supplies/globex/not-a-number", vec![1u8])
+            .insert("c/acme-supplies/globex/not-a-number", [1u8])
             .unwrap();
-        db.flush().unwrap();
+        db.persist().unwrap();
     }
 
     let server = Server::start_listening(&data).await;

@@ -165,7 +165,7 @@ impl Projection for AccountStateProjection {
         NAME
     }
 
-    fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
+    fn load(&self, tree: &keyplan_projection::Tree) -> Result<(), ProjectionError> {
         let mut states = BTreeMap::new();
         let mut chunks: BTreeMap<Key, LoadedChunks<Record>> = BTreeMap::new();
         for entry in tree.iter() {
@@ -279,7 +279,7 @@ impl Projection for AccountStateProjection {
         true
     }
 
-    fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
+    fn flush(&self, batch: &mut keyplan_projection::Batch) -> Result<(), ProjectionError> {
         let mut inner = write(&self.inner);
         let Inner { accounts, dirty } = &mut *inner;
         for key in dirty.drain() {

@@ -164,7 +164,7 @@ fn compare(
 fn check(ops: &[Op], cuts: &[u16], restarts: u8) -> Result<(), TestCaseError> {
     let events = random_history::build(TENANT, &ACCOUNTS, ops, command);
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let db = keyplan_projection::ReadModelDb::open(dir.path(), 64 << 20).unwrap();
     let tree = db.open_tree("account-state").unwrap();
     let mut projection = AccountStateProjection::default();
     projection.load(&tree).unwrap();
@@ -182,7 +182,7 @@ fn check(ops: &[Op], cuts: &[u16], restarts: u8) -> Result<(), TestCaseError> {
         let so_far = &events[..applied];
         compare(&projection, so_far, &format!("before flush at {applied}"))
             .map_err(|e| TestCaseError::fail(format!("{e}{}", dump(so_far))))?;
-        let mut batch = sled::Batch::default();
+        let mut batch = keyplan_projection::Batch::default();
         projection.flush(&mut batch).unwrap();
         compare(
             &projection,
@@ -239,7 +239,7 @@ fn a_state_comes_with_its_newest_interactions_facts_only() {
         .count();
     assert!(logged > 300, "{logged} interactions logged");
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    let db = keyplan_projection::ReadModelDb::open(dir.path(), 64 << 20).unwrap();
     let tree = db.open_tree("account-state").unwrap();
     let projection = AccountStateProjection::default();
     projection.load(&tree).unwrap();
@@ -250,7 +250,7 @@ fn a_state_comes_with_its_newest_interactions_facts_only() {
     assert_eq!(got.interaction_ids.len(), logged);
     assert_eq!(got.interactions.len(), 5);
     assert_eq!(projection.list(TENANT)[0].1.interactions.len(), 0);
-    let mut batch = sled::Batch::default();
+    let mut batch = keyplan_projection::Batch::default();
     projection.flush(&mut batch).unwrap();
     tree.apply_batch(batch).unwrap();
     let reloaded = AccountStateProjection::default();

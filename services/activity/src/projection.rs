@@ -92,7 +92,7 @@ impl Projection for ActivityProjection {
         NAME
     }
 
-    fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
+    fn load(&self, tree: &keyplan_projection::Tree) -> Result<(), ProjectionError> {
         type Staged = (Option<Facts>, LoadedChunks<InteractionFacts>);
         let mut staged: BTreeMap<Key, Staged> = BTreeMap::new();
         for entry in tree.iter() {
@@ -153,7 +153,7 @@ impl Projection for ActivityProjection {
         }
     }
 
-    fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
+    fn flush(&self, batch: &mut keyplan_projection::Batch) -> Result<(), ProjectionError> {
         let dirty = self.inner.dirty.take();
         let accounts = read(&self.inner.accounts);
         for key in dirty {

@@ -80,7 +80,8 @@ fn as_of() -> Option<prost_types::Timestamp> {
 async fn the_activity_service_answers_over_grpc_and_reads_its_writes() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
-    let db = sled::open(dir.path().join("projections")).unwrap();
+    let db =
+        keyplan_projection::ReadModelDb::open(dir.path().join("projections"), 64 << 20).unwrap();
     let projection = ActivityProjection::default();
     let (runner, handle) =
         ProjectionRunner::open(&db, projection.clone(), EventSource::Local(store.clone())).unwrap();

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use keyplan_domain::ids::{AccountId, TenantId};
-use keyplan_projection::{EventSource, ProjectedEvent, Projection, ProjectionRunner};
+use keyplan_projection::{EventSource, ProjectedEvent, Projection, ProjectionRunner, ReadModelDb};
 use keyplan_proto::pb;
 use keyplan_repository::{AccountRepository, CommandEnvelope, RepositoryConfig};
 use keyplan_store::{EventFilter, EventStore, StoreConfig};
@@ -61,11 +61,11 @@ pub struct ModelFigures {
     pub cpu_us_per_event: f64,
     /// Heap bytes the model holds once rebuilt, its runner still open: jemalloc's allocated
     /// bytes then, less before the model's database was opened. It counts the model's
-    /// in-memory state and its sled database's cache (at most [`CACHE_BYTES`]): what the
+    /// in-memory state and its database's cache (at most [`CACHE_BYTES`]): what the
     /// model adds to a node's RSS, before allocator overhead.
     pub held_bytes: i64,
     /// Of `held_bytes`, what the model's in-memory state holds: what is freed when the runner
-    /// and the projection are dropped, the database still open. The rest is sled's.
+    /// and the projection are dropped, the database still open. The rest is the store's.
     pub state_bytes: i64,
 }
 
@@ -125,11 +125,8 @@ pub async fn run(events: u64) -> Result<ApplyResults> {
 }
 
 /// A read-model database as the node opens one.
-fn open_db(path: &std::path::Path) -> Result<sled::Db> {
-    Ok(sled::Config::new()
-        .path(path)
-        .cache_capacity(CACHE_BYTES)
-        .open()?)
+fn open_db(path: &std::path::Path) -> Result<ReadModelDb> {
+    Ok(ReadModelDb::open(path, CACHE_BYTES)?)
 }
 
 /// The read models a node runs.
@@ -160,7 +157,7 @@ impl Model {
 
     /// Rebuilds the model from the log into `db`, through the runner a node uses; returns
     /// jemalloc's allocated bytes with the runner still open (both are dropped on return).
-    async fn rebuild(self, db: &sled::Db, store: &EventStore, head: u64) -> Result<i64> {
+    async fn rebuild(self, db: &ReadModelDb, store: &EventStore, head: u64) -> Result<i64> {
         match self {
             Model::Accounts => {
                 rebuild(
@@ -203,7 +200,7 @@ impl Model {
 }
 
 async fn rebuild<P: Projection>(
-    db: &sled::Db,
+    db: &ReadModelDb,
     store: &EventStore,
     head: u64,
     projection: P,

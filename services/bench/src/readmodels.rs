@@ -294,7 +294,7 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
     // Footprint.
     let rss = rss_mib(node.pid().context("the node's pid")?);
     let data: PathBuf = node.data_dir().to_owned();
-    let read_model_bytes = dir_bytes(&data.join("projections"));
+    let read_model_bytes = dir_bytes(&data.join(keyplan_projection::READ_MODELS_DIR));
     let log_bytes = dir_bytes(&data).saturating_sub(read_model_bytes);
     let payload_bytes = payload_bytes_per_interaction()? * head;
     let cold_start = node.restart().await?;

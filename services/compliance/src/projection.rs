@@ -257,7 +257,7 @@ impl Projection for ComplianceProjection {
         NAME
     }
 
-    fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
+    fn load(&self, tree: &keyplan_projection::Tree) -> Result<(), ProjectionError> {
         let mut chunks: BTreeMap<Key, LoadedChunks<Fact>> = BTreeMap::new();
         for item in tree.iter() {
             let (key, value) = item?;
@@ -312,7 +312,7 @@ impl Projection for ComplianceProjection {
         entry.pending.push(fact);
     }
 
-    fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
+    fn flush(&self, batch: &mut keyplan_projection::Batch) -> Result<(), ProjectionError> {
         for key in self.dirty.take() {
             let Some(entry) = self.entry(&key.0, &key.1) else {
                 continue;

@@ -38,7 +38,8 @@ impl Harness {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
-        let db = sled::open(dir.path().join("projections")).unwrap();
+        let db = keyplan_projection::ReadModelDb::open(dir.path().join("projections"), 64 << 20)
+            .unwrap();
         let projection = ComplianceProjection::default();
         let (runner, handle) =
             ProjectionRunner::open(&db, projection.clone(), EventSource::Local(store.clone()))

@@ -283,17 +283,14 @@ fn compliance_as_of_at_one_million_events() {
         position as f64 / apply_time.as_secs_f64()
     );
 
-    let db = sled::Config::new().temporary(true).open().unwrap();
+    let db = keyplan_projection::ReadModelDb::temporary().unwrap();
     let tree = db.open_tree("compliance").unwrap();
     let t = Instant::now();
-    let mut batch = sled::Batch::default();
+    let mut batch = keyplan_projection::Batch::default();
     p.flush(&mut batch).unwrap();
+    let keys = batch.len();
     tree.apply_batch(batch).unwrap();
-    println!(
-        "flushed everything in {:?} ({} keys)",
-        t.elapsed(),
-        tree.len()
-    );
+    println!("flushed everything in {:?} ({keys} keys)", t.elapsed());
     let t = Instant::now();
     let reloaded = ComplianceProjection::default();
     reloaded.load(&tree).unwrap();

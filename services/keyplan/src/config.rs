@@ -210,8 +210,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
 
-    /// sled page cache size, in MiB, of the log and of the read models' database each
-    /// (bounds sled's memory besides the in-memory indexes). Queries are answered from memory
+    /// Page cache size, in MiB, of the log (sled) and of the read models' database (fjall)
+    /// each (bounds the stores' memory besides the in-memory indexes). Queries are answered from memory
     /// and appends from the writer's batch, so the cache mostly holds what a start or a
     /// catch-up read. In keyplan-bench, appends with 64 MiB were within noise of 256, and at
     /// 365k events a 32 MiB cache started with 190 MiB less RSS than 256 (BENCHMARKS.md).

@@ -138,9 +138,9 @@ pub async fn recover(args: &RecoverArgs) -> Result<RecoverReport, RecoverError> 
     std::fs::rename(dir, &damaged_kept_at)?;
     std::fs::rename(&rebuilt_dir, dir)?;
     // The read models are rebuilt from the log if they are ahead of it; keep them otherwise.
-    let projections = damaged_kept_at.join("projections");
-    if projections.exists() {
-        std::fs::rename(&projections, dir.join("projections"))?;
+    let read_models = damaged_kept_at.join(keyplan_projection::READ_MODELS_DIR);
+    if read_models.exists() {
+        std::fs::rename(&read_models, dir.join(keyplan_projection::READ_MODELS_DIR))?;
     }
     if let Some(parent) = dir.parent() {
         std::fs::File::open(parent)?.sync_all()?;

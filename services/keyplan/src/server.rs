@@ -16,7 +16,9 @@ use keyplan_command_service::CommandApi;
 use keyplan_compliance_service::{ComplianceApi, ComplianceProjection};
 use keyplan_event_store_service::EventStoreApi;
 use keyplan_fanout::{NatsConnection, Relay};
-use keyplan_projection::{EventSource, Projection, ProjectionHandle, ProjectionRunner};
+use keyplan_projection::{
+    EventSource, Projection, ProjectionHandle, ProjectionRunner, ReadModelDb, READ_MODELS_DIR,
+};
 use keyplan_proto::pb::account_service_server::AccountServiceServer;
 use keyplan_proto::pb::activity_service_server::ActivityServiceServer;
 use keyplan_proto::pb::audit_service_server::AuditServiceServer;
@@ -72,9 +74,6 @@ pub enum NodeError {
     /// A projection failed to open.
     #[error("projection: {0}")]
     Projection(#[from] keyplan_projection::ProjectionError),
-    /// sled failed (projections database).
-    #[error("sled: {0}")]
-    Sled(#[from] sled::Error),
     /// The gRPC transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
@@ -123,7 +122,7 @@ struct LoadedReadModels {
     reported: Vec<(ProjectionHandle, &'static str)>,
     /// The runners' tasks: they end after the shutdown signal, having committed.
     runners: Vec<JoinHandle<()>>,
-    db: sled::Db,
+    db: ReadModelDb,
 }
 
 /// Where a node's read models are.
@@ -174,7 +173,7 @@ impl Node {
                 store_config.cache_capacity_bytes = args.cache_mb * 1024 * 1024;
                 store_config.compress_new_log = args.log_compression;
                 // The log and the read models' database recover side by side (both replay
-                // sled's log on open).
+                // a log on open).
                 let opening_store =
                     tokio::task::spawn_blocking(move || EventStore::open(store_config));
                 let opening_db = (args.role == Role::All).then(|| {
@@ -495,7 +494,7 @@ impl Node {
                 let _ = tokio::task::spawn_blocking(move || store.close()).await;
             }
             if let Some(db) = projection_db {
-                let _ = db.flush_async().await;
+                let _ = tokio::task::spawn_blocking(move || db.persist()).await;
             }
             result
         })
@@ -544,7 +543,7 @@ async fn finish_loading(
     projections: Projections,
     health: HealthReporter,
     ready: watch::Sender<bool>,
-) -> Option<(sled::Db, Vec<JoinHandle<()>>)> {
+) -> Option<(ReadModelDb, Vec<JoinHandle<()>>)> {
     let outcome = task
         .await
         .map_err(|e| NodeError::Config(format!("loading the read models panicked: {e}")))
@@ -635,17 +634,30 @@ fn follow_projection(health: HealthReporter, handle: ProjectionHandle, service: 
     });
 }
 
-/// The projections database of a node: `<data dir>/projections`.
-fn open_projection_db(args: &ServeArgs) -> Result<sled::Db, NodeError> {
-    Ok(sled::Config::new()
-        .path(args.data_dir.join("projections"))
-        .cache_capacity(args.cache_mb * 1024 * 1024)
-        .open()?)
+/// The read models' database of a node: `<data dir>/read-models`.
+///
+/// Nodes before it kept the read models in a sled database, `<data dir>/projections`: read
+/// models are derived data, so that one is removed, and the read models are rebuilt from the
+/// log (or JetStream) into the new one.
+fn open_projection_db(args: &ServeArgs) -> Result<ReadModelDb, NodeError> {
+    let legacy = args.data_dir.join(LEGACY_SLED_READ_MODELS_DIR);
+    if legacy.join("conf").is_file() && legacy.join("db").is_file() {
+        tracing::warn!(path = %legacy.display(), "removing the read models' former sled database: they are rebuilt in the new one");
+        std::fs::remove_dir_all(&legacy)
+            .map_err(|e| NodeError::Config(format!("removing {}: {e}", legacy.display())))?;
+    }
+    Ok(ReadModelDb::open(
+        args.data_dir.join(READ_MODELS_DIR),
+        args.cache_mb * 1024 * 1024,
+    )?)
 }
+
+/// Where nodes before the fjall read models kept them (a sled database).
+const LEGACY_SLED_READ_MODELS_DIR: &str = "projections";
 
 /// Opens a projection and runs it in the background; returns its progress handle.
 async fn run_projection<P: Projection>(
-    db: &sled::Db,
+    db: &ReadModelDb,
     projection: P,
     source: EventSource,
     shutdown: &watch::Receiver<bool>,
@@ -691,7 +703,7 @@ impl ComplianceSource for ComplianceShares {
 impl ReadModels {
     /// Loads every read model (side by side) and starts its runner on `source`.
     async fn start(
-        db: &sled::Db,
+        db: &ReadModelDb,
         source: EventSource,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(Self, Vec<ProjectionHandle>, Vec<JoinHandle<()>>), NodeError> {

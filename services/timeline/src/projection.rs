@@ -396,14 +396,14 @@ fn subjects_view<'a>(keys: impl Iterator<Item = &'a SubjectKey>) -> Subjects {
 
 /// Reads sealed chunks of one account back from sled for one query, each chunk at most once.
 struct SealedChunks<'a> {
-    tree: Option<sled::Tree>,
+    tree: Option<keyplan_projection::Tree>,
     tenant: &'a str,
     account: &'a str,
     chunks: HashMap<usize, Vec<StoredEntry>>,
 }
 
 impl<'a> SealedChunks<'a> {
-    fn new(tree: Option<sled::Tree>, tenant: &'a str, account: &'a str) -> Self {
+    fn new(tree: Option<keyplan_projection::Tree>, tenant: &'a str, account: &'a str) -> Self {
         Self {
             tree,
             tenant,
@@ -454,7 +454,7 @@ struct Inner {
     /// The tree this instance was loaded from and flushes to (the runner applies each flush
     /// before it applies the next event): where flushed interaction details are read back.
     /// `None` until `load`, and then nothing is evicted.
-    tree: RwLock<Option<sled::Tree>>,
+    tree: RwLock<Option<keyplan_projection::Tree>>,
     /// Accounts whose last flush sealed chunks: the next flush drops those entries' details
     /// from memory (the runner has applied the sealing batch by then), even if the account
     /// gained nothing since.
@@ -523,7 +523,7 @@ impl TimelineProjection {
     /// docs); `None` if there is no tree or no such item. A read failure is logged and the
     /// correction is then described without the comparison (apply cannot fail).
     fn stored_interaction(
-        tree: Option<&sled::Tree>,
+        tree: Option<&keyplan_projection::Tree>,
         event: &ProjectedEvent,
         id: &InteractionId,
     ) -> Option<InteractionInfo> {
@@ -851,7 +851,7 @@ fn parse_dir_key(kind: &str, id: &str) -> Option<DirKey> {
 struct Loaded {
     chunks: BTreeMap<usize, Vec<StoredEntry>>,
     /// `x/` values by chunk (only the open chunk's is decoded).
-    interactions: BTreeMap<usize, sled::IVec>,
+    interactions: BTreeMap<usize, keyplan_projection::Value>,
     items: Vec<(DirKey, DirItem)>,
     names: Vec<(NameKey, Vec<Fact>)>,
 }
@@ -865,7 +865,7 @@ impl Projection for TimelineProjection {
         FORMAT
     }
 
-    fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
+    fn load(&self, tree: &keyplan_projection::Tree) -> Result<(), ProjectionError> {
         let mut loaded: BTreeMap<(String, String), Loaded> = BTreeMap::new();
         for item in tree.iter() {
             let (key, value) = item?;
@@ -1064,7 +1064,7 @@ impl Projection for TimelineProjection {
         true
     }
 
-    fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
+    fn flush(&self, batch: &mut keyplan_projection::Batch) -> Result<(), ProjectionError> {
         let dirty = self.inner.dirty.take();
         let evict = read(&self.inner.tree).is_some();
         let sealed_before = std::mem::take(&mut *write(&self.inner.sealed_last_flush));

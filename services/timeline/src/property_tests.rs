@@ -1609,8 +1609,8 @@ fn compare(
     Ok(())
 }
 
-fn temp_tree() -> (sled::Db, sled::Tree) {
-    let db = sled::Config::new().temporary(true).open().unwrap();
+fn temp_tree() -> (keyplan_projection::ReadModelDb, keyplan_projection::Tree) {
+    let db = keyplan_projection::ReadModelDb::temporary().unwrap();
     let tree = db.open_tree("timeline").unwrap();
     (db, tree)
 }
@@ -1657,7 +1657,7 @@ proptest! {
             if *restart {
                 live = flush_and_reload(&live, &tree);
             } else {
-                let mut batch = sled::Batch::default();
+                let mut batch = keyplan_projection::Batch::default();
                 live.flush(&mut batch).unwrap();
                 tree.apply_batch(batch).unwrap();
             }

@@ -129,7 +129,8 @@ async fn list_and_watch_the_globex_timeline_over_grpc() {
         85
     );
 
-    let db = sled::open(dir.path().join("projections")).unwrap();
+    let db =
+        keyplan_projection::ReadModelDb::open(dir.path().join("projections"), 64 << 20).unwrap();
     let projection = TimelineProjection::default();
     let (runner, progress) =
         ProjectionRunner::open(&db, projection.clone(), EventSource::Local(store.clone())).unwrap();

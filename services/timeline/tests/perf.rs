@@ -127,11 +127,7 @@ fn pages_stay_under_a_millisecond_at_a_million_events() {
     let projection = TimelineProjection::default();
     let dir = tempfile::tempdir().unwrap();
     // A small page cache, so that the resident size below is mostly the projection's.
-    let db = sled::Config::new()
-        .path(dir.path())
-        .cache_capacity(16 << 20)
-        .open()
-        .unwrap();
+    let db = keyplan_projection::ReadModelDb::open(dir.path(), 16 << 20).unwrap();
     let tree = db.open_tree("timeline").unwrap();
     projection.load(&tree).unwrap();
     let mut rng = Lcg(42);
@@ -146,7 +142,7 @@ fn pages_stay_under_a_millisecond_at_a_million_events() {
             projection.apply(&event(position, account, n, &mut rng));
             if position % 100_000 == 0 {
                 let t = Instant::now();
-                let mut batch = sled::Batch::default();
+                let mut batch = keyplan_projection::Batch::default();
                 projection.flush(&mut batch).unwrap();
                 if std::env::var_os("PERF_NO_SLED_WRITES").is_none() {
                     tree.apply_batch(batch).unwrap();
@@ -173,7 +169,7 @@ fn pages_stay_under_a_millisecond_at_a_million_events() {
     let reloaded = TimelineProjection::default();
     let t = Instant::now();
     reloaded.load(&tree).unwrap();
-    println!("reloaded from sled in {:?}", t.elapsed());
+    println!("reloaded from the store in {:?}", t.elapsed());
     drop(reloaded);
 
     let queries: Vec<(&str, MakeQuery)> = vec![

@@ -1,9 +1,10 @@
 //! Projections: read models built by consuming Keyplan's events in global order.
 //!
 //! A [`Projection`] folds events into in-memory state and, once per batch, writes what changed
-//! into its own sled tree. The [`runner`] stores the projection's checkpoint (the last global
-//! position applied) **in the same sled batch** as the state change, and sled applies a batch
-//! atomically and recovers a prefix of batches after a crash, so a crash can lose recent work
+//! into its own tree of the read models' database ([`store`], fjall). The [`runner`] stores the
+//! projection's checkpoint (the last global position applied) **in the same batch** as the
+//! state change, and the store applies a batch atomically and recovers a prefix of batches
+//! after a crash, so a crash can lose recent work
 //! but never apply an event twice or skip one: the projection reloads its state as of its
 //! checkpoint and continues from the next position.
 //!
@@ -16,6 +17,7 @@ pub mod foreign;
 pub mod runner;
 pub mod shared_state;
 pub mod source;
+pub mod store;
 pub mod stored;
 
 pub use event::ProjectedEvent;
@@ -26,15 +28,16 @@ pub use runner::{
 };
 pub use shared_state::DirtyAccounts;
 pub use source::EventSource;
+pub use store::{Batch, ReadModelDb, Tree, Value, READ_MODELS_DIR};
 
 use thiserror::Error;
 
 /// Why a projection stopped.
 #[derive(Debug, Error)]
 pub enum ProjectionError {
-    /// sled failed.
-    #[error("sled: {0}")]
-    Sled(#[from] sled::Error),
+    /// The read models' database failed.
+    #[error("read-model store: {0}")]
+    ReadModelStore(#[from] fjall::Error),
     /// The local log failed.
     #[error(transparent)]
     Store(#[from] keyplan_store::StoreError),
@@ -63,7 +66,7 @@ pub enum ProjectionError {
     #[error("rebuild: {0}")]
     Rebuild(String),
     /// The task writing a commit died: the projection stops, and its next start resumes from
-    /// the last committed checkpoint (a commit is one atomic sled batch).
+    /// the last committed checkpoint (a commit is one atomic batch).
     #[error("committing state and checkpoint: {0}")]
     Commit(String),
     /// The projection's stored state is unreadable.

@@ -6,6 +6,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::event::ProjectedEvent;
 use crate::source::EventSource;
+use crate::store::{Batch, ReadModelDb, Tree};
 use crate::ProjectionError;
 
 /// Keys starting with this byte are the runner's (the checkpoint); projections must not use it.
@@ -24,20 +25,20 @@ const MAX_BATCH: usize = 8192;
 /// A read model fed by events.
 ///
 /// Implementations keep their state in memory behind a cheap, cloneable handle (the services
-/// read it while the runner writes), and persist it to their sled tree in [`Projection::flush`].
+/// read it while the runner writes), and persist it to their tree in [`Projection::flush`].
 pub trait Projection: Clone + Default + Send + Sync + 'static {
-    /// Stable name: the sled tree and the checkpoint belong to it.
+    /// Stable name: the tree and the checkpoint belong to it.
     fn name(&self) -> &'static str;
 
     /// Replaces the in-memory state by what the tree holds (at start). Entries whose key
     /// starts with [`RESERVED_PREFIX`] are the runner's and must be skipped.
-    fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError>;
+    fn load(&self, tree: &Tree) -> Result<(), ProjectionError>;
 
     /// Applies one event to the in-memory state. Must not fail: events are facts.
     fn apply(&self, event: &ProjectedEvent);
 
     /// Writes everything changed since the last flush into `batch`.
-    fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError>;
+    fn flush(&self, batch: &mut Batch) -> Result<(), ProjectionError>;
 
     /// Replaces this (serving) instance's state by the state of `rebuilt`, a fresh instance
     /// that was rebuilt from the log, so that every clone held by the services sees the new
@@ -174,20 +175,20 @@ pub struct NotCaughtUp {
 /// Feeds one projection from a source, committing state and checkpoint atomically.
 ///
 /// Events are applied to memory as they arrive (queries see them at once); what changed is
-/// committed to sled, with the checkpoint, every [`COMMIT_INTERVAL`] under load and once the
+/// committed to the store, with the checkpoint, every [`COMMIT_INTERVAL`] under load and once the
 /// feed has been idle for [`IDLE_COMMIT_DELAY`]. A crash loses at most that much progress,
 /// which is then re-applied from the checkpoint: never twice, never skipped.
 pub struct ProjectionRunner<P: Projection> {
     projection: P,
-    db: sled::Db,
-    tree: sled::Tree,
+    db: ReadModelDb,
+    tree: Tree,
     generation: u64,
     source: EventSource,
     control: mpsc::UnboundedReceiver<Control>,
     rebuild: Option<Rebuilding<P>>,
     /// Last position applied in memory (what queries see).
     applied: watch::Sender<u64>,
-    /// Last position committed to sled with the state.
+    /// Last position committed to the store with the state.
     committed: u64,
     last_commit: Instant,
     /// Why the runner stopped for good (see [`ProjectionHandle::stopped`]).
@@ -215,7 +216,7 @@ impl<P: Projection> std::fmt::Debug for ProjectionRunner<P> {
 impl<P: Projection> ProjectionRunner<P> {
     /// Opens the projection's current generation in `db`, loads its state and checkpoint.
     pub fn open(
-        db: &sled::Db,
+        db: &ReadModelDb,
         projection: P,
         source: EventSource,
     ) -> Result<(Self, ProjectionHandle), ProjectionError> {
@@ -224,12 +225,12 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 
     fn open_generation(
-        db: &sled::Db,
+        db: &ReadModelDb,
         projection: P,
         source: EventSource,
         generation: u64,
     ) -> Result<(Self, ProjectionHandle), ProjectionError> {
-        let tree = db.open_tree(tree_name(projection.name(), generation))?;
+        let tree = db.open_tree(&tree_name(projection.name(), generation))?;
         let stored_format = read_format(&tree, projection.name())?;
         if stored_format != projection.format() {
             if read_checkpoint(&tree, projection.name())? > 0 {
@@ -241,7 +242,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 );
             }
             tree.clear()?;
-            tree.insert(FORMAT_KEY, &projection.format().to_be_bytes())?;
+            tree.insert(FORMAT_KEY, projection.format().to_be_bytes())?;
         }
         let checkpoint = read_checkpoint(&tree, projection.name())?;
         projection.load(&tree)?;
@@ -273,12 +274,14 @@ impl<P: Projection> ProjectionRunner<P> {
 
     /// Forgets a projection's state and checkpoint (every generation), so that it is rebuilt
     /// from position 1 the next time it is opened.
-    pub fn reset(db: &sled::Db, name: &str) -> Result<(), ProjectionError> {
+    pub fn reset(db: &ReadModelDb, name: &str) -> Result<(), ProjectionError> {
         let generation = current_generation(db, name)?;
         for g in 0..=generation {
-            db.drop_tree(tree_name(name, g))?;
+            db.drop_tree(&tree_name(name, g))?;
         }
-        db.open_tree(GENERATIONS_TREE)?.remove(name)?;
+        let mut forget = Batch::default();
+        forget.remove(name);
+        db.open_tree(GENERATIONS_TREE)?.apply_batch(forget)?;
         Ok(())
     }
 
@@ -287,7 +290,7 @@ impl<P: Projection> ProjectionRunner<P> {
         *self.applied.borrow()
     }
 
-    /// The last position committed to sled.
+    /// The last position committed to the store.
     pub fn checkpoint(&self) -> u64 {
         self.committed
     }
@@ -440,7 +443,7 @@ impl<P: Projection> ProjectionRunner<P> {
     ) -> Result<Rebuilding<P>, ProjectionError> {
         let next_generation = self.generation + 1;
         let name = self.projection.name();
-        self.db.drop_tree(tree_name(name, next_generation))?;
+        self.db.drop_tree(&tree_name(name, next_generation))?;
         let fresh = self.projection.empty();
         let (mut child, child_handle) = ProjectionRunner::open_generation(
             &self.db,
@@ -525,8 +528,8 @@ impl<P: Projection> ProjectionRunner<P> {
                     let swap = (|| -> Result<(), ProjectionError> {
                         self.db
                             .open_tree(GENERATIONS_TREE)?
-                            .insert(self.projection.name(), &child.generation.to_be_bytes())?;
-                        self.db.drop_tree(old.name())?;
+                            .insert(self.projection.name(), child.generation.to_be_bytes())?;
+                        self.db.drop_tree(&old.name())?;
                         Ok(())
                     })();
                     self.generation = child.generation;
@@ -601,7 +604,7 @@ impl<P: Projection> ProjectionRunner<P> {
         }
     }
 
-    /// Writes the changed state and the checkpoint in one atomic sled batch.
+    /// Writes the changed state and the checkpoint in one atomic batch.
     ///
     /// Encoding and writing a commit is blocking work (milliseconds for a busy interval), so
     /// it runs on the blocking pool rather than on one of the runtime's workers, which serve
@@ -613,9 +616,9 @@ impl<P: Projection> ProjectionRunner<P> {
             let projection = self.projection.clone();
             let tree = self.tree.clone();
             tokio::task::spawn_blocking(move || -> Result<(), ProjectionError> {
-                let mut batch = sled::Batch::default();
+                let mut batch = Batch::default();
                 projection.flush(&mut batch)?;
-                batch.insert(CHECKPOINT_KEY, &applied.to_be_bytes());
+                batch.insert(CHECKPOINT_KEY, applied.to_be_bytes());
                 tree.apply_batch(batch)?;
                 Ok(())
             })
@@ -673,7 +676,7 @@ const CLOSE_ENOUGH: u64 = 1000;
 /// Which generation of each projection is current (name → u64).
 const GENERATIONS_TREE: &str = "projection-generations";
 
-fn current_generation(db: &sled::Db, name: &str) -> Result<u64, ProjectionError> {
+fn current_generation(db: &ReadModelDb, name: &str) -> Result<u64, ProjectionError> {
     match db.open_tree(GENERATIONS_TREE)?.get(name)? {
         None => Ok(0),
         Some(v) => Ok(u64::from_be_bytes(fixed(&v, name, "generation")?)),
@@ -692,7 +695,7 @@ fn tree_name(name: &str, generation: u64) -> String {
 /// The format `tree` was written in: 1 when it says nothing (written before formats were
 /// recorded), 0 for a tree with no checkpoint either (nothing written yet: any format fits
 /// it, and it gets the projection's).
-fn read_format(tree: &sled::Tree, name: &str) -> Result<u32, ProjectionError> {
+fn read_format(tree: &Tree, name: &str) -> Result<u32, ProjectionError> {
     match tree.get(FORMAT_KEY)? {
         None if tree.get(CHECKPOINT_KEY)?.is_none() => Ok(0),
         None => Ok(1),
@@ -700,7 +703,7 @@ fn read_format(tree: &sled::Tree, name: &str) -> Result<u32, ProjectionError> {
     }
 }
 
-fn read_checkpoint(tree: &sled::Tree, name: &str) -> Result<u64, ProjectionError> {
+fn read_checkpoint(tree: &Tree, name: &str) -> Result<u64, ProjectionError> {
     match tree.get(CHECKPOINT_KEY)? {
         None => Ok(0),
         Some(v) => Ok(u64::from_be_bytes(fixed(&v, name, "checkpoint")?)),

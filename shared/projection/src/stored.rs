@@ -1,9 +1,10 @@
-//! How read models lay out their state in their sled tree, once for all of them: keys per
-//! account, postcard values, and histories stored as numbered chunks of a fixed size.
+//! How read models lay out their state in their tree ([`crate::store`]), once for all of them:
+//! keys per account, postcard values, and histories stored as numbered chunks of a fixed size.
 //!
 //! Why chunks: a read model's per-account history only grows, and both extremes cost too
-//! much. One key per item costs sled about 2 KB of memory per key (measured, BENCHMARKS.md);
-//! one value per account would rewrite the account's whole history at every flush. Chunks of
+//! much. One key per item costs a key, a write and a lookup per item at every rebuild (under
+//! sled, where this layout was chosen, a rebuild ran 0.27× as fast, BENCHMARKS.md); one value
+//! per account would rewrite the account's whole history at every flush. Chunks of
 //! a few dozen to a few hundred items make a flush rewrite only the chunks that gained (or,
 //! for a read model that edits old items, changed) items, usually just the last one.
 //!

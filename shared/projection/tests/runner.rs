@@ -45,7 +45,7 @@ impl Projection for Counts {
             self.format
         }
     }
-    fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
+    fn load(&self, tree: &keyplan_projection::Tree) -> Result<(), ProjectionError> {
         let mut inner = self.inner.lock().unwrap();
         inner.0.clear();
         for entry in tree.iter() {
@@ -70,27 +70,27 @@ impl Projection for Counts {
         *self.inner.lock().unwrap() = state;
         true
     }
-    fn flush(&self, batch: &mut sled::Batch) -> Result<(), ProjectionError> {
+    fn flush(&self, batch: &mut keyplan_projection::Batch) -> Result<(), ProjectionError> {
         let mut inner = self.inner.lock().unwrap();
         let dirty: Vec<String> = inner.1.drain(..).collect();
         for account in dirty {
             let n = inner.0[&account];
-            batch.insert(account.as_bytes(), &n.to_be_bytes());
+            batch.insert(account.as_bytes(), n.to_be_bytes());
         }
         Ok(())
     }
 }
 
-/// Opens sled again after a drop in this process, waiting for its background threads to let go
-/// of the file lock.
-fn reopen(path: &std::path::Path) -> sled::Db {
+/// Opens the database again after a drop in this process, waiting for its background threads
+/// to let go of the file lock.
+fn reopen(path: &std::path::Path) -> keyplan_projection::ReadModelDb {
     for _ in 0..50 {
-        if let Ok(db) = sled::open(path) {
+        if let Ok(db) = keyplan_projection::ReadModelDb::open(path, 64 << 20) {
             return db;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    sled::open(path).unwrap()
+    keyplan_projection::ReadModelDb::open(path, 64 << 20).unwrap()
 }
 
 async fn append(store: &EventStore, account: &str, n: usize) {
@@ -132,7 +132,7 @@ async fn state_and_checkpoint_survive_a_reopen_and_nothing_is_counted_twice() {
 
     let db_path = dir.path().join("projections");
     {
-        let db = sled::open(&db_path).unwrap();
+        let db = keyplan_projection::ReadModelDb::open(&db_path, 64 << 20).unwrap();
         let counts = Counts::default();
         let (mut runner, handle) =
             ProjectionRunner::open(&db, counts.clone(), EventSource::Local(store.clone())).unwrap();
@@ -178,7 +178,8 @@ async fn state_stored_in_another_format_is_rebuilt_from_the_log_once() {
     let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
     append(&store, "a", 6).await;
     append(&store, "b", 4).await;
-    let db = sled::open(dir.path().join("projections")).unwrap();
+    let db =
+        keyplan_projection::ReadModelDb::open(dir.path().join("projections"), 64 << 20).unwrap();
     let open = |format: u32| {
         let counts = Counts {
             format,
@@ -218,7 +219,8 @@ async fn a_reset_projection_is_rebuilt_to_the_same_state() {
     let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
     append(&store, "a", 10).await;
     append(&store, "b", 7).await;
-    let db = sled::open(dir.path().join("projections")).unwrap();
+    let db =
+        keyplan_projection::ReadModelDb::open(dir.path().join("projections"), 64 << 20).unwrap();
     let incremental = Counts::default();
     let (mut runner, _) =
         ProjectionRunner::open(&db, incremental.clone(), EventSource::Local(store.clone()))
@@ -241,7 +243,8 @@ async fn an_online_rebuild_swaps_in_an_equal_state_while_the_old_one_keeps_servi
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
     append(&store, "a", 300).await;
-    let db = sled::open(dir.path().join("projections")).unwrap();
+    let db =
+        keyplan_projection::ReadModelDb::open(dir.path().join("projections"), 64 << 20).unwrap();
     let counts = Counts::default();
     let (runner, handle) =
         ProjectionRunner::open(&db, counts.clone(), EventSource::Local(store.clone())).unwrap();
@@ -291,7 +294,8 @@ async fn an_online_rebuild_swaps_in_an_equal_state_while_the_old_one_keeps_servi
 async fn a_runner_told_to_shut_down_commits_what_it_applied_and_returns() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
-    let db = sled::open(dir.path().join("projections")).unwrap();
+    let db =
+        keyplan_projection::ReadModelDb::open(dir.path().join("projections"), 64 << 20).unwrap();
     let counts = Counts::default();
     let (shutdown, stop) = tokio::sync::watch::channel(false);
     let (runner, handle) =
@@ -324,13 +328,13 @@ impl Projection for CannotCommit {
     fn name(&self) -> &'static str {
         "cannot-commit"
     }
-    fn load(&self, tree: &sled::Tree) -> Result<(), ProjectionError> {
+    fn load(&self, tree: &keyplan_projection::Tree) -> Result<(), ProjectionError> {
         self.0.load(tree)
     }
     fn apply(&self, event: &ProjectedEvent) {
         self.0.apply(event);
     }
-    fn flush(&self, _: &mut sled::Batch) -> Result<(), ProjectionError> {
+    fn flush(&self, _: &mut keyplan_projection::Batch) -> Result<(), ProjectionError> {
         Err(ProjectionError::Commit("no space left on device".into()))
     }
 }
@@ -340,7 +344,8 @@ async fn a_runner_that_stops_for_good_says_why_on_its_handle() {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
     append(&store, "a", 3).await;
-    let db = sled::open(dir.path().join("projections")).unwrap();
+    let db =
+        keyplan_projection::ReadModelDb::open(dir.path().join("projections"), 64 << 20).unwrap();
     let (runner, handle) =
         ProjectionRunner::open(&db, CannotCommit::default(), EventSource::Local(store)).unwrap();
     let mut stopped = handle.watch_stopped();

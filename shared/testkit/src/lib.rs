@@ -79,10 +79,10 @@ pub fn decide_steps(
 
 /// A restart, as the runner does one: flushes `projection` into `tree` (applying the batch),
 /// then loads a fresh instance from the tree and returns it. Panics on a storage error.
-pub fn flush_and_reload<P: Projection>(projection: &P, tree: &sled::Tree) -> P {
-    let mut batch = sled::Batch::default();
+pub fn flush_and_reload<P: Projection>(projection: &P, tree: &keyplan_projection::Tree) -> P {
+    let mut batch = keyplan_projection::Batch::default();
     projection.flush(&mut batch).expect("the flush encodes");
-    tree.apply_batch(batch).expect("sled writes the flush");
+    tree.apply_batch(batch).expect("the store writes the flush");
     let reloaded = P::default();
     reloaded.load(tree).expect("the flushed tree loads");
     reloaded

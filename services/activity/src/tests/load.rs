@@ -172,10 +172,10 @@ fn one_million_events() {
         rss_kib().saturating_sub(rss_before) / 1024
     );
     drop(events);
-    let db = sled::Config::new().temporary(true).open().unwrap();
+    let db = keyplan_projection::ReadModelDb::temporary().unwrap();
     let tree = db.open_tree("activity").unwrap();
     let t = Instant::now();
-    let mut batch = sled::Batch::default();
+    let mut batch = keyplan_projection::Batch::default();
     p.flush(&mut batch).unwrap();
     tree.apply_batch(batch).unwrap();
     println!("first flush (everything): {:?}", t.elapsed());

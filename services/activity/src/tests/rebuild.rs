@@ -115,20 +115,19 @@ fn everything() -> Vec<ProjectedEvent> {
     renumber(histories)
 }
 
-pub(super) fn temporary_tree() -> sled::Tree {
-    let db = sled::Config::new().temporary(true).open().unwrap();
+pub(super) fn temporary_tree() -> keyplan_projection::Tree {
+    let db = keyplan_projection::ReadModelDb::temporary().unwrap();
     db.open_tree("activity").unwrap()
 }
 
 /// What a flush writes, as keys.
 fn flushed_keys(p: &ActivityProjection) -> Vec<String> {
-    let mut batch = sled::Batch::default();
+    let mut batch = keyplan_projection::Batch::default();
     p.flush(&mut batch).unwrap();
     let tree = temporary_tree();
     tree.apply_batch(batch).unwrap();
     tree.iter()
-        .keys()
-        .map(|k| String::from_utf8(k.unwrap().to_vec()).unwrap())
+        .map(|kv| String::from_utf8(kv.unwrap().0.to_vec()).unwrap())
         .collect()
 }
 
@@ -262,7 +261,7 @@ fn stored_state_that_does_not_decode_is_reported_as_corrupt() {
 
     let tree = temporary_tree();
     let p = project(&decide("busy", &busy_steps(300)));
-    let mut batch = sled::Batch::default();
+    let mut batch = keyplan_projection::Batch::default();
     p.flush(&mut batch).unwrap();
     tree.apply_batch(batch).unwrap();
     tree.remove("acme/busy/i/00000001").unwrap(); // a hole in the chunks

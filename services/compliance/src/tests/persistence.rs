@@ -6,15 +6,15 @@ use keyplan_testkit::{at, globex};
 use super::*;
 use crate::projection::CHUNK_FACTS;
 
-pub(super) fn temp_tree() -> (sled::Db, sled::Tree) {
-    let db = sled::Config::new().temporary(true).open().unwrap();
+pub(super) fn temp_tree() -> (keyplan_projection::ReadModelDb, keyplan_projection::Tree) {
+    let db = keyplan_projection::ReadModelDb::temporary().unwrap();
     let tree = db.open_tree("compliance").unwrap();
     (db, tree)
 }
 
 /// Flushes `p` into `tree` (as the runner does, in one batch).
-fn flush(p: &ComplianceProjection, tree: &sled::Tree) {
-    let mut batch = sled::Batch::default();
+fn flush(p: &ComplianceProjection, tree: &keyplan_projection::Tree) {
+    let mut batch = keyplan_projection::Batch::default();
     p.flush(&mut batch).unwrap();
     tree.apply_batch(batch).unwrap();
 }
@@ -23,7 +23,7 @@ fn flush(p: &ComplianceProjection, tree: &sled::Tree) {
 fn keys_written(p: &ComplianceProjection) -> usize {
     let (_db, scratch) = temp_tree();
     flush(p, &scratch);
-    scratch.len()
+    scratch.count().unwrap()
 }
 
 /// Every answer that matters, at many instants on both axes.
@@ -116,7 +116,7 @@ fn rebuilt_from_scratch_equals_incremental_with_flush_and_load_round_trips() {
         .filter(|e| crate::facts::Fact::from_event(e).is_some())
         .count();
     assert!(facts < CHUNK_FACTS, "{facts}");
-    assert_eq!(tree2.len(), 2);
+    assert_eq!(tree2.count().unwrap(), 2);
 }
 
 #[test]
@@ -183,14 +183,14 @@ fn a_busy_account_is_appended_to_not_rewritten() {
         // Each flush writes one key: the open chunk grown by one fact, or a new chunk.
         let (_scratch_db, scratch) = temp_tree();
         flush(&p, &scratch);
-        assert_eq!(scratch.len(), 1);
+        assert_eq!(scratch.count().unwrap(), 1);
         for item in scratch.iter() {
             let (k, v) = item.unwrap();
             tree.insert(k, v).unwrap();
         }
     }
     // 300 facts in chunks of at most 128: 3 keys.
-    assert_eq!(tree.len(), 300usize.div_ceil(CHUNK_FACTS));
+    assert_eq!(tree.count().unwrap(), 300usize.div_ceil(CHUNK_FACTS));
     let reloaded = ComplianceProjection::default();
     reloaded.load(&tree).unwrap();
     assert_eq!(reloaded.history("t", "a"), p.history("t", "a"));
@@ -221,7 +221,7 @@ fn corrupt_or_foreign_state_is_reported_not_guessed() {
     // The runner's own keys are skipped.
     let (_db2, tree2) = temp_tree();
     flush(&p, &tree2);
-    tree2.insert(b"\0checkpoint", &7u64.to_be_bytes()).unwrap();
+    tree2.insert(b"\0checkpoint", 7u64.to_be_bytes()).unwrap();
     ComplianceProjection::default().load(&tree2).unwrap();
 }
 
