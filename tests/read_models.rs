@@ -334,3 +334,53 @@ async fn a_read_model_that_fails_to_load_leaves_the_rest_of_the_node_serving() {
     assert!(outcome.last_position > 0, "{outcome:?}");
     server.stop().await;
 }
+
+/// A data directory from before the read models moved to fjall holds them in a sled database,
+/// `<data dir>/projections`: the node removes it and rebuilds them from the log into
+/// `<data dir>/read-models`, and they answer as before.
+#[tokio::test]
+async fn read_models_of_the_former_sled_database_are_rebuilt_into_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data).await;
+    common::fixtures::onboard(&server, "globex").await;
+    let head = common::head(&server).await;
+    common::wait_projected(&server, head).await;
+    server.stop().await;
+
+    // What sled leaves in a database directory (its settings file and its data file), with
+    // nothing the new store could read; and no new database at all.
+    std::fs::remove_dir_all(data.join(keyplan_projection::READ_MODELS_DIR)).unwrap();
+    let legacy = data.join("projections");
+    std::fs::create_dir_all(legacy.join("blobs")).unwrap();
+    std::fs::write(legacy.join("conf"), b"segment_size: 524288\n").unwrap();
+    std::fs::write(legacy.join("db"), vec![0u8; 4096]).unwrap();
+
+    let server = Server::start(&data).await;
+    common::wait_projected(&server, head).await;
+    assert!(!legacy.exists(), "the former sled database is removed");
+    assert!(data.join(keyplan_projection::READ_MODELS_DIR).is_dir());
+    let page = pb::timeline_service_client::TimelineServiceClient::new(server.channel())
+        .list_timeline(pb::ListTimelineRequest {
+            tenant: common::fixtures::TENANT.into(),
+            account_id: "globex".into(),
+            scope: None,
+            event_types: vec![],
+            occurred_from: None,
+            occurred_to: None,
+            actor: String::new(),
+            order: pb::TimelineOrder::OldestFirst as i32,
+            page_size: 100,
+            page_token: String::new(),
+            min_position: head,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        page.entries.len() as u64,
+        head,
+        "one entry per event, rebuilt"
+    );
+    server.stop().await;
+}
