@@ -9,7 +9,7 @@
 //! all, against about 400 as `AccountState::interactions` holds them. A query decodes only the
 //! interactions it returns (`GetAccount`'s newest).
 //!
-//! Why not one sled key per interaction: measured with `keyplan-bench --scenario apply`, sled
+//! Why not one key per interaction: under sled, measured with `keyplan-bench --scenario apply`, sled
 //! then held the memory instead and a rebuild was about 4x slower (BENCHMARKS.md, "What each
 //! read model holds in memory, and three cuts").
 //!
@@ -33,7 +33,7 @@ use keyplan_projection::stored::{LoadedChunks, Stored};
 use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
 use serde::{Deserialize, Serialize};
 
-/// Projection name (its sled tree).
+/// Projection name (its tree in the read models' database).
 pub const NAME: &str = "account-state";
 
 type Key = (String, String);

@@ -5,7 +5,7 @@
 //! never touches the other accounts.
 //!
 //! # Stored form
-//! In the projection's sled tree (the runner's checkpoint sits beside it, under keys that
+//! In the projection's tree (the runner's checkpoint sits beside it, under keys that
 //! start with byte 0):
 //! - `<tenant>/<account>/f`: the account's facts (names, tiers, buying-role history, plans,
 //!   opportunities, revenue), one value;
@@ -29,7 +29,7 @@ use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
 
 use crate::model::{AccountActivity, Facts, InteractionFacts, CHUNK};
 
-/// Projection name (its sled tree).
+/// Projection name (its tree in the read models' database).
 pub const NAME: &str = "activity";
 
 /// The layout of the projection's tree.

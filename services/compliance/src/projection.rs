@@ -5,7 +5,7 @@
 //! than from precomputed statuses, because statuses depend on the instant asked about and on
 //! the axis: precomputing "now" would leave every as-of question unanswerable.
 //!
-//! Storage (`keyplan_projection::stored`): one sled key per chunk of at most [`CHUNK_FACTS`]
+//! Storage (`keyplan_projection::stored`): one key per chunk of at most [`CHUNK_FACTS`]
 //! facts of one account, `<tenant>/<account>/c/<chunk>`, valued `postcard(facts)`.
 //! A flush appends the facts applied since the previous flush: it rewrites the account's last
 //! chunk while that one is not full and starts new chunks after that, so a busy account costs
@@ -26,7 +26,7 @@ use crate::facts::Fact;
 use crate::history::AccountHistory;
 use crate::model::*;
 
-/// Projection name (its sled tree).
+/// Projection name (its tree in the read models' database).
 pub const NAME: &str = "compliance";
 
 /// Most facts per stored chunk: bounds what one flush rewrites for an account.

@@ -42,7 +42,7 @@ pub enum SubjectKey {
     Opportunity(OpportunityId),
 }
 
-/// Identifies one directory item, and so its sled key.
+/// Identifies one directory item, and so its stored key.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum DirKey {
     Account,

@@ -7,7 +7,7 @@
 //!   memory an entry keeps what queries sort, filter and page on (position, business time,
 //!   type, actor, what it corrects); the rest (its summary, a template naming people and
 //!   things by reference, see `crate::names`; ids, times, subjects) stays in memory only
-//!   until its chunk is sealed in sled, and a page reads it back from there (one read per
+//!   until its chunk is sealed in the store, and a page reads it back from there (one read per
 //!   chunk a page touches). That detail was most of an entry's memory, and sealed chunks
 //!   never change, so nothing can go stale. The flush that seals a chunk keeps the details:
 //!   the runner has not written its batch yet; the next flush lets them go, except the two
@@ -19,7 +19,7 @@
 //! - the directory the summaries are described from (`crate::directory`), except the
 //!   content of interactions already flushed: only a correction needs it (to say what
 //!   changed), corrections are rare, and it is the largest part of the directory, so it is
-//!   read back from sled when a correction comes;
+//!   read back from the store when a correction comes;
 //! - `names`, what each subject was called, by business time: a summary is resolved against
 //!   it whenever the entry is read (a page, a watch), naming things as they were at the
 //!   entry's `occurred_at` according to everything known then. A late rename changes what
@@ -29,7 +29,7 @@
 //! Actor names and subject ids are interned per account. What this costs in memory and in
 //! page latency at 1,000,000 events (`tests/perf.rs`) is in BENCHMARKS.md.
 //!
-//! # In sled
+//! # In the store
 //! - `c/<tenant>/<account>/<chunk>`: entries `chunk * 32 ..` of the account (postcard). A
 //!   flush rewrites only the chunks that gained entries since the last flush (usually the
 //!   last one), never an account's whole history;
@@ -68,7 +68,7 @@ use crate::error::TimelineError;
 use crate::names::{self, Fact, NameHistory, NameKey};
 use crate::query::{type_index, Cursor, Order, Scope, TimelineQuery};
 
-/// Projection name (its sled tree).
+/// Projection name (its tree in the read models' database).
 pub const NAME: &str = "timeline";
 
 /// The stored format ([`Projection::format`]). 2: summaries are templates resolved against the
@@ -81,7 +81,7 @@ const CHUNK: usize = 32;
 
 /// Sealed chunks per account whose entries keep their details in memory anyway: an account's
 /// newest page (the page people read most, also while appends arrive) then needs no read from
-/// sled, for a bounded cost per account (two chunks' worth), not per event.
+/// the store, for a bounded cost per account (two chunks' worth), not per event.
 const RECENT_SEALED_CHUNKS: usize = 2;
 
 /// Live entries buffered per watched account before a slow watcher lags (and then catches up
@@ -140,7 +140,7 @@ pub struct TimelinePage {
     pub last_position: u64,
 }
 
-/// An entry as stored in sled: self-contained (no interned ids), so the format does not
+/// An entry as stored: self-contained (no interned ids), so the format does not
 /// depend on the order things were interned in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StoredEntry {
@@ -169,13 +169,13 @@ struct Entry {
     event_type: u8,
     /// Index in `AccountTimeline::actors`.
     actor: u32,
-    /// `None` once the entry's chunk is sealed and stored: a page reads it back from sled.
+    /// `None` once the entry's chunk is sealed and stored: a page reads it back from the store.
     detail: Option<Box<Detail>>,
 }
 
 /// What a page shows of an entry besides what it is filtered and sorted on. Most of an
 /// entry's memory (the summary above all), so it is kept only for entries whose chunk is not
-/// yet sealed in sled: the timeline's memory then grows with accounts and subjects, not with
+/// yet sealed in the store: the timeline's memory then grows with accounts and subjects, not with
 /// every event ever projected, and a page of recent entries still reads one or two chunks.
 #[derive(Debug)]
 struct Detail {
@@ -208,9 +208,9 @@ struct AccountTimeline {
     names: NameHistory,
     /// Subjects whose naming facts changed since the last flush.
     names_touched: BTreeSet<NameKey>,
-    /// Entries already in sled.
+    /// Entries already in the store.
     persisted: usize,
-    /// Entries `..detailed_from` have their detail only in sled (their chunks are sealed).
+    /// Entries `..detailed_from` have their detail only in the store (their chunks are sealed).
     detailed_from: usize,
     /// Entries in sealed chunks as of the previous flush, whose batch the runner has applied
     /// since: their details can leave memory at the next flush. (Not at the flush that seals
@@ -292,7 +292,7 @@ impl AccountTimeline {
         true
     }
 
-    /// Drops the details of entries sealed in sled by the last flush whose batch has been
+    /// Drops the details of entries sealed in the store by the last flush whose batch has been
     /// written, except the newest [`RECENT_SEALED_CHUNKS`] chunks'.
     fn forget_sealed_details(&mut self) {
         let up_to = self
@@ -394,7 +394,7 @@ fn subjects_view<'a>(keys: impl Iterator<Item = &'a SubjectKey>) -> Subjects {
     subjects
 }
 
-/// Reads sealed chunks of one account back from sled for one query, each chunk at most once.
+/// Reads sealed chunks of one account back from the store for one query, each chunk at most once.
 struct SealedChunks<'a> {
     tree: Option<keyplan_projection::Tree>,
     tenant: &'a str,
@@ -519,7 +519,7 @@ impl TimelineProjection {
             })
     }
 
-    /// The last flushed content of an interaction, read back from sled (see the module
+    /// The last flushed content of an interaction, read back from the store (see the module
     /// docs); `None` if there is no tree or no such item. A read failure is logged and the
     /// correction is then described without the comparison (apply cannot fail).
     fn stored_interaction(
@@ -760,7 +760,7 @@ impl TimelineProjection {
     }
 
     /// Every account's entries (in position order) and directory (without the interaction
-    /// details, which may live only in sled), to compare two projections in tests.
+    /// details, which may live only in the store), to compare two projections in tests.
     #[cfg(test)]
     pub(crate) fn export(
         &self,
@@ -781,7 +781,7 @@ impl TimelineProjection {
                             .expect("a sealed chunk reads back"),
                     })
                     .collect();
-                // Interaction details may have been evicted to sled: compare those in sled.
+                // Interaction details may have been evicted to the store: compare those there.
                 let mut directory = timeline.directory.clone();
                 directory.interactions.clear();
                 out.insert(
