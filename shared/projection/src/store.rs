@@ -37,6 +37,12 @@ pub type Value = fjall::Slice;
 /// buffers is memory that grows with the write rate, not with what queries need.
 const TREE_WRITE_BUFFER: u64 = 16 * 1024 * 1024;
 
+/// Most bytes of journal kept on disk (fjall's minimum; its default is 512 MiB). A journal file
+/// goes once every tree has written out what it holds of it, and trees written rarely (the
+/// runner's generations, a read model that sees few events) would otherwise pin every
+/// journal file up to the limit: disk, and a replay at every start, that hold nothing new.
+const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// The read models' database (one directory).
 #[derive(Clone)]
 pub struct ReadModelDb {
@@ -55,6 +61,7 @@ impl ReadModelDb {
         Ok(Self {
             db: fjall::Database::builder(path.as_ref())
                 .cache_size(cache_bytes)
+                .max_journaling_size(JOURNAL_LIMIT)
                 .open()?,
         })
     }
@@ -82,7 +89,13 @@ impl ReadModelDb {
     /// The tree called `name`, created empty if there is none.
     pub fn open_tree(&self, name: &str) -> Result<Tree, ProjectionError> {
         let keyspace = self.db.keyspace(name, || {
-            fjall::KeyspaceCreateOptions::default().max_memtable_size(TREE_WRITE_BUFFER)
+            fjall::KeyspaceCreateOptions::default()
+                .max_memtable_size(TREE_WRITE_BUFFER)
+                // fjall compresses only from its third level down by default; read models
+                // are text-heavy (summaries, notes) and mostly sit in the first levels.
+                .data_block_compression_policy(fjall::config::CompressionPolicy::all(
+                    fjall::CompressionType::Lz4,
+                ))
         })?;
         Ok(Tree {
             db: self.db.clone(),
