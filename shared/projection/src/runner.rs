@@ -279,9 +279,7 @@ impl<P: Projection> ProjectionRunner<P> {
         for g in 0..=generation {
             db.drop_tree(&tree_name(name, g))?;
         }
-        let mut forget = Batch::default();
-        forget.remove(name);
-        db.open_tree(GENERATIONS_TREE)?.apply_batch(forget)?;
+        db.open_tree(GENERATIONS_TREE)?.remove(name)?;
         Ok(())
     }
 

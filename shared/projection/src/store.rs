@@ -117,11 +117,6 @@ impl ReadModelDb {
     pub fn persist(&self) -> Result<(), ProjectionError> {
         Ok(self.db.persist(fjall::PersistMode::SyncAll)?)
     }
-
-    /// Bytes on disk (tables and journal).
-    pub fn disk_space(&self) -> Result<u64, ProjectionError> {
-        Ok(self.db.disk_space()?)
-    }
 }
 
 /// An ordered map of byte keys to byte values in a [`ReadModelDb`].
