@@ -278,19 +278,7 @@ async fn check_read_models(
         let mut page_token = String::new();
         loop {
             let page = timeline
-                .list_timeline(pb::ListTimelineRequest {
-                    tenant: TENANT.into(),
-                    account_id: account.clone(),
-                    scope: None,
-                    event_types: vec![],
-                    occurred_from: None,
-                    occurred_to: None,
-                    actor: String::new(),
-                    order: pb::TimelineOrder::OldestFirst as i32,
-                    page_size: 500,
-                    page_token,
-                    min_position: head,
-                })
+                .list_timeline(timeline_page(account, 500, page_token, head))
                 .await;
             match page {
                 Ok(page) => {

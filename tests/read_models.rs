@@ -265,19 +265,7 @@ async fn a_read_model_that_fails_to_load_leaves_the_rest_of_the_node_serving() {
     }
 
     let server = Server::start_listening(&data).await;
-    let request = pb::ListTimelineRequest {
-        tenant: common::fixtures::TENANT.into(),
-        account_id: "globex".into(),
-        scope: None,
-        event_types: vec![],
-        occurred_from: None,
-        occurred_to: None,
-        actor: String::new(),
-        order: pb::TimelineOrder::OldestFirst as i32,
-        page_size: 10,
-        page_token: String::new(),
-        min_position: 0,
-    };
+    let request = common::fixtures::timeline_page("globex", 10, String::new(), 0);
     let mut timeline = pb::timeline_service_client::TimelineServiceClient::new(server.channel());
     // Loading may still be under way at first ("still loading"); it fails within moments.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -361,19 +349,12 @@ async fn read_models_of_the_former_sled_database_are_rebuilt_into_the_new_one() 
     assert!(!legacy.exists(), "the former sled database is removed");
     assert!(data.join(keyplan_projection::READ_MODELS_DIR).is_dir());
     let page = pb::timeline_service_client::TimelineServiceClient::new(server.channel())
-        .list_timeline(pb::ListTimelineRequest {
-            tenant: common::fixtures::TENANT.into(),
-            account_id: "globex".into(),
-            scope: None,
-            event_types: vec![],
-            occurred_from: None,
-            occurred_to: None,
-            actor: String::new(),
-            order: pb::TimelineOrder::OldestFirst as i32,
-            page_size: 100,
-            page_token: String::new(),
-            min_position: head,
-        })
+        .list_timeline(common::fixtures::timeline_page(
+            "globex",
+            100,
+            String::new(),
+            head,
+        ))
         .await
         .unwrap()
         .into_inner();

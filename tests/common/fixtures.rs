@@ -21,6 +21,28 @@ pub fn request(account: &str, kind: Kind) -> pb::ExecuteRequest {
     }
 }
 
+/// A page of `account`'s whole timeline, oldest first, with no filter.
+pub fn timeline_page(
+    account: &str,
+    page_size: u32,
+    page_token: String,
+    min_position: u64,
+) -> pb::ListTimelineRequest {
+    pb::ListTimelineRequest {
+        tenant: TENANT.into(),
+        account_id: account.into(),
+        scope: None,
+        event_types: vec![],
+        occurred_from: None,
+        occurred_to: None,
+        actor: String::new(),
+        order: pb::TimelineOrder::OldestFirst as i32,
+        page_size,
+        page_token,
+        min_position,
+    }
+}
+
 /// An `ExecuteBatch` request for `account`, with the same defaults as [`request`].
 pub fn batch(account: &str, kinds: Vec<Kind>) -> pb::ExecuteBatchRequest {
     pb::ExecuteBatchRequest {
