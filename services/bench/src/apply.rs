@@ -6,7 +6,7 @@
 //! accounts, each onboarded with a KAM, a stakeholder and an engagement rule, then interactions
 //! in batches of 64) is decided by the real repository into a real sled log in a temporary
 //! directory, then each read model is rebuilt from that log by the real
-//! [`ProjectionRunner`] (feed, apply, sled commits), first alone, then all four together as a
+//! [`ProjectionRunner`] (feed, apply, commits to the read models' store), first alone, then all four together as a
 //! node's rebuild runs them. Decoding alone (log record to [`ProjectedEvent`], what every model
 //! pays once per event) is measured too, so that each model's own cost is its time minus that.
 //!
@@ -28,8 +28,8 @@ use crate::workload::{onboarding, rule, AccountWorkload, TENANT};
 
 /// Events decoded per read of the log when measuring decoding alone.
 const DECODE_BATCH: usize = 4096;
-/// sled's page cache for the log and for each read-model database: the node's `--cache-mb`
-/// default, so that sled's share of the cost is the node's.
+/// The page cache of the log (sled) and of each read-model database (fjall): the node's
+/// `--cache-mb` default, so that the stores' share of the cost is the node's.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What a rebuild of each model costs.
