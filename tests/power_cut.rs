@@ -345,7 +345,7 @@ async fn wait_read_models(server: &Server, head: u64) -> Vec<String> {
 }
 
 /// One power cut of a node started with `role`; returns a one-line summary and what failed.
-async fn one_cut(seed: u64, role: &[&str]) -> (String, Vec<String>) {
+async fn one_cut(seed: u64, role: &'static [&'static str]) -> (String, Vec<String>) {
     let read_models = role == ALL_IN_ONE;
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
@@ -427,11 +427,7 @@ async fn one_cut(seed: u64, role: &[&str]) -> (String, Vec<String>) {
     // test crash.
     let started = tokio::spawn({
         let after = after.clone();
-        let role: Vec<String> = role.iter().map(|s| (*s).to_owned()).collect();
-        async move {
-            let role: Vec<&str> = role.iter().map(String::as_str).collect();
-            Server::start_with(&after, &role).await
-        }
+        async move { Server::start_with(&after, role).await }
     })
     .await;
     let failures = match started {
@@ -459,7 +455,7 @@ fn journaled() -> bool {
     std::env::var("KEYPLAN_POWER_CUT_MODE").is_ok_and(|m| m == "journaled")
 }
 
-async fn run_cuts(default_cuts: usize, role: &[&str]) {
+async fn run_cuts(default_cuts: usize, role: &'static [&'static str]) {
     let cuts = std::env::var("KEYPLAN_POWER_CUTS")
         .ok()
         .and_then(|v| v.parse().ok())

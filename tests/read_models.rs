@@ -165,16 +165,8 @@ async fn the_globex_year_over_grpc_gives_the_hand_computed_answers_and_survives_
     let list =
         |scope: Option<pb::list_timeline_request::Scope>, page_size| pb::ListTimelineRequest {
             tenant: globex::TENANT.into(),
-            account_id: globex::ACCOUNT.into(),
             scope,
-            event_types: vec![],
-            occurred_from: None,
-            occurred_to: None,
-            actor: String::new(),
-            order: pb::TimelineOrder::OldestFirst as i32,
-            page_size,
-            page_token: String::new(),
-            min_position: head,
+            ..common::fixtures::timeline_page(globex::ACCOUNT, page_size, String::new(), head)
         };
     let first = timeline
         .list_timeline(list(None, 50))
