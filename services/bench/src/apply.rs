@@ -41,13 +41,43 @@ pub struct ApplyResults {
     pub decode_events_per_s: f64,
     /// Each model rebuilt alone.
     pub alone: Vec<ModelFigures>,
-    /// All four rebuilt at once (each with its own feed, as on a node): events/s, i.e. the
-    /// log's events over the time until the last model finished.
-    pub together_events_per_s: f64,
-    /// CPU µs per event of the four together.
-    pub together_cpu_us_per_event: f64,
+    /// All four rebuilt at once from one shared feed, as on a node.
+    pub together: Together,
+    /// All four rebuilt at once, each with a feed of its own (as nodes did before the shared
+    /// feed): the baseline of `together` in the same run.
+    pub together_own_feeds: Together,
     /// Worker threads of the runtime (the machine's cores).
     pub threads: usize,
+}
+
+/// The four models rebuilt at once.
+#[derive(Debug, Clone, Serialize)]
+pub struct Together {
+    /// The log's events over the time until the last model finished.
+    pub events_per_s: f64,
+    /// CPU µs per event (this process, every thread).
+    pub cpu_us_per_event: f64,
+}
+
+/// Rebuilds the four models side by side from `source` into `db`.
+async fn together(db: &ReadModelDb, source: &EventSource, head: u64) -> Result<Together> {
+    let started = Instant::now();
+    let cpu = cpu_seconds();
+    let tasks: Vec<_> = Model::ALL
+        .into_iter()
+        .map(|model| {
+            let db = db.clone();
+            let source = source.clone();
+            tokio::spawn(async move { model.rebuild(&db, &source, head).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(Together {
+        events_per_s: head as f64 / started.elapsed().as_secs_f64(),
+        cpu_us_per_event: (cpu_seconds() - cpu) * 1e6 / head as f64,
+    })
 }
 
 /// One model rebuilt alone.
@@ -87,7 +117,9 @@ pub async fn run(events: u64) -> Result<ApplyResults> {
         let db = open_db(&dir.path().join(format!("alone-{}", model.name())))?;
         let started = Instant::now();
         let cpu = cpu_seconds();
-        let held = model.rebuild(&db, &store, head).await?;
+        let held = model
+            .rebuild(&db, &EventSource::Local(store.clone()), head)
+            .await?;
         let without_state = allocated_bytes()?;
         alone.push(ModelFigures {
             name: model.name().to_owned(),
@@ -97,29 +129,25 @@ pub async fn run(events: u64) -> Result<ApplyResults> {
             state_bytes: held - without_state,
         });
     }
-    let db = open_db(&dir.path().join("together"))?;
-    let started = Instant::now();
-    let cpu = cpu_seconds();
-    let tasks: Vec<_> = Model::ALL
-        .into_iter()
-        .map(|model| {
-            let db = db.clone();
-            let store = store.clone();
-            tokio::spawn(async move { model.rebuild(&db, &store, head).await })
-        })
-        .collect();
-    for task in tasks {
-        task.await??;
-    }
-    let together = started.elapsed();
-    let together_cpu = cpu_seconds() - cpu;
+    let own_feeds = together(
+        &open_db(&dir.path().join("together-own-feeds"))?,
+        &EventSource::Local(store.clone()),
+        head,
+    )
+    .await?;
+    let shared_feed = together(
+        &open_db(&dir.path().join("together"))?,
+        &EventSource::Local(store.clone()).shared(),
+        head,
+    )
+    .await?;
     store.close();
     Ok(ApplyResults {
         events: head,
         decode_events_per_s,
         alone,
-        together_events_per_s: head as f64 / together.as_secs_f64(),
-        together_cpu_us_per_event: together_cpu * 1e6 / head as f64,
+        together: shared_feed,
+        together_own_feeds: own_feeds,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     })
 }
@@ -157,12 +185,12 @@ impl Model {
 
     /// Rebuilds the model from the log into `db`, through the runner a node uses; returns
     /// jemalloc's allocated bytes with the runner still open (both are dropped on return).
-    async fn rebuild(self, db: &ReadModelDb, store: &EventStore, head: u64) -> Result<i64> {
+    async fn rebuild(self, db: &ReadModelDb, source: &EventSource, head: u64) -> Result<i64> {
         match self {
             Model::Accounts => {
                 rebuild(
                     db,
-                    store,
+                    source,
                     head,
                     keyplan_account_service::projection::AccountStateProjection::default(),
                 )
@@ -171,7 +199,7 @@ impl Model {
             Model::Timeline => {
                 rebuild(
                     db,
-                    store,
+                    source,
                     head,
                     keyplan_timeline_service::TimelineProjection::default(),
                 )
@@ -180,7 +208,7 @@ impl Model {
             Model::Compliance => {
                 rebuild(
                     db,
-                    store,
+                    source,
                     head,
                     keyplan_compliance_service::ComplianceProjection::default(),
                 )
@@ -189,7 +217,7 @@ impl Model {
             Model::Activity => {
                 rebuild(
                     db,
-                    store,
+                    source,
                     head,
                     keyplan_activity_service::ActivityProjection::default(),
                 )
@@ -201,12 +229,11 @@ impl Model {
 
 async fn rebuild<P: Projection>(
     db: &ReadModelDb,
-    store: &EventStore,
+    source: &EventSource,
     head: u64,
     projection: P,
 ) -> Result<i64> {
-    let (mut runner, handle) =
-        ProjectionRunner::open(db, projection, EventSource::Local(store.clone()))?;
+    let (mut runner, handle) = ProjectionRunner::open(db, projection, source.clone())?;
     runner.run_until(head).await?;
     anyhow::ensure!(
         runner.position() == head,

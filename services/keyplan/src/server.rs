@@ -214,8 +214,9 @@ impl Node {
                                     "opening the read models' database panicked: {e}"
                                 ))
                             })??;
+                            let source = EventSource::Local(store).shared();
                             let (models, handles, runners) =
-                                ReadModels::start(&db, EventSource::Local(store), &stop).await?;
+                                ReadModels::start(&db, source, &stop).await?;
                             Ok(LoadedReadModels {
                                 reported: models.reported(),
                                 models,
@@ -249,10 +250,13 @@ impl Node {
                     return Err(NodeError::Config("NATS is required".into()));
                 };
                 let db = open_projection_db(args)?;
+                // One consumer for the node's four projections (see
+                // `keyplan_projection::shared_feed`).
                 let source = EventSource::JetStream {
                     context: async_nats::jetstream::new(connection.client.clone()),
                     stream: config.stream.clone(),
-                };
+                }
+                .shared();
                 let projection = AccountStateProjection::default();
                 let stop = shutdown.subscribe();
                 let ((handle, runner), (models, mut projections, mut runners)) = tokio::try_join!(

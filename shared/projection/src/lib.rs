@@ -15,6 +15,7 @@
 pub mod event;
 pub mod foreign;
 pub mod runner;
+pub mod shared_feed;
 pub mod shared_state;
 pub mod source;
 pub mod store;
@@ -26,6 +27,7 @@ pub use runner::{
     NotCaughtUp, Projection, ProjectionHandle, ProjectionRunner, RebuildProgress,
     READ_YOUR_WRITES_TIMEOUT,
 };
+pub use shared_feed::SharedFeed;
 pub use shared_state::DirtyAccounts;
 pub use source::EventSource;
 pub use store::{Batch, ReadModelDb, Tree, Value, READ_MODELS_DIR};
@@ -52,6 +54,9 @@ pub enum ProjectionError {
     /// JetStream failed.
     #[error("JetStream: {0}")]
     JetStream(String),
+    /// Reading events failed (a shared feed passing on its source's error, or stopped).
+    #[error("reading events: {0}")]
+    Feed(String),
     /// The source skipped or repeated a position.
     #[error("expected position {expected}, got {got}: {hint}")]
     OutOfOrder {
@@ -77,4 +82,37 @@ pub enum ProjectionError {
         /// Why.
         reason: String,
     },
+}
+
+impl ProjectionError {
+    /// The same error for another projection (a shared feed tells each projection it serves):
+    /// the kinds the runner tells apart stay what they are; the store's own errors, which
+    /// cannot be cloned, become [`ProjectionError::Feed`] with their message (the runner
+    /// retries both alike).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::Decode { position, reason } => Self::Decode {
+                position: *position,
+                reason: reason.clone(),
+            },
+            Self::JetStream(reason) => Self::JetStream(reason.clone()),
+            Self::Feed(reason) => Self::Feed(reason.clone()),
+            Self::OutOfOrder {
+                expected,
+                got,
+                hint,
+            } => Self::OutOfOrder {
+                expected: *expected,
+                got: *got,
+                hint,
+            },
+            Self::Rebuild(reason) => Self::Rebuild(reason.clone()),
+            Self::Commit(reason) => Self::Commit(reason.clone()),
+            Self::Corrupt { name, reason } => Self::Corrupt {
+                name: name.clone(),
+                reason: reason.clone(),
+            },
+            Self::ReadModelStore(_) | Self::Store(_) => Self::Feed(self.to_string()),
+        }
+    }
 }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use crate::event::ProjectedEvent;
+use crate::shared_feed::Delivery;
 use crate::source::EventSource;
 use crate::store::{Batch, ReadModelDb, Tree};
 use crate::ProjectionError;
@@ -443,10 +444,11 @@ impl<P: Projection> ProjectionRunner<P> {
         let name = self.projection.name();
         self.db.drop_tree(&tree_name(name, next_generation))?;
         let fresh = self.projection.empty();
+        // Its own feed: from position 1 it would hold a shared feed's other projections back.
         let (mut child, child_handle) = ProjectionRunner::open_generation(
             &self.db,
             fresh,
-            self.source.clone(),
+            self.source.private(),
             next_generation,
         )?;
         let live = self.applied.subscribe();
@@ -565,10 +567,7 @@ impl<P: Projection> ProjectionRunner<P> {
 
     /// Applies a batch in memory, in order. On a bad event, what came before it stays applied
     /// (and is committed by the caller), so memory and the checkpoint never disagree.
-    fn apply(
-        &mut self,
-        events: &mut Vec<Result<ProjectedEvent, ProjectionError>>,
-    ) -> Result<(), ProjectionError> {
+    fn apply(&mut self, events: &mut Vec<Delivery>) -> Result<(), ProjectionError> {
         let mut next = self.position() + 1;
         let mut failure = None;
         for event in events.drain(..) {

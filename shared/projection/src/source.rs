@@ -1,5 +1,6 @@
 //! Where projections read events from: the local log or JetStream.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
@@ -11,10 +12,11 @@ use keyplan_store::{EventFilter, EventStore, Subscription};
 use prost::Message as _;
 
 use crate::event::ProjectedEvent;
+use crate::shared_feed::{Delivery, SharedFeed};
 use crate::ProjectionError;
 
-/// A source of events in global order (built once per projection, so the size difference
-/// between variants does not matter).
+/// A source of events in global order (built once per node, so the size difference between
+/// variants does not matter).
 #[derive(Debug, Clone)]
 #[allow(clippy::large_enum_variant)]
 pub enum EventSource {
@@ -27,6 +29,9 @@ pub enum EventSource {
         /// The stream's settings (name, subject prefix).
         stream: StreamSettings,
     },
+    /// One of the others, read once for every projection given this source
+    /// ([`EventSource::shared`]).
+    Shared(SharedFeed),
 }
 
 /// An open feed of events from a position on (one per running projection).
@@ -39,6 +44,8 @@ pub enum Feed {
         jetstream::consumer::pull::Ordered,
         Option<keyplan_fanout::signing::SigningKey>,
     ),
+    /// From a shared feed.
+    Shared(tokio::sync::mpsc::Receiver<Delivery>),
 }
 
 impl std::fmt::Debug for Feed {
@@ -46,14 +53,35 @@ impl std::fmt::Debug for Feed {
         f.write_str(match self {
             Feed::Local(_) => "Feed::Local",
             Feed::JetStream(..) => "Feed::JetStream",
+            Feed::Shared(_) => "Feed::Shared",
         })
     }
 }
 
 impl EventSource {
+    /// This source, read once for every projection it is given to (see
+    /// [`crate::shared_feed`]): what a node gives its projections. Must be called within a
+    /// tokio runtime.
+    pub fn shared(self) -> Self {
+        match self {
+            EventSource::Shared(_) => self,
+            source => EventSource::Shared(SharedFeed::start(source)),
+        }
+    }
+
+    /// The source underneath a shared one, read by a projection on its own (a rebuild, which
+    /// must not hold the serving projections back); any other source as it is.
+    pub fn private(&self) -> Self {
+        match self {
+            EventSource::Shared(shared) => shared.source().private(),
+            source => source.clone(),
+        }
+    }
+
     /// Opens a feed starting at `from` (inclusive, >= 1).
     pub async fn open(&self, from: u64) -> Result<Feed, ProjectionError> {
         match self {
+            EventSource::Shared(shared) => Ok(Feed::Shared(shared.open(from)?)),
             EventSource::Local(store) => {
                 Ok(Feed::Local(store.subscribe(from, EventFilter::default())))
             }
@@ -83,6 +111,7 @@ impl EventSource {
     /// The last position the source holds now (to tell when a rebuild has caught up).
     pub async fn head(&self) -> Result<u64, ProjectionError> {
         match self {
+            EventSource::Shared(shared) => Box::pin(shared.source().head()).await,
             EventSource::Local(store) => Ok(store.head()),
             EventSource::JetStream { context, stream } => {
                 let mut s = context.get_stream(&stream.name).await.map_err(|e| {
@@ -115,13 +144,15 @@ fn screen(sequence: u64, payload: &[u8]) -> Result<ProjectedEvent, String> {
 
 impl Feed {
     /// Waits for the next event (`None` when the source closed).
-    pub async fn next(&mut self) -> Option<Result<ProjectedEvent, ProjectionError>> {
+    pub async fn next(&mut self) -> Option<Delivery> {
         match self {
+            Feed::Shared(events) => events.recv().await,
             Feed::Local(subscription) => {
                 let next = subscription.next().await?;
                 Some(
                     next.map_err(ProjectionError::from)
-                        .and_then(|r| ProjectedEvent::from_recorded(&r)),
+                        .and_then(|r| ProjectedEvent::from_recorded(&r))
+                        .map(Arc::new),
                 )
             }
             Feed::JetStream(messages, key) => {
@@ -152,7 +183,7 @@ impl Feed {
                     ),
                     _ => screen(sequence, &message.payload),
                 };
-                Some(screened.map_err(|reason| {
+                Some(screened.map(Arc::new).map_err(|reason| {
                     crate::foreign::record(sequence, &reason);
                     // Not applied, and not stepped over either: the log's own event for this
                     // position may still come at this sequence (the relay republishes a stream
@@ -168,10 +199,7 @@ impl Feed {
     }
 
     /// Takes the next event if one arrives within `wait`.
-    pub async fn next_within(
-        &mut self,
-        wait: Duration,
-    ) -> Option<Option<Result<ProjectedEvent, ProjectionError>>> {
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Option<Delivery>> {
         tokio::time::timeout(wait, self.next()).await.ok()
     }
 }

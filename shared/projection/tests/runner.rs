@@ -240,14 +240,24 @@ async fn a_reset_projection_is_rebuilt_to_the_same_state() {
 
 #[tokio::test]
 async fn an_online_rebuild_swaps_in_an_equal_state_while_the_old_one_keeps_serving() {
+    online_rebuild(|store| EventSource::Local(store.clone())).await;
+}
+
+/// As a node runs it: the serving generation on the node's shared feed, the rebuild on a feed
+/// of its own.
+#[tokio::test]
+async fn an_online_rebuild_of_a_projection_on_a_shared_feed_swaps_in_an_equal_state() {
+    online_rebuild(|store| EventSource::Local(store.clone()).shared()).await;
+}
+
+async fn online_rebuild(source: impl Fn(&EventStore) -> EventSource) {
     let dir = tempfile::tempdir().unwrap();
     let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
     append(&store, "a", 300).await;
     let db =
         keyplan_projection::ReadModelDb::open(dir.path().join("projections"), 64 << 20).unwrap();
     let counts = Counts::default();
-    let (runner, handle) =
-        ProjectionRunner::open(&db, counts.clone(), EventSource::Local(store.clone())).unwrap();
+    let (runner, handle) = ProjectionRunner::open(&db, counts.clone(), source(&store)).unwrap();
     tokio::spawn(runner.run());
     assert!(handle.wait_for(300, Duration::from_secs(10)).await);
 
@@ -281,8 +291,7 @@ async fn an_online_rebuild_swaps_in_an_equal_state_while_the_old_one_keeps_servi
 
     // Opening the projection again (as after a restart) opens the new generation.
     let reopened = Counts::default();
-    let (_runner, handle) =
-        ProjectionRunner::open(&db, reopened.clone(), EventSource::Local(store.clone())).unwrap();
+    let (_runner, handle) = ProjectionRunner::open(&db, reopened.clone(), source(&store)).unwrap();
     assert_eq!(handle.position(), 351);
     assert_eq!(
         reopened.get(),
@@ -362,4 +371,115 @@ async fn a_runner_that_stops_for_good_says_why_on_its_handle() {
         .unwrap();
     assert!(reason.contains("no space left on device"), "{reason}");
     assert_eq!(handle.stopped(), Some(reason));
+}
+
+/// The positions a feed delivers next, `n` of them.
+async fn positions(feed: &mut keyplan_projection::source::Feed, n: usize) -> Vec<u64> {
+    let mut got = Vec::with_capacity(n);
+    while got.len() < n {
+        let event = tokio::time::timeout(Duration::from_secs(10), feed.next())
+            .await
+            .expect("the feed delivers within 10 s")
+            .expect("the feed is open")
+            .unwrap();
+        got.push(event.position);
+    }
+    got
+}
+
+#[tokio::test]
+async fn a_shared_feed_gives_each_projection_every_event_once_from_its_own_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
+    append(&store, "a", 50).await;
+    let source = EventSource::Local(store.clone()).shared();
+
+    let mut ahead = source.open(21).await.unwrap();
+    assert_eq!(
+        positions(&mut ahead, 10).await,
+        (21..=30).collect::<Vec<_>>()
+    );
+    // A projection starting behind makes the feed read again from position 1: it gets every
+    // event, and the one ahead none twice.
+    let mut behind = source.open(1).await.unwrap();
+    assert_eq!(
+        positions(&mut behind, 50).await,
+        (1..=50).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        positions(&mut ahead, 20).await,
+        (31..=50).collect::<Vec<_>>()
+    );
+
+    // Both follow what is appended afterwards.
+    append(&store, "b", 5).await;
+    assert_eq!(
+        positions(&mut behind, 5).await,
+        (51..=55).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        positions(&mut ahead, 5).await,
+        (51..=55).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_projection_that_drops_its_shared_feed_does_not_hold_the_others_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path().join("log"));
+    config.fdatasync = false;
+    let store = EventStore::open(config).unwrap();
+    // More than a feed's buffer: a subscriber still counted after it is gone would stop the
+    // shared feed once its buffer is full.
+    let events = keyplan_projection::shared_feed::BUFFER + 100;
+    append(&store, "a", events).await;
+    let source = EventSource::Local(store.clone()).shared();
+
+    let gone = source.open(1).await.unwrap();
+    let mut reading = source.open(1).await.unwrap();
+    drop(gone);
+    let got = positions(&mut reading, events).await;
+    assert_eq!(got.last(), Some(&(events as u64)));
+}
+
+#[tokio::test]
+async fn projections_on_one_shared_feed_reach_the_state_of_projections_with_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(StoreConfig::new(dir.path().join("log"))).unwrap();
+    append(&store, "a", 40).await;
+    append(&store, "b", 25).await;
+    let own = Counts::default();
+    let own_db = keyplan_projection::ReadModelDb::open(dir.path().join("own"), 64 << 20).unwrap();
+    let (mut runner, _handle) =
+        ProjectionRunner::open(&own_db, own.clone(), EventSource::Local(store.clone())).unwrap();
+    runner.run_until(65).await.unwrap();
+
+    // Two projections on one shared feed, one of them already at a checkpoint (30).
+    let shared = EventSource::Local(store.clone()).shared();
+    let resumed_db =
+        keyplan_projection::ReadModelDb::open(dir.path().join("resumed"), 64 << 20).unwrap();
+    {
+        let (mut runner, _handle) =
+            ProjectionRunner::open(&resumed_db, Counts::default(), shared.clone()).unwrap();
+        runner.run_until(30).await.unwrap();
+    }
+    let resumed = Counts::default();
+    let fresh = Counts::default();
+    let fresh_db =
+        keyplan_projection::ReadModelDb::open(dir.path().join("fresh"), 64 << 20).unwrap();
+    let (resumed_runner, resumed_handle) =
+        ProjectionRunner::open(&resumed_db, resumed.clone(), shared.clone()).unwrap();
+    assert_eq!(resumed_handle.position(), 30);
+    let (fresh_runner, fresh_handle) =
+        ProjectionRunner::open(&fresh_db, fresh.clone(), shared.clone()).unwrap();
+    tokio::spawn(resumed_runner.run());
+    tokio::spawn(fresh_runner.run());
+    append(&store, "c", 5).await;
+    for handle in [&resumed_handle, &fresh_handle] {
+        assert!(handle.wait_for(70, Duration::from_secs(10)).await);
+    }
+    let mut expected = own.get();
+    expected.insert("c".into(), 5);
+    assert_eq!(resumed.get(), expected);
+    assert_eq!(fresh.get(), expected);
 }
