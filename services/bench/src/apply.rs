@@ -6,9 +6,11 @@
 //! accounts, each onboarded with a KAM, a stakeholder and an engagement rule, then interactions
 //! in batches of 64) is decided by the real repository into a real sled log in a temporary
 //! directory, then each read model is rebuilt from that log by the real
-//! [`ProjectionRunner`] (feed, apply, commits to the read models' store), first alone, then all four together as a
-//! node's rebuild runs them. Decoding alone (log record to [`ProjectedEvent`], what every model
-//! pays once per event) is measured too, so that each model's own cost is its time minus that.
+//! [`ProjectionRunner`] (feed, apply, commits to the read models' store): first each alone,
+//! then all four together, once each with a feed of its own (as nodes did before) and once on
+//! one shared feed, as a node's rebuild runs them. Decoding alone (log record to
+//! [`ProjectedEvent`], what every model with a feed of its own pays once per event) is measured
+//! too, so that each model's own cost is its time minus that.
 //!
 //! Being in process and deterministic, it is also the harness to profile with
 //! (`perf record`, or `valgrind --tool=callgrind` with a small `--events`).
