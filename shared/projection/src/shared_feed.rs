@@ -32,8 +32,8 @@ use crate::ProjectionError;
 /// Events decoded ahead for each projection (they are shared: an `Arc` each).
 pub const BUFFER: usize = 4096;
 
-/// What a projection's shared feed delivers.
-pub(crate) type Delivery = Result<Arc<ProjectedEvent>, ProjectionError>;
+/// What a feed delivers: the next event, decoded once and shared, or why there is none.
+pub type Delivery = Result<Arc<ProjectedEvent>, ProjectionError>;
 
 /// The handle of a shared feed: cloned into each projection's [`EventSource::Shared`].
 ///
