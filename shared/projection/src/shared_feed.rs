@@ -96,12 +96,8 @@ async fn read_for_all(source: Arc<EventSource>, mut requests: mpsc::UnboundedRec
             if let Some(from) = subscribers.iter().map(|s| s.next).min() {
                 match source.open(from).await {
                     Ok(opened) => feed = Some((opened, from)),
-                    Err(e) => {
-                        // Each subscriber retries (reopens) after a pause, as with its own feed.
-                        for subscriber in subscribers.drain(..) {
-                            let _ = subscriber.events.send(Err(e.duplicate())).await;
-                        }
-                    }
+                    // Each subscriber retries (reopens) after a pause, as with its own feed.
+                    Err(e) => pass_on(&mut subscribers, &e, u64::MAX).await,
                 }
             }
         }
@@ -138,15 +134,7 @@ async fn read_for_all(source: Arc<EventSource>, mut requests: mpsc::UnboundedRec
             }
             Some(Err(e)) => {
                 let at = feed.as_ref().map_or(0, |(_, next)| *next);
-                let mut kept = Vec::with_capacity(subscribers.len());
-                for subscriber in subscribers.drain(..) {
-                    if subscriber.next <= at {
-                        let _ = subscriber.events.send(Err(e.duplicate())).await;
-                    } else {
-                        kept.push(subscriber);
-                    }
-                }
-                subscribers = kept;
+                pass_on(&mut subscribers, &e, at).await;
                 feed = None;
             }
             None => {
@@ -165,6 +153,20 @@ async fn read_for_all(source: Arc<EventSource>, mut requests: mpsc::UnboundedRec
 enum Next {
     Request(Option<Subscribe>),
     Event(Option<Delivery>),
+}
+
+/// Gives `error` to the subscribers waiting for position `at` or an earlier one, and lets
+/// them go (each reopens, or stops, as with a feed of its own); the others keep their place.
+async fn pass_on(subscribers: &mut Vec<Subscriber>, error: &ProjectionError, at: u64) {
+    let mut kept = Vec::with_capacity(subscribers.len());
+    for subscriber in subscribers.drain(..) {
+        if subscriber.next <= at {
+            let _ = subscriber.events.send(Err(error.duplicate())).await;
+        } else {
+            kept.push(subscriber);
+        }
+    }
+    *subscribers = kept;
 }
 
 /// Hands `event` to every subscriber that has not had it, waiting for room in each buffer;

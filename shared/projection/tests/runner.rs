@@ -387,6 +387,15 @@ async fn positions(feed: &mut keyplan_projection::source::Feed, n: usize) -> Vec
     got
 }
 
+/// Asserts that the next events `feed` delivers are exactly those at `expected`, in order.
+async fn expect_next(
+    feed: &mut keyplan_projection::source::Feed,
+    expected: std::ops::RangeInclusive<u64>,
+) {
+    let n = expected.clone().count();
+    assert_eq!(positions(feed, n).await, expected.collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn a_shared_feed_gives_each_projection_every_event_once_from_its_own_position() {
     let dir = tempfile::tempdir().unwrap();
@@ -395,32 +404,17 @@ async fn a_shared_feed_gives_each_projection_every_event_once_from_its_own_posit
     let source = EventSource::Local(store.clone()).shared();
 
     let mut ahead = source.open(21).await.unwrap();
-    assert_eq!(
-        positions(&mut ahead, 10).await,
-        (21..=30).collect::<Vec<_>>()
-    );
+    expect_next(&mut ahead, 21..=30).await;
     // A projection starting behind makes the feed read again from position 1: it gets every
     // event, and the one ahead none twice.
     let mut behind = source.open(1).await.unwrap();
-    assert_eq!(
-        positions(&mut behind, 50).await,
-        (1..=50).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        positions(&mut ahead, 20).await,
-        (31..=50).collect::<Vec<_>>()
-    );
+    expect_next(&mut behind, 1..=50).await;
+    expect_next(&mut ahead, 31..=50).await;
 
     // Both follow what is appended afterwards.
     append(&store, "b", 5).await;
-    assert_eq!(
-        positions(&mut behind, 5).await,
-        (51..=55).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        positions(&mut ahead, 5).await,
-        (51..=55).collect::<Vec<_>>()
-    );
+    expect_next(&mut behind, 51..=55).await;
+    expect_next(&mut ahead, 51..=55).await;
 }
 
 #[tokio::test]
