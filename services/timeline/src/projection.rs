@@ -1,64 +1,53 @@
-//! The timeline projection: one entry per event, per account, with the indexes that make a
-//! page a few B-tree steps away whatever the size of the log.
-//!
-//! # In memory
-//! Per account (never a scan over all accounts for a one-account query):
-//! - `entries`, in position order (append-only; an entry never changes once written). In
-//!   memory an entry keeps what queries sort, filter and page on (position, business time,
-//!   type, actor, what it corrects); the rest (its summary, a template naming people and
-//!   things by reference, see `crate::names`; ids, times, subjects) stays in memory only
-//!   until its chunk is sealed in the store, and a page reads it back from there (one read per
-//!   chunk a page touches). That detail was most of an entry's memory, and sealed chunks
-//!   never change, so nothing can go stale. The flush that seals a chunk keeps the details:
-//!   the runner has not written its batch yet; the next flush lets them go, except the two
-//!   newest sealed chunks' (an account's newest page is read from memory);
-//! - `by_time`, the account's entries by `(occurred_at, position)`: the timeline order;
-//! - one such index per subject (plan, stakeholder, person, opportunity), for the scoped views;
-//! - `corrected_by`: which later correction superseded an entry. It is derived from the
-//!   corrections' `corrects_position`, so marking an entry as corrected never rewrites it;
-//! - the directory the summaries are described from (`crate::directory`), except the
-//!   content of interactions already flushed: only a correction needs it (to say what
-//!   changed), corrections are rare, and it is the largest part of the directory, so it is
-//!   read back from the store when a correction comes;
-//! - `names`, what each subject was called, by business time: a summary is resolved against
-//!   it whenever the entry is read (a page, a watch), naming things as they were at the
-//!   entry's `occurred_at` according to everything known then. A late rename changes what
-//!   later-in-business-time entries read without rewriting any of them;
-//! - a broadcast channel of new positions, only while someone watches the account.
-//!
-//! Actor names and subject ids are interned per account. What this costs in memory and in
-//! page latency at 1,000,000 events (`tests/perf.rs`) is in BENCHMARKS.md.
+//! The timeline projection: one entry per event, per account, kept in the store under the keys
+//! a page reads, so that a page is one range read whatever the size of the log, and the
+//! projection's memory grows with accounts and what they name, not with events.
 //!
 //! # In the store
-//! - `c/<tenant>/<account>/<chunk>`: entries `chunk * 32 ..` of the account (postcard). A
-//!   flush rewrites only the chunks that gained entries since the last flush (usually the
-//!   last one), never an account's whole history;
-//! - `x/<tenant>/<account>/<chunk>`: the content of every interaction logged or corrected by
-//!   an entry of chunk `chunk` (postcard `Vec<(InteractionId, InteractionInfo)>`, in position
-//!   order), written beside the chunk and rewritten only while the chunk is open. This is
-//!   where a correction finds the content it corrects: newest chunk first;
-//! - `n/<tenant>/<account>/<kind letter><id>`: one subject's naming facts (postcard
-//!   `Vec<names::Fact>`, by business time), rewritten when it gains one (a rename writes this
-//!   key, never an older chunk);
+//! Per account (never a scan over all accounts for a one-account query). Ids never contain
+//! '/', so the keys are unambiguous; none starts with byte 0 (the runner's keys).
+//! - `t/<tenant>/<account>/<sort key>`: the entry (postcard [`StoredEntry`]; its summary a
+//!   template naming people and things by reference, see `crate::names`), under its
+//!   `(occurred_at, position)` as [`Stored::sort_key`]: the timeline's order, so a page of the
+//!   account is one range read from either end. An entry is written once and never rewritten;
+//!   a later correction writes a `k/` key, a late rename an `n/` key;
+//! - `s/<tenant>/<account>/<subject>/<sort key>`: empty, one per subject (plan, stakeholder,
+//!   person, opportunity) an entry concerns, the subject as its name key: a scoped page reads
+//!   this range and then each entry it names under `t/`;
+//! - `p/<tenant>/<account>/<position, 16 hex digits>`: the entry's `occurred_at` (8 bytes, big
+//!   endian): position order, for a watch's catch-up;
+//! - `k/<tenant>/<account>/<position>`: the position of the correction that superseded the
+//!   entry at `position` (8 bytes, big endian);
+//! - `h/<tenant>/<account>`: the account's [`Head`] (its last position and who recorded in it);
+//! - `x/<tenant>/<account>/<interaction id>`: an interaction's latest content
+//!   ([`InteractionInfo`]), read back only when a correction says what it changed;
+//! - `n/<tenant>/<account>/<name key>`: one subject's naming facts (postcard
+//!   `Vec<names::Fact>`, by business time), rewritten when it gains one;
 //! - `d/<tenant>/<account>/<kind>/<id>`: one directory item, rewritten when it changes.
-//!   Interactions are not stored this way any more (older projections did; such keys are
-//!   still read, after the `x/` ones). A key per interaction cost more than anything else
-//!   in the read models: measured by keyplan-bench at 300k events, writing none made the
-//!   rebuild 2.5x faster and RSS 35 % smaller (sled's memory per key), see BENCHMARKS.md.
 //!
-//! Indexes and `corrected_by` are rebuilt from the entries at load. Ids never contain '/', so
-//! the keys are unambiguous; none starts with byte 0 (the runner's checkpoint).
+//! A start reads `h/`, `d/`, `n/` and `k/` only: nothing per event but corrections.
+//!
+//! # In memory, per account
+//! - the head, the directory (without interactions already flushed: they are the largest
+//!   part of it, and only a correction needs one), the name histories, and which entry each
+//!   correction superseded: what grows with the account's people, things and corrections;
+//! - `recent`: the entries applied since the flush before the last one. The runner writes a
+//!   flush's batch before it applies the next event, so at each flush the entries of the
+//!   previous one are in the store and leave memory; until then a page reads them here
+//!   (read-your-writes). A projection that was never loaded from a tree keeps every entry
+//!   here (tests, and a projection without a store);
+//! - a broadcast channel of new positions, only while someone watches the account.
+//!
+//! What this costs in memory, in rebuilds and in page latency is in BENCHMARKS.md.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::ops::Bound;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use keyplan_domain::ids::*;
 use keyplan_domain::values::Timestamp;
 use keyplan_domain::AccountEvent;
-use keyplan_projection::runner::RESERVED_PREFIX;
 use keyplan_projection::shared_state::{read, write, DirtyAccounts};
-use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
+use keyplan_projection::stored::Stored;
+use keyplan_projection::{ProjectedEvent, Projection, ProjectionError, Tree};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use uuid::Uuid;
@@ -71,18 +60,13 @@ use crate::query::{type_index, Cursor, Order, Scope, TimelineQuery};
 /// Projection name (its tree in the read models' database).
 pub const NAME: &str = "timeline";
 
-/// The stored format ([`Projection::format`]). 2: summaries are templates resolved against the
-/// `n/` name histories (format 1 stored them with the names written in).
-const FORMAT: u32 = 2;
+/// The stored format ([`Projection::format`]). 3: one key per entry by business time, with
+/// subject and position indexes (format 2 stored chunks of 32 entries in position order, and
+/// kept every entry's sort and filter fields in memory).
+const FORMAT: u32 = 3;
 
-/// Entries per stored chunk: small enough that rewriting the last chunk at every flush is
-/// cheap, large enough that an account's history is a handful of keys.
-const CHUNK: usize = 32;
-
-/// Sealed chunks per account whose entries keep their details in memory anyway: an account's
-/// newest page (the page people read most, also while appends arrive) then needs no read from
-/// the store, for a bounded cost per account (two chunks' worth), not per event.
-const RECENT_SEALED_CHUNKS: usize = 2;
+/// Encoding and errors for this projection's stored values.
+const STORED: Stored = Stored::new(NAME);
 
 /// Live entries buffered per watched account before a slow watcher lags (and then catches up
 /// from the stored entries instead of being dropped).
@@ -157,50 +141,55 @@ pub(crate) struct StoredEntry {
     corrects: Option<u64>,
 }
 
-/// An entry in memory (ids interned in its account): what queries filter, sort and page on,
-/// and, until its chunk is sealed and stored, what a page shows of it.
-#[derive(Debug)]
-struct Entry {
-    position: u64,
-    occurred_at: i64,
-    /// 0 = not a correction (positions start at 1).
-    corrects: u64,
-    /// Index in [`AccountEvent::TYPES`].
-    event_type: u8,
-    /// Index in `AccountTimeline::actors`.
-    actor: u32,
-    /// `None` once the entry's chunk is sealed and stored: a page reads it back from the store.
-    detail: Option<Box<Detail>>,
-}
-
-/// What a page shows of an entry besides what it is filtered and sorted on. Most of an
-/// entry's memory (the summary above all), so it is kept only for entries whose chunk is not
-/// yet sealed in the store: the timeline's memory then grows with accounts and subjects, not with
-/// every event ever projected, and a page of recent entries still reads one or two chunks.
-#[derive(Debug)]
-struct Detail {
-    stream_version: u64,
-    recorded_at: i64,
-    event_id: [u8; 16],
-    /// A template (see `crate::names`).
-    summary: Box<str>,
-    /// Indexes in `AccountTimeline::subjects`.
-    subjects: Box<[u32]>,
-}
-
 type SortKey = (i64, u64);
 
-/// One account's timeline, its indexes and its name directory.
+impl StoredEntry {
+    /// Its position (tests read stored entries).
+    #[cfg(test)]
+    pub(crate) fn position(&self) -> u64 {
+        self.position
+    }
+
+    fn sort_key(&self) -> SortKey {
+        (self.occurred_at, self.position)
+    }
+
+    /// Whether the entry is of one of the types in `mask` (0: any) and by `actor` (if given).
+    fn passes(&self, mask: u64, actor: Option<&str>) -> bool {
+        let typed = mask == 0 || type_index(&self.event_type).is_some_and(|i| mask & (1 << i) != 0);
+        typed && actor.is_none_or(|a| a == self.actor)
+    }
+
+    fn in_scope(&self, scope: &Scope) -> bool {
+        match scope {
+            Scope::Account => true,
+            Scope::Subject(subject) => self.subjects.contains(subject),
+        }
+    }
+}
+
+/// What the store keeps of an account besides its entries, directory and names: read at
+/// every start, rewritten by each flush that writes entries of the account.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Head {
+    /// The position of the account's latest entry (0: none).
+    last_position: u64,
+    /// Everyone who recorded an entry here, so that a filter on anybody else answers at once.
+    actors: BTreeSet<String>,
+}
+
+/// One account's timeline as far as memory holds it (see the module docs).
 #[derive(Default)]
 struct AccountTimeline {
-    entries: Vec<Entry>,
-    by_time: BTreeMap<SortKey, u32>,
-    subject_ids: HashMap<SubjectKey, u32>,
-    subjects: Vec<SubjectKey>,
-    by_subject: Vec<BTreeMap<SortKey, u32>>,
-    actor_ids: HashMap<Box<str>, u32>,
-    actors: Vec<Box<str>>,
+    head: Head,
+    /// Which later correction superseded an entry: position -> position.
     corrected_by: HashMap<u64, u64>,
+    /// Pairs of `corrected_by` since the last flush: what the next flush writes under `k/`.
+    corrections: Vec<(u64, u64)>,
+    /// Entries not yet known to be in the store, in position order.
+    recent: Vec<StoredEntry>,
+    /// `recent[..written]` went into the last flush's batch.
+    written: usize,
     directory: Directory,
     /// Directory items changed since the last flush.
     touched: BTreeSet<DirKey>,
@@ -208,18 +197,9 @@ struct AccountTimeline {
     names: NameHistory,
     /// Subjects whose naming facts changed since the last flush.
     names_touched: BTreeSet<NameKey>,
-    /// Entries already in the store.
-    persisted: usize,
-    /// Entries `..detailed_from` have their detail only in the store (their chunks are sealed).
-    detailed_from: usize,
-    /// Entries in sealed chunks as of the previous flush, whose batch the runner has applied
-    /// since: their details can leave memory at the next flush. (Not at the flush that seals
-    /// them: until the runner applies that batch, a page could not read them back.)
-    sealed_when_flushed: usize,
-    /// The content of each interaction logged or corrected by an entry of the chunks not yet
-    /// sealed (from the first chunk a flush will rewrite), in position order: what the next
-    /// flush writes under `x/`. At most a chunk's worth after a flush.
-    chunk_interactions: Vec<(InteractionId, InteractionInfo)>,
+    /// The content of each interaction logged or corrected since the last flush, in position
+    /// order: what the next flush writes under `x/`.
+    interactions: Vec<(InteractionId, InteractionInfo)>,
     /// Present while someone watches the account: the position of each new entry. Watchers
     /// read the entry itself when they send it, so that it names things as known then.
     live: Option<broadcast::Sender<u64>>,
@@ -227,218 +207,188 @@ struct AccountTimeline {
 
 impl AccountTimeline {
     fn last_position(&self) -> u64 {
-        self.entries.last().map_or(0, |e| e.position)
+        self.head.last_position
     }
 
-    fn intern_actor(&mut self, actor: &str) -> u32 {
-        if let Some(&id) = self.actor_ids.get(actor) {
-            return id;
-        }
-        let id = self.actors.len() as u32;
-        self.actors.push(actor.into());
-        self.actor_ids.insert(actor.into(), id);
-        id
+    /// Entries at this position or later are read from `recent`, not from the store (which
+    /// may hold some of them already).
+    fn recent_from(&self) -> u64 {
+        self.recent.first().map_or(u64::MAX, |e| e.position)
     }
 
-    fn intern_subject(&mut self, subject: &SubjectKey) -> u32 {
-        if let Some(&id) = self.subject_ids.get(subject) {
-            return id;
-        }
-        let id = self.subjects.len() as u32;
-        self.subjects.push(subject.clone());
-        self.subject_ids.insert(subject.clone(), id);
-        self.by_subject.push(BTreeMap::new());
-        id
-    }
-
-    /// Appends an entry and indexes it; `false` (and nothing changed) if it is out of
-    /// position order or of an unknown type.
-    fn push(&mut self, stored: StoredEntry) -> bool {
-        if stored.position <= self.last_position() {
+    /// Appends an entry; `false` (and nothing changed) if it is out of position order or of
+    /// an unknown type.
+    fn push(&mut self, entry: StoredEntry) -> bool {
+        if entry.position <= self.last_position() || type_index(&entry.event_type).is_none() {
             return false;
         }
-        let Some(event_type) = type_index(&stored.event_type) else {
-            return false;
-        };
-        let index = self.entries.len() as u32;
-        let key = (stored.occurred_at, stored.position);
-        let actor = self.intern_actor(&stored.actor);
-        let subjects: Box<[u32]> = stored
-            .subjects
-            .iter()
-            .map(|s| self.intern_subject(s))
-            .collect();
-        for &s in subjects.iter() {
-            self.by_subject[s as usize].insert(key, index);
+        self.head.last_position = entry.position;
+        if !self.head.actors.contains(&entry.actor) {
+            self.head.actors.insert(entry.actor.clone());
         }
-        self.by_time.insert(key, index);
-        if let Some(corrected) = stored.corrects {
-            self.corrected_by.insert(corrected, stored.position);
+        if let Some(corrected) = entry.corrects {
+            self.corrected_by.insert(corrected, entry.position);
+            self.corrections.push((corrected, entry.position));
         }
-        self.entries.push(Entry {
-            position: stored.position,
-            occurred_at: stored.occurred_at,
-            corrects: stored.corrects.unwrap_or(0),
-            event_type,
-            actor,
-            detail: Some(Box::new(Detail {
-                stream_version: stored.stream_version,
-                recorded_at: stored.recorded_at,
-                event_id: stored.event_id,
-                summary: stored.summary.into_boxed_str(),
-                subjects,
-            })),
-        });
+        self.recent.push(entry);
         true
     }
 
-    /// Drops the details of entries sealed in the store by the last flush whose batch has been
-    /// written, except the newest [`RECENT_SEALED_CHUNKS`] chunks'.
-    fn forget_sealed_details(&mut self) {
-        let up_to = self
-            .sealed_when_flushed
-            .saturating_sub(RECENT_SEALED_CHUNKS * CHUNK)
-            .min(self.entries.len());
-        for entry in self
-            .entries
-            .get_mut(self.detailed_from..up_to)
-            .into_iter()
-            .flatten()
-        {
-            entry.detail = None;
-        }
-        self.detailed_from = self.detailed_from.max(up_to);
-    }
-
-    /// The entry as stored; `None` if its detail is no longer in memory (see [`SealedChunks`]).
-    fn stored(&self, index: usize) -> Option<StoredEntry> {
-        let e = &self.entries[index];
-        let d = e.detail.as_deref()?;
-        Some(StoredEntry {
-            position: e.position,
-            stream_version: d.stream_version,
-            event_id: d.event_id,
-            event_type: AccountEvent::TYPES[e.event_type as usize].to_owned(),
-            actor: self.actors[e.actor as usize].to_string(),
-            occurred_at: e.occurred_at,
-            recorded_at: d.recorded_at,
-            summary: d.summary.to_string(),
-            subjects: d
-                .subjects
-                .iter()
-                .map(|&s| self.subjects[s as usize].clone())
-                .collect(),
-            corrects: (e.corrects != 0).then_some(e.corrects),
-        })
-    }
-
-    /// The entry as a page shows it, its detail read back from `sealed` if it is no longer
-    /// in memory.
-    fn view(
-        &self,
-        index: usize,
-        sealed: &mut SealedChunks,
-    ) -> Result<TimelineEntry, TimelineError> {
-        let e = &self.entries[index];
-        let (stream_version, recorded_at, event_id, summary, subjects) = match e.detail.as_deref() {
-            Some(d) => (
-                d.stream_version,
-                d.recorded_at,
-                d.event_id,
-                &*d.summary,
-                subjects_view(d.subjects.iter().map(|&s| &self.subjects[s as usize])),
-            ),
-            None => {
-                let s = sealed.entry(index, e.position)?;
-                (
-                    s.stream_version,
-                    s.recorded_at,
-                    s.event_id,
-                    s.summary.as_str(),
-                    subjects_view(s.subjects.iter()),
-                )
+    /// The entry as a page shows it, its names resolved as of its business time.
+    fn view(&self, entry: StoredEntry) -> TimelineEntry {
+        let mut subjects = Subjects::default();
+        for key in entry.subjects {
+            match key {
+                SubjectKey::Plan(id) => subjects.plan_ids.push(id.to_string()),
+                SubjectKey::Stakeholder(id) => subjects.stakeholder_ids.push(id.to_string()),
+                SubjectKey::Person(id) => subjects.person_ids.push(id.to_string()),
+                SubjectKey::Opportunity(id) => subjects.opportunity_ids.push(id.to_string()),
             }
-        };
-        Ok(TimelineEntry {
-            position: e.position,
-            stream_version,
-            event_id: Uuid::from_bytes(event_id),
-            event_type: AccountEvent::TYPES[e.event_type as usize],
-            actor: self.actors[e.actor as usize].to_string(),
-            occurred_at: Timestamp(e.occurred_at),
-            recorded_at: Timestamp(recorded_at),
-            summary: self.names.resolve(summary, (e.occurred_at, e.position)),
+        }
+        TimelineEntry {
+            position: entry.position,
+            stream_version: entry.stream_version,
+            event_id: Uuid::from_bytes(entry.event_id),
+            event_type: type_index(&entry.event_type)
+                .map_or("", |i| AccountEvent::TYPES[i as usize]),
+            actor: entry.actor,
+            occurred_at: Timestamp(entry.occurred_at),
+            recorded_at: Timestamp(entry.recorded_at),
+            summary: self
+                .names
+                .resolve(&entry.summary, (entry.occurred_at, entry.position)),
             subjects,
-            corrects_position: (e.corrects != 0).then_some(e.corrects),
-            corrected_by_position: self.corrected_by.get(&e.position).copied(),
-        })
-    }
-
-    /// Index of the first entry with a position greater than `after`.
-    fn first_after(&self, after: u64) -> usize {
-        self.entries.partition_point(|e| e.position <= after)
-    }
-}
-
-/// A page's subjects, by kind.
-fn subjects_view<'a>(keys: impl Iterator<Item = &'a SubjectKey>) -> Subjects {
-    let mut subjects = Subjects::default();
-    for key in keys {
-        match key {
-            SubjectKey::Plan(id) => subjects.plan_ids.push(id.to_string()),
-            SubjectKey::Stakeholder(id) => subjects.stakeholder_ids.push(id.to_string()),
-            SubjectKey::Person(id) => subjects.person_ids.push(id.to_string()),
-            SubjectKey::Opportunity(id) => subjects.opportunity_ids.push(id.to_string()),
+            corrects_position: entry.corrects,
+            corrected_by_position: self.corrected_by.get(&entry.position).copied(),
         }
     }
-    subjects
 }
 
-/// Reads sealed chunks of one account back from the store for one query, each chunk at most once.
-struct SealedChunks<'a> {
-    tree: Option<keyplan_projection::Tree>,
+/// One account's entries in the store, read for one query.
+struct StoredTimeline<'a> {
+    tree: &'a Tree,
     tenant: &'a str,
     account: &'a str,
-    chunks: HashMap<usize, Vec<StoredEntry>>,
 }
 
-impl<'a> SealedChunks<'a> {
-    fn new(tree: Option<keyplan_projection::Tree>, tenant: &'a str, account: &'a str) -> Self {
-        Self {
-            tree,
-            tenant,
-            account,
-            chunks: HashMap::new(),
-        }
-    }
-
-    /// Entry `index` of the account, which must be at `position`.
-    fn entry(&mut self, index: usize, position: u64) -> Result<&StoredEntry, TimelineError> {
-        let chunk = index / CHUNK;
-        let unreadable = |reason: String| TimelineError::Unreadable {
+impl<'a> StoredTimeline<'a> {
+    fn unreadable(&self, reason: String) -> TimelineError {
+        TimelineError::Unreadable {
             tenant: self.tenant.to_owned(),
             account: self.account.to_owned(),
             reason,
-        };
-        if !self.chunks.contains_key(&chunk) {
-            let tree = self
-                .tree
-                .as_ref()
-                .ok_or_else(|| unreadable("no stored timeline is open".into()))?;
-            let key = chunk_key(self.tenant, self.account, chunk);
-            let bytes = tree
-                .get(&key)
-                .map_err(|e| unreadable(format!("reading chunk {chunk}: {e}")))?
-                .ok_or_else(|| unreadable(format!("chunk {chunk} is missing")))?;
-            let entries: Vec<StoredEntry> = postcard::from_bytes(&bytes)
-                .map_err(|e| unreadable(format!("chunk {chunk}: {e}")))?;
-            self.chunks.insert(chunk, entries);
         }
-        match self.chunks.get(&chunk).and_then(|c| c.get(index % CHUNK)) {
-            Some(stored) if stored.position == position => Ok(stored),
-            _ => Err(unreadable(format!(
-                "chunk {chunk} does not hold the entry at position {position}"
-            ))),
+    }
+
+    fn decode(&self, key: &[u8], bytes: &[u8]) -> Result<StoredEntry, TimelineError> {
+        postcard::from_bytes(bytes).map_err(|e| {
+            self.unreadable(format!(
+                "entry {} does not decode: {e}",
+                String::from_utf8_lossy(key)
+            ))
+        })
+    }
+
+    /// The entry at `at`, which an index names.
+    fn entry(&self, at: SortKey) -> Result<StoredEntry, TimelineError> {
+        let key = entry_key(self.tenant, self.account, at);
+        let bytes = self
+            .tree
+            .get(&key)
+            .map_err(|e| self.unreadable(format!("reading the entry at position {}: {e}", at.1)))?
+            .ok_or_else(|| self.unreadable(format!("the entry at position {} is missing", at.1)))?;
+        self.decode(&key, &bytes)
+    }
+
+    /// The entries of `scope` with `lower <= (occurred_at, position) < upper`, in `order`.
+    fn walk(
+        &self,
+        scope: &Scope,
+        lower: SortKey,
+        upper: Option<SortKey>,
+        order: Order,
+    ) -> Box<dyn Iterator<Item = Result<StoredEntry, TimelineError>> + '_> {
+        let prefix = match scope {
+            Scope::Account => entries_prefix(self.tenant, self.account),
+            Scope::Subject(subject) => subject_prefix(self.tenant, self.account, subject),
+        };
+        let mut from = prefix.clone();
+        from.extend_from_slice(Stored::sort_key(lower.0, lower.1).as_bytes());
+        let mut to = prefix.clone();
+        match upper {
+            Some((at, position)) => to.extend_from_slice(Stored::sort_key(at, position).as_bytes()),
+            None => to.push(b'g'), // after every hex digit
+        }
+        let range = self.tree.range(from, to);
+        let range: Box<dyn Iterator<Item = _>> = match order {
+            Order::NewestFirst => Box::new(range.rev()),
+            Order::OldestFirst => Box::new(range),
+        };
+        let indexed = matches!(scope, Scope::Subject(_));
+        Box::new(range.map(move |item| {
+            let (key, value) =
+                item.map_err(|e| self.unreadable(format!("reading the timeline: {e}")))?;
+            if !indexed {
+                return self.decode(&key, &value);
+            }
+            let at = key
+                .len()
+                .checked_sub(32)
+                .and_then(|start| std::str::from_utf8(&key[start..]).ok())
+                .and_then(Stored::parse_sort_key)
+                .ok_or_else(|| {
+                    self.unreadable(format!(
+                        "index key {} is malformed",
+                        String::from_utf8_lossy(&key)
+                    ))
+                })?;
+            self.entry(at)
+        }))
+    }
+
+    /// The entries with `after < position <= up_to`, in position order.
+    fn between(
+        &self,
+        after: u64,
+        up_to: u64,
+    ) -> impl Iterator<Item = Result<StoredEntry, TimelineError>> + '_ {
+        let from = position_key(self.tenant, self.account, after.saturating_add(1));
+        let to = match up_to.checked_add(1) {
+            Some(end) => position_key(self.tenant, self.account, end),
+            None => format!("p/{}/{}/g", self.tenant, self.account).into_bytes(),
+        };
+        self.tree.range(from, to).map(move |item| {
+            let (key, value) =
+                item.map_err(|e| self.unreadable(format!("reading the timeline: {e}")))?;
+            let malformed = || {
+                self.unreadable(format!(
+                    "position key {} is malformed",
+                    String::from_utf8_lossy(&key)
+                ))
+            };
+            let position = key
+                .len()
+                .checked_sub(16)
+                .and_then(|start| std::str::from_utf8(&key[start..]).ok())
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .ok_or_else(malformed)?;
+            let occurred_at = <[u8; 8]>::try_from(&value[..])
+                .map(i64::from_be_bytes)
+                .map_err(|_| malformed())?;
+            self.entry((occurred_at, position))
+        })
+    }
+
+    /// Whether any entry concerns `subject`.
+    fn mentions(&self, subject: &SubjectKey) -> Result<bool, TimelineError> {
+        match self
+            .tree
+            .scan_prefix(subject_prefix(self.tenant, self.account, subject))
+            .next()
+        {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(self.unreadable(format!("reading the timeline: {e}"))),
         }
     }
 }
@@ -452,13 +402,13 @@ struct Inner {
     /// Accounts changed since the last flush.
     dirty: DirtyAccounts,
     /// The tree this instance was loaded from and flushes to (the runner applies each flush
-    /// before it applies the next event): where flushed interaction details are read back.
-    /// `None` until `load`, and then nothing is evicted.
-    tree: RwLock<Option<keyplan_projection::Tree>>,
-    /// Accounts whose last flush sealed chunks: the next flush drops those entries' details
-    /// from memory (the runner has applied the sealing batch by then), even if the account
-    /// gained nothing since.
-    sealed_last_flush: RwLock<Vec<(String, String)>>,
+    /// before it applies the next event): where flushed entries are read back. `None` until
+    /// `load`, and then every entry stays in memory.
+    tree: RwLock<Option<Tree>>,
+    /// Accounts whose entries the last flush wrote: the next flush lets those entries leave
+    /// memory (the runner has applied that batch by then), even if the account gained nothing
+    /// since.
+    written_last_flush: RwLock<Vec<(String, String)>>,
 }
 
 /// The timelines of every account; cheap to clone (shared).
@@ -476,13 +426,6 @@ impl std::fmt::Debug for TimelineProjection {
         f.debug_struct("TimelineProjection")
             .field("accounts", &accounts)
             .finish_non_exhaustive()
-    }
-}
-
-fn corrupt(reason: impl Into<String>) -> ProjectionError {
-    ProjectionError::Corrupt {
-        name: NAME.into(),
-        reason: reason.into(),
     }
 }
 
@@ -523,42 +466,12 @@ impl TimelineProjection {
     /// docs); `None` if there is no tree or no such item. A read failure is logged and the
     /// correction is then described without the comparison (apply cannot fail).
     fn stored_interaction(
-        tree: Option<&keyplan_projection::Tree>,
+        tree: Option<&Tree>,
         event: &ProjectedEvent,
         id: &InteractionId,
     ) -> Option<InteractionInfo> {
-        let tree = tree?;
-        // Newest chunk first: a later version of an interaction sits in a later chunk.
-        for item in tree
-            .scan_prefix(interactions_prefix(&event.tenant, &event.account))
-            .rev()
-        {
-            let bytes = match item {
-                Ok((_, bytes)) => bytes,
-                Err(e) => {
-                    tracing::error!(position = event.position, error = %e, "timeline: reading stored interactions failed");
-                    return None;
-                }
-            };
-            match postcard::from_bytes::<Vec<(InteractionId, InteractionInfo)>>(&bytes) {
-                Ok(infos) => {
-                    if let Some((_, info)) = infos.into_iter().rev().find(|(i, _)| i == id) {
-                        return Some(info);
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(position = event.position, error = %e, "timeline: stored interactions are unreadable");
-                    return None;
-                }
-            }
-        }
-        // Written by older versions: one key per interaction.
-        let key = dir_key(
-            &event.tenant,
-            &event.account,
-            &DirKey::Interaction(id.clone()),
-        );
-        let bytes = match tree.get(key) {
+        let key = interaction_key(&event.tenant, &event.account, id);
+        let bytes = match tree?.get(&key) {
             Ok(found) => found?,
             Err(e) => {
                 tracing::error!(position = event.position, error = %e, "timeline: reading a corrected interaction failed");
@@ -566,13 +479,9 @@ impl TimelineProjection {
             }
         };
         match postcard::from_bytes(&bytes) {
-            Ok(DirItem::Interaction(info)) => Some(info),
-            other => {
-                tracing::error!(
-                    position = event.position,
-                    ?other,
-                    "timeline: a stored interaction is unreadable"
-                );
+            Ok(info) => Some(info),
+            Err(e) => {
+                tracing::error!(position = event.position, error = %e, "timeline: a stored interaction is unreadable");
                 None
             }
         }
@@ -580,54 +489,57 @@ impl TimelineProjection {
 
     /// One page of an account's timeline.
     ///
-    /// Walks the scope's `(occurred_at, position)` index from the cursor (or the time range's
-    /// edge) in the query's direction, skipping entries that fail the type or actor filter,
-    /// until the page is full; one more match decides whether there is a next page.
+    /// Walks the scope's `(occurred_at, position)` index in the store from the cursor (or the
+    /// time range's edge) in the query's direction, merged with the recent entries still in
+    /// memory, skipping entries that fail the type or actor filter, until the page is full;
+    /// one more match decides whether there is a next page.
     pub fn list(
         &self,
         tenant: &str,
         account: &str,
         query: &TimelineQuery,
     ) -> Result<TimelinePage, TimelineError> {
-        // Held for the whole query, so that the account and the tree its sealed chunks are
-        // read from belong to the same generation (`adopt` swaps both under this lock).
+        // Held for the whole query, so that the account and the tree its entries are read
+        // from belong to the same generation (`adopt` swaps both under this lock).
         let tree = read(&self.inner.tree);
         let shared = self.require(tenant, account)?;
-        let mut sealed = SealedChunks::new(tree.clone(), tenant, account);
         let timeline = read(&shared);
+        let stored = tree.as_ref().map(|tree| StoredTimeline {
+            tree,
+            tenant,
+            account,
+        });
         let last_position = timeline.last_position();
         let empty = || TimelinePage {
             entries: Vec::new(),
             next: None,
             last_position,
         };
-        let index = match &query.scope {
-            Scope::Account => &timeline.by_time,
-            Scope::Subject(subject) => match timeline.subject_ids.get(subject) {
-                Some(&id) => &timeline.by_subject[id as usize],
-                None if timeline.directory.knows(subject) => return Ok(empty()),
-                None => {
-                    let (what, id) = match subject {
-                        SubjectKey::Plan(id) => ("plan", id.to_string()),
-                        SubjectKey::Stakeholder(id) => ("stakeholder", id.to_string()),
-                        SubjectKey::Person(id) => ("person", id.to_string()),
-                        SubjectKey::Opportunity(id) => ("opportunity", id.to_string()),
-                    };
-                    return Err(TimelineError::SubjectNotFound {
-                        what,
-                        id,
-                        account: account.to_owned(),
-                    });
-                }
-            },
-        };
-        let actor = match &query.actor {
-            Some(name) => match timeline.actor_ids.get(name.as_str()) {
-                Some(&id) => Some(id),
-                None => return Ok(empty()), // nobody of that name recorded anything here
-            },
-            None => None,
-        };
+        if let Scope::Subject(subject) = &query.scope {
+            let known = timeline.directory.knows(subject)
+                || timeline.recent.iter().any(|e| e.subjects.contains(subject))
+                || match &stored {
+                    Some(stored) => stored.mentions(subject)?,
+                    None => false,
+                };
+            if !known {
+                let (what, id) = match subject {
+                    SubjectKey::Plan(id) => ("plan", id.to_string()),
+                    SubjectKey::Stakeholder(id) => ("stakeholder", id.to_string()),
+                    SubjectKey::Person(id) => ("person", id.to_string()),
+                    SubjectKey::Opportunity(id) => ("opportunity", id.to_string()),
+                };
+                return Err(TimelineError::SubjectNotFound {
+                    what,
+                    id,
+                    account: account.to_owned(),
+                });
+            }
+        }
+        let actor = query.actor.as_deref();
+        if actor.is_some_and(|a| !timeline.head.actors.contains(a)) {
+            return Ok(empty()); // nobody of that name recorded anything here
+        }
         let mask = query.event_type_mask();
 
         // [lower, upper): the time range, narrowed by the cursor on the side already read.
@@ -649,45 +561,79 @@ impl TimelineProjection {
         if upper.is_some_and(|u| lower >= u) {
             return Ok(empty());
         }
-        let range = index.range((
-            Bound::Included(lower),
-            upper.map_or(Bound::Unbounded, Bound::Excluded),
-        ));
-        let walk: Box<dyn Iterator<Item = (&SortKey, &u32)>> = match query.order {
-            Order::NewestFirst => Box::new(range.rev()),
-            Order::OldestFirst => Box::new(range),
+        let in_range = |e: &StoredEntry| {
+            let key = e.sort_key();
+            key >= lower && upper.is_none_or(|u| key < u)
         };
-        let mut page: Vec<usize> = Vec::with_capacity(query.page_size.min(64));
+        let newest_first = query.order == Order::NewestFirst;
+        // `a` comes before `b` in the page's order.
+        let before = |a: &StoredEntry, b: &StoredEntry| {
+            if newest_first {
+                a.sort_key() > b.sort_key()
+            } else {
+                a.sort_key() < b.sort_key()
+            }
+        };
+
+        // The recent entries that match, in the page's order.
+        let mut recent: Vec<&StoredEntry> = timeline
+            .recent
+            .iter()
+            .filter(|e| e.in_scope(&query.scope) && in_range(e) && e.passes(mask, actor))
+            .collect();
+        recent.sort_by_key(|e| e.sort_key());
+        if newest_first {
+            recent.reverse();
+        }
+        let mut recent = recent.into_iter().peekable();
+        // The stored ones, except those `recent` holds.
+        let recent_from = timeline.recent_from();
+        let mut walk = stored
+            .as_ref()
+            .map(|stored| stored.walk(&query.scope, lower, upper, query.order))
+            .into_iter()
+            .flatten()
+            .filter(|item| {
+                item.as_ref()
+                    .map_or(true, |e| e.position < recent_from && e.passes(mask, actor))
+            });
+        let mut from_store = walk.next().transpose()?;
+
+        let mut page: Vec<StoredEntry> = Vec::with_capacity(query.page_size.min(64));
         let mut more = false;
-        for (_, &i) in walk {
-            let e = &timeline.entries[i as usize];
-            if mask != 0 && mask & (1u64 << e.event_type) == 0 {
-                continue;
-            }
-            if actor.is_some_and(|a| a != e.actor) {
-                continue;
-            }
+        loop {
+            let next = match (recent.peek(), &from_store) {
+                (None, None) => break,
+                (Some(r), Some(s)) if !before(r, s) => None,
+                (Some(_), _) => recent.next().cloned(),
+                (None, Some(_)) => None,
+            };
+            let next = match next {
+                Some(entry) => entry,
+                None => {
+                    let taken = from_store.take();
+                    from_store = walk.next().transpose()?;
+                    match taken {
+                        Some(entry) => entry,
+                        None => break,
+                    }
+                }
+            };
             if page.len() == query.page_size {
                 more = true;
                 break;
             }
-            page.push(i as usize);
+            page.push(next);
         }
         let next = match (more, page.last()) {
-            (true, Some(&i)) => {
-                let e = &timeline.entries[i];
-                Some(Cursor {
-                    occurred_at: Timestamp(e.occurred_at),
-                    position: e.position,
-                })
-            }
+            (true, Some(e)) => Some(Cursor {
+                occurred_at: Timestamp(e.occurred_at),
+                position: e.position,
+            }),
             _ => None,
         };
         Ok(TimelinePage {
-            entries: page
-                .into_iter()
-                .map(|i| timeline.view(i, &mut sealed))
-                .collect::<Result<_, _>>()?,
+            entries: page.into_iter().map(|e| timeline.view(e)).collect(),
             next,
             last_position,
         })
@@ -706,14 +652,28 @@ impl TimelineProjection {
         // As in `list`: the account and its tree from the same generation.
         let tree = read(&self.inner.tree);
         let shared = self.require(tenant, account)?;
-        let mut sealed = SealedChunks::new(tree.clone(), tenant, account);
         let timeline = read(&shared);
-        let first = timeline.first_after(after);
-        (first..timeline.entries.len())
-            .take_while(|&i| timeline.entries[i].position <= up_to)
-            .take(limit)
-            .map(|i| timeline.view(i, &mut sealed))
-            .collect()
+        let recent_from = timeline.recent_from();
+        let mut entries = Vec::new();
+        if let Some(tree) = tree.as_ref() {
+            let stored = StoredTimeline {
+                tree,
+                tenant,
+                account,
+            };
+            for entry in stored
+                .between(after, up_to.min(recent_from.saturating_sub(1)))
+                .take(limit)
+            {
+                entries.push(entry?);
+            }
+        }
+        let recent = timeline
+            .recent
+            .iter()
+            .filter(|e| e.position > after && e.position <= up_to);
+        entries.extend(recent.take(limit - entries.len()).cloned());
+        Ok(entries.into_iter().map(|e| timeline.view(e)).collect())
     }
 
     /// Subscribes to an account's new entries; returns the receiver and the position of the
@@ -747,41 +707,39 @@ impl TimelineProjection {
             .map(|shared| read(&shared).last_position())
     }
 
-    /// How many entries of an account keep their detail in memory (tests of the eviction).
+    /// How many entries of an account are held in memory (tests of the eviction).
     #[cfg(test)]
-    pub(crate) fn details_in_memory(&self, tenant: &str, account: &str) -> usize {
-        self.account(tenant, account).map_or(0, |shared| {
-            read(&shared)
-                .entries
-                .iter()
-                .filter(|e| e.detail.is_some())
-                .count()
-        })
+    pub(crate) fn entries_in_memory(&self, tenant: &str, account: &str) -> usize {
+        self.account(tenant, account)
+            .map_or(0, |shared| read(&shared).recent.len())
     }
 
-    /// Every account's entries (in position order) and directory (without the interaction
-    /// details, which may live only in the store), to compare two projections in tests.
+    /// Every account's entries (in position order), directory (without the interaction
+    /// details, which may live only in the store) and names, to compare two projections in
+    /// tests.
     #[cfg(test)]
     pub(crate) fn export(
         &self,
-    ) -> BTreeMap<(String, String), (Vec<StoredEntry>, Directory, NameHistory)> {
+    ) -> std::collections::BTreeMap<(String, String), (Vec<StoredEntry>, Directory, NameHistory)>
+    {
         let accounts = read(&self.inner.accounts);
         let tree = read(&self.inner.tree).clone();
-        let mut out = BTreeMap::new();
+        let mut out = std::collections::BTreeMap::new();
         for (tenant, by_account) in accounts.iter() {
             for (account, shared) in by_account {
                 let timeline = read(shared);
-                let mut sealed = SealedChunks::new(tree.clone(), tenant, account);
-                let entries = (0..timeline.entries.len())
-                    .map(|i| match timeline.stored(i) {
-                        Some(entry) => entry,
-                        None => sealed
-                            .entry(i, timeline.entries[i].position)
-                            .cloned()
-                            .expect("a sealed chunk reads back"),
-                    })
-                    .collect();
-                // Interaction details may have been evicted to the store: compare those there.
+                let mut entries: Vec<StoredEntry> = match &tree {
+                    Some(tree) => StoredTimeline {
+                        tree,
+                        tenant,
+                        account,
+                    }
+                    .between(0, timeline.recent_from().saturating_sub(1))
+                    .collect::<Result<_, _>>()
+                    .expect("stored entries read back"),
+                    None => Vec::new(),
+                };
+                entries.extend(timeline.recent.iter().cloned());
                 let mut directory = timeline.directory.clone();
                 directory.interactions.clear();
                 out.insert(
@@ -796,22 +754,52 @@ impl TimelineProjection {
 
 // ---------------------------------------------------------------- storage keys
 
-fn chunk_key(tenant: &str, account: &str, chunk: usize) -> Vec<u8> {
-    format!("c/{tenant}/{account}/{chunk:010}").into_bytes()
+fn entries_prefix(tenant: &str, account: &str) -> Vec<u8> {
+    format!("t/{tenant}/{account}/").into_bytes()
 }
 
-fn interactions_key(tenant: &str, account: &str, chunk: usize) -> Vec<u8> {
-    format!("x/{tenant}/{account}/{chunk:010}").into_bytes()
+fn entry_key(tenant: &str, account: &str, (occurred_at, position): SortKey) -> Vec<u8> {
+    format!(
+        "t/{tenant}/{account}/{}",
+        Stored::sort_key(occurred_at, position)
+    )
+    .into_bytes()
+}
+
+/// A subject in keys: its name key (a kind letter and its id).
+fn subject_tag(subject: &SubjectKey) -> NameKey {
+    match subject {
+        SubjectKey::Plan(id) => names::plan_key(id),
+        SubjectKey::Stakeholder(id) => names::stakeholder_key(id),
+        SubjectKey::Person(id) => names::person_key(id),
+        SubjectKey::Opportunity(id) => names::opportunity_key(id),
+    }
+}
+
+fn subject_prefix(tenant: &str, account: &str, subject: &SubjectKey) -> Vec<u8> {
+    format!("s/{tenant}/{account}/{}/", subject_tag(subject)).into_bytes()
+}
+
+fn position_key(tenant: &str, account: &str, position: u64) -> Vec<u8> {
+    format!("p/{tenant}/{account}/{position:016x}").into_bytes()
+}
+
+fn corrected_key(tenant: &str, account: &str, position: u64) -> Vec<u8> {
+    format!("k/{tenant}/{account}/{position:016x}").into_bytes()
+}
+
+fn head_key(tenant: &str, account: &str) -> Vec<u8> {
+    format!("h/{tenant}/{account}").into_bytes()
+}
+
+fn interaction_key(tenant: &str, account: &str, id: &InteractionId) -> Vec<u8> {
+    format!("x/{tenant}/{account}/{id}").into_bytes()
 }
 
 /// One subject's naming facts (postcard `Vec<Fact>`, by business time), rewritten when it
 /// gains one.
 fn names_key(tenant: &str, account: &str, key: &str) -> Vec<u8> {
     format!("n/{tenant}/{account}/{key}").into_bytes()
-}
-
-fn interactions_prefix(tenant: &str, account: &str) -> Vec<u8> {
-    format!("x/{tenant}/{account}/").into_bytes()
 }
 
 pub(crate) fn dir_key(tenant: &str, account: &str, key: &DirKey) -> Vec<u8> {
@@ -846,15 +834,8 @@ fn parse_dir_key(kind: &str, id: &str) -> Option<DirKey> {
     })
 }
 
-/// What one account's keys held, gathered during `load`.
-#[derive(Default)]
-struct Loaded {
-    chunks: BTreeMap<usize, Vec<StoredEntry>>,
-    /// `x/` values by chunk (only the open chunk's is decoded).
-    interactions: BTreeMap<usize, keyplan_projection::Value>,
-    items: Vec<(DirKey, DirItem)>,
-    names: Vec<(NameKey, Vec<Fact>)>,
-}
+/// The kinds of keys a start reads (see the module docs).
+const LOADED_PREFIXES: [&str; 4] = ["h/", "d/", "n/", "k/"];
 
 impl Projection for TimelineProjection {
     fn name(&self) -> &'static str {
@@ -865,108 +846,72 @@ impl Projection for TimelineProjection {
         FORMAT
     }
 
-    fn load(&self, tree: &keyplan_projection::Tree) -> Result<(), ProjectionError> {
-        let mut loaded: BTreeMap<(String, String), Loaded> = BTreeMap::new();
-        for item in tree.iter() {
-            let (key, value) = item?;
-            if key.first() == Some(&RESERVED_PREFIX) {
-                continue;
-            }
-            let text = std::str::from_utf8(&key).map_err(|e| corrupt(format!("key: {e}")))?;
-            let bad_key = || corrupt(format!("unexpected key {text:?}"));
-            let mut parts = text.split('/');
-            let (Some(prefix), Some(tenant), Some(account)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
-                return Err(bad_key());
-            };
-            let slot = loaded
-                .entry((tenant.to_owned(), account.to_owned()))
-                .or_default();
-            match (prefix, parts.next(), parts.next(), parts.next()) {
-                ("c", Some(chunk), None, None) => {
-                    let chunk: usize = chunk.parse().map_err(|_| bad_key())?;
-                    let entries: Vec<StoredEntry> = postcard::from_bytes(&value)
-                        .map_err(|e| corrupt(format!("{text}: {e}")))?;
-                    slot.chunks.insert(chunk, entries);
-                }
-                ("x", Some(chunk), None, None) => {
-                    let chunk: usize = chunk.parse().map_err(|_| bad_key())?;
-                    slot.interactions.insert(chunk, value);
-                }
-                ("d", Some(kind), Some(id), None) => {
-                    let dir_key = parse_dir_key(kind, id).ok_or_else(bad_key)?;
-                    if let DirKey::Interaction(_) = dir_key {
-                        continue; // read back only if a correction needs it
+    fn load(&self, tree: &Tree) -> Result<(), ProjectionError> {
+        let mut accounts: HashMap<String, HashMap<String, AccountTimeline>> = HashMap::new();
+        for prefix in LOADED_PREFIXES {
+            for item in tree.scan_prefix(prefix) {
+                let (key, value) = item?;
+                let text =
+                    std::str::from_utf8(&key).map_err(|e| STORED.corrupt(format!("key: {e}")))?;
+                let bad_key = || STORED.corrupt(format!("unexpected key {text:?}"));
+                let mut parts = text[prefix.len()..].splitn(3, '/');
+                let (Some(tenant), Some(account), rest) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(bad_key());
+                };
+                let timeline = accounts
+                    .entry(tenant.to_owned())
+                    .or_default()
+                    .entry(account.to_owned())
+                    .or_default();
+                match (prefix, rest) {
+                    ("h/", None) => timeline.head = STORED.decode(&key, &value)?,
+                    ("d/", Some(rest)) => {
+                        let (kind, id) = rest.split_once('/').ok_or_else(bad_key)?;
+                        let dir_key = parse_dir_key(kind, id).ok_or_else(bad_key)?;
+                        let item: DirItem = STORED.decode(&key, &value)?;
+                        if !timeline.directory.restore(dir_key, item) {
+                            return Err(STORED.corrupt(format!(
+                                "{text}: the directory item does not match its key"
+                            )));
+                        }
                     }
-                    let item: DirItem = postcard::from_bytes(&value)
-                        .map_err(|e| corrupt(format!("{text}: {e}")))?;
-                    slot.items.push((dir_key, item));
-                }
-                ("n", Some(key), None, None) => {
-                    if !names::valid_key(key) {
-                        return Err(bad_key());
+                    ("n/", Some(name)) => {
+                        if !names::valid_key(name) {
+                            return Err(bad_key());
+                        }
+                        let facts: Vec<Fact> = STORED.decode(&key, &value)?;
+                        if !timeline.names.restore(name.into(), facts) {
+                            return Err(
+                                STORED.corrupt(format!("{text}: naming facts out of order"))
+                            );
+                        }
                     }
-                    let facts: Vec<Fact> = postcard::from_bytes(&value)
-                        .map_err(|e| corrupt(format!("{text}: {e}")))?;
-                    slot.names.push((key.into(), facts));
+                    ("k/", Some(position)) => {
+                        let corrected = u64::from_str_radix(position, 16).map_err(|_| bad_key())?;
+                        let by = <[u8; 8]>::try_from(&value[..])
+                            .map(u64::from_be_bytes)
+                            .map_err(|_| STORED.corrupt(format!("{text}: not a position")))?;
+                        timeline.corrected_by.insert(corrected, by);
+                    }
+                    _ => return Err(bad_key()),
                 }
-                _ => return Err(bad_key()),
             }
         }
-
-        let mut accounts: HashMap<String, HashMap<String, Shared>> = HashMap::new();
-        for ((tenant, account), slot) in loaded {
-            let mut timeline = AccountTimeline::default();
-            let last_chunk = slot.chunks.len().saturating_sub(1);
-            for (expected, (chunk, entries)) in slot.chunks.into_iter().enumerate() {
-                if chunk != expected || (chunk < last_chunk && entries.len() != CHUNK) {
-                    return Err(corrupt(format!(
-                        "account {tenant}/{account}: chunk {chunk} is out of sequence or not full"
-                    )));
-                }
-                for entry in entries {
-                    let position = entry.position;
-                    if !timeline.push(entry) {
-                        return Err(corrupt(format!(
-                            "account {tenant}/{account}: entry at position {position} is out of \
-                             order or of an unknown type"
-                        )));
-                    }
-                }
-            }
-            for (key, item) in slot.items {
-                if !timeline.directory.restore(key, item) {
-                    return Err(corrupt(format!(
-                        "account {tenant}/{account}: a directory item does not match its key"
-                    )));
-                }
-            }
-            for (key, facts) in slot.names {
-                if !timeline.names.restore(key, facts) {
-                    return Err(corrupt(format!(
-                        "account {tenant}/{account}: naming facts out of order"
-                    )));
-                }
-            }
-            timeline.persisted = timeline.entries.len();
-            // Sealed chunks are in the tree already: a page reads their details back.
-            timeline.sealed_when_flushed = timeline.persisted / CHUNK * CHUNK;
-            timeline.forget_sealed_details();
-            // The open chunk's interactions: its next rewrite writes them again.
-            if timeline.persisted % CHUNK != 0 {
-                if let Some(bytes) = slot.interactions.get(&(timeline.persisted / CHUNK)) {
-                    timeline.chunk_interactions = postcard::from_bytes(bytes)
-                        .map_err(|e| corrupt(format!("interactions of {tenant}/{account}: {e}")))?;
-                }
-            }
-            accounts
-                .entry(tenant)
-                .or_default()
-                .insert(account, Arc::new(RwLock::new(timeline)));
-        }
+        let accounts = accounts
+            .into_iter()
+            .map(|(tenant, by_account)| {
+                let by_account = by_account
+                    .into_iter()
+                    .map(|(account, timeline)| (account, Arc::new(RwLock::new(timeline))))
+                    .collect();
+                (tenant, by_account)
+            })
+            .collect();
         *write(&self.inner.accounts) = accounts;
         *write(&self.inner.tree) = Some(tree.clone());
+        write(&self.inner.written_last_flush).clear();
         self.inner.dirty.clear();
         Ok(())
     }
@@ -1024,7 +969,7 @@ impl Projection for TimelineProjection {
                 corrects: described.corrects,
             });
             if let (true, Some((id, details))) = (pushed, content) {
-                timeline.chunk_interactions.push((
+                timeline.interactions.push((
                     id.clone(),
                     InteractionInfo {
                         details: details.clone(),
@@ -1051,14 +996,14 @@ impl Projection for TimelineProjection {
     fn adopt(&self, rebuilt: Self) -> bool {
         let accounts = std::mem::take(&mut *write(&rebuilt.inner.accounts));
         let tree = write(&rebuilt.inner.tree).take();
-        let sealed = std::mem::take(&mut *write(&rebuilt.inner.sealed_last_flush));
+        let written = std::mem::take(&mut *write(&rebuilt.inner.written_last_flush));
         // Both under the tree's lock, taken first as queries take it: a query sees the old
         // timelines with the old tree or the new with the new, never a mix.
         let mut serving_tree = write(&self.inner.tree);
         let old = std::mem::replace(&mut *write(&self.inner.accounts), accounts);
         *serving_tree = tree;
         drop(serving_tree);
-        *write(&self.inner.sealed_last_flush) = sealed;
+        *write(&self.inner.written_last_flush) = written;
         self.inner.dirty.adopt(&rebuilt.inner.dirty);
         drop(old); // closes the old live channels (outside the lock)
         true
@@ -1067,82 +1012,65 @@ impl Projection for TimelineProjection {
     fn flush(&self, batch: &mut keyplan_projection::Batch) -> Result<(), ProjectionError> {
         let dirty = self.inner.dirty.take();
         let evict = read(&self.inner.tree).is_some();
-        let sealed_before = std::mem::take(&mut *write(&self.inner.sealed_last_flush));
+        let written_before = std::mem::take(&mut *write(&self.inner.written_last_flush));
         if evict {
-            for (tenant, account) in sealed_before {
+            // The runner applied the last flush's batch before this flush: those entries
+            // are read from the store from now on.
+            for (tenant, account) in written_before {
                 if let Some(shared) = self.account(&tenant, &account) {
                     let mut timeline = write(&shared);
-                    timeline.forget_sealed_details();
+                    let written = std::mem::take(&mut timeline.written);
+                    timeline.recent.drain(..written);
                 }
             }
         }
-        let mut sealed_now = Vec::new();
+        let mut written_now = Vec::new();
         for (tenant, account) in dirty {
             let Some(shared) = self.account(&tenant, &account) else {
                 continue;
             };
-            let mut timeline = write(&shared);
-            let len = timeline.entries.len();
-            if len > timeline.persisted {
-                for chunk in timeline.persisted / CHUNK..=(len - 1) / CHUNK {
-                    let range = chunk * CHUNK..len.min((chunk + 1) * CHUNK);
-                    let entries = range
-                        .clone()
-                        .map(|i| timeline.stored(i))
-                        .collect::<Option<Vec<StoredEntry>>>()
-                        .ok_or_else(|| {
-                            corrupt(format!(
-                                "{tenant}/{account}: chunk {chunk} is open but lost entries"
-                            ))
-                        })?;
-                    let bytes = postcard::to_allocvec(&entries)
-                        .map_err(|e| corrupt(format!("encoding {tenant}/{account}: {e}")))?;
-                    batch.insert(chunk_key(&tenant, &account, chunk), bytes);
-                    let positions = timeline.entries[range.start].position
-                        ..=timeline.entries[range.end - 1].position;
-                    let interactions: Vec<&(InteractionId, InteractionInfo)> = timeline
-                        .chunk_interactions
-                        .iter()
-                        .filter(|(_, info)| positions.contains(&info.position))
-                        .collect();
-                    if !interactions.is_empty() {
-                        let bytes = postcard::to_allocvec(&interactions)
-                            .map_err(|e| corrupt(format!("encoding {tenant}/{account}: {e}")))?;
-                        batch.insert(interactions_key(&tenant, &account, chunk), bytes);
+            let mut guard = write(&shared);
+            let timeline = &mut *guard;
+            if timeline.written < timeline.recent.len() {
+                for entry in &timeline.recent[timeline.written..] {
+                    let at = Stored::sort_key(entry.occurred_at, entry.position);
+                    batch.insert(format!("t/{tenant}/{account}/{at}"), STORED.encode(entry)?);
+                    batch.insert(
+                        position_key(&tenant, &account, entry.position),
+                        entry.occurred_at.to_be_bytes().to_vec(),
+                    );
+                    for subject in &entry.subjects {
+                        let tag = subject_tag(subject);
+                        batch.insert(format!("s/{tenant}/{account}/{tag}/{at}"), Vec::new());
                     }
                 }
-                timeline.persisted = len;
-                if len / CHUNK * CHUNK > timeline.sealed_when_flushed {
-                    timeline.sealed_when_flushed = len / CHUNK * CHUNK;
-                    sealed_now.push((tenant.clone(), account.clone()));
-                }
-                // Sealed chunks are never rewritten: keep only the open chunk's content.
-                match timeline
-                    .entries
-                    .get(len / CHUNK * CHUNK)
-                    .map(|e| e.position)
-                {
-                    Some(open_from) => timeline
-                        .chunk_interactions
-                        .retain(|(_, info)| info.position >= open_from),
-                    None => timeline.chunk_interactions.clear(),
-                }
+                batch.insert(head_key(&tenant, &account), STORED.encode(&timeline.head)?);
+                timeline.written = timeline.recent.len();
+                written_now.push((tenant.clone(), account.clone()));
+            }
+            for (corrected, by) in std::mem::take(&mut timeline.corrections) {
+                batch.insert(
+                    corrected_key(&tenant, &account, corrected),
+                    by.to_be_bytes().to_vec(),
+                );
+            }
+            for (id, info) in std::mem::take(&mut timeline.interactions) {
+                batch.insert(
+                    interaction_key(&tenant, &account, &id),
+                    STORED.encode(&info)?,
+                );
             }
             for key in std::mem::take(&mut timeline.touched) {
                 if matches!(key, DirKey::Interaction(_)) {
-                    continue; // stored per chunk, under `x/`
+                    continue; // stored under `x/`
                 }
                 if let Some(item) = timeline.directory.item(&key) {
-                    let bytes = postcard::to_allocvec(&item)
-                        .map_err(|e| corrupt(format!("encoding {tenant}/{account}: {e}")))?;
-                    batch.insert(dir_key(&tenant, &account, &key), bytes);
+                    batch.insert(dir_key(&tenant, &account, &key), STORED.encode(&item)?);
                 }
             }
             for key in std::mem::take(&mut timeline.names_touched) {
                 if let Some(facts) = timeline.names.facts(&key) {
-                    let bytes = postcard::to_allocvec(facts)
-                        .map_err(|e| corrupt(format!("encoding {tenant}/{account}: {e}")))?;
-                    batch.insert(names_key(&tenant, &account, &key), bytes);
+                    batch.insert(names_key(&tenant, &account, &key), STORED.encode(facts)?);
                 }
             }
             if evict {
@@ -1151,7 +1079,7 @@ impl Projection for TimelineProjection {
                 timeline.directory.interactions.clear();
             }
         }
-        *write(&self.inner.sealed_last_flush) = sealed_now;
+        *write(&self.inner.written_last_flush) = written_now;
         Ok(())
     }
 }

@@ -12,10 +12,10 @@
 //! scheduled and held (late or not, with follow-ups). Actors are team members, a person never
 //! on the team and a non-person actor (`sync bot`). Business times lag recorded times by up to
 //! 25 days; recorded times never decrease along the log; many events share an instant. One
-//! case in four is long (120 to 220 commands): its first account then usually has more than
-//! 96 entries, so chunks of 32 seal and the entries of sealed chunks older than the two newest
-//! are read back from sled (`random_histories_exercise_every_rule_input` checks that this
-//! happens), and corrections find the content they correct in sled.
+//! case in four is long (120 to 220 commands), so pages of several sizes walk far back into
+//! the stored entries. After a flush and the next one, an account's entries are read back from
+//! the store (`random_histories_exercise_every_rule_input` checks that this happens), merged
+//! with those applied since, and corrections find the content they correct in the store.
 //!
 //! The oracle below re-reads the raw event list for every question and applies README.md's
 //! timeline rules ("Timeline", and `proto/keyplan/v1/timeline.proto`) literally: one entry per
@@ -36,8 +36,8 @@
 //! only so that answers compare with `==`.
 //!
 //! The projection is fed the same events incrementally; at random cut points it is flushed to
-//! sled and either reloaded from it (a restart) or kept (the runner's next flush then lets the
-//! sealed details go), and compared with the oracle at each cut (the whole account, both
+//! the store and either reloaded from it (a restart) or kept (the next flush then lets the
+//! flushed entries go), and compared with the oracle at each cut (the whole account, both
 //! orders, walked through page tokens; and a walk begun before the slice goes on after it,
 //! its token passed across the appends and the restart) and at the end (every scope, filters
 //! alone and combined, several page sizes, the watch's catch-up `entries_between`). Every page is
@@ -1615,7 +1615,7 @@ fn temp_tree() -> (keyplan_projection::ReadModelDb, keyplan_projection::Tree) {
     (db, tree)
 }
 
-/// Ops: mostly short histories; one in four long enough that account `a` seals several chunks.
+/// Ops: mostly short histories; one in four long (more than a few pages of account `a`).
 fn ops() -> impl Strategy<Value = Vec<Op>> {
     prop_oneof![
         3 => prop::collection::vec(op(), 1..48),
@@ -1700,7 +1700,7 @@ proptest! {
 
 /// The generator is worth its name: over a fixed set of seeds, histories hold every kind of
 /// event the oracle renders, late ones, renames that land before earlier-recorded entries,
-/// and accounts long enough that sealed entries are read back from sled.
+/// and accounts whose entries are read back from the store.
 #[test]
 fn random_histories_exercise_every_rule_input() {
     use proptest::strategy::ValueTree;
@@ -1749,7 +1749,7 @@ fn random_histories_exercise_every_rule_input() {
                 })
         });
         *seen.entry("renamed late").or_default() += usize::from(renamed_late);
-        // Sealed details let go, after a flush and a restart.
+        // Entries let go, after a flush and a restart.
         let (_db, tree) = temp_tree();
         let p = TimelineProjection::default();
         for e in &events {
@@ -1757,7 +1757,7 @@ fn random_histories_exercise_every_rule_input() {
         }
         let p = flush_and_reload(&p, &tree);
         let total = events.iter().filter(|e| e.account == "a").count();
-        if p.details_in_memory(TENANT, "a") < total {
+        if p.entries_in_memory(TENANT, "a") < total {
             evicted += 1;
         }
     }
@@ -1803,5 +1803,5 @@ fn random_histories_exercise_every_rule_input() {
             "{what}: {seen:?}"
         );
     }
-    assert!(evicted >= 5, "{evicted} histories read sealed entries back");
+    assert!(evicted >= 5, "{evicted} histories read entries back");
 }

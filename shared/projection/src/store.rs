@@ -166,6 +166,18 @@ impl Tree {
             .map(|guard| guard.into_inner().map_err(ProjectionError::from))
     }
 
+    /// The entries with `from <= key < to`, in key order (or reversed, with `rev`): a page
+    /// of a per-account index read from either end.
+    pub fn range(
+        &self,
+        from: impl AsRef<[u8]>,
+        to: impl AsRef<[u8]>,
+    ) -> impl DoubleEndedIterator<Item = Result<(Value, Value), ProjectionError>> + '_ {
+        self.keyspace
+            .range(from.as_ref().to_vec()..to.as_ref().to_vec())
+            .map(|guard| guard.into_inner().map_err(ProjectionError::from))
+    }
+
     /// How many entries there are: a scan of the whole tree (tests and tools).
     pub fn count(&self) -> Result<usize, ProjectionError> {
         Ok(self.keyspace.len()?)

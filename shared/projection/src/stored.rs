@@ -68,6 +68,23 @@ impl Stored {
         format!("{tenant}/{account}/{list}/{index:08x}").into_bytes()
     }
 
+    /// `(occurred_at, position)` as 32 hex digits whose byte order is the pair's order
+    /// (the sign bit of `occurred_at` flipped, so that times before 1970 sort first): the
+    /// suffix of a key in an index by business time, read as a range from either end.
+    pub fn sort_key(occurred_at: i64, position: u64) -> String {
+        format!("{:016x}{position:016x}", (occurred_at as u64) ^ (1 << 63))
+    }
+
+    /// The pair a [`Stored::sort_key`] was made from; `None` if `hex` is not one.
+    pub fn parse_sort_key(hex: &str) -> Option<(i64, u64)> {
+        if hex.len() != 32 || !hex.is_ascii() {
+            return None;
+        }
+        let at = u64::from_str_radix(&hex[..16], 16).ok()? ^ (1 << 63);
+        let position = u64::from_str_radix(&hex[16..], 16).ok()?;
+        Some((at as i64, position))
+    }
+
     /// Splits a key made by [`Stored::key`] or [`Stored::chunk_key`] into tenant, account and
     /// part, and a chunk key's part into its list and index.
     pub fn parse_key<'k>(&self, key: &'k [u8]) -> Result<Key<'k>, ProjectionError> {
@@ -188,6 +205,27 @@ mod tests {
         assert_eq!((parsed.part, parsed.chunk), ("f", None));
         assert!(S.parse_key(b"acme/globex").is_err());
         assert!(S.parse_key(&[b'a', b'/', 0xff, b'/', b'x']).is_err());
+    }
+
+    #[test]
+    fn sort_keys_sort_as_their_pairs() {
+        let pairs = [
+            (i64::MIN, 0),
+            (-86_400_000_000, 7),
+            (-1, u64::MAX),
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (1_780_000_000_000_000, 12),
+            (i64::MAX, u64::MAX),
+        ];
+        let keys: Vec<String> = pairs.iter().map(|&(t, p)| Stored::sort_key(t, p)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
+        assert!(keys.iter().all(|k| k.len() == 32));
+        for (key, pair) in keys.iter().zip(pairs) {
+            assert_eq!(Stored::parse_sort_key(key), Some(pair));
+        }
+        assert_eq!(Stored::parse_sort_key("not a sort key"), None);
     }
 
     #[test]
