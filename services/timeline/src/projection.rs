@@ -351,13 +351,16 @@ impl<'a> StoredTimeline<'a> {
         &self,
         after: u64,
         up_to: u64,
-    ) -> impl Iterator<Item = Result<StoredEntry, TimelineError>> + '_ {
+    ) -> Box<dyn Iterator<Item = Result<StoredEntry, TimelineError>> + '_> {
+        if after >= up_to {
+            return Box::new(std::iter::empty());
+        }
         let from = position_key(self.tenant, self.account, after.saturating_add(1));
         let to = match up_to.checked_add(1) {
             Some(end) => position_key(self.tenant, self.account, end),
             None => format!("p/{}/{}/g", self.tenant, self.account).into_bytes(),
         };
-        self.tree.range(from, to).map(move |item| {
+        Box::new(self.tree.range(from, to).map(move |item| {
             let (key, value) =
                 item.map_err(|e| self.unreadable(format!("reading the timeline: {e}")))?;
             let malformed = || {
@@ -376,7 +379,7 @@ impl<'a> StoredTimeline<'a> {
                 .map(i64::from_be_bytes)
                 .map_err(|_| malformed())?;
             self.entry((occurred_at, position))
-        })
+        }))
     }
 
     /// Whether any entry concerns `subject`.
