@@ -33,7 +33,7 @@ pub enum TimelineError {
         account: String,
     },
     /// Entries of the account whose details live only in the stored timeline could not be
-    /// read back from it (a damaged or missing chunk): the projection needs a rebuild.
+    /// read back from it (a damaged or missing entry): the projection needs a rebuild.
     #[error(
         "the stored timeline of account {account} of tenant {tenant} is unreadable ({reason}); \
          an operator can rebuild it from the log with `keyplan projections rebuild timeline`"
@@ -43,7 +43,7 @@ pub enum TimelineError {
         tenant: String,
         /// The account.
         account: String,
-        /// What failed, naming the chunk.
+        /// What failed, naming the key or position.
         reason: String,
     },
     /// A malformed request field (filter, time range, page token, id).
