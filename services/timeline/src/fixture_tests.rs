@@ -60,6 +60,7 @@ use keyplan_testkit::at;
 use keyplan_testkit::globex::{self, ACCOUNT, TENANT};
 
 use crate::directory::InteractionInfo;
+use crate::projection::key_text;
 use crate::{
     Order, Scope, SubjectKey, TimelineEntry, TimelineError, TimelineProjection, TimelineQuery,
 };
@@ -708,7 +709,10 @@ fn rebuilt_from_scratch_equals_built_incrementally_with_reloads() {
     // content and the account's head; no key of an older entry.
     let call = cto_call(85, "i39", at(2025, 12, 20, 10), at(2025, 12, 20, 10));
     current.apply(&call);
-    let sort_key = keyplan_projection::stored::Stored::sort_key(call.occurred_at.0, 85);
+    let sort_key = hex(&keyplan_projection::stored::Stored::sort_key(
+        call.occurred_at.0,
+        85,
+    ));
     let cto = crate::names::stakeholder_key(&StakeholderId::parse("cto").unwrap());
     let lee = crate::names::person_key(&PersonId::parse("lee").unwrap());
     assert_eq!(
@@ -732,10 +736,11 @@ fn written_keys(p: &TimelineProjection) -> Vec<String> {
     let db = keyplan_projection::ReadModelDb::temporary().unwrap();
     let written = db.open_tree("written").unwrap();
     written.apply_batch(batch).unwrap();
-    contents(&written)
-        .into_keys()
-        .map(|k| String::from_utf8(k).unwrap())
-        .collect()
+    contents(&written).keys().map(|k| key_text(k)).collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn p_list(p: &TimelineProjection, q: &TimelineQuery) -> Vec<TimelineEntry> {
@@ -838,7 +843,7 @@ fn flushed_entries_are_read_back_from_the_store_and_read_the_same() {
     let error = reloaded
         .list(TENANT, ACCOUNT, &oldest_first(all(Scope::Account)))
         .unwrap_err();
-    let named = String::from_utf8(oldest).unwrap();
+    let named = key_text(&oldest);
     assert!(
         matches!(error, TimelineError::Unreadable { .. }) && error.to_string().contains(&named),
         "{error}"
@@ -857,10 +862,7 @@ fn the_store_holds_each_entry_once_with_its_indexes() {
     let tree = db.open_tree("t").unwrap();
     flush_into(&p, &tree);
     let stored = contents(&tree);
-    let keys: Vec<String> = stored
-        .keys()
-        .map(|k| String::from_utf8(k.clone()).unwrap())
-        .collect();
+    let keys: Vec<String> = stored.keys().map(|k| key_text(k)).collect();
     let count = |prefix: &str| keys.iter().filter(|k| k.starts_with(prefix)).count();
     let entries = p_list(&p, &oldest_first(all(Scope::Account)).with_page_size(500));
     assert_eq!(entries.len(), 84);
@@ -1427,13 +1429,13 @@ fn a_late_rename_writes_no_older_entry() {
     let scratch = keyplan_projection::ReadModelDb::temporary().unwrap();
     let written = scratch.open_tree("written").unwrap();
     written.apply_batch(batch).unwrap();
-    let keys: Vec<String> = contents(&written)
-        .keys()
-        .map(|k| String::from_utf8(k.clone()).unwrap())
-        .collect();
+    let keys: Vec<String> = contents(&written).keys().map(|k| key_text(k)).collect();
     // The change's own entry (position 5, its indexes, the account's head); the stakeholder's
     // directory item and name history. No key of entries 1-4.
-    let at = keyplan_projection::stored::Stored::sort_key(story[4].occurred_at.0, 5);
+    let at = hex(&keyplan_projection::stored::Stored::sort_key(
+        story[4].occurred_at.0,
+        5,
+    ));
     assert_eq!(
         keys,
         vec![

@@ -7,15 +7,15 @@
 //! '/', so the keys are unambiguous; none starts with byte 0 (the runner's keys).
 //! - `t/<tenant>/<account>/<sort key>`: the entry (postcard [`StoredEntry`]; its summary a
 //!   template naming people and things by reference, see `crate::names`), under its
-//!   `(occurred_at, position)` as [`Stored::sort_key`]: the timeline's order, so a page of the
+//!   `(occurred_at, position)` as [`Stored::sort_key`] (16 bytes): the timeline's order, so a page of the
 //!   account is one range read from either end. An entry is written once and never rewritten;
 //!   a later correction writes a `k/` key, a late rename an `n/` key;
 //! - `s/<tenant>/<account>/<subject>/<sort key>`: empty, one per subject (plan, stakeholder,
 //!   person, opportunity) an entry concerns, the subject as its name key: a scoped page reads
 //!   this range and then each entry it names under `t/`;
-//! - `p/<tenant>/<account>/<position, 16 hex digits>`: the entry's `occurred_at` (8 bytes, big
-//!   endian): position order, for a watch's catch-up;
-//! - `k/<tenant>/<account>/<position>`: the position of the correction that superseded the
+//! - `p/<tenant>/<account>/<position, 8 bytes big endian>`: the entry's `occurred_at` (8
+//!   bytes, big endian): position order, for a watch's catch-up;
+//! - `k/<tenant>/<account>/<position, 16 hex digits>`: the position of the correction that superseded the
 //!   entry at `position` (8 bytes, big endian);
 //! - `h/<tenant>/<account>`: the account's [`Head`] (its last position and who recorded in it);
 //! - `x/<tenant>/<account>/<interaction id>`: an interaction's latest content
@@ -131,7 +131,8 @@ pub(crate) struct StoredEntry {
     position: u64,
     stream_version: u64,
     event_id: [u8; 16],
-    event_type: String,
+    /// Index in [`AccountEvent::TYPES`].
+    event_type: u8,
     actor: String,
     occurred_at: i64,
     recorded_at: i64,
@@ -156,7 +157,7 @@ impl StoredEntry {
 
     /// Whether the entry is of one of the types in `mask` (0: any) and by `actor` (if given).
     fn passes(&self, mask: u64, actor: Option<&str>) -> bool {
-        let typed = mask == 0 || type_index(&self.event_type).is_some_and(|i| mask & (1 << i) != 0);
+        let typed = mask == 0 || mask & (1 << self.event_type) != 0;
         typed && actor.is_none_or(|a| a == self.actor)
     }
 
@@ -219,7 +220,9 @@ impl AccountTimeline {
     /// Appends an entry; `false` (and nothing changed) if it is out of position order or of
     /// an unknown type.
     fn push(&mut self, entry: StoredEntry) -> bool {
-        if entry.position <= self.last_position() || type_index(&entry.event_type).is_none() {
+        if entry.position <= self.last_position()
+            || usize::from(entry.event_type) >= AccountEvent::TYPES.len()
+        {
             return false;
         }
         self.head.last_position = entry.position;
@@ -249,8 +252,10 @@ impl AccountTimeline {
             position: entry.position,
             stream_version: entry.stream_version,
             event_id: Uuid::from_bytes(entry.event_id),
-            event_type: type_index(&entry.event_type)
-                .map_or("", |i| AccountEvent::TYPES[i as usize]),
+            event_type: AccountEvent::TYPES
+                .get(usize::from(entry.event_type))
+                .copied()
+                .unwrap_or(""),
             actor: entry.actor,
             occurred_at: Timestamp(entry.occurred_at),
             recorded_at: Timestamp(entry.recorded_at),
@@ -281,12 +286,15 @@ impl<'a> StoredTimeline<'a> {
     }
 
     fn decode(&self, key: &[u8], bytes: &[u8]) -> Result<StoredEntry, TimelineError> {
-        postcard::from_bytes(bytes).map_err(|e| {
-            self.unreadable(format!(
-                "entry {} does not decode: {e}",
-                String::from_utf8_lossy(key)
-            ))
-        })
+        let entry: StoredEntry = postcard::from_bytes(bytes).map_err(|e| {
+            self.unreadable(format!("entry {} does not decode: {e}", key_text(key)))
+        })?;
+        if usize::from(entry.event_type) >= AccountEvent::TYPES.len() {
+            return Err(
+                self.unreadable(format!("entry {} has an unknown event type", key_text(key)))
+            );
+        }
+        Ok(entry)
     }
 
     /// The entry at `at`, which an index names.
@@ -313,12 +321,15 @@ impl<'a> StoredTimeline<'a> {
             Scope::Subject(subject) => subject_prefix(self.tenant, self.account, subject),
         };
         let mut from = prefix.clone();
-        from.extend_from_slice(Stored::sort_key(lower.0, lower.1).as_bytes());
-        let mut to = prefix.clone();
-        match upper {
-            Some((at, position)) => to.extend_from_slice(Stored::sort_key(at, position).as_bytes()),
-            None => to.push(b'g'), // after every hex digit
-        }
+        from.extend_from_slice(&Stored::sort_key(lower.0, lower.1));
+        let to = match upper {
+            Some((at, position)) => {
+                let mut to = prefix;
+                to.extend_from_slice(&Stored::sort_key(at, position));
+                to
+            }
+            None => prefix_end(prefix),
+        };
         let range = self.tree.range(from, to);
         let range: Box<dyn Iterator<Item = _>> = match order {
             Order::NewestFirst => Box::new(range.rev()),
@@ -333,14 +344,10 @@ impl<'a> StoredTimeline<'a> {
             }
             let at = key
                 .len()
-                .checked_sub(32)
-                .and_then(|start| std::str::from_utf8(&key[start..]).ok())
-                .and_then(Stored::parse_sort_key)
+                .checked_sub(16)
+                .and_then(|start| Stored::parse_sort_key(&key[start..]))
                 .ok_or_else(|| {
-                    self.unreadable(format!(
-                        "index key {} is malformed",
-                        String::from_utf8_lossy(&key)
-                    ))
+                    self.unreadable(format!("index key {} is malformed", key_text(&key)))
                 })?;
             self.entry(at)
         }))
@@ -358,22 +365,18 @@ impl<'a> StoredTimeline<'a> {
         let from = position_key(self.tenant, self.account, after.saturating_add(1));
         let to = match up_to.checked_add(1) {
             Some(end) => position_key(self.tenant, self.account, end),
-            None => format!("p/{}/{}/g", self.tenant, self.account).into_bytes(),
+            None => prefix_end(format!("p/{}/{}/", self.tenant, self.account).into_bytes()),
         };
         Box::new(self.tree.range(from, to).map(move |item| {
             let (key, value) =
                 item.map_err(|e| self.unreadable(format!("reading the timeline: {e}")))?;
-            let malformed = || {
-                self.unreadable(format!(
-                    "position key {} is malformed",
-                    String::from_utf8_lossy(&key)
-                ))
-            };
+            let malformed =
+                || self.unreadable(format!("position key {} is malformed", key_text(&key)));
             let position = key
                 .len()
-                .checked_sub(16)
-                .and_then(|start| std::str::from_utf8(&key[start..]).ok())
-                .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+                .checked_sub(8)
+                .and_then(|start| <[u8; 8]>::try_from(&key[start..]).ok())
+                .map(u64::from_be_bytes)
                 .ok_or_else(malformed)?;
             let occurred_at = <[u8; 8]>::try_from(&value[..])
                 .map(i64::from_be_bytes)
@@ -762,11 +765,30 @@ fn entries_prefix(tenant: &str, account: &str) -> Vec<u8> {
 }
 
 fn entry_key(tenant: &str, account: &str, (occurred_at, position): SortKey) -> Vec<u8> {
-    format!(
-        "t/{tenant}/{account}/{}",
-        Stored::sort_key(occurred_at, position)
-    )
-    .into_bytes()
+    let mut key = entries_prefix(tenant, account);
+    key.extend_from_slice(&Stored::sort_key(occurred_at, position));
+    key
+}
+
+/// The first key after every key that starts with `prefix` (which ends with '/').
+fn prefix_end(mut prefix: Vec<u8>) -> Vec<u8> {
+    if let Some(last) = prefix.last_mut() {
+        *last += 1;
+    }
+    prefix
+}
+
+/// A key as people read it (messages, tests): its binary suffix (a sort key under `t/` and
+/// `s/`, a position under `p/`) in hex.
+pub(crate) fn key_text(key: &[u8]) -> String {
+    let binary = match key.first() {
+        Some(b't' | b's') => 16,
+        Some(b'p') => 8,
+        _ => 0,
+    };
+    let (text, binary) = key.split_at(key.len().saturating_sub(binary));
+    let hex: String = binary.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}{hex}", String::from_utf8_lossy(text))
 }
 
 /// A subject in keys: its name key (a kind letter and its id).
@@ -784,7 +806,9 @@ fn subject_prefix(tenant: &str, account: &str, subject: &SubjectKey) -> Vec<u8> 
 }
 
 fn position_key(tenant: &str, account: &str, position: u64) -> Vec<u8> {
-    format!("p/{tenant}/{account}/{position:016x}").into_bytes()
+    let mut key = format!("p/{tenant}/{account}/").into_bytes();
+    key.extend_from_slice(&position.to_be_bytes());
+    key
 }
 
 fn corrected_key(tenant: &str, account: &str, position: u64) -> Vec<u8> {
@@ -963,7 +987,7 @@ impl Projection for TimelineProjection {
                 position: event.position,
                 stream_version: event.stream_version,
                 event_id: *event.event_id.as_bytes(),
-                event_type: event.event.event_type().to_owned(),
+                event_type: type_index(event.event.event_type()).unwrap_or(u8::MAX),
                 actor: event.actor.clone(),
                 occurred_at: event.occurred_at.0,
                 recorded_at: event.recorded_at.0,
@@ -1037,14 +1061,18 @@ impl Projection for TimelineProjection {
             if timeline.written < timeline.recent.len() {
                 for entry in &timeline.recent[timeline.written..] {
                     let at = Stored::sort_key(entry.occurred_at, entry.position);
-                    batch.insert(format!("t/{tenant}/{account}/{at}"), STORED.encode(entry)?);
+                    batch.insert(
+                        entry_key(&tenant, &account, entry.sort_key()),
+                        STORED.encode(entry)?,
+                    );
                     batch.insert(
                         position_key(&tenant, &account, entry.position),
                         entry.occurred_at.to_be_bytes().to_vec(),
                     );
                     for subject in &entry.subjects {
-                        let tag = subject_tag(subject);
-                        batch.insert(format!("s/{tenant}/{account}/{tag}/{at}"), Vec::new());
+                        let mut key = subject_prefix(&tenant, &account, subject);
+                        key.extend_from_slice(&at);
+                        batch.insert(key, Vec::new());
                     }
                 }
                 batch.insert(head_key(&tenant, &account), STORED.encode(&timeline.head)?);

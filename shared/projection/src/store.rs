@@ -45,6 +45,14 @@ const TREE_WRITE_BUFFER: u64 = 16 * 1024 * 1024;
 /// instead. (At 1M events the node's figures were within noise either way.)
 const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
 
+/// fjall's background threads (memtable flushes and compactions). Its default is one per core
+/// up to four; with two or more, worker 0 hands every compaction request back to the queue so
+/// as to stay free for flushes, and while the other workers are busy compacting it takes the
+/// same request again at once: a busy loop for as long as a compaction runs (`worker_tick` and
+/// the queue's `send` near the top of a rebuild's profile, BENCHMARKS.md). One worker flushes
+/// and compacts in turn and never spins.
+const WORKER_THREADS: usize = 1;
+
 /// The read models' database (one directory).
 #[derive(Clone)]
 pub struct ReadModelDb {
@@ -64,6 +72,7 @@ impl ReadModelDb {
             db: fjall::Database::builder(path.as_ref())
                 .cache_size(cache_bytes)
                 .max_journaling_size(JOURNAL_LIMIT)
+                .worker_threads(WORKER_THREADS)
                 .open()?,
         })
     }
@@ -83,6 +92,7 @@ impl ReadModelDb {
         Ok(Self {
             db: fjall::Database::builder(path)
                 .cache_size(8 * 1024 * 1024)
+                .worker_threads(WORKER_THREADS)
                 .temporary(true)
                 .open()?,
         })

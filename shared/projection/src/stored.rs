@@ -68,21 +68,21 @@ impl Stored {
         format!("{tenant}/{account}/{list}/{index:08x}").into_bytes()
     }
 
-    /// `(occurred_at, position)` as 32 hex digits whose byte order is the pair's order
-    /// (the sign bit of `occurred_at` flipped, so that times before 1970 sort first): the
-    /// suffix of a key in an index by business time, read as a range from either end.
-    pub fn sort_key(occurred_at: i64, position: u64) -> String {
-        format!("{:016x}{position:016x}", (occurred_at as u64) ^ (1 << 63))
+    /// `(occurred_at, position)` as 16 bytes whose order is the pair's order (big endian, the
+    /// sign bit of `occurred_at` flipped so that times before 1970 sort first): the suffix of
+    /// a key in an index by business time, read as a range from either end.
+    pub fn sort_key(occurred_at: i64, position: u64) -> [u8; 16] {
+        let mut key = [0; 16];
+        key[..8].copy_from_slice(&((occurred_at as u64) ^ (1 << 63)).to_be_bytes());
+        key[8..].copy_from_slice(&position.to_be_bytes());
+        key
     }
 
-    /// The pair a [`Stored::sort_key`] was made from; `None` if `hex` is not one.
-    pub fn parse_sort_key(hex: &str) -> Option<(i64, u64)> {
-        if hex.len() != 32 || !hex.is_ascii() {
-            return None;
-        }
-        let at = u64::from_str_radix(&hex[..16], 16).ok()? ^ (1 << 63);
-        let position = u64::from_str_radix(&hex[16..], 16).ok()?;
-        Some((at as i64, position))
+    /// The pair a [`Stored::sort_key`] was made from; `None` if `bytes` is not 16 bytes long.
+    pub fn parse_sort_key(bytes: &[u8]) -> Option<(i64, u64)> {
+        let at = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?) ^ (1 << 63);
+        let position = u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?);
+        (bytes.len() == 16).then_some((at as i64, position))
     }
 
     /// Splits a key made by [`Stored::key`] or [`Stored::chunk_key`] into tenant, account and
@@ -219,13 +219,13 @@ mod tests {
             (1_780_000_000_000_000, 12),
             (i64::MAX, u64::MAX),
         ];
-        let keys: Vec<String> = pairs.iter().map(|&(t, p)| Stored::sort_key(t, p)).collect();
+        let keys: Vec<[u8; 16]> = pairs.iter().map(|&(t, p)| Stored::sort_key(t, p)).collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]), "{keys:?}");
-        assert!(keys.iter().all(|k| k.len() == 32));
         for (key, pair) in keys.iter().zip(pairs) {
             assert_eq!(Stored::parse_sort_key(key), Some(pair));
         }
-        assert_eq!(Stored::parse_sort_key("not a sort key"), None);
+        assert_eq!(Stored::parse_sort_key(b"too short"), None);
+        assert_eq!(Stored::parse_sort_key(&[0; 17]), None);
     }
 
     #[test]
