@@ -241,8 +241,8 @@ async fn a_read_model_that_fails_to_load_leaves_the_rest_of_the_node_serving() {
     let server = Server::start(&data).await;
     common::fixtures::onboard(&server, "globex").await;
     server.stop().await;
-    // Damage the timeline's stored state behind the node's back: a chunk key its loader
-    // cannot read.
+    // Damage the timeline's stored state behind the node's back: a directory key its
+    // loader cannot read.
     {
         let db = keyplan_projection::ReadModelDb::open(
             data.join(keyplan_projection::READ_MODELS_DIR),
@@ -251,7 +251,7 @@ async fn a_read_model_that_fails_to_load_leaves_the_rest_of_the_node_serving() {
         .unwrap();
         db.open_tree("timeline")
             .unwrap()
-            .insert("c/acme-supplies/globex/not-a-number", [1u8])
+            .insert("d/acme-supplies/globex/not-a-kind/x", [1u8])
             .unwrap();
         db.persist().unwrap();
     }
