@@ -285,6 +285,10 @@ impl<'a> StoredTimeline<'a> {
         }
     }
 
+    fn read_failed(&self, error: ProjectionError) -> TimelineError {
+        self.unreadable(format!("reading the timeline: {error}"))
+    }
+
     fn decode(&self, key: &[u8], bytes: &[u8]) -> Result<StoredEntry, TimelineError> {
         let entry: StoredEntry = postcard::from_bytes(bytes).map_err(|e| {
             self.unreadable(format!("entry {} does not decode: {e}", key_text(key)))
@@ -337,8 +341,7 @@ impl<'a> StoredTimeline<'a> {
         };
         let indexed = matches!(scope, Scope::Subject(_));
         Box::new(range.map(move |item| {
-            let (key, value) =
-                item.map_err(|e| self.unreadable(format!("reading the timeline: {e}")))?;
+            let (key, value) = item.map_err(|e| self.read_failed(e))?;
             if !indexed {
                 return self.decode(&key, &value);
             }
@@ -368,8 +371,7 @@ impl<'a> StoredTimeline<'a> {
             None => prefix_end(format!("p/{}/{}/", self.tenant, self.account).into_bytes()),
         };
         Box::new(self.tree.range(from, to).map(move |item| {
-            let (key, value) =
-                item.map_err(|e| self.unreadable(format!("reading the timeline: {e}")))?;
+            let (key, value) = item.map_err(|e| self.read_failed(e))?;
             let malformed =
                 || self.unreadable(format!("position key {} is malformed", key_text(&key)));
             let position = key
@@ -394,7 +396,7 @@ impl<'a> StoredTimeline<'a> {
         {
             None => Ok(false),
             Some(Ok(_)) => Ok(true),
-            Some(Err(e)) => Err(self.unreadable(format!("reading the timeline: {e}"))),
+            Some(Err(e)) => Err(self.read_failed(e)),
         }
     }
 }
@@ -1061,10 +1063,9 @@ impl Projection for TimelineProjection {
             if timeline.written < timeline.recent.len() {
                 for entry in &timeline.recent[timeline.written..] {
                     let at = Stored::sort_key(entry.occurred_at, entry.position);
-                    batch.insert(
-                        entry_key(&tenant, &account, entry.sort_key()),
-                        STORED.encode(entry)?,
-                    );
+                    let mut key = entries_prefix(&tenant, &account);
+                    key.extend_from_slice(&at);
+                    batch.insert(key, STORED.encode(entry)?);
                     batch.insert(
                         position_key(&tenant, &account, entry.position),
                         entry.occurred_at.to_be_bytes().to_vec(),
