@@ -20,7 +20,7 @@ use keyplan_domain::values::{
     BuyingRole, Channel, Date, Money, OpportunityStage, Sentiment, Tier, Timestamp,
 };
 use keyplan_domain::AccountEvent;
-use keyplan_projection::ProjectedEvent;
+use keyplan_projection::{IdIndex, ProjectedEvent};
 use serde::{Deserialize, Serialize};
 
 /// Interactions per stored chunk: a busy account rewrites only its last chunk (and the chunk
@@ -337,7 +337,9 @@ pub(crate) struct DayStats {
 pub(crate) struct Derived {
     people: HashMap<String, u32>,
     stakeholders: HashMap<String, u32>,
-    interactions: HashMap<Box<str>, u32>,
+    /// Index in [`AccountActivity::interactions`] by id (the ids are not copied: see
+    /// [`IdIndex`]).
+    interactions: IdIndex,
     /// Counts per UTC date.
     pub days: BTreeMap<Date, DayStats>,
     /// Every interaction by business time.
@@ -379,6 +381,14 @@ impl PartialEq for AccountActivity {
 
 /// Why stored facts cannot be restored.
 pub(crate) type RestoreError = String;
+
+/// The id of the interaction at an index of `list` ("" past its end, which an index never is).
+fn interaction_id<'a>(list: &'a [InteractionFacts]) -> impl Fn(u32) -> &'a str + 'a {
+    |i| {
+        list.get(i as usize)
+            .map_or("", |interaction| &interaction.id)
+    }
+}
 
 fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
@@ -425,10 +435,19 @@ impl AccountActivity {
                     interaction.id
                 ));
             }
+            let id_of = interaction_id(&account.interactions);
+            if account
+                .derived
+                .interactions
+                .get(&interaction.id, &id_of)
+                .is_some()
+            {
+                return Err(format!("interaction {} is stored twice", interaction.id));
+            }
             account
                 .derived
                 .interactions
-                .insert(interaction.id.clone(), index(i));
+                .insert(&interaction.id, index(i), id_of);
         }
         for i in 0..account.interactions.len() {
             account.count(index(i), Sign::Add);
@@ -611,8 +630,12 @@ impl AccountActivity {
             stakeholders,
             participants,
         };
-        let i = match self.derived.interactions.get(id) {
-            Some(&i) => {
+        let i = match self
+            .derived
+            .interactions
+            .get(id, interaction_id(&self.interactions))
+        {
+            Some(i) => {
                 self.count(i, Sign::Remove);
                 self.interactions[i as usize] = facts;
                 i
@@ -620,7 +643,9 @@ impl AccountActivity {
             None => {
                 let i = index(self.interactions.len());
                 self.interactions.push(facts);
-                self.derived.interactions.insert(id.into(), i);
+                self.derived
+                    .interactions
+                    .insert(id, i, interaction_id(&self.interactions));
                 i
             }
         };
@@ -792,5 +817,43 @@ impl AccountActivity {
         let start = (chunk as usize * CHUNK).min(self.interactions.len());
         let end = (start + CHUNK).min(self.interactions.len());
         &self.interactions[start..end]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn interaction(id: &str, at: i64) -> InteractionFacts {
+        InteractionFacts {
+            id: id.into(),
+            at: Timestamp(at),
+            channel: Channel::Email,
+            sentiment: Sentiment::Neutral,
+            stakeholders: Box::new([]),
+            participants: Box::new([]),
+        }
+    }
+
+    #[test]
+    fn a_restored_account_finds_its_interactions_by_id_and_refuses_one_stored_twice() {
+        let stored: Vec<InteractionFacts> = (0..300)
+            .map(|n| interaction(&format!("i-{n}"), n))
+            .collect();
+        let account = AccountActivity::restore(Facts::default(), stored.clone()).unwrap();
+        for (n, item) in stored.iter().enumerate() {
+            let found = account
+                .derived
+                .interactions
+                .get(&item.id, interaction_id(&account.interactions));
+            assert_eq!(found, Some(n as u32));
+        }
+
+        let mut twice = stored;
+        twice.push(interaction("i-7", 1_000));
+        let error = AccountActivity::restore(Facts::default(), twice).unwrap_err();
+        assert_eq!(error, "interaction i-7 is stored twice");
     }
 }

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::Months;
 use keyplan_domain::events::{EngagementRuleSet, RuleTarget};
 use keyplan_domain::values::{BuyingRole, Channel, Date, ReviewFrequency, Timestamp};
+use keyplan_projection::IdIndex;
 
 use crate::facts::{Fact, Stamp};
 use crate::model::*;
@@ -18,6 +19,14 @@ use crate::model::*;
 /// Review windows listed at most per plan (100 years of monthly reviews): a bound for
 /// perpetual plans, which have no end date.
 const MAX_WINDOWS: u32 = 1200;
+
+/// The id of the interaction at an index of `list` ("" past its end, which an index never is).
+fn interaction_id<'a>(list: &'a [InteractionHistory]) -> impl Fn(u32) -> &'a str + 'a {
+    |i| {
+        list.get(i as usize)
+            .map_or("", |interaction| &interaction.id)
+    }
+}
 
 /// Whether a fact with these clocks is visible as of `view`: its business time is not after
 /// T, and (as known at T) it was recorded by T.
@@ -156,7 +165,8 @@ pub(crate) struct AccountHistory {
     role_holders: BTreeMap<BuyingRole, BTreeSet<String>>,
     rules: BTreeMap<String, RuleHistory>,
     interactions: Vec<InteractionHistory>,
-    interaction_index: HashMap<Box<str>, u32>,
+    /// Index in `interactions` by id (the ids are not copied: see [`IdIndex`]).
+    interaction_index: IdIndex,
     /// Supplier people named as participants, interned.
     people: Vec<Box<str>>,
     people_index: HashMap<Box<str>, u32>,
@@ -249,16 +259,22 @@ impl AccountHistory {
                 stakeholders,
                 participants,
             } => {
-                let index = match self.interaction_index.get(interaction.as_str()) {
-                    Some(&i) => i,
+                let index = match self
+                    .interaction_index
+                    .get(interaction, interaction_id(&self.interactions))
+                {
+                    Some(i) => i,
                     None => {
                         let i = u32::try_from(self.interactions.len()).unwrap_or(u32::MAX);
                         self.interactions.push(InteractionHistory {
                             id: interaction.as_str().into(),
                             versions: Vec::new(),
                         });
-                        self.interaction_index
-                            .insert(interaction.as_str().into(), i);
+                        self.interaction_index.insert(
+                            interaction,
+                            i,
+                            interaction_id(&self.interactions),
+                        );
                         i
                     }
                 };

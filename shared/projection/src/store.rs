@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::ProjectionError;
 
@@ -44,6 +45,15 @@ const TREE_WRITE_BUFFER: u64 = 16 * 1024 * 1024;
 /// limit: disk, and a replay at every start. The limit makes fjall write those trees out
 /// instead. (At 1M events the node's figures were within noise either way.)
 const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Tables in a tree's first level before fjall merges them into the next (its default: 4).
+/// A read model's batches span all accounts' keys, so every first-level table overlaps most
+/// of the next level, and each merge rewrites most of the tree: merging every 16 write-buffer
+/// flushes instead of every 4 cut the timeline's CPU per event in a rebuild by about a sixth
+/// (BENCHMARKS.md, "Fewer merges"). A range read merges up to this many more tables. fjall
+/// slows writes from 20 first-level tables and halts them at 30 (a rebuild then waits for
+/// ever if merges only start above that), so this stays well below 20.
+const L0_TABLES: u8 = 16;
 
 /// fjall's background threads (memtable flushes and compactions). Its default is one per core
 /// up to four; with two or more, worker 0 hands every compaction request back to the queue so
@@ -101,7 +111,9 @@ impl ReadModelDb {
     /// The tree called `name`, created empty if there is none.
     pub fn open_tree(&self, name: &str) -> Result<Tree, ProjectionError> {
         let keyspace = self.db.keyspace(name, || {
+            let leveled = fjall::compaction::Leveled::default().with_l0_threshold(L0_TABLES);
             fjall::KeyspaceCreateOptions::default()
+                .compaction_strategy(Arc::new(leveled))
                 .max_memtable_size(TREE_WRITE_BUFFER)
                 // fjall compresses only from its third level down by default; read models
                 // are text-heavy (summaries, notes) and mostly sit in the first levels.
