@@ -42,6 +42,10 @@ pub struct ReadModelResults {
     pub load_events_per_s: f64,
     /// Resident memory of the node after loading and projecting, MiB.
     pub rss_mib: f64,
+    /// Resident memory after a restart, 3 s after its read models serve (before any query), MiB.
+    pub rss_after_restart_mib: f64,
+    /// Resident memory after the online rebuild of every read model, MiB.
+    pub rss_after_rebuild_mib: f64,
     /// Bytes of the event store on disk.
     pub log_bytes: u64,
     /// Bytes of the read models on disk.
@@ -298,6 +302,10 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
     let log_bytes = dir_bytes(&data).saturating_sub(read_model_bytes);
     let payload_bytes = payload_bytes_per_interaction()? * head;
     let cold_start = node.restart().await?;
+    // Freed memory goes back to the system a few seconds after it is freed (jemalloc's decay),
+    // so the figure is taken 3 s after the read models serve, not while they are loading.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let rss_after_restart = rss_mib(node.pid().context("the node's pid")?);
     let channel = connect(node.address()).await?;
     let mut ops = OperationsServiceClient::new(channel.clone());
 
@@ -397,6 +405,8 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
         }
     }
     let rebuild_local = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(800)).await; // the old generations are dropped
+    let rss_after_rebuild = rss_mib(node.pid().context("the node's pid")?);
 
     // A fresh projections node catching up from JetStream.
     let started = Instant::now();
@@ -431,6 +441,8 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
         events: head,
         load_events_per_s: head as f64 / load_time.as_secs_f64(),
         rss_mib: rss,
+        rss_after_restart_mib: rss_after_restart,
+        rss_after_rebuild_mib: rss_after_rebuild,
         log_bytes,
         read_model_bytes,
         payload_bytes,

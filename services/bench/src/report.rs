@@ -478,9 +478,12 @@ pub fn print_read_models(
         r.events, r.load_events_per_s
     );
     println!(
-        "footprint: RSS {:.0} MiB; log {:.1} MiB on disk = {:.2}x the postcard payload ({:.1} MiB); \
-         read models {:.1} MiB; cold start {:.2} s to listening, {:.2} s to read models serving",
+        "footprint: RSS {:.0} MiB ({:.0} after a restart, {:.0} after a rebuild); log {:.1} MiB on disk = \
+         {:.2}x the postcard payload ({:.1} MiB); read models {:.1} MiB; cold start {:.2} s to listening, \
+         {:.2} s to read models serving",
         r.rss_mib,
+        r.rss_after_restart_mib,
+        r.rss_after_rebuild_mib,
         r.log_bytes as f64 / 1048576.0,
         r.log_to_payload,
         r.payload_bytes as f64 / 1048576.0,
