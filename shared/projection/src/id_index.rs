@@ -2,8 +2,8 @@
 //!
 //! Read models keep an account's interactions in a `Vec` (in logging order) and need, for a
 //! correction, the index of an interaction by its id. A `HashMap<Box<str>, u32>` stores every id
-//! a second time, as an allocation of its own: for an interaction id, about 64 bytes, more than
-//! anything else a read model keeps per interaction besides the list itself. [`IdIndex`]
+//! a second time, as an allocation of its own plus a pointer, a length and the index: per
+//! interaction, a large share of what a read model keeps (BENCHMARKS.md). [`IdIndex`]
 //! stores only the indexes (4 bytes and a control byte per id) and asks the list for the id
 //! whenever it compares or rehashes, so the list stays the only copy.
 //!

@@ -49,10 +49,10 @@ const JOURNAL_LIMIT: u64 = 64 * 1024 * 1024;
 /// Tables in a tree's first level before fjall merges them into the next (its default: 4).
 /// A read model's batches span all accounts' keys, so every first-level table overlaps most
 /// of the next level, and each merge rewrites most of the tree: merging every 16 write-buffer
-/// flushes instead of every 4 cut the timeline's CPU per event in a rebuild by about a sixth
-/// (BENCHMARKS.md, "Fewer merges"). A range read merges up to this many more tables. fjall
-/// slows writes from 20 first-level tables and halts them at 30 (a rebuild then waits for
-/// ever if merges only start above that), so this stays well below 20.
+/// flushes instead of every 4 cuts a rebuild's CPU per event (BENCHMARKS.md, "fewer merges").
+/// A range read merges up to this many more tables. fjall slows writes from 20 first-level
+/// tables and halts them at 30 (a rebuild then waits for ever if merges only start above
+/// that), so this stays well below 20.
 const L0_TABLES: u8 = 16;
 
 /// fjall's background threads (memtable flushes and compactions). Its default is one per core
