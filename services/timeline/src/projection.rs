@@ -303,7 +303,7 @@ impl<'a> StoredTimeline<'a> {
 
     /// The entry at `at`, which an index names.
     fn entry(&self, at: SortKey) -> Result<StoredEntry, TimelineError> {
-        let key = entry_key(self.tenant, self.account, at);
+        let key = entry_key(self.tenant, self.account, &Stored::sort_key(at.0, at.1));
         let bytes = self
             .tree
             .get(&key)
@@ -766,9 +766,10 @@ fn entries_prefix(tenant: &str, account: &str) -> Vec<u8> {
     format!("t/{tenant}/{account}/").into_bytes()
 }
 
-fn entry_key(tenant: &str, account: &str, (occurred_at, position): SortKey) -> Vec<u8> {
+/// An entry's key: `at` is its [`Stored::sort_key`].
+fn entry_key(tenant: &str, account: &str, at: &[u8; 16]) -> Vec<u8> {
     let mut key = entries_prefix(tenant, account);
-    key.extend_from_slice(&Stored::sort_key(occurred_at, position));
+    key.extend_from_slice(at);
     key
 }
 
@@ -1063,9 +1064,7 @@ impl Projection for TimelineProjection {
             if timeline.written < timeline.recent.len() {
                 for entry in &timeline.recent[timeline.written..] {
                     let at = Stored::sort_key(entry.occurred_at, entry.position);
-                    let mut key = entries_prefix(&tenant, &account);
-                    key.extend_from_slice(&at);
-                    batch.insert(key, STORED.encode(entry)?);
+                    batch.insert(entry_key(&tenant, &account, &at), STORED.encode(entry)?);
                     batch.insert(
                         position_key(&tenant, &account, entry.position),
                         entry.occurred_at.to_be_bytes().to_vec(),
