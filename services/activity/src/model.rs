@@ -382,12 +382,9 @@ impl PartialEq for AccountActivity {
 /// Why stored facts cannot be restored.
 pub(crate) type RestoreError = String;
 
-/// The id of the interaction at an index of `list` ("" past its end, which an index never is).
-fn interaction_id<'a>(list: &'a [InteractionFacts]) -> impl Fn(u32) -> &'a str + 'a {
-    |i| {
-        list.get(i as usize)
-            .map_or("", |interaction| &interaction.id)
-    }
+/// An interaction's id (how [`Derived::interactions`] reads the list).
+fn interaction_id(interaction: &InteractionFacts) -> &str {
+    &interaction.id
 }
 
 fn index(i: usize) -> u32 {
@@ -435,11 +432,11 @@ impl AccountActivity {
                     interaction.id
                 ));
             }
-            let id_of = interaction_id(&account.interactions);
+            let list = &account.interactions;
             if account
                 .derived
                 .interactions
-                .get(&interaction.id, &id_of)
+                .get(&interaction.id, list, interaction_id)
                 .is_some()
             {
                 return Err(format!("interaction {} is stored twice", interaction.id));
@@ -447,7 +444,7 @@ impl AccountActivity {
             account
                 .derived
                 .interactions
-                .insert(&interaction.id, index(i), id_of);
+                .insert(&interaction.id, index(i), list, interaction_id);
         }
         for i in 0..account.interactions.len() {
             account.count(index(i), Sign::Add);
@@ -633,7 +630,7 @@ impl AccountActivity {
         let i = match self
             .derived
             .interactions
-            .get(id, interaction_id(&self.interactions))
+            .get(id, &self.interactions, interaction_id)
         {
             Some(i) => {
                 self.count(i, Sign::Remove);
@@ -645,7 +642,7 @@ impl AccountActivity {
                 self.interactions.push(facts);
                 self.derived
                     .interactions
-                    .insert(id, i, interaction_id(&self.interactions));
+                    .insert(id, i, &self.interactions, interaction_id);
                 i
             }
         };
@@ -844,10 +841,11 @@ mod tests {
             .collect();
         let account = AccountActivity::restore(Facts::default(), stored.clone()).unwrap();
         for (n, item) in stored.iter().enumerate() {
-            let found = account
-                .derived
-                .interactions
-                .get(&item.id, interaction_id(&account.interactions));
+            let found =
+                account
+                    .derived
+                    .interactions
+                    .get(&item.id, &account.interactions, interaction_id);
             assert_eq!(found, Some(n as u32));
         }
 

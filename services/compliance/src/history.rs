@@ -20,12 +20,9 @@ use crate::model::*;
 /// perpetual plans, which have no end date.
 const MAX_WINDOWS: u32 = 1200;
 
-/// The id of the interaction at an index of `list` ("" past its end, which an index never is).
-fn interaction_id<'a>(list: &'a [InteractionHistory]) -> impl Fn(u32) -> &'a str + 'a {
-    |i| {
-        list.get(i as usize)
-            .map_or("", |interaction| &interaction.id)
-    }
+/// An interaction's id (how `AccountHistory::interaction_index` reads the list).
+fn interaction_id(interaction: &InteractionHistory) -> &str {
+    &interaction.id
 }
 
 /// Whether a fact with these clocks is visible as of `view`: its business time is not after
@@ -259,10 +256,11 @@ impl AccountHistory {
                 stakeholders,
                 participants,
             } => {
-                let index = match self
-                    .interaction_index
-                    .get(interaction, interaction_id(&self.interactions))
-                {
+                let index = match self.interaction_index.get(
+                    interaction,
+                    &self.interactions,
+                    interaction_id,
+                ) {
                     Some(i) => i,
                     None => {
                         let i = u32::try_from(self.interactions.len()).unwrap_or(u32::MAX);
@@ -273,7 +271,8 @@ impl AccountHistory {
                         self.interaction_index.insert(
                             interaction,
                             i,
-                            interaction_id(&self.interactions),
+                            &self.interactions,
+                            interaction_id,
                         );
                         i
                     }

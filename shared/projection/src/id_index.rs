@@ -14,29 +14,36 @@ use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 
-/// Indexes into a list of ids, found by id. The list is the caller's: every method takes
-/// `id_of`, which returns the id at an index of it.
+/// Indexes into a list, found by the id of the item there. The list is the caller's: every
+/// method takes it, and `id_of`, which reads an item's id.
 #[derive(Clone, Default)]
 pub struct IdIndex {
     table: HashTable<u32>,
     hasher: RandomState,
 }
 
+/// The id of the item at `index` of `list` ("" past its end, which an inserted index never is).
+fn id_at<'a, T>(list: &'a [T], id_of: &impl Fn(&T) -> &str, index: u32) -> &'a str {
+    list.get(index as usize).map_or("", id_of)
+}
+
 impl IdIndex {
-    /// The index of `id`, if it was inserted.
-    pub fn get<'a>(&self, id: &str, id_of: impl Fn(u32) -> &'a str) -> Option<u32> {
+    /// The index of the item with id `id`, if it was inserted.
+    pub fn get<T>(&self, id: &str, list: &[T], id_of: impl Fn(&T) -> &str) -> Option<u32> {
         let hash = self.hasher.hash_one(id);
-        self.table.find(hash, |&i| id_of(i) == id).copied()
+        self.table
+            .find(hash, |&i| id_at(list, &id_of, i) == id)
+            .copied()
     }
 
-    /// Records that `id` is at `index` of the list. The caller inserts each id once: a second
-    /// insertion of the same id would shadow the first for [`IdIndex::get`]. When the table
-    /// grows, `id_of` is asked for the ids of the indexes already inserted.
-    pub fn insert<'a>(&mut self, id: &str, index: u32, id_of: impl Fn(u32) -> &'a str) {
+    /// Records that the item with id `id` is at `index` of `list`. The caller inserts each id
+    /// once: a second insertion of the same id would shadow the first for [`IdIndex::get`].
+    /// When the table grows, the ids of the indexes already inserted are read from `list`.
+    pub fn insert<T>(&mut self, id: &str, index: u32, list: &[T], id_of: impl Fn(&T) -> &str) {
         let hash = self.hasher.hash_one(id);
         let hasher = &self.hasher;
         self.table
-            .insert_unique(hash, index, |&i| hasher.hash_one(id_of(i)));
+            .insert_unique(hash, index, |&i| hasher.hash_one(id_at(list, &id_of, i)));
     }
 
     /// How many ids it holds.
@@ -80,10 +87,6 @@ mod tests {
 
     use super::*;
 
-    fn id_of<'a>(list: &'a [String]) -> impl Fn(u32) -> &'a str + 'a {
-        |i| list.get(i as usize).map_or("", String::as_str)
-    }
-
     #[test]
     fn finds_every_inserted_id_and_nothing_else_through_growth() {
         let mut list: Vec<String> = Vec::new();
@@ -91,14 +94,14 @@ mod tests {
         for n in 0..10_000u32 {
             let id = format!("interaction-{n}");
             list.push(id.clone());
-            index.insert(&id, n, id_of(&list));
+            index.insert(&id, n, &list, String::as_str);
         }
         assert_eq!(index.len(), 10_000);
         for (n, id) in list.iter().enumerate() {
-            assert_eq!(index.get(id, id_of(&list)), Some(n as u32));
+            assert_eq!(index.get(id, &list, String::as_str), Some(n as u32));
         }
-        assert_eq!(index.get("interaction-10000", id_of(&list)), None);
-        assert_eq!(index.get("", id_of(&list)), None);
+        assert_eq!(index.get("interaction-10000", &list, String::as_str), None);
+        assert_eq!(index.get("", &list, String::as_str), None);
     }
 
     #[test]
@@ -107,10 +110,10 @@ mod tests {
         let mut a = IdIndex::default();
         let mut b = IdIndex::default();
         for (n, id) in list.iter().enumerate() {
-            a.insert(id, n as u32, id_of(&list));
+            a.insert(id, n as u32, &list, String::as_str);
         }
         for (n, id) in list.iter().enumerate().rev() {
-            b.insert(id, n as u32, id_of(&list));
+            b.insert(id, n as u32, &list, String::as_str);
         }
         assert_eq!(a, b);
         b = IdIndex::default();
