@@ -211,10 +211,11 @@ pub struct ServeArgs {
     pub auth: AuthArgs,
 
     /// Page cache size, in MiB, of the log (sled) and of the read models' database (fjall)
-    /// each (bounds the stores' memory besides the in-memory indexes). Queries are answered from memory
-    /// and appends from the writer's batch, so the cache mostly holds what a start or a
-    /// catch-up read. In keyplan-bench, appends with 64 MiB were within noise of 256, and at
-    /// 365k events a 32 MiB cache started with 190 MiB less RSS than 256 (BENCHMARKS.md).
+    /// each (bounds the stores' memory besides the in-memory indexes). Appends go from the
+    /// writer's batch, so the log's cache mostly holds what a start or a catch-up read; timeline
+    /// pages read their entries from the read models' database, through its cache, and get
+    /// slower with a small one. In keyplan-bench, appends with 64 MiB were within noise of 256,
+    /// and at 365k events a 32 MiB cache started with 190 MiB less RSS than 256 (BENCHMARKS.md).
     #[arg(long, env = "KEYPLAN_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
 
