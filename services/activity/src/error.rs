@@ -20,6 +20,9 @@ pub enum ActivityError {
     /// An answer's number does not fit its wire type (a sum of amounts beyond `int64`).
     #[error("{0}")]
     OutOfRange(String),
+    /// A read model cannot read an account's state back from its store.
+    #[error("{0}")]
+    Unreadable(String),
     /// The projection has not reached the position the caller asked to read.
     #[error(transparent)]
     NotCaughtUp(#[from] keyplan_projection::NotCaughtUp),

@@ -19,14 +19,16 @@
 //! derived indexes are not stored: [`Projection::load`] recomputes them from the facts.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 
+pub(crate) use keyplan_projection::resident::ResidentRef;
+use keyplan_projection::resident::{AccountFold, AccountKey, AccountSlot, ResidentAccounts};
 use keyplan_projection::runner::RESERVED_PREFIX;
-pub(crate) use keyplan_projection::shared_state::{read, write};
+use keyplan_projection::shared_state::lock;
 use keyplan_projection::stored::{LoadedChunks, Stored};
-use keyplan_projection::DirtyAccounts;
-use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
+use keyplan_projection::{ProjectedEvent, Projection, ProjectionError, Tree};
 
+use crate::error::ActivityError;
 use crate::model::{AccountActivity, Facts, InteractionFacts, CHUNK};
 
 /// Projection name (its tree in the read models' database).
@@ -41,73 +43,37 @@ const FACTS: &str = "f";
 /// The stored list of an account's interactions.
 const INTERACTIONS: &str = "i";
 
-/// Tenant and account.
-pub(crate) type Key = (String, String);
+/// About how many bytes one interaction adds to an account in memory (with its share of the
+/// derived indexes): the unit of the memory budget (BENCHMARKS.md has the measurement).
+const BYTES_PER_INTERACTION: usize = 192;
 
-/// A shared account.
-pub(crate) type Shared = Arc<RwLock<AccountActivity>>;
+/// About how many bytes an account takes without interactions.
+const BYTES_PER_ACCOUNT: usize = 2048;
 
-#[derive(Debug, Default)]
-struct Inner {
-    accounts: RwLock<BTreeMap<Key, Shared>>,
-    /// Accounts changed since the last flush (so a flush never scans every account).
-    dirty: DirtyAccounts,
-}
+/// How accounts' activity is read back and weighed (see `keyplan_projection::resident`).
+#[derive(Debug)]
+pub(crate) struct Accounts;
 
-/// Historical activity of every account; cheap to clone (shared), `Default` is empty.
-#[derive(Debug, Clone, Default)]
-pub struct ActivityProjection {
-    inner: Arc<Inner>,
-}
+impl AccountFold for Accounts {
+    type Meta = ();
+    type State = AccountActivity;
 
-impl ActivityProjection {
-    /// One account, if it has events.
-    pub(crate) fn account(&self, tenant: &str, account: &str) -> Option<Shared> {
-        read(&self.inner.accounts)
-            .get(&(tenant.to_owned(), account.to_owned()))
-            .cloned()
-    }
-
-    /// A tenant's accounts, by account id.
-    pub(crate) fn tenant_accounts(&self, tenant: &str) -> Vec<(String, Shared)> {
-        read(&self.inner.accounts)
-            .range((tenant.to_owned(), String::new())..)
-            .take_while(|((t, _), _)| t == tenant)
-            .map(|((_, a), shared)| (a.clone(), shared.clone()))
-            .collect()
-    }
-
-    /// A deep copy of every account (for tests comparing two instances).
-    #[cfg(test)]
-    pub(crate) fn snapshot(&self) -> BTreeMap<Key, AccountActivity> {
-        read(&self.inner.accounts)
-            .iter()
-            .map(|(k, v)| (k.clone(), read(v).clone()))
-            .collect()
-    }
-}
-
-impl Projection for ActivityProjection {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    fn load(&self, tree: &keyplan_projection::Tree) -> Result<(), ProjectionError> {
-        type Staged = (Option<Facts>, LoadedChunks<InteractionFacts>);
-        let mut staged: BTreeMap<Key, Staged> = BTreeMap::new();
-        for entry in tree.iter() {
-            let (key, value) = entry?;
-            if key.first() == Some(&RESERVED_PREFIX) {
-                continue;
-            }
+    fn load(
+        tree: &Tree,
+        tenant: &str,
+        account: &str,
+        (): &(),
+    ) -> Result<AccountActivity, ProjectionError> {
+        let owner = format!("{tenant}/{account}");
+        let mut facts: Option<Facts> = None;
+        let mut chunks = LoadedChunks::<InteractionFacts>::default();
+        for item in tree.scan_prefix(format!("{owner}/")) {
+            let (key, value) = item?;
             let parsed = STORED.parse_key(&key)?;
-            let slot = staged
-                .entry((parsed.tenant.to_owned(), parsed.account.to_owned()))
-                .or_default();
             match (parsed.part, parsed.chunk) {
-                (FACTS, None) => slot.0 = Some(STORED.decode(&key, &value)?),
+                (FACTS, None) => facts = Some(STORED.decode(&key, &value)?),
                 (_, Some((INTERACTIONS, chunk))) => {
-                    slot.1.insert(chunk, STORED.decode(&key, &value)?);
+                    chunks.insert(chunk, STORED.decode(&key, &value)?);
                 }
                 _ => {
                     return Err(STORED.corrupt(format!(
@@ -117,65 +83,186 @@ impl Projection for ActivityProjection {
                 }
             }
         }
-        let mut accounts = BTreeMap::new();
-        for (key, (facts, chunks)) in staged {
-            let owner = format!("{}/{}", key.0, key.1);
-            let facts = facts
-                .ok_or_else(|| STORED.corrupt(format!("{owner} has interactions but no facts")))?;
-            let interactions = chunks.into_items(CHUNK, &STORED, &owner)?;
-            let account = AccountActivity::restore(facts, interactions)
-                .map_err(|reason| STORED.corrupt(format!("{owner}: {reason}")))?;
-            accounts.insert(key, Arc::new(RwLock::new(account)));
+        let facts = facts
+            .ok_or_else(|| STORED.corrupt(format!("{owner} has interactions but no facts")))?;
+        let interactions = chunks.into_items(CHUNK, &STORED, &owner)?;
+        AccountActivity::restore(facts, interactions)
+            .map_err(|reason| STORED.corrupt(format!("{owner}: {reason}")))
+    }
+
+    fn weight((): &(), account: &AccountActivity) -> usize {
+        BYTES_PER_ACCOUNT + account.interactions.len() * BYTES_PER_INTERACTION
+    }
+
+    fn is_flushed((): &(), account: &AccountActivity) -> bool {
+        !account.dirty.facts && account.dirty.chunks.is_empty()
+    }
+}
+
+/// A shared account.
+pub(crate) type Shared = keyplan_projection::resident::Shared<(), AccountActivity>;
+
+#[derive(Debug)]
+struct Inner {
+    accounts: ResidentAccounts<Accounts>,
+    /// Why an event could not be applied (its account could not be read back): the next
+    /// flush fails with it, so the projection stops before committing past that event.
+    failure: Mutex<Option<ProjectionError>>,
+}
+
+/// Historical activity of every account; cheap to clone (shared), `Default` is empty.
+#[derive(Debug, Clone)]
+pub struct ActivityProjection {
+    inner: Arc<Inner>,
+}
+
+impl Default for ActivityProjection {
+    fn default() -> Self {
+        Self::with_budget(keyplan_projection::resident::DEFAULT_BUDGET)
+    }
+}
+
+impl ActivityProjection {
+    /// No account yet; accounts beyond `budget` bytes (about) leave memory, least recently
+    /// used first, and are read back from the tree when needed.
+    pub fn with_budget(budget: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                accounts: ResidentAccounts::new(NAME, budget),
+                failure: Mutex::default(),
+            }),
         }
-        *write(&self.inner.accounts) = accounts;
-        self.inner.dirty.clear();
+    }
+
+    /// One account, if it has events.
+    pub(crate) fn account(&self, tenant: &str, account: &str) -> Option<Shared> {
+        self.inner.accounts.get(tenant, account)
+    }
+
+    /// A tenant's accounts, by account id.
+    pub(crate) fn tenant_accounts(&self, tenant: &str) -> Vec<(String, Shared)> {
+        self.inner.accounts.tenant(tenant)
+    }
+
+    /// An account's activity, read back from the tree if it is not in memory.
+    pub(crate) fn resident<'s>(
+        &self,
+        tenant: &str,
+        account: &str,
+        shared: &'s Shared,
+    ) -> Result<ResidentRef<'s, (), AccountActivity>, ActivityError> {
+        self.inner
+            .accounts
+            .read(tenant, account, shared)
+            .map_err(|e| {
+                ActivityError::Unreadable(format!(
+                    "the activity read model cannot read account {account}: {e}; rebuild it \
+                     with `keyplan projections rebuild activity`"
+                ))
+            })
+    }
+
+    /// How many accounts are in memory, for tests.
+    #[cfg(test)]
+    pub(crate) fn resident_count(&self) -> usize {
+        self.inner.accounts.resident_count()
+    }
+
+    /// A deep copy of every account (for tests comparing two instances).
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> BTreeMap<AccountKey, AccountActivity> {
+        let mut copy = BTreeMap::new();
+        for (tenant, account) in self.inner.accounts.keys() {
+            if let Some(shared) = self.account(&tenant, &account) {
+                if let Ok(resident) = self.resident(&tenant, &account, &shared) {
+                    let activity = (*resident).clone();
+                    copy.insert((tenant, account), activity);
+                }
+            }
+        }
+        copy
+    }
+}
+
+impl Projection for ActivityProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    /// Lists the accounts only: each account is read back when first used.
+    fn load(&self, tree: &Tree) -> Result<(), ProjectionError> {
+        let mut accounts = BTreeMap::new();
+        let mut last: Option<AccountKey> = None;
+        for entry in tree.iter() {
+            let (key, _) = entry?;
+            if key.first() == Some(&RESERVED_PREFIX) {
+                continue;
+            }
+            let parsed = STORED.parse_key(&key)?;
+            let same = last.as_ref().is_some_and(|(tenant, account)| {
+                tenant == parsed.tenant && account == parsed.account
+            });
+            if !same {
+                let key = (parsed.tenant.to_owned(), parsed.account.to_owned());
+                accounts.insert(key.clone(), AccountSlot::stored(()));
+                last = Some(key);
+            }
+        }
+        self.inner.accounts.reset(tree, accounts);
+        *lock(&self.inner.failure) = None;
         Ok(())
     }
 
     fn apply(&self, event: &ProjectedEvent) {
-        let (shared, created) = match self.account(&event.tenant, &event.account) {
-            Some(shared) => (shared, false),
-            None => {
-                // A new account is stored even if its first event changes nothing here, so
-                // that a reloaded projection lists exactly the accounts this one does.
-                let mut fresh = AccountActivity::default();
-                fresh.dirty.facts = true;
-                let shared = write(&self.inner.accounts)
-                    .entry((event.tenant.clone(), event.account.clone()))
-                    .or_insert_with(|| Arc::new(RwLock::new(fresh)))
-                    .clone();
-                (shared, true)
+        let accounts = &self.inner.accounts;
+        let (shared, created) = accounts.get_or_insert(&event.tenant, &event.account, || {
+            // A new account is stored even if its first event changes nothing here, so
+            // that a reloaded projection lists exactly the accounts this one does.
+            let mut fresh = AccountActivity::default();
+            fresh.dirty.facts = true;
+            AccountSlot::new((), fresh)
+        });
+        match accounts.with_mut(&event.tenant, &event.account, &shared, |(), account| {
+            account.apply(event)
+        }) {
+            Ok(changed) => {
+                if changed || created {
+                    accounts.mark_dirty(&event.tenant, &event.account);
+                }
             }
-        };
-        let changed = write(&shared).apply(event);
-        if changed || created {
-            self.inner.dirty.mark(&event.tenant, &event.account);
+            Err(e) => {
+                lock(&self.inner.failure).get_or_insert(e);
+            }
         }
     }
 
     fn flush(&self, batch: &mut keyplan_projection::Batch) -> Result<(), ProjectionError> {
-        let dirty = self.inner.dirty.take();
-        let accounts = read(&self.inner.accounts);
-        for key in dirty {
-            let Some(shared) = accounts.get(&key) else {
-                continue;
-            };
-            let mut account = write(shared);
-            if account.dirty.facts {
-                batch.insert(
-                    Stored::key(&key.0, &key.1, FACTS),
-                    STORED.encode(&account.facts)?,
-                );
-            }
-            for &chunk in &account.dirty.chunks {
-                batch.insert(
-                    Stored::chunk_key(&key.0, &key.1, INTERACTIONS, chunk),
-                    STORED.encode(&account.chunk(chunk))?,
-                );
-            }
-            account.dirty = Default::default();
+        if let Some(e) = &*lock(&self.inner.failure) {
+            return Err(e.duplicate());
         }
-        Ok(())
+        self.inner.accounts.flush(|(tenant, account), slot| {
+            let Some(activity) = &mut slot.state else {
+                return Ok(());
+            };
+            if activity.dirty.facts {
+                batch.insert(
+                    Stored::key(tenant, account, FACTS),
+                    STORED.encode(&activity.facts)?,
+                );
+            }
+            for &chunk in &activity.dirty.chunks {
+                batch.insert(
+                    Stored::chunk_key(tenant, account, INTERACTIONS, chunk),
+                    STORED.encode(&activity.chunk(chunk))?,
+                );
+            }
+            activity.dirty = Default::default();
+            Ok(())
+        })
+    }
+
+    fn committed(&self) {
+        self.inner.accounts.confirm();
     }
 
     /// 2: values without a format byte (the layout shared by the read models,
@@ -185,9 +272,16 @@ impl Projection for ActivityProjection {
     }
 
     fn adopt(&self, rebuilt: Self) -> bool {
-        let accounts = std::mem::take(&mut *write(&rebuilt.inner.accounts));
-        *write(&self.inner.accounts) = accounts;
-        self.inner.dirty.adopt(&rebuilt.inner.dirty);
+        self.inner.accounts.adopt(&rebuilt.inner.accounts);
         true
+    }
+
+    fn empty(&self) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                accounts: self.inner.accounts.empty_like(),
+                failure: Mutex::default(),
+            }),
+        }
     }
 }

@@ -13,7 +13,7 @@ use keyplan_proto::pb;
 use crate::calendar::{self, days_between, Period, Window};
 use crate::error::ActivityError;
 use crate::model::{AccountActivity, Outcome, Tally};
-use crate::projection::{read, ActivityProjection, Shared};
+use crate::projection::{ActivityProjection, Shared};
 use crate::wire::{basis_points, to_i64, Amounts};
 use crate::ComplianceSource;
 
@@ -59,9 +59,13 @@ fn enum_order<T: PartialEq>(all: &[T], value: &T) -> u32 {
 
 impl ActivityProjection {
     fn registered(&self, tenant: &str, account: &str) -> Result<Shared, ActivityError> {
-        self.account(tenant, account)
-            .filter(|shared| read(shared).exists())
-            .ok_or_else(|| ActivityError::unknown_account(tenant, account))
+        let shared = self
+            .account(tenant, account)
+            .ok_or_else(|| ActivityError::unknown_account(tenant, account))?;
+        if !self.resident(tenant, account, &shared)?.exists() {
+            return Err(ActivityError::unknown_account(tenant, account));
+        }
+        Ok(shared)
     }
 
     /// Interaction counts of one account (or, with `account` `None`, of every account of the
@@ -90,7 +94,7 @@ impl ActivityProjection {
         let mut totals = vec![Tally::default(); periods.len()];
         let mut buckets: BTreeMap<BucketKey, (String, Tally)> = BTreeMap::new();
         for (account_id, shared) in accounts {
-            let a = read(&shared);
+            let a = self.resident(tenant, &account_id, &shared)?;
             // First per account with small copyable keys (period, enum or intern index), so
             // that names are looked up and allocated once per period and key, not per day.
             let mut local: BTreeMap<(usize, u32), Tally> = BTreeMap::new();
@@ -206,7 +210,7 @@ impl ActivityProjection {
     ) -> Result<pb::GetDmuCoverageResponse, ActivityError> {
         let days = calendar::check_days("days", days)?;
         let shared = self.registered(tenant, account)?;
-        let a = read(&shared);
+        let a = self.resident(tenant, account, &shared)?;
         let window = Window::last_days(as_of, days);
 
         // Roles: walk the window's interactions once, each stakeholder with the role they
@@ -293,7 +297,7 @@ impl ActivityProjection {
         let days = calendar::check_days("days", days)?;
         let mut quiet = Vec::new();
         for (account_id, shared) in self.tenant_accounts(tenant) {
-            let a = read(&shared);
+            let a = self.resident(tenant, &account_id, &shared)?;
             let Some(tier) = a.is_key_at(as_of) else {
                 continue;
             };
@@ -327,7 +331,7 @@ impl ActivityProjection {
         as_of: Timestamp,
     ) -> Result<pb::GetOpportunitySummaryResponse, ActivityError> {
         let shared = self.registered(tenant, account)?;
-        let a = read(&shared);
+        let a = self.resident(tenant, account, &shared)?;
         let mut open = Amounts::default();
         let mut open_count = 0;
         let mut by_stage: BTreeMap<OpportunityStage, (u32, Amounts)> = BTreeMap::new();
@@ -409,7 +413,7 @@ impl ActivityProjection {
         let long = Window::last_days(as_of, PORTFOLIO_WINDOWS.1);
         let mut entries = Vec::new();
         for (account_id, shared) in self.tenant_accounts(tenant) {
-            let a = read(&shared);
+            let a = self.resident(tenant, &account_id, &shared)?;
             let Some(tier) = a.is_key_at(as_of) else {
                 continue;
             };
@@ -420,7 +424,12 @@ impl ActivityProjection {
                 open_opportunities += 1;
                 pipeline.add(&o.value);
             }
-            let share = compliance.and_then(|c| c.share(tenant, &account_id, as_of));
+            let share = match compliance {
+                Some(c) => c
+                    .share(tenant, &account_id, as_of)
+                    .map_err(ActivityError::Unreadable)?,
+                None => None,
+            };
             entries.push(pb::PortfolioEntry {
                 rank: 0,
                 name: a.facts.name.clone(),

@@ -23,8 +23,14 @@ use crate::status::to_status;
 /// only needs the two numbers, and does not depend on that crate.
 pub trait ComplianceSource: Send + Sync + 'static {
     /// `(rules on track, active rules)` of an account at business time `as_of`; `None` if
-    /// the compliance model knows nothing of the account.
-    fn share(&self, tenant: &str, account: &str, as_of: Timestamp) -> Option<(u32, u32)>;
+    /// the compliance model knows nothing of the account; `Err` (what went wrong) if it
+    /// cannot read what it knows.
+    fn share(
+        &self,
+        tenant: &str,
+        account: &str,
+        as_of: Timestamp,
+    ) -> Result<Option<(u32, u32)>, String>;
 }
 
 /// Implements `keyplan.v1.ActivityService` over an [`ActivityProjection`].

@@ -11,6 +11,7 @@ pub fn to_status(error: ActivityError) -> Status {
         ActivityError::NotFound(_) => Status::not_found(error.to_string()),
         ActivityError::OutOfRange(_) => Status::out_of_range(error.to_string()),
         ActivityError::NotCaughtUp(_) => Status::unavailable(error.to_string()),
+        ActivityError::Unreadable(_) => Status::internal(error.to_string()),
     }
 }
 

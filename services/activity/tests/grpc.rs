@@ -67,8 +67,13 @@ fn copy(account: &str, until: Timestamp, keep_assessment: bool) -> Vec<Projected
 struct Compliance;
 
 impl ComplianceSource for Compliance {
-    fn share(&self, _tenant: &str, account: &str, _as_of: Timestamp) -> Option<(u32, u32)> {
-        (account == ACCOUNT).then_some((3, 4))
+    fn share(
+        &self,
+        _tenant: &str,
+        account: &str,
+        _as_of: Timestamp,
+    ) -> Result<Option<(u32, u32)>, String> {
+        Ok((account == ACCOUNT).then_some((3, 4)))
     }
 }
 

@@ -19,6 +19,9 @@ pub enum QueryError {
     /// The projection has not reached the requested position in time.
     #[error("{0}")]
     Unavailable(String),
+    /// An account's history could not be read back from the read model's store.
+    #[error("the compliance read model cannot read this account's history: {0}; rebuild it with `keyplan projections rebuild compliance`")]
+    Unreadable(String),
 }
 
 impl QueryError {

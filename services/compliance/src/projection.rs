@@ -1,4 +1,4 @@
-//! The compliance projection: per-account fact histories, kept in memory for queries and
+//! The compliance projection: per-account fact histories, folded in memory while used and
 //! persisted as append-only chunks of facts.
 //!
 //! Queries are answered at request time from the histories (see the `history` module) rather
@@ -9,17 +9,25 @@
 //! facts of one account, `<tenant>/<account>/c/<chunk>`, valued `postcard(facts)`.
 //! A flush appends the facts applied since the previous flush: it rewrites the account's last
 //! chunk while that one is not full and starts new chunks after that, so a busy account costs
-//! at most one partial chunk plus its new facts per flush, never its whole history. Loading
-//! replays the chunks in order.
+//! at most one partial chunk plus its new facts per flush, never its whole history.
+//!
+//! Memory (`keyplan_projection::resident`): an account's folded history stays in memory only
+//! while it is used, within a budget; what always stays is its [`Tail`], the facts of its
+//! last, open chunk. An event for an account whose history is not resident only joins the
+//! tail: the history is folded from the chunks and the tail when a query needs it. Start-up
+//! reads each account's last chunk, not its history.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use keyplan_domain::values::Timestamp;
+use keyplan_projection::resident::{
+    AccountFold, AccountKey, AccountSlot, ResidentAccounts, Shared,
+};
 use keyplan_projection::runner::RESERVED_PREFIX;
-use keyplan_projection::shared_state::{read, write, DirtyAccounts};
-use keyplan_projection::stored::{LoadedChunks, Stored};
-use keyplan_projection::{ProjectedEvent, Projection, ProjectionError};
+use keyplan_projection::shared_state::write;
+use keyplan_projection::stored::{chunks_from, Stored};
+use keyplan_projection::{ProjectedEvent, Projection, ProjectionError, Tree, Value};
 
 use crate::error::QueryError;
 use crate::facts::Fact;
@@ -35,37 +43,108 @@ pub const CHUNK_FACTS: usize = 128;
 /// Most points of a trend (two years of weeks).
 pub const MAX_TREND_WEEKS: u32 = 104;
 
+/// About how many bytes one fact adds to a folded history in memory: the unit of the memory
+/// budget (BENCHMARKS.md has the measurement).
+const HISTORY_BYTES_PER_FACT: usize = 192;
+
 const WEEK_MICROS: i64 = 7 * 24 * 3600 * 1_000_000;
 
-type Key = (String, String);
-
-/// One account: its history, and what of it is not yet persisted.
+/// What always stays in memory of an account: its facts from the first chunk that is not
+/// known to be full in the tree on.
 #[derive(Debug, Default)]
-struct Entry {
-    history: AccountHistory,
-    /// Facts applied since the last flush.
-    pending: Vec<Fact>,
-    /// Chunks written so far (the next new chunk's index).
-    chunks: u32,
-    /// The facts of the last written chunk while it holds fewer than [`CHUNK_FACTS`]: the next
-    /// flush rewrites that chunk with the new facts appended.
-    open_chunk: Vec<Fact>,
+pub(crate) struct Tail {
+    /// Chunks known to be full in the tree: `0..full`, [`CHUNK_FACTS`] facts each.
+    full: u32,
+    /// The facts after those chunks, in order.
+    facts: Vec<Fact>,
+    /// How many of `facts` a flush has written.
+    flushed: usize,
 }
 
-#[derive(Debug, Default)]
-struct Inner {
-    accounts: BTreeMap<Key, Arc<RwLock<Entry>>>,
+impl Tail {
+    /// Facts of the account in all.
+    fn len(&self) -> usize {
+        self.full as usize * CHUNK_FACTS + self.facts.len()
+    }
 }
+
+/// How compliance histories are folded, weighed and read back (see
+/// `keyplan_projection::resident`).
+#[derive(Debug)]
+pub(crate) struct Histories;
+
+impl AccountFold for Histories {
+    type Meta = Tail;
+    type State = AccountHistory;
+
+    fn load(
+        tree: &Tree,
+        tenant: &str,
+        account: &str,
+        tail: &Tail,
+    ) -> Result<AccountHistory, ProjectionError> {
+        let mut history = AccountHistory::default();
+        let mut next = 0u32;
+        let prefix = format!("{tenant}/{account}/{FACTS}/");
+        for item in tree.scan_prefix(&prefix) {
+            if next == tail.full {
+                break;
+            }
+            let (key, value) = item?;
+            let chunk = STORED.parse_key(&key)?.chunk;
+            let facts: Vec<Fact> = STORED.decode(&key, &value)?;
+            if chunk != Some((FACTS, next)) || facts.len() != CHUNK_FACTS {
+                return Err(STORED.corrupt(format!(
+                    "{tenant}/{account}: chunk {next} is missing, misplaced or of the wrong size"
+                )));
+            }
+            for fact in &facts {
+                history.apply(fact);
+            }
+            next += 1;
+        }
+        if next != tail.full {
+            return Err(STORED.corrupt(format!("{tenant}/{account}: chunk {next} is missing")));
+        }
+        for fact in &tail.facts {
+            history.apply(fact);
+        }
+        Ok(history)
+    }
+
+    fn weight(tail: &Tail, _: &AccountHistory) -> usize {
+        tail.len() * HISTORY_BYTES_PER_FACT
+    }
+
+    fn is_flushed(tail: &Tail, _: &AccountHistory) -> bool {
+        tail.flushed == tail.facts.len()
+    }
+
+    /// The tree now holds the chunks the flush filled: they leave the tail.
+    fn confirmed(tail: &mut Tail) {
+        let filled = tail.flushed / CHUNK_FACTS;
+        tail.facts.drain(..filled * CHUNK_FACTS);
+        tail.flushed -= filled * CHUNK_FACTS;
+        tail.full += u32::try_from(filled).unwrap_or(u32::MAX);
+    }
+}
+
+type Slot = Shared<Tail, AccountHistory>;
 
 /// Compliance histories of every account; cheap to clone (shared).
 ///
-/// The map of accounts and each account have their own lock, so a query on one account (or a
-/// tenant) never waits for the whole projection and the runner applying events to another
-/// account never waits for a long tenant-wide query.
-#[derive(Debug, Clone, Default)]
+/// Each account has its own lock, so a query on one account (or a tenant) never waits for
+/// the whole projection and the runner applying events to another account never waits for a
+/// long tenant-wide query.
+#[derive(Debug, Clone)]
 pub struct ComplianceProjection {
-    inner: Arc<RwLock<Inner>>,
-    dirty: Arc<DirtyAccounts>,
+    accounts: Arc<ResidentAccounts<Histories>>,
+}
+
+impl Default for ComplianceProjection {
+    fn default() -> Self {
+        Self::with_budget(keyplan_projection::resident::DEFAULT_BUDGET)
+    }
 }
 
 /// The layout of the projection's tree.
@@ -75,21 +154,29 @@ const STORED: Stored = Stored::new(NAME);
 const FACTS: &str = "c";
 
 impl ComplianceProjection {
-    fn entry(&self, tenant: &str, account: &str) -> Option<Arc<RwLock<Entry>>> {
-        read(&self.inner)
-            .accounts
-            .get(&(tenant.to_owned(), account.to_owned()))
-            .cloned()
+    /// No account yet; folded histories beyond `budget` bytes (about) leave memory, least
+    /// recently used first, and are read back from the tree when needed.
+    pub fn with_budget(budget: usize) -> Self {
+        Self {
+            accounts: Arc::new(ResidentAccounts::new(NAME, budget)),
+        }
     }
 
-    /// A tenant's accounts by id (a range of the sorted map: other tenants are not visited).
-    fn tenant_entries(&self, tenant: &str) -> Vec<(String, Arc<RwLock<Entry>>)> {
-        read(&self.inner)
-            .accounts
-            .range((tenant.to_owned(), String::new())..)
-            .take_while(|((t, _), _)| t == tenant)
-            .map(|((_, a), e)| (a.clone(), Arc::clone(e)))
-            .collect()
+    fn entry(&self, tenant: &str, account: &str) -> Option<Slot> {
+        self.accounts.get(tenant, account)
+    }
+
+    /// Answers `f` from one account's history, folding it first if it is not in memory.
+    fn with_history<R>(
+        &self,
+        tenant: &str,
+        account: &str,
+        slot: &Slot,
+        f: impl FnOnce(&AccountHistory) -> R,
+    ) -> Result<R, QueryError> {
+        self.accounts
+            .with(tenant, account, slot, |_, history| f(history))
+            .map_err(|e| QueryError::Unreadable(e.to_string()))
     }
 
     /// Whether the projection has seen any compliance-relevant event of the account.
@@ -97,16 +184,19 @@ impl ComplianceProjection {
         self.entry(tenant, account).is_some()
     }
 
-    /// One account's compliance as of T; `None` if the account is unknown.
+    /// One account's compliance as of T; `NotFound` if the account is unknown.
     pub fn account_compliance(
         &self,
         tenant: &str,
         account: &str,
         as_of: AsOf,
-    ) -> Option<AccountCompliance> {
-        let entry = self.entry(tenant, account)?;
-        let entry = read(&entry);
-        Some(entry.history.compliance(account, &as_of))
+    ) -> Result<AccountCompliance, QueryError> {
+        let slot = self
+            .entry(tenant, account)
+            .ok_or_else(|| not_found(tenant, account))?;
+        self.with_history(tenant, account, &slot, |history| {
+            history.compliance(account, &as_of)
+        })
     }
 
     /// Rules counted on track (not late: see [`Share::counted_on_track`]) and active rules of one account, as happened by
@@ -117,51 +207,61 @@ impl ComplianceProjection {
         tenant: &str,
         account: &str,
         as_of: Timestamp,
-    ) -> Option<(u32, u32)> {
-        let entry = self.entry(tenant, account)?;
-        let share = read(&entry).history.share(&AsOf::happened_by(as_of), None);
-        (share.active() > 0).then(|| (share.counted_on_track(), share.active()))
+    ) -> Result<Option<(u32, u32)>, QueryError> {
+        let Some(slot) = self.entry(tenant, account) else {
+            return Ok(None);
+        };
+        let share = self.with_history(tenant, account, &slot, |history| {
+            history.share(&AsOf::happened_by(as_of), None)
+        })?;
+        Ok((share.active() > 0).then(|| (share.counted_on_track(), share.active())))
     }
 
     /// A tenant's compliance as of T, grouped; an unknown tenant has no groups.
-    pub fn rollup(&self, tenant: &str, group_by: GroupBy, as_of: AsOf) -> Rollup {
+    pub fn rollup(
+        &self,
+        tenant: &str,
+        group_by: GroupBy,
+        as_of: AsOf,
+    ) -> Result<Rollup, QueryError> {
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
         let mut total = Share::default();
         let mut overdue = Vec::new();
-        for (account, entry) in self.tenant_entries(tenant) {
-            let entry = read(&entry);
-            let history = &entry.history;
-            let mut share = Share::default();
-            for e in history.evaluations(&as_of) {
-                share.count(e.status, e.past_due());
-                if group_by == GroupBy::Owner {
-                    let owner = e.definition.owner.as_str();
-                    let group = groups.entry(owner.to_owned()).or_insert_with(|| Group {
-                        key: owner.to_owned(),
-                        label: String::new(),
-                        share: Share::default(),
-                    });
-                    if group.label.is_empty() {
-                        history.member_name(owner).clone_into(&mut group.label);
+        for (account, slot) in self.accounts.tenant(tenant) {
+            self.with_history(tenant, &account, &slot, |history| {
+                let mut share = Share::default();
+                for e in history.evaluations(&as_of) {
+                    share.count(e.status, e.past_due());
+                    if group_by == GroupBy::Owner {
+                        let owner = e.definition.owner.as_str();
+                        let group = groups.entry(owner.to_owned()).or_insert_with(|| Group {
+                            key: owner.to_owned(),
+                            label: String::new(),
+                            share: Share::default(),
+                        });
+                        if group.label.is_empty() {
+                            history.member_name(owner).clone_into(&mut group.label);
+                        }
+                        group.share.count(e.status, e.past_due());
                     }
-                    group.share.count(e.status, e.past_due());
+                    if e.past_due() {
+                        overdue.push(history.overdue_line(&e, &account));
+                    }
                 }
-                if e.past_due() {
-                    overdue.push(history.overdue_line(&e, &account));
+                total.add(share);
+                if group_by == GroupBy::Account
+                    && (share.active() > 0 || history.registered_by(&as_of))
+                {
+                    groups.insert(
+                        account.clone(),
+                        Group {
+                            key: account.clone(),
+                            label: history.name().to_owned(),
+                            share,
+                        },
+                    );
                 }
-            }
-            total.add(share);
-            if group_by == GroupBy::Account && (share.active() > 0 || history.registered_by(&as_of))
-            {
-                groups.insert(
-                    account.clone(),
-                    Group {
-                        key: account.clone(),
-                        label: history.name().to_owned(),
-                        share,
-                    },
-                );
-            }
+            })?;
         }
         if group_by == GroupBy::Tenant {
             groups.insert(
@@ -174,11 +274,11 @@ impl ComplianceProjection {
             );
         }
         sort_overdue(&mut overdue);
-        Rollup {
+        Ok(Rollup {
             groups: groups.into_values().collect(),
             total,
             overdue,
-        }
+        })
     }
 
     /// Weekly points ending at T: the counts at T - 7·i days, i = weeks-1 .. 0, each on T's
@@ -203,7 +303,7 @@ impl ComplianceProjection {
                 self.entry(tenant, account)
                     .ok_or_else(|| not_found(tenant, account))?,
             )],
-            None => self.tenant_entries(tenant),
+            None => self.accounts.tenant(tenant),
         };
         let instants: Vec<Timestamp> = (0..weeks)
             .rev()
@@ -217,15 +317,16 @@ impl ComplianceProjection {
             })
             .collect();
         // Account by account (one lock each), every point.
-        for (_, entry) in entries {
-            let entry = read(&entry);
-            for point in &mut points {
-                let view = AsOf {
-                    at: point.at,
-                    axis: as_of.axis,
-                };
-                point.share.add(entry.history.share(&view, owner));
-            }
+        for (account, slot) in entries {
+            self.with_history(tenant, &account, &slot, |history| {
+                for point in &mut points {
+                    let view = AsOf {
+                        at: point.at,
+                        axis: as_of.axis,
+                    };
+                    point.share.add(history.share(&view, owner));
+                }
+            })?;
         }
         Ok(points)
     }
@@ -233,14 +334,21 @@ impl ComplianceProjection {
     /// The history of one account, for tests comparing two projections.
     #[cfg(test)]
     pub(crate) fn history(&self, tenant: &str, account: &str) -> Option<AccountHistory> {
-        self.entry(tenant, account)
-            .map(|e| read(&e).history.clone())
+        let slot = self.entry(tenant, account)?;
+        self.with_history(tenant, account, &slot, AccountHistory::clone)
+            .ok()
+    }
+
+    /// How many histories are in memory, for tests.
+    #[cfg(test)]
+    pub(crate) fn resident(&self) -> usize {
+        self.accounts.resident_count()
     }
 
     /// Every account key, for tests.
     #[cfg(test)]
     pub(crate) fn keys(&self) -> Vec<(String, String)> {
-        read(&self.inner).accounts.keys().cloned().collect()
+        self.accounts.keys()
     }
 }
 
@@ -257,8 +365,28 @@ impl Projection for ComplianceProjection {
         NAME
     }
 
-    fn load(&self, tree: &keyplan_projection::Tree) -> Result<(), ProjectionError> {
-        let mut chunks: BTreeMap<Key, LoadedChunks<Fact>> = BTreeMap::new();
+    /// Reads each account's last chunk (its tail), not its history: histories are folded
+    /// when first used. The chunks before the last are checked when the history is folded.
+    fn load(&self, tree: &Tree) -> Result<(), ProjectionError> {
+        let mut accounts = BTreeMap::new();
+        // The account being read: its key, chunks seen, and its last chunk so far.
+        let mut current: Option<(AccountKey, u32, Value, Value)> = None;
+        let finish = |(key, count, chunk_key, chunk): (AccountKey, u32, Value, Value)| {
+            let facts: Vec<Fact> = STORED.decode(&chunk_key, &chunk)?;
+            let tail = if facts.len() == CHUNK_FACTS {
+                Tail {
+                    full: count,
+                    ..Tail::default()
+                }
+            } else {
+                Tail {
+                    full: count - 1,
+                    flushed: facts.len(),
+                    facts,
+                }
+            };
+            Ok::<_, ProjectionError>((key, AccountSlot::stored(tail)))
+        };
         for item in tree.iter() {
             let (key, value) = item?;
             if key.first() == Some(&RESERVED_PREFIX) {
@@ -271,26 +399,32 @@ impl Projection for ComplianceProjection {
                     String::from_utf8_lossy(&key)
                 )));
             };
-            chunks
-                .entry((parsed.tenant.to_owned(), parsed.account.to_owned()))
-                .or_default()
-                .insert(index, STORED.decode(&key, &value)?);
-        }
-        let mut accounts = BTreeMap::new();
-        for (key, loaded) in chunks {
-            let facts = loaded.into_items(CHUNK_FACTS, &STORED, &format!("{}/{}", key.0, key.1))?;
-            let mut entry = Entry::default();
-            for fact in &facts {
-                entry.history.apply(fact);
+            let same = current.as_ref().is_some_and(|((tenant, account), ..)| {
+                tenant == parsed.tenant && account == parsed.account
+            });
+            let count = if same {
+                current.as_ref().map_or(0, |(_, count, ..)| *count)
+            } else {
+                if let Some(done) = current.take() {
+                    let (key, slot) = finish(done)?;
+                    accounts.insert(key, slot);
+                }
+                0
+            };
+            if index != count {
+                return Err(STORED.corrupt(format!(
+                    "{}/{}: chunk {count} is missing",
+                    parsed.tenant, parsed.account
+                )));
             }
-            entry.chunks = u32::try_from(facts.len().div_ceil(CHUNK_FACTS)).unwrap_or(u32::MAX);
-            let open = facts.len() % CHUNK_FACTS;
-            let mut facts = facts;
-            entry.open_chunk = facts.split_off(facts.len() - open);
-            accounts.insert(key, Arc::new(RwLock::new(entry)));
+            let account = (parsed.tenant.to_owned(), parsed.account.to_owned());
+            current = Some((account, count + 1, key, value));
         }
-        write(&self.inner).accounts = accounts;
-        self.dirty.clear();
+        if let Some(done) = current.take() {
+            let (key, slot) = finish(done)?;
+            accounts.insert(key, slot);
+        }
+        self.accounts.reset(tree, accounts);
         Ok(())
     }
 
@@ -298,52 +432,41 @@ impl Projection for ComplianceProjection {
         let Some(fact) = Fact::from_event(event) else {
             return;
         };
-        let key = (event.tenant.clone(), event.account.clone());
-        let existing = read(&self.inner).accounts.get(&key).cloned();
-        let entry = match existing {
-            Some(entry) => entry,
-            None => Arc::clone(write(&self.inner).accounts.entry(key.clone()).or_default()),
-        };
-        let mut entry = write(&entry);
-        entry.history.apply(&fact);
-        if entry.pending.is_empty() {
-            self.dirty.mark(&event.tenant, &event.account);
+        let (slot, _) = self
+            .accounts
+            .get_or_insert(&event.tenant, &event.account, || {
+                AccountSlot::new(Tail::default(), AccountHistory::default())
+            });
+        let mut slot = write(&slot);
+        let AccountSlot {
+            meta: tail, state, ..
+        } = &mut *slot;
+        // A history that is not in memory is folded from the chunks and the tail when used.
+        if let Some(history) = state {
+            history.apply(&fact);
         }
-        entry.pending.push(fact);
+        if tail.flushed == tail.facts.len() {
+            self.accounts.mark_dirty(&event.tenant, &event.account);
+        }
+        tail.facts.push(fact);
     }
 
     fn flush(&self, batch: &mut keyplan_projection::Batch) -> Result<(), ProjectionError> {
-        for key in self.dirty.take() {
-            let Some(entry) = self.entry(&key.0, &key.1) else {
-                continue;
-            };
-            let mut entry = write(&entry);
-            if entry.pending.is_empty() {
-                continue;
-            }
-            let mut pending = std::mem::take(&mut entry.pending).into_iter();
-            loop {
-                let index = if entry.open_chunk.is_empty() {
-                    entry.chunks += 1;
-                    entry.chunks - 1
-                } else {
-                    entry.chunks - 1
-                };
-                let room = CHUNK_FACTS - entry.open_chunk.len();
-                entry.open_chunk.extend(pending.by_ref().take(room));
+        self.accounts.flush(|(tenant, account), slot| {
+            let tail = &mut slot.meta;
+            for (index, range) in chunks_from(tail.flushed, tail.facts.len(), CHUNK_FACTS) {
                 batch.insert(
-                    Stored::chunk_key(&key.0, &key.1, FACTS, index),
-                    STORED.encode(&entry.open_chunk)?,
+                    Stored::chunk_key(tenant, account, FACTS, tail.full + index),
+                    STORED.encode(&tail.facts[range])?,
                 );
-                if entry.open_chunk.len() >= CHUNK_FACTS {
-                    entry.open_chunk.clear();
-                }
-                if pending.len() == 0 {
-                    break;
-                }
             }
-        }
-        Ok(())
+            tail.flushed = tail.facts.len();
+            Ok(())
+        })
+    }
+
+    fn committed(&self) {
+        self.accounts.confirm();
     }
 
     /// 2: chunks under `<tenant>/<account>/c/<chunk>`, values without a format byte (the
@@ -353,9 +476,13 @@ impl Projection for ComplianceProjection {
     }
 
     fn adopt(&self, rebuilt: Self) -> bool {
-        let accounts = std::mem::take(&mut write(&rebuilt.inner).accounts);
-        write(&self.inner).accounts = accounts;
-        self.dirty.adopt(&rebuilt.dirty);
+        self.accounts.adopt(&rebuilt.accounts);
         true
+    }
+
+    fn empty(&self) -> Self {
+        Self {
+            accounts: Arc::new(self.accounts.empty_like()),
+        }
     }
 }

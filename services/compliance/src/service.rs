@@ -7,7 +7,7 @@ use keyplan_proto::pb::compliance_service_server::ComplianceService;
 use tonic::{Request, Response, Status};
 
 use crate::error::QueryError;
-use crate::projection::{not_found, ComplianceProjection};
+use crate::projection::ComplianceProjection;
 use crate::status::to_status;
 use crate::wire;
 
@@ -45,10 +45,9 @@ impl ComplianceApi {
         let as_of = wire::as_of(r.as_of, r.axis)?;
         self.catch_up(r.min_position).await?;
         let position = self.progress.position();
-        let answer = self
-            .projection
-            .account_compliance(tenant.as_str(), account.as_str(), as_of)
-            .ok_or_else(|| not_found(tenant.as_str(), account.as_str()))?;
+        let answer =
+            self.projection
+                .account_compliance(tenant.as_str(), account.as_str(), as_of)?;
         Ok(wire::account_compliance(
             tenant.as_str(),
             account.as_str(),
@@ -66,7 +65,7 @@ impl ComplianceApi {
         let as_of = wire::as_of(r.as_of, r.axis)?;
         self.catch_up(r.min_position).await?;
         let position = self.progress.position();
-        let rollup = self.projection.rollup(tenant.as_str(), group_by, as_of);
+        let rollup = self.projection.rollup(tenant.as_str(), group_by, as_of)?;
         Ok(pb::ComplianceRollup {
             tenant: tenant.to_string(),
             group_by: wire::group_by_to_wire(group_by),

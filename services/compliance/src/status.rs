@@ -11,5 +11,6 @@ pub fn to_status(error: QueryError) -> Status {
         e @ QueryError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
         QueryError::NotFound(m) => Status::not_found(m),
         QueryError::Unavailable(m) => Status::unavailable(m),
+        e @ QueryError::Unreadable(_) => Status::internal(e.to_string()),
     }
 }

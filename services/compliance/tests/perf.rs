@@ -327,7 +327,7 @@ fn compliance_as_of_at_one_million_events() {
     // A tenant (100 accounts): rollup and a 52-week trend.
     let as_of = AsOf::happened_by(Timestamp(start + span));
     let t = Instant::now();
-    let rollup = p.rollup("t3", GroupBy::Owner, as_of);
+    let rollup = p.rollup("t3", GroupBy::Owner, as_of).expect("rollup");
     println!(
         "rollup of 100 accounts by owner: {:?} ({} groups)",
         t.elapsed(),

@@ -226,6 +226,13 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYPLAN_LOG_COMPRESSION", default_value_t = true, action = clap::ArgAction::Set)]
     pub log_compression: bool,
 
+    /// About how much memory, in MiB, the compliance read model and the activity read model
+    /// each keep of accounts' histories. Beyond it, the least recently used accounts leave
+    /// memory and are read back from the read models' database when a query or an event
+    /// needs them, so memory follows the accounts in use, not the events ever projected.
+    #[arg(long, env = "KEYPLAN_READ_MODEL_MEMORY_MB", default_value_t = 64)]
+    pub read_model_memory_mb: usize,
+
     /// Number of account states kept in memory for command validation.
     #[arg(long, env = "KEYPLAN_CACHED_ACCOUNTS", default_value_t = 1024)]
     pub cached_accounts: usize,
@@ -246,6 +253,13 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+impl ServeArgs {
+    /// `--read-model-memory-mb` in bytes.
+    pub fn read_model_memory_bytes(&self) -> usize {
+        self.read_model_memory_mb.saturating_mul(1 << 20)
+    }
 }
 
 /// TLS on the gRPC listener (rustls). Without `--tls-cert` the node speaks plain HTTP/2,

@@ -208,6 +208,7 @@ impl Node {
                     Some(opening) => {
                         let store = store.clone();
                         let stop = shutdown.subscribe();
+                        let memory = args.read_model_memory_bytes();
                         ReadModelsState::Loading(tokio::spawn(async move {
                             let db = opening.await.map_err(|e| {
                                 NodeError::Config(format!(
@@ -216,7 +217,7 @@ impl Node {
                             })??;
                             let source = EventSource::Local(store).shared();
                             let (models, handles, runners) =
-                                ReadModels::start(&db, source, &stop).await?;
+                                ReadModels::start(&db, source, memory, &stop).await?;
                             Ok(LoadedReadModels {
                                 reported: models.reported(),
                                 models,
@@ -261,7 +262,7 @@ impl Node {
                 let stop = shutdown.subscribe();
                 let ((handle, runner), (models, mut projections, mut runners)) = tokio::try_join!(
                     run_projection(&db, projection.clone(), source.clone(), &stop),
-                    ReadModels::start(&db, source, &stop),
+                    ReadModels::start(&db, source, args.read_model_memory_bytes(), &stop),
                 )?;
                 projections.insert(0, handle.clone());
                 runners.push(runner);
@@ -699,8 +700,10 @@ impl ComplianceSource for ComplianceShares {
         tenant: &str,
         account: &str,
         as_of: keyplan_domain::values::Timestamp,
-    ) -> Option<(u32, u32)> {
-        self.0.account_share(tenant, account, as_of)
+    ) -> Result<Option<(u32, u32)>, String> {
+        self.0
+            .account_share(tenant, account, as_of)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -709,10 +712,11 @@ impl ReadModels {
     async fn start(
         db: &ReadModelDb,
         source: EventSource,
+        memory: usize,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(Self, Vec<ProjectionHandle>, Vec<JoinHandle<()>>), NodeError> {
-        let compliance = ComplianceProjection::default();
-        let activity = ActivityProjection::default();
+        let compliance = ComplianceProjection::with_budget(memory);
+        let activity = ActivityProjection::with_budget(memory);
         let timeline = TimelineProjection::default();
         let (
             (compliance_handle, compliance_task),

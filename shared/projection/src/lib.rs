@@ -15,6 +15,7 @@
 pub mod event;
 pub mod foreign;
 pub mod id_index;
+pub mod resident;
 pub mod runner;
 pub mod shared_feed;
 pub mod shared_state;
@@ -25,6 +26,7 @@ pub mod stored;
 pub use event::ProjectedEvent;
 pub use foreign::{foreign_messages, ForeignMessages};
 pub use id_index::IdIndex;
+pub use resident::{AccountFold, AccountSlot, ResidentAccounts};
 pub use runner::{
     NotCaughtUp, Projection, ProjectionHandle, ProjectionRunner, RebuildProgress,
     READ_YOUR_WRITES_TIMEOUT,

@@ -41,6 +41,11 @@ pub trait Projection: Clone + Default + Send + Sync + 'static {
     /// Writes everything changed since the last flush into `batch`.
     fn flush(&self, batch: &mut Batch) -> Result<(), ProjectionError>;
 
+    /// The batch of the last [`Projection::flush`] is applied to the tree: state held only
+    /// for that flush (or in memory only until the tree had it) may go. Not called when the
+    /// batch failed.
+    fn committed(&self) {}
+
     /// Replaces this (serving) instance's state by the state of `rebuilt`, a fresh instance
     /// that was rebuilt from the log, so that every clone held by the services sees the new
     /// state at once. Returns `false` if the projection does not support online rebuilds.
@@ -617,6 +622,7 @@ impl<P: Projection> ProjectionRunner<P> {
                 projection.flush(&mut batch)?;
                 batch.insert(CHECKPOINT_KEY, applied.to_be_bytes());
                 tree.apply_batch(batch)?;
+                projection.committed();
                 Ok(())
             })
             .await

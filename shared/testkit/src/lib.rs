@@ -77,12 +77,19 @@ pub fn decide_steps(
     out
 }
 
-/// A restart, as the runner does one: flushes `projection` into `tree` (applying the batch),
-/// then loads a fresh instance from the tree and returns it. Panics on a storage error.
-pub fn flush_and_reload<P: Projection>(projection: &P, tree: &keyplan_projection::Tree) -> P {
+/// A commit, as the runner makes one: flushes `projection` into `tree` in one batch, applies
+/// it, and tells the projection. Panics on a storage error.
+pub fn commit<P: Projection>(projection: &P, tree: &keyplan_projection::Tree) {
     let mut batch = keyplan_projection::Batch::default();
     projection.flush(&mut batch).expect("the flush encodes");
     tree.apply_batch(batch).expect("the store writes the flush");
+    projection.committed();
+}
+
+/// A restart, as the runner does one: commits `projection` into `tree` ([`commit`]), then
+/// loads a fresh instance from the tree and returns it. Panics on a storage error.
+pub fn flush_and_reload<P: Projection>(projection: &P, tree: &keyplan_projection::Tree) -> P {
+    commit(projection, tree);
     let reloaded = P::default();
     reloaded.load(tree).expect("the flushed tree loads");
     reloaded

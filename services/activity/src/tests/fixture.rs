@@ -655,8 +655,13 @@ fn dmu_coverage_counts_a_role_only_from_role_facts_that_had_happened_by_as_of() 
 struct Compliance;
 
 impl ComplianceSource for Compliance {
-    fn share(&self, _tenant: &str, account: &str, _as_of: Timestamp) -> Option<(u32, u32)> {
-        (account == ACCOUNT).then_some((3, 4))
+    fn share(
+        &self,
+        _tenant: &str,
+        account: &str,
+        _as_of: Timestamp,
+    ) -> Result<Option<(u32, u32)>, String> {
+        Ok((account == ACCOUNT).then_some((3, 4)))
     }
 }
 
