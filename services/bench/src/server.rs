@@ -53,8 +53,9 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-/// How long the server may take to start listening, or to stop after SIGTERM.
-const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the server may take to start listening, or to stop after SIGTERM. Generous: a
+/// node restarted on a 10M-event log took longer than 30 s to listen.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The line `keyplan serve` prints once it listens, followed by the address.
 const LISTENING_PREFIX: &str = "keyplan listening on ";

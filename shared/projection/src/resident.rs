@@ -70,6 +70,9 @@ impl<M, S> AccountSlot<M, S> {
 /// A shared account.
 pub type Shared<M, S> = Arc<RwLock<AccountSlot<M, S>>>;
 
+/// A shared account of the projection whose folds `F` describes.
+pub type SharedOf<F> = Shared<<F as AccountFold>::Meta, <F as AccountFold>::State>;
+
 /// A read guard on a resident fold (see [`ResidentAccounts::read`]).
 #[derive(Debug)]
 pub struct ResidentRef<'s, M, S>(RwLockReadGuard<'s, AccountSlot<M, S>>);
@@ -117,22 +120,31 @@ pub trait AccountFold: Send + Sync + 'static {
 
 /// Every account of one projection, their folds resident within a budget. Cheap to share
 /// (`Arc`); a rebuild makes a fresh one with [`ResidentAccounts::empty_like`].
-#[derive(Debug)]
 pub struct ResidentAccounts<F: AccountFold> {
     /// The projection's name (in errors).
     name: &'static str,
-    accounts: RwLock<BTreeMap<AccountKey, Shared<F::Meta, F::State>>>,
+    accounts: RwLock<BTreeMap<AccountKey, SharedOf<F>>>,
     /// Where evicted folds are read back from; `None` until the runner loads the projection.
     tree: RwLock<Option<Tree>>,
     /// Accounts changed since the last flush.
     dirty: Mutex<BTreeSet<AccountKey>>,
     /// Accounts flushed into the batch being committed.
-    in_flight: Mutex<Vec<Shared<F::Meta, F::State>>>,
+    in_flight: Mutex<Vec<SharedOf<F>>>,
     /// Most bytes of resident folds (about) before the least recently used are evicted.
     budget: usize,
     /// Bytes of resident folds, about: exact after each eviction pass, grown by loads.
     resident: AtomicUsize,
     clock: AtomicU64,
+}
+
+impl<F: AccountFold> std::fmt::Debug for ResidentAccounts<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResidentAccounts")
+            .field("name", &self.name)
+            .field("budget", &self.budget)
+            .field("accounts", &read(&self.accounts).len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<F: AccountFold> ResidentAccounts<F> {
@@ -162,7 +174,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
     }
 
     /// One account, if known.
-    pub fn get(&self, tenant: &str, account: &str) -> Option<Shared<F::Meta, F::State>> {
+    pub fn get(&self, tenant: &str, account: &str) -> Option<SharedOf<F>> {
         read(&self.accounts)
             .get(&(tenant.to_owned(), account.to_owned()))
             .cloned()
@@ -174,7 +186,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
         tenant: &str,
         account: &str,
         make: impl FnOnce() -> AccountSlot<F::Meta, F::State>,
-    ) -> (Shared<F::Meta, F::State>, bool) {
+    ) -> (SharedOf<F>, bool) {
         if let Some(shared) = self.get(tenant, account) {
             return (shared, false);
         }
@@ -191,7 +203,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
     }
 
     /// A tenant's accounts by id (a range of the sorted map: other tenants are not visited).
-    pub fn tenant(&self, tenant: &str) -> Vec<(String, Shared<F::Meta, F::State>)> {
+    pub fn tenant(&self, tenant: &str) -> Vec<(String, SharedOf<F>)> {
         read(&self.accounts)
             .range((tenant.to_owned(), String::new())..)
             .take_while(|((t, _), _)| t == tenant)
@@ -215,7 +227,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
         &self,
         tenant: &str,
         account: &str,
-        shared: &Shared<F::Meta, F::State>,
+        shared: &SharedOf<F>,
         f: impl FnOnce(&F::Meta, &F::State) -> R,
     ) -> Result<R, ProjectionError> {
         {
@@ -243,7 +255,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
         &self,
         tenant: &str,
         account: &str,
-        shared: &'s Shared<F::Meta, F::State>,
+        shared: &'s SharedOf<F>,
     ) -> Result<ResidentRef<'s, F::Meta, F::State>, ProjectionError> {
         loop {
             {
@@ -273,7 +285,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
         &self,
         tenant: &str,
         account: &str,
-        shared: &Shared<F::Meta, F::State>,
+        shared: &SharedOf<F>,
         f: impl FnOnce(&mut F::Meta, &mut F::State) -> R,
     ) -> Result<R, ProjectionError> {
         let mut slot = write(shared);
@@ -352,7 +364,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
     }
 
     /// [`Self::evict`] if the running count of resident bytes is over the budget.
-    fn evict_if_over(&self, spare: Option<&Shared<F::Meta, F::State>>) {
+    fn evict_if_over(&self, spare: Option<&SharedOf<F>>) {
         if self.resident.load(Ordering::Relaxed) > self.budget {
             self.evict(spare);
         }
@@ -360,7 +372,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
 
     /// Evicts least recently used folds until the resident ones fit the budget, sparing
     /// `spare` (the fold a caller is using) and every account that is not safe to drop.
-    fn evict(&self, spare: Option<&Shared<F::Meta, F::State>>) {
+    fn evict(&self, spare: Option<&SharedOf<F>>) {
         if read(&self.tree).is_none() {
             return;
         }
