@@ -62,7 +62,37 @@ fn compliance_request(
 #[tokio::test]
 async fn the_globex_year_over_grpc_gives_the_hand_computed_answers_and_survives_a_rebuild() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data")).await;
+    globex_year_over_grpc(&dir.path().join("data"), &[]).await;
+}
+
+/// With no memory for accounts' histories, compliance and activity evict every account after
+/// each commit and read it back from the store for each query and event: the same answers,
+/// also after a restart.
+#[tokio::test]
+async fn read_models_without_memory_for_histories_answer_the_same_from_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let no_memory = ["--read-model-memory-mb", "0"];
+    let (head, july) = globex_year_over_grpc(&data, &no_memory).await;
+    let server = Server::start_with(&data, &no_memory).await;
+    let mut compliance =
+        pb::compliance_service_client::ComplianceServiceClient::new(server.channel());
+    let again = compliance
+        .get_account_compliance(compliance_request(at(2025, 7, 1, 12), head))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((again.share, again.overdue), (july.share, july.overdue));
+}
+
+/// Loads the Globex year into a node on `data` started with `extra` arguments, checks the
+/// answers of every read model and a rebuild, and stops the node; returns the log's head and
+/// compliance on 2025-07-01.
+async fn globex_year_over_grpc(
+    data: &std::path::Path,
+    extra: &[&str],
+) -> (u64, pb::AccountCompliance) {
+    let server = Server::start_with(data, extra).await;
     let head = load_globex(&server).await;
     assert_eq!(
         head,
@@ -229,6 +259,8 @@ async fn the_globex_year_over_grpc_gives_the_hand_computed_answers_and_survives_
         .projections
         .iter()
         .any(|p| p.name == "compliance" && p.position == head));
+    server.stop().await;
+    (head, july)
 }
 
 /// A read model that cannot load does not take the node down: commands and the log keep

@@ -134,6 +134,12 @@ impl ActivityProjection {
         }
     }
 
+    /// Reads accounts back until the memory budget is full (see `ResidentAccounts::warm`): for
+    /// a node that just started.
+    pub fn warm(&self) {
+        self.inner.accounts.warm();
+    }
+
     /// One account, if it has events.
     pub(crate) fn account(&self, tenant: &str, account: &str) -> Option<Shared> {
         self.inner.accounts.get(tenant, account)

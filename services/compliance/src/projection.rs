@@ -162,6 +162,12 @@ impl ComplianceProjection {
         }
     }
 
+    /// Folds accounts' histories until the memory budget is full (see
+    /// `ResidentAccounts::warm`): for a node that just started.
+    pub fn warm(&self) {
+        self.accounts.warm();
+    }
+
     fn entry(&self, tenant: &str, account: &str) -> Option<Slot> {
         self.accounts.get(tenant, account)
     }

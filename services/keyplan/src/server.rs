@@ -732,6 +732,13 @@ impl ReadModels {
             activity_handle.clone(),
             timeline_handle.clone(),
         ];
+        // The models serve at once; their accounts are read back into memory beside them.
+        let (warm_compliance, warm_activity) = (compliance.clone(), activity.clone());
+        let warming = tokio::task::spawn_blocking(move || {
+            warm_compliance.warm();
+            warm_activity.warm();
+        });
+        drop(warming);
         let models = Self {
             compliance: (compliance, compliance_handle),
             activity: (activity, activity_handle),

@@ -451,6 +451,41 @@ impl<F: AccountFold> ResidentAccounts<F> {
         );
     }
 
+    /// Reads folds back, in key order, until the budget is full or every account is resident,
+    /// so that a node that just started answers its first queries from memory (a start reads
+    /// no fold: the read models serve at once, and this runs beside them). Logs what it did; a
+    /// fold that cannot be read is left for the query that needs it to report.
+    pub fn warm(&self) {
+        let started = std::time::Instant::now();
+        let accounts: Vec<_> = read(&self.accounts)
+            .iter()
+            .map(|(key, shared)| (key.clone(), Arc::clone(shared)))
+            .collect();
+        let mut loaded = 0usize;
+        for ((tenant, account), shared) in accounts {
+            if self.resident.load(Ordering::Relaxed) >= self.budget {
+                break;
+            }
+            let mut slot = write(&shared);
+            if slot.state.is_some() {
+                continue;
+            }
+            match self.make_resident(&tenant, &account, &mut slot) {
+                Ok(_) => loaded += 1,
+                Err(e) => {
+                    tracing::warn!(projection = self.name, %tenant, %account, error = %e, "cannot read an account back");
+                }
+            }
+        }
+        tracing::info!(
+            projection = self.name,
+            accounts = loaded,
+            bytes = self.resident.load(Ordering::Relaxed),
+            elapsed = ?started.elapsed(),
+            "accounts read back into memory after the start"
+        );
+    }
+
     /// How many folds are resident (tests and status).
     pub fn resident_count(&self) -> usize {
         read(&self.accounts)

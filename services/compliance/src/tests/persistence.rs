@@ -290,6 +290,14 @@ fn histories_evicted_from_memory_are_read_back_and_answer_the_same() {
     restarted.load(&tree).unwrap();
     assert_eq!(restarted.resident(), 0);
     assert_eq!(answers(&restarted), answers(&unbounded));
+    // Warming after a start reads histories back until the budget is full.
+    for (budget, resident) in [(1, 1), (usize::MAX, 2)] {
+        let warmed = ComplianceProjection::with_budget(budget);
+        warmed.load(&tree).unwrap();
+        warmed.warm();
+        assert_eq!(warmed.resident(), resident, "budget {budget}");
+        assert_eq!(answers(&warmed), answers(&unbounded));
+    }
 
     // A damaged chunk before the last is found when the history is folded: the query fails
     // with a message naming it, and the start does not.
