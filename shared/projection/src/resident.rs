@@ -19,11 +19,11 @@
 //!
 //! Without a tree (tests that apply events by hand) nothing is ever evicted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
-use crate::shared_state::{lock, read, write};
+use crate::shared_state::{lock, read, write, DirtyAccounts};
 use crate::{ProjectionError, Tree};
 
 /// Tenant and account.
@@ -127,7 +127,7 @@ pub struct ResidentAccounts<F: AccountFold> {
     /// Where evicted folds are read back from; `None` until the runner loads the projection.
     tree: RwLock<Option<Tree>>,
     /// Accounts changed since the last flush.
-    dirty: Mutex<BTreeSet<AccountKey>>,
+    dirty: DirtyAccounts,
     /// Accounts flushed into the batch being committed.
     in_flight: Mutex<Vec<SharedOf<F>>>,
     /// Most bytes of resident folds (about) before the least recently used are evicted.
@@ -155,7 +155,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
             name,
             accounts: RwLock::default(),
             tree: RwLock::default(),
-            dirty: Mutex::default(),
+            dirty: DirtyAccounts::default(),
             in_flight: Mutex::default(),
             budget,
             resident: AtomicUsize::new(0),
@@ -218,7 +218,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
 
     /// Notes that an account changed (the next flush writes it).
     pub fn mark_dirty(&self, tenant: &str, account: &str) {
-        lock(&self.dirty).insert((tenant.to_owned(), account.to_owned()));
+        self.dirty.mark(tenant, account);
     }
 
     /// Answers `f` from an account's fold, reading the fold back from the tree if it is not
@@ -335,7 +335,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
             &mut AccountSlot<F::Meta, F::State>,
         ) -> Result<(), ProjectionError>,
     ) -> Result<(), ProjectionError> {
-        let dirty = std::mem::take(&mut *lock(&self.dirty));
+        let dirty = self.dirty.take();
         let mut in_flight = lock(&self.in_flight);
         for key in dirty {
             let Some(shared) = read(&self.accounts).get(&key).cloned() else {
@@ -429,7 +429,7 @@ impl<F: AccountFold> ResidentAccounts<F> {
             .collect();
         *write(&self.accounts) = accounts;
         *write(&self.tree) = Some(tree.clone());
-        lock(&self.dirty).clear();
+        self.dirty.clear();
         lock(&self.in_flight).clear();
         self.resident.store(0, Ordering::Relaxed);
     }
@@ -439,11 +439,10 @@ impl<F: AccountFold> ResidentAccounts<F> {
     pub fn adopt(&self, rebuilt: &Self) {
         let accounts = std::mem::take(&mut *write(&rebuilt.accounts));
         let tree = write(&rebuilt.tree).take();
-        let dirty = std::mem::take(&mut *lock(&rebuilt.dirty));
         let in_flight = std::mem::take(&mut *lock(&rebuilt.in_flight));
         *write(&self.accounts) = accounts;
         *write(&self.tree) = tree;
-        *lock(&self.dirty) = dirty;
+        self.dirty.adopt(&rebuilt.dirty);
         *lock(&self.in_flight) = in_flight;
         self.resident.store(
             rebuilt.resident.swap(0, Ordering::Relaxed),
