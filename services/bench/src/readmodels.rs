@@ -216,6 +216,13 @@ pub(crate) fn account_id(i: usize) -> String {
     format!("acct-{i:04}")
 }
 
+/// How long the projections may take to reach the head after loading `events` events: 600 s,
+/// or a second per 5,000 events for more (a 10M-event load left them behind by longer than
+/// 600 s).
+fn wait_limit(events: u64) -> Duration {
+    Duration::from_secs((events / 5_000).max(600))
+}
+
 /// Positions of the node's projections, once all have reached `head`.
 async fn wait_projections(
     ops: &mut OperationsServiceClient<crate::server::Channel>,
@@ -292,7 +299,8 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
     let channel = connect(node.address()).await?;
     let (head, load_time) = load(&channel, events).await?;
     let mut ops = OperationsServiceClient::new(channel.clone());
-    wait_projections(&mut ops, head, Duration::from_secs(600)).await?;
+    let limit = wait_limit(events);
+    wait_projections(&mut ops, head, limit).await?;
     tokio::time::sleep(Duration::from_millis(800)).await; // let the runners commit
 
     // Footprint.
@@ -392,7 +400,7 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
 
     // Rebuild from the local log (online; the old generation serves meanwhile).
     let head = crate::server::head(&channel).await?;
-    wait_projections(&mut ops, head, Duration::from_secs(600)).await?;
+    wait_projections(&mut ops, head, limit).await?;
     let started = Instant::now();
     let mut progress = ops
         .rebuild_projections(pb::RebuildProjectionsRequest { names: vec![] })
@@ -422,7 +430,7 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
     .await?;
     let projections_channel = connect(projections.address()).await?;
     let mut projections_ops = OperationsServiceClient::new(projections_channel.clone());
-    wait_projections(&mut projections_ops, head, Duration::from_secs(900)).await?;
+    wait_projections(&mut projections_ops, head, limit * 3 / 2).await?;
     let rebuild_jetstream = started.elapsed();
     let mut projected_accounts =
         pb::account_service_client::AccountServiceClient::new(projections_channel);
