@@ -26,7 +26,8 @@ const MAX_BATCH: usize = 8192;
 /// A read model fed by events.
 ///
 /// Implementations keep their state in memory behind a cheap, cloneable handle (the services
-/// read it while the runner writes), and persist it to their tree in [`Projection::flush`].
+/// read it while the runner writes), or the part of it in use (compliance and activity, through
+/// the `resident` module), and persist it to their tree in [`Projection::flush`].
 pub trait Projection: Clone + Default + Send + Sync + 'static {
     /// Stable name: the tree and the checkpoint belong to it.
     fn name(&self) -> &'static str;
