@@ -22,8 +22,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 pub(crate) use keyplan_projection::resident::ResidentRef;
-use keyplan_projection::resident::{AccountFold, AccountKey, AccountSlot, ResidentAccounts};
-use keyplan_projection::runner::RESERVED_PREFIX;
+use keyplan_projection::resident::{AccountFold, AccountSlot, ResidentAccounts};
 use keyplan_projection::shared_state::lock;
 use keyplan_projection::stored::{LoadedChunks, Stored};
 use keyplan_projection::{ProjectedEvent, Projection, ProjectionError, Tree};
@@ -176,7 +175,9 @@ impl ActivityProjection {
 
     /// A deep copy of every account (for tests comparing two instances).
     #[cfg(test)]
-    pub(crate) fn snapshot(&self) -> BTreeMap<AccountKey, AccountActivity> {
+    pub(crate) fn snapshot(
+        &self,
+    ) -> BTreeMap<keyplan_projection::resident::AccountKey, AccountActivity> {
         let mut copy = BTreeMap::new();
         for (tenant, account) in self.inner.accounts.keys() {
             if let Some(shared) = self.account(&tenant, &account) {
@@ -198,22 +199,10 @@ impl Projection for ActivityProjection {
     /// Lists the accounts only: each account is read back when first used.
     fn load(&self, tree: &Tree) -> Result<(), ProjectionError> {
         let mut accounts = BTreeMap::new();
-        let mut last: Option<AccountKey> = None;
-        for entry in tree.iter() {
-            let (key, _) = entry?;
-            if key.first() == Some(&RESERVED_PREFIX) {
-                continue;
-            }
-            let parsed = STORED.parse_key(&key)?;
-            let same = last.as_ref().is_some_and(|(tenant, account)| {
-                tenant == parsed.tenant && account == parsed.account
-            });
-            if !same {
-                let key = (parsed.tenant.to_owned(), parsed.account.to_owned());
-                accounts.insert(key.clone(), AccountSlot::stored(()));
-                last = Some(key);
-            }
-        }
+        STORED.for_each_account(tree, |key, _| {
+            accounts.insert(key, AccountSlot::stored(()));
+            Ok(())
+        })?;
         self.inner.accounts.reset(tree, accounts);
         *lock(&self.inner.failure) = None;
         Ok(())

@@ -21,13 +21,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use keyplan_domain::values::Timestamp;
-use keyplan_projection::resident::{
-    AccountFold, AccountKey, AccountSlot, ResidentAccounts, Shared,
-};
-use keyplan_projection::runner::RESERVED_PREFIX;
+use keyplan_projection::resident::{AccountFold, AccountSlot, ResidentAccounts, Shared};
 use keyplan_projection::shared_state::write;
 use keyplan_projection::stored::{chunks_from, Stored};
-use keyplan_projection::{ProjectedEvent, Projection, ProjectionError, Tree, Value};
+use keyplan_projection::{ProjectedEvent, Projection, ProjectionError, Tree};
 
 use crate::error::QueryError;
 use crate::facts::Fact;
@@ -181,7 +178,8 @@ impl ComplianceProjection {
         f: impl FnOnce(&AccountHistory) -> R,
     ) -> Result<R, QueryError> {
         self.accounts
-            .with(tenant, account, slot, |_, history| f(history))
+            .read(tenant, account, slot)
+            .map(|history| f(&history))
             .map_err(|e| QueryError::Unreadable(e.to_string()))
     }
 
@@ -375,10 +373,25 @@ impl Projection for ComplianceProjection {
     /// when first used. The chunks before the last are checked when the history is folded.
     fn load(&self, tree: &Tree) -> Result<(), ProjectionError> {
         let mut accounts = BTreeMap::new();
-        // The account being read: its key, chunks seen, and its last chunk so far.
-        let mut current: Option<(AccountKey, u32, Value, Value)> = None;
-        let finish = |(key, count, chunk_key, chunk): (AccountKey, u32, Value, Value)| {
-            let facts: Vec<Fact> = STORED.decode(&chunk_key, &chunk)?;
+        STORED.for_each_account(tree, |(tenant, account), chunks| {
+            for (expected, (key, _)) in (0u32..).zip(&chunks) {
+                match STORED.parse_key(key)?.chunk {
+                    Some((FACTS, index)) if index == expected => {}
+                    Some((FACTS, _)) => {
+                        return Err(STORED
+                            .corrupt(format!("{tenant}/{account}: chunk {expected} is missing")))
+                    }
+                    _ => {
+                        return Err(STORED
+                            .corrupt(format!("unexpected key {:?}", String::from_utf8_lossy(key))))
+                    }
+                }
+            }
+            let count = u32::try_from(chunks.len()).unwrap_or(u32::MAX);
+            let Some((last_key, last)) = chunks.last() else {
+                return Ok(());
+            };
+            let facts: Vec<Fact> = STORED.decode(last_key, last)?;
             let tail = if facts.len() == CHUNK_FACTS {
                 Tail {
                     full: count,
@@ -391,45 +404,9 @@ impl Projection for ComplianceProjection {
                     facts,
                 }
             };
-            Ok::<_, ProjectionError>((key, AccountSlot::stored(tail)))
-        };
-        for item in tree.iter() {
-            let (key, value) = item?;
-            if key.first() == Some(&RESERVED_PREFIX) {
-                continue;
-            }
-            let parsed = STORED.parse_key(&key)?;
-            let Some((FACTS, index)) = parsed.chunk else {
-                return Err(STORED.corrupt(format!(
-                    "unexpected key {:?}",
-                    String::from_utf8_lossy(&key)
-                )));
-            };
-            let same = current.as_ref().is_some_and(|((tenant, account), ..)| {
-                tenant == parsed.tenant && account == parsed.account
-            });
-            let count = if same {
-                current.as_ref().map_or(0, |(_, count, ..)| *count)
-            } else {
-                if let Some(done) = current.take() {
-                    let (key, slot) = finish(done)?;
-                    accounts.insert(key, slot);
-                }
-                0
-            };
-            if index != count {
-                return Err(STORED.corrupt(format!(
-                    "{}/{}: chunk {count} is missing",
-                    parsed.tenant, parsed.account
-                )));
-            }
-            let account = (parsed.tenant.to_owned(), parsed.account.to_owned());
-            current = Some((account, count + 1, key, value));
-        }
-        if let Some(done) = current.take() {
-            let (key, slot) = finish(done)?;
-            accounts.insert(key, slot);
-        }
+            accounts.insert((tenant, account), AccountSlot::stored(tail));
+            Ok(())
+        })?;
         self.accounts.reset(tree, accounts);
         Ok(())
     }

@@ -221,34 +221,6 @@ impl<F: AccountFold> ResidentAccounts<F> {
         self.dirty.mark(tenant, account);
     }
 
-    /// Answers `f` from an account's fold, reading the fold back from the tree if it is not
-    /// resident.
-    pub fn with<R>(
-        &self,
-        tenant: &str,
-        account: &str,
-        shared: &SharedOf<F>,
-        f: impl FnOnce(&F::Meta, &F::State) -> R,
-    ) -> Result<R, ProjectionError> {
-        {
-            let slot = read(shared);
-            if let Some(state) = &slot.state {
-                slot.last_used.store(self.tick(), Ordering::Relaxed);
-                return Ok(f(&slot.meta, state));
-            }
-        }
-        let mut slot = write(shared);
-        let loaded = slot.state.is_none();
-        let answer = {
-            let (meta, state) = self.make_resident(tenant, account, &mut slot)?;
-            f(meta, state)
-        };
-        if loaded {
-            self.evict_if_over(Some(shared));
-        }
-        Ok(answer)
-    }
-
     /// A read guard on an account's fold, reading the fold back from the tree first if it is
     /// not resident. Other readers share it; the account's writer waits for it.
     pub fn read<'s>(

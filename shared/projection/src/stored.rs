@@ -18,7 +18,9 @@ use std::ops::Range;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::ProjectionError;
+use crate::resident::AccountKey;
+use crate::runner::RESERVED_PREFIX;
+use crate::{ProjectionError, Tree, Value};
 
 /// Encoding, decoding and the errors that name the projection whose state is damaged.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +85,40 @@ impl Stored {
         let at = u64::from_be_bytes(bytes.get(..8)?.try_into().ok()?) ^ (1 << 63);
         let position = u64::from_be_bytes(bytes.get(8..16)?.try_into().ok()?);
         (bytes.len() == 16).then_some((at as i64, position))
+    }
+
+    /// Walks `tree` one account at a time, in key order, skipping the runner's keys: `each`
+    /// gets an account and its entries in key order. For a start that reads the shape of each
+    /// account's state rather than all of it; a key that is not an account's fails the walk.
+    pub fn for_each_account(
+        &self,
+        tree: &Tree,
+        mut each: impl FnMut(AccountKey, Vec<(Value, Value)>) -> Result<(), ProjectionError>,
+    ) -> Result<(), ProjectionError> {
+        let mut current: Option<(AccountKey, Vec<(Value, Value)>)> = None;
+        for item in tree.iter() {
+            let (key, value) = item?;
+            if key.first() == Some(&RESERVED_PREFIX) {
+                continue;
+            }
+            let parsed = self.parse_key(&key)?;
+            let same = current.as_ref().is_some_and(|((tenant, account), _)| {
+                tenant == parsed.tenant && account == parsed.account
+            });
+            if !same {
+                let account = (parsed.tenant.to_owned(), parsed.account.to_owned());
+                if let Some((done, entries)) = current.replace((account, Vec::new())) {
+                    each(done, entries)?;
+                }
+            }
+            if let Some((_, entries)) = &mut current {
+                entries.push((key, value));
+            }
+        }
+        match current {
+            Some((account, entries)) => each(account, entries),
+            None => Ok(()),
+        }
     }
 
     /// Splits a key made by [`Stored::key`] or [`Stored::chunk_key`] into tenant, account and
