@@ -1,40 +1,27 @@
-//! In-memory indexes derived from the log: stream versions, event ids, idempotency keys and
-//! record boundaries.
+//! The store's in-memory indexes, derived from the log when the store opens: each stream's
+//! version and last hash, each tenant's streams, idempotency keys, and record boundaries.
 //!
-//! None of this is written to disk: [`Index::rebuild`] derives it from the log when the store
-//! opens, which is what lets a commit write only log records (see [`crate::layout`]). The cost
-//! is memory, roughly 50 bytes per event, and an open time proportional to the log's length.
+//! What grows with every event, where each event id and each stream version sits in the log,
+//! is on disk in the [`crate::position_index`], which [`Index::rebuild`] brings up to date with
+//! the log as it reads it. The in-memory part grows with streams, tenants, keys and records.
+//! None of it is written to disk by a commit (see [`crate::layout`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use uuid::Uuid;
 
 use crate::error::StoreError;
-use crate::layout::{position_of_key, RecordView, HASH_LEN};
+use crate::layout::{position_of_key, record_key, RecordView, HASH_LEN};
+use crate::position_index::{IndexedEvent, Mark, PositionIndex, CATCH_UP_BATCH};
 use crate::record::StreamId;
 
 /// What the index knows about one stream.
 #[derive(Debug, Clone, Default)]
 pub struct StreamEntry {
-    /// Global position of each event, by version - 1.
-    pub positions: Vec<u64>,
+    /// The stream's current version (0 = no events).
+    pub version: u64,
     /// Hash of the last event (zeros before the first).
     pub last_hash: [u8; HASH_LEN],
-}
-
-impl StreamEntry {
-    /// The stream's current version (0 = no events).
-    pub fn version(&self) -> u64 {
-        self.positions.len() as u64
-    }
-
-    /// The version of the event at `position`, if it belongs to this stream.
-    pub fn version_of(&self, position: u64) -> Option<u64> {
-        self.positions
-            .binary_search(&position)
-            .ok()
-            .map(|i| i as u64 + 1)
-    }
 }
 
 /// Where an idempotent append landed.
@@ -44,10 +31,19 @@ pub struct StoredAppend {
     pub stream: StreamId,
     /// Positions of its events, in order.
     pub positions: Vec<u64>,
+    /// The stream version of its first event (its events' versions are consecutive).
+    pub first_version: u64,
     /// Ids of its events, in order.
     pub event_ids: Vec<Uuid>,
     /// Fingerprint of the request (see [`crate::idempotency`]), if it was given one.
     pub fingerprint: Option<String>,
+}
+
+impl StoredAppend {
+    /// The stream version of its last event.
+    pub fn last_version(&self) -> u64 {
+        (self.first_version + self.positions.len() as u64).saturating_sub(1)
+    }
 }
 
 /// All in-memory indexes of a store.
@@ -57,8 +53,6 @@ pub struct Index {
     pub streams: HashMap<StreamId, StreamEntry>,
     /// Streams of each tenant, sorted.
     pub tenants: BTreeMap<String, BTreeSet<String>>,
-    /// Position of every stored event id.
-    pub event_ids: HashMap<Uuid, u64>,
     /// Appends by (tenant, idempotency key).
     pub idempotency: HashMap<(String, String), StoredAppend>,
     /// First position of every record, ascending (to find the record holding a position).
@@ -67,13 +61,32 @@ pub struct Index {
     pub head: u64,
     /// Recorded-at of the last committed event (recorded-at never goes backwards).
     pub last_recorded_at: i64,
+    /// Hash of the last committed event (zeros for an empty log).
+    pub last_hash: [u8; HASH_LEN],
 }
 
 impl Index {
     /// Derives the indexes from the log, checking that positions are gapless and that each
-    /// stream's versions and hash links are consecutive.
-    pub fn rebuild(log: &sled::Tree) -> Result<Self, StoreError> {
+    /// stream's versions and hash links are consecutive, and brings `positions` up to date:
+    /// from its mark if the mark fits the log, from the start otherwise.
+    pub(crate) fn rebuild(log: &sled::Tree, positions: &PositionIndex) -> Result<Self, StoreError> {
+        let indexed = match positions.mark() {
+            Some(mark) if mark_fits(log, &mark)? => mark.position,
+            Some(_) => {
+                tracing::warn!(
+                    "the position index does not fit the log (restored or replaced); it is \
+                     rebuilt from the log"
+                );
+                positions.clear()?;
+                0
+            }
+            // A new index, or one whose first mark was lost: whatever it holds is written
+            // again from the log (an entry left by another log is refused where it is read).
+            None => 0,
+        };
         let mut index = Index::default();
+        let mut pending: Vec<IndexedEvent> = Vec::new();
+        let mut caught_up = 0u64;
         for entry in log.iter() {
             let (key, value) = entry?;
             let first = position_of_key(&key)?;
@@ -96,24 +109,23 @@ impl Index {
                 let b = &event.body;
                 let stream = StreamId::new(b.tenant, b.stream);
                 let entry = index.streams.entry(stream.clone()).or_default();
-                if b.stream_version != entry.version() + 1 || event.prev_hash != entry.last_hash {
+                if b.stream_version != entry.version + 1 || event.prev_hash != entry.last_hash {
                     return Err(StoreError::Corrupt(format!(
                         "event at position {} is version {} of {stream}, which is at version {} (or its hash link is broken)",
                         b.global_position,
                         b.stream_version,
-                        entry.version()
+                        entry.version
                     )));
                 }
-                entry.positions.push(b.global_position);
+                entry.version = b.stream_version;
                 entry.last_hash = event.hash;
-                if entry.positions.len() == 1 {
+                if entry.version == 1 {
                     index
                         .tenants
                         .entry(stream.tenant.clone())
                         .or_default()
                         .insert(stream.stream.clone());
                 }
-                index.event_ids.insert(b.event_id, b.global_position);
                 if let Some(stored_key) = b.idempotency_key {
                     let (key, fingerprint) = crate::idempotency::split(stored_key);
                     let stored = index
@@ -122,15 +134,44 @@ impl Index {
                         .or_insert_with(|| StoredAppend {
                             stream: stream.clone(),
                             positions: Vec::new(),
+                            first_version: b.stream_version,
                             event_ids: Vec::new(),
                             fingerprint: fingerprint.map(str::to_owned),
                         });
                     stored.positions.push(b.global_position);
                     stored.event_ids.push(b.event_id);
                 }
+                if b.global_position > indexed {
+                    pending.push(IndexedEvent {
+                        event_id: b.event_id,
+                        stream,
+                        version: b.stream_version,
+                        position: b.global_position,
+                    });
+                    if pending.len() >= CATCH_UP_BATCH {
+                        positions.add(&pending)?;
+                        caught_up += pending.len() as u64;
+                        pending.clear();
+                    }
+                }
                 index.head = b.global_position;
+                index.last_hash = event.hash;
                 index.last_recorded_at = index.last_recorded_at.max(b.recorded_at_micros);
             }
+        }
+        positions.add(&pending)?;
+        caught_up += pending.len() as u64;
+        if caught_up > 0 {
+            positions.sync_and_mark(Mark {
+                position: index.head,
+                hash: index.last_hash,
+            })?;
+            positions.persist()?;
+            tracing::info!(
+                events = caught_up,
+                from = indexed + 1,
+                "position index brought up to date with the log"
+            );
         }
         Ok(index)
     }
@@ -148,6 +189,23 @@ impl Index {
 
     /// The current version of a stream (0 if it has no events).
     pub fn version(&self, stream: &StreamId) -> u64 {
-        self.streams.get(stream).map_or(0, StreamEntry::version)
+        self.streams.get(stream).map_or(0, |e| e.version)
     }
+}
+
+/// Whether the log holds, at the mark's position, an event with the mark's hash.
+fn mark_fits(log: &sled::Tree, mark: &Mark) -> Result<bool, StoreError> {
+    if mark.position == 0 {
+        return Ok(mark.hash == [0; HASH_LEN]);
+    }
+    let Some(entry) = log.range(..=record_key(mark.position)).next_back() else {
+        return Ok(false);
+    };
+    let (key, value) = entry?;
+    let start = position_of_key(&key)?;
+    let view = RecordView::parse(start, &value)?;
+    if mark.position >= view.end_position() {
+        return Ok(false);
+    }
+    Ok(view.event((mark.position - start) as usize)?.hash == mark.hash)
 }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod idempotency;
 pub mod index;
 pub mod layout;
+mod position_index;
 pub mod record;
 pub mod recovery;
 pub mod settings;

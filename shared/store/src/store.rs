@@ -16,6 +16,7 @@ use crate::index::Index;
 use crate::layout::{
     record_key, RecordView, StoredEventRef, CHECKPOINT_TREE, HASH_LEN, LOG_TREE, SNAPSHOT_TREE,
 };
+use crate::position_index::{PositionIndex, POSITION_INDEX_DIR};
 use crate::record::{AppendOutcome, AppendRequest, RecordedEvent, StreamId};
 use crate::settings::{self, LogSettings};
 use crate::snapshots::Snapshots;
@@ -128,6 +129,7 @@ struct Inner {
     checkpoints: sled::Tree,
     snapshots: Snapshots,
     index: Arc<RwLock<Index>>,
+    positions: Arc<PositionIndex>,
     head: watch::Receiver<u64>,
     queue: Mutex<Option<SyncSender<PendingAppend>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -159,7 +161,8 @@ impl EventStore {
         // Snapshots moved to files (see `snapshots`); the tree of earlier versions goes.
         db.drop_tree(SNAPSHOT_TREE)?;
         let snapshots = Snapshots::open(&config.path)?;
-        let index = catch_sled_panic("reading the log", || Index::rebuild(&log))?;
+        let positions = Arc::new(PositionIndex::open(&config.path.join(POSITION_INDEX_DIR))?);
+        let index = catch_sled_panic("reading the log", || Index::rebuild(&log, &positions))?;
         let directory = DirectoryWatch::new(&config.path)?;
         let acknowledged = check_acknowledged(&config, &log, &index, acknowledged)?;
         let data_file = if config.fdatasync {
@@ -178,6 +181,7 @@ impl EventStore {
             directory: config.fdatasync.then_some(directory),
             acknowledged,
             index: index.clone(),
+            positions: positions.clone(),
             head: head_tx,
             failure: failure_tx,
         };
@@ -190,6 +194,7 @@ impl EventStore {
                 checkpoints,
                 snapshots,
                 index,
+                positions,
                 head: head_rx,
                 queue: Mutex::new(Some(queue_tx)),
                 writer: Mutex::new(Some(handle)),
@@ -287,14 +292,9 @@ impl EventStore {
         let Some(stored) = index.idempotency.get(&(tenant.to_owned(), key.to_owned())) else {
             return Ok(None);
         };
-        let entry = index.streams.get(&stored.stream);
-        let version_of = |p: Option<&u64>| {
-            p.and_then(|p| entry.and_then(|e| e.version_of(*p)))
-                .unwrap_or(0)
-        };
         let outcome = AppendOutcome {
-            first_version: version_of(stored.positions.first()),
-            last_version: version_of(stored.positions.last()),
+            first_version: stored.first_version,
+            last_version: stored.last_version(),
             first_position: stored.positions.first().copied().unwrap_or(0),
             last_position: stored.positions.last().copied().unwrap_or(0),
             event_ids: stored.event_ids.clone(),
@@ -400,17 +400,7 @@ impl EventStore {
         position: u64,
         f: impl FnOnce(StoredEventRef<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let start = self
-            .index()?
-            .record_start_of(position)
-            .ok_or_else(|| StoreError::Corrupt(format!("no record holds position {position}")))?;
-        let value = self
-            .inner
-            .log
-            .get(record_key(start))?
-            .ok_or_else(|| StoreError::Corrupt(format!("record {start} is missing")))?;
-        let view = RecordView::parse(start, &value)?;
-        f(view.event((position - start) as usize)?)
+        event_at(&self.inner.log, &*self.index()?, position, f)
     }
 
     /// The event at a global position, if committed.
@@ -430,32 +420,30 @@ impl EventStore {
         direction: Direction,
         max_count: usize,
     ) -> Result<StreamSlice, StoreError> {
-        let (picked, stream_version) = {
-            let index = self.index()?;
-            let Some(entry) = index.streams.get(stream) else {
-                return Ok(StreamSlice {
-                    events: Vec::new(),
-                    stream_version: 0,
-                    next_version: None,
-                });
-            };
-            let version = entry.version();
-            let versions: Vec<u64> = match direction {
-                Direction::Forward => (from_version.max(1)..=version).take(max_count).collect(),
-                Direction::Backward => {
-                    let from = if from_version == 0 {
-                        version
-                    } else {
-                        from_version.min(version)
-                    };
-                    (1..=from).rev().take(max_count).collect()
-                }
-            };
-            let picked: Vec<(u64, u64)> = versions
-                .into_iter()
-                .map(|v| (v, entry.positions[(v - 1) as usize]))
-                .collect();
-            (picked, version)
+        let stream_version = self.index()?.version(stream);
+        let (from, to) = match direction {
+            Direction::Forward => {
+                let from = from_version.max(1);
+                (
+                    from,
+                    stream_version.min(from.saturating_add(max_count as u64) - 1),
+                )
+            }
+            Direction::Backward => {
+                let to = if from_version == 0 {
+                    stream_version
+                } else {
+                    from_version.min(stream_version)
+                };
+                (to.saturating_sub(max_count as u64) + 1, to)
+            }
+        };
+        let picked = if max_count == 0 || stream_version == 0 {
+            Vec::new()
+        } else {
+            self.inner
+                .positions
+                .positions(stream, from, to, direction == Direction::Backward)?
         };
         let next_version = match (direction, picked.last()) {
             (Direction::Forward, Some(&(v, _))) if v < stream_version => Some(v + 1),
@@ -463,6 +451,18 @@ impl EventStore {
             _ => None,
         };
         let events = self.read_positions(picked.iter().map(|&(_, p)| p))?;
+        if let Some((version, event)) = picked
+            .iter()
+            .zip(&events)
+            .find(|((version, _), e)| e.stream != *stream || e.stream_version != *version)
+            .map(|((version, _), e)| (version, e))
+        {
+            return Err(crate::position_index::index_error(format!(
+                "it places version {version} of {stream} at position {}, which holds version {} \
+                 of {}",
+                event.global_position, event.stream_version, event.stream
+            )));
+        }
         Ok(StreamSlice {
             events,
             stream_version,
@@ -576,20 +576,13 @@ impl EventStore {
 
     /// Recomputes a stream's hash chain and reports the first version that does not match.
     pub fn verify_stream(&self, stream: &StreamId) -> Result<VerifyReport, StoreError> {
-        let positions: Vec<u64> = {
-            let index = self.index()?;
-            index
-                .streams
-                .get(stream)
-                .map(|e| e.positions.clone())
-                .unwrap_or_default()
-        };
+        let version = self.index()?.version(stream);
+        let positions = self.inner.positions.positions(stream, 1, version, false)?;
         let mut prev = [0u8; HASH_LEN];
         let mut checked = 0u64;
-        for (i, position) in positions.iter().enumerate() {
-            let version = i as u64 + 1;
+        for (version, position) in positions {
             let problem =
-                match self.with_event(*position, |e| Ok(check_link(&e, stream, version, &prev))) {
+                match self.with_event(position, |e| Ok(check_link(&e, stream, version, &prev))) {
                     Ok(Ok(hash)) => {
                         prev = hash;
                         None
@@ -614,6 +607,23 @@ impl EventStore {
             last_hash: prev,
         })
     }
+}
+
+/// Reads the record holding `position` and calls `f` with the event there.
+pub(crate) fn event_at<T>(
+    log: &sled::Tree,
+    index: &Index,
+    position: u64,
+    f: impl FnOnce(StoredEventRef<'_>) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let start = index
+        .record_start_of(position)
+        .ok_or_else(|| StoreError::Corrupt(format!("no record holds position {position}")))?;
+    let value = log
+        .get(record_key(start))?
+        .ok_or_else(|| StoreError::Corrupt(format!("record {start} is missing")))?;
+    let view = RecordView::parse(start, &value)?;
+    f(view.event((position - start) as usize)?)
 }
 
 /// Checks one event's identity, link and hash; returns its hash or what is wrong.
@@ -709,14 +719,7 @@ fn check_acknowledged(
         if position == 0 {
             return Ok([0; HASH_LEN]);
         }
-        let start = index
-            .record_start_of(position)
-            .ok_or_else(|| StoreError::Corrupt(format!("no record holds position {position}")))?;
-        let value = log
-            .get(record_key(start))?
-            .ok_or_else(|| StoreError::Corrupt(format!("record {start} is missing")))?;
-        let view = RecordView::parse(start, &value)?;
-        Ok(view.event((position - start) as usize)?.hash)
+        event_at(log, index, position, |e| Ok(e.hash))
     };
     let (mut file, acknowledged) = match acknowledged {
         Some(found) => found,

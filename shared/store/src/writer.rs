@@ -26,7 +26,9 @@ use crate::error::StoreError;
 use crate::idempotency;
 use crate::index::{Index, StoredAppend};
 use crate::layout::{record_key, EventBody, RecordBuilder, HASH_LEN, MAX_EVENT_BYTES};
+use crate::position_index::{IndexedEvent, Mark, PositionIndex, SYNC_EVERY};
 use crate::record::{AppendOutcome, AppendRequest, ExpectedVersion, StreamId};
+use crate::store::event_at;
 
 /// Most events committed in one batch.
 pub const MAX_BATCH_EVENTS: usize = 8192;
@@ -50,6 +52,8 @@ pub(crate) struct Writer {
     /// The acknowledged high-water mark, updated after each commit before its answers.
     pub acknowledged: AcknowledgedFile,
     pub index: Arc<RwLock<Index>>,
+    /// Where event ids and stream versions sit, on disk: written after each commit.
+    pub positions: Arc<PositionIndex>,
     pub head: watch::Sender<u64>,
     /// Set once a write has failed (see [`crate::EventStore::failure`]): the process that owns
     /// the store must learn that it can no longer write, not only the callers of `append`.
@@ -70,6 +74,8 @@ struct BatchEffects {
     tips: HashMap<StreamId, StreamTip>,
     event_ids: HashMap<Uuid, u64>,
     idempotency: HashMap<(String, String), StoredAppend>,
+    /// The accepted events' entries for the position index.
+    indexed: Vec<IndexedEvent>,
     /// Hash of the batch's last accepted event (what the acknowledgement record will hold).
     last_hash: [u8; HASH_LEN],
 }
@@ -84,6 +90,7 @@ impl Writer {
     /// Runs until every sender is gone, answering each append.
     pub fn run(mut self, queue: Receiver<PendingAppend>) {
         let mut failed: Option<String> = None;
+        let mut unsynced = 0u64;
         while let Ok(first) = queue.recv() {
             let mut batch = vec![first];
             let mut events = batch[0].request.events.len();
@@ -104,17 +111,48 @@ impl Writer {
                 }
                 continue;
             }
-            if let Err(e) = self.commit(batch) {
+            let committed = self.commit(batch).and_then(|indexed| {
+                unsynced += indexed;
+                if unsynced >= SYNC_EVERY {
+                    unsynced = 0;
+                    self.mark_indexed()?;
+                }
+                Ok(())
+            });
+            if let Err(e) = committed {
                 tracing::error!(error = %e, "event store write failed; refusing further appends until reopened");
                 let reason = format!("a write failed ({e}); restart Keyplan to recover");
                 self.failure.send_replace(Some(reason.clone()));
                 failed = Some(reason);
             }
         }
+        // The store is closing: leave the position index durable and marked up to the head,
+        // so that the next open has nothing to index again.
+        if failed.is_none() {
+            if let Err(e) = self.mark_indexed().and_then(|()| self.positions.persist()) {
+                tracing::warn!(error = %e, "the position index could not be synced at close; the next start indexes the log's tail again");
+            }
+        }
     }
 
-    /// Checks, encodes, writes and answers one batch.
-    fn commit(&mut self, batch: Vec<PendingAppend>) -> Result<(), StoreError> {
+    /// Syncs the position index and marks it as holding every committed event.
+    fn mark_indexed(&self) -> Result<(), StoreError> {
+        let mark = {
+            let index = self
+                .index
+                .read()
+                .map_err(|_| StoreError::Unavailable("index lock poisoned".into()))?;
+            Mark {
+                position: index.head,
+                hash: index.last_hash,
+            }
+        };
+        self.positions.sync_and_mark(mark)
+    }
+
+    /// Checks, encodes, writes and answers one batch; returns how many events it added to the
+    /// position index.
+    fn commit(&mut self, batch: Vec<PendingAppend>) -> Result<u64, StoreError> {
         let (head, mut recorded_at) = {
             let index = self
                 .index
@@ -170,6 +208,10 @@ impl Writer {
                 }
                 return Err(e);
             }
+            // The position index first, so that a stream version readers can see in memory
+            // is always found on disk. The batch is durable in the log whatever happens
+            // here: a failure is reported after its appends are answered.
+            let indexed = self.positions.add(&effects.indexed);
             let mut index = self
                 .index
                 .write()
@@ -179,8 +221,8 @@ impl Writer {
             }
             for (stream, tip) in effects.tips {
                 let entry = index.streams.entry(stream.clone()).or_default();
-                let was_new = entry.positions.is_empty();
-                entry.positions.extend_from_slice(&tip.new_positions);
+                let was_new = entry.version == 0;
+                entry.version = tip.version;
                 entry.last_hash = tip.last_hash;
                 if was_new {
                     index
@@ -190,21 +232,48 @@ impl Writer {
                         .insert(stream.stream);
                 }
             }
-            index.event_ids.extend(effects.event_ids);
             index.idempotency.extend(effects.idempotency);
             index.head = next_position - 1;
+            index.last_hash = effects.last_hash;
             index.last_recorded_at = recorded_at;
             drop(index);
             self.head.send_replace(next_position - 1);
+            answer(batch, answers);
+            indexed?;
+            return Ok(effects.indexed.len() as u64);
         }
+        answer(batch, answers);
+        Ok(0)
+    }
 
-        for (pending, answer) in batch.into_iter().zip(answers) {
-            let _ = pending.reply.send(match answer {
-                Answer::Stored(outcome) => Ok(outcome),
-                Answer::Failed(e) => Err(e),
-            });
-        }
-        Ok(())
+    /// Whether `request`'s event ids are stored: the position of each one that is, from this
+    /// batch or from the position index. An indexed position is checked against the log: an
+    /// entry that does not hold the id there (left by a log that was replaced) counts as absent.
+    fn stored_event_ids(
+        &self,
+        index: &Index,
+        effects: &BatchEffects,
+        request: &AppendRequest,
+    ) -> Result<Vec<Option<u64>>, StoreError> {
+        request
+            .events
+            .iter()
+            .map(|e| {
+                if let Some(position) = effects.event_ids.get(&e.event_id) {
+                    return Ok(Some(*position));
+                }
+                let Some(position) = self.positions.position_of_event(&e.event_id)? else {
+                    return Ok(None);
+                };
+                if position > index.head {
+                    return Ok(None);
+                }
+                let holds = event_at(&self.log, index, position, |stored| {
+                    Ok(stored.body.event_id == e.event_id)
+                })?;
+                Ok(holds.then_some(position))
+            })
+            .collect()
     }
 
     /// One sled batch, one flush, one fdatasync; then the directory entries sled created and
@@ -290,32 +359,23 @@ impl Writer {
                         first_position: stored.positions.first().copied().unwrap_or(0),
                     });
                 }
-                return Ok(stored_outcome(
+                return stored_outcome(
+                    &self.log,
                     index,
                     effects,
                     stream,
                     &stored.positions,
                     &stored.event_ids,
-                ));
+                );
             }
         }
 
         // A retry by event ids: all stored means retry; some stored means a client bug.
-        let known: Vec<Option<u64>> = request
-            .events
-            .iter()
-            .map(|e| {
-                effects
-                    .event_ids
-                    .get(&e.event_id)
-                    .or_else(|| index.event_ids.get(&e.event_id))
-                    .copied()
-            })
-            .collect();
+        let known = self.stored_event_ids(index, effects, request)?;
         if known.iter().all(Option::is_some) {
             let positions: Vec<u64> = known.into_iter().flatten().collect();
             let ids: Vec<Uuid> = request.events.iter().map(|e| e.event_id).collect();
-            return Ok(stored_outcome(index, effects, stream, &positions, &ids));
+            return stored_outcome(&self.log, index, effects, stream, &positions, &ids);
         }
         if let Some(i) = known.iter().position(Option::is_some) {
             return Err(StoreError::EventIdConflict(request.events[i].event_id));
@@ -331,7 +391,7 @@ impl Writer {
             None => {
                 let entry = index.streams.get(stream);
                 StreamTip {
-                    version: entry.map_or(0, |e| e.version()),
+                    version: entry.map_or(0, |e| e.version),
                     last_hash: entry.map_or([0u8; HASH_LEN], |e| e.last_hash),
                     new_positions: Vec::new(),
                 }
@@ -378,6 +438,12 @@ impl Writer {
             effects.last_hash = tip.last_hash;
             tip.new_positions.push(position);
             effects.event_ids.insert(event.event_id, position);
+            effects.indexed.push(IndexedEvent {
+                event_id: event.event_id,
+                stream: stream.clone(),
+                version: tip.version,
+                position,
+            });
             *next_position += 1;
         }
         let positions: Vec<u64> = (first_position..*next_position).collect();
@@ -388,6 +454,7 @@ impl Writer {
                 StoredAppend {
                     stream: stream.clone(),
                     positions: positions.clone(),
+                    first_version,
                     event_ids: request.events.iter().map(|e| e.event_id).collect(),
                     fingerprint: fingerprint.map(str::to_owned),
                 },
@@ -406,36 +473,52 @@ impl Writer {
     }
 }
 
+/// Answers each append of a batch.
+fn answer(batch: Vec<PendingAppend>, answers: Vec<Answer>) {
+    for (pending, answer) in batch.into_iter().zip(answers) {
+        let _ = pending.reply.send(match answer {
+            Answer::Stored(outcome) => Ok(outcome),
+            Answer::Failed(e) => Err(e),
+        });
+    }
+}
+
 /// The outcome of an append stored earlier (or earlier in the same batch), for a retry.
+/// A version is read from the log (or this batch); an event stored in another stream than
+/// the retry names has version 0 in the answer, as it is not in that stream.
 fn stored_outcome(
+    log: &sled::Tree,
     index: &Index,
     effects: &BatchEffects,
     stream: &StreamId,
     positions: &[u64],
     event_ids: &[Uuid],
-) -> AppendOutcome {
-    let version_of = |position: u64| -> u64 {
-        if let Some(tip) = effects.tips.get(stream) {
-            if let Ok(i) = tip.new_positions.binary_search(&position) {
-                return index.version(stream) + i as u64 + 1;
-            }
+) -> Result<AppendOutcome, StoreError> {
+    let version_of = |position: u64| -> Result<u64, StoreError> {
+        if position > index.head {
+            let in_batch = effects.tips.get(stream).and_then(|tip| {
+                tip.new_positions
+                    .binary_search(&position)
+                    .ok()
+                    .map(|i| index.version(stream) + i as u64 + 1)
+            });
+            return Ok(in_batch.unwrap_or(0));
         }
-        index
-            .streams
-            .get(stream)
-            .and_then(|e| e.version_of(position))
-            .unwrap_or(0)
+        event_at(log, index, position, |e| {
+            let same = e.body.tenant == stream.tenant && e.body.stream == stream.stream;
+            Ok(if same { e.body.stream_version } else { 0 })
+        })
     };
     let first_position = positions.first().copied().unwrap_or(0);
     let last_position = positions.last().copied().unwrap_or(0);
-    AppendOutcome {
-        first_version: version_of(first_position),
-        last_version: version_of(last_position),
+    Ok(AppendOutcome {
+        first_version: version_of(first_position)?,
+        last_version: version_of(last_position)?,
         first_position,
         last_position,
         event_ids: event_ids.to_vec(),
         deduplicated: true,
-    }
+    })
 }
 
 fn now_micros() -> i64 {

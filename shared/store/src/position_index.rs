@@ -1,0 +1,452 @@
+//! Where each event id and each stream version sits in the log: derived data kept on disk in
+//! fjall, beside sled's files, so that the store's memory does not grow with the log.
+//!
+//! The store once kept these two maps in memory, rebuilt from the log at every open: about
+//! 40 bytes per event for the event ids and 8 for the streams' positions, which made the node's
+//! memory grow with every event (hundreds of MiB at 10M events) and its open with the log.
+//! Both are lookups by key that an LSM tree answers from disk: an append's check of its event
+//! ids is a miss almost every time, which fjall's bloom filters answer without reading a table.
+//!
+//! **Derived, never a source of truth.** A commit still writes only log records; the writer
+//! adds a batch's entries here after the batch is durable, without a disk sync. What was
+//! indexed is recorded as a *mark*: a position and the hash of the log's event there, written
+//! only after a sync ([`PositionIndex::sync_and_mark`]) made every entry up to it durable. At
+//! open the store checks the mark against the log (the event at that position must have that
+//! hash) and indexes everything after it again from the log (re-writing an entry is harmless:
+//! same key, same value). A mark that does not fit the log (a log restored or replaced), a
+//! directory fjall cannot open (damage), or a read that fails, each make the store start the
+//! index afresh from the log. The callers check every hit against the log: an event id's
+//! position must hold that id, a stream version's position that version.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::layout::HASH_LEN;
+use crate::record::StreamId;
+
+/// The index's directory inside the store's data directory.
+pub const POSITION_INDEX_DIR: &str = "position-index";
+
+/// Entries written between two syncs of the index (and marks): what a start after a crash
+/// indexes again at most.
+pub(crate) const SYNC_EVERY: u64 = 65_536;
+
+/// Entries written per fjall batch while the index catches up with the log at open.
+pub(crate) const CATCH_UP_BATCH: usize = 16_384;
+
+/// fjall's write buffer per keyspace: entries are 24-40 bytes, so a few MiB holds 100k+ of
+/// them, and what sits there is memory that grows with the write rate.
+const WRITE_BUFFER: u64 = 8 * 1024 * 1024;
+
+/// fjall's block cache for the index: stream reads look positions up here; event-id checks
+/// mostly stop at the bloom filters.
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The key of the mark in the `meta` keyspace.
+const MARK_KEY: &[u8] = b"indexed";
+
+/// One event's entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexedEvent {
+    pub event_id: Uuid,
+    pub stream: StreamId,
+    pub version: u64,
+    pub position: u64,
+}
+
+/// What [`PositionIndex::mark`] records: every event up to `position` is indexed durably,
+/// and the log's event at `position` has `hash` (position 0: nothing indexed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub position: u64,
+    pub hash: [u8; HASH_LEN],
+}
+
+/// The index (one fjall database).
+pub(crate) struct PositionIndex {
+    path: PathBuf,
+    db: fjall::Database,
+    event_ids: fjall::Keyspace,
+    versions: fjall::Keyspace,
+    meta: fjall::Keyspace,
+}
+
+impl std::fmt::Debug for PositionIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PositionIndex")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PositionIndex {
+    /// Opens the index in `dir`, or starts it afresh (empty, no mark) when fjall cannot open
+    /// what is there: the index is derived, so damage to it costs a re-index, never data.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        match Self::try_open(dir) {
+            Ok(index) => Ok(index),
+            Err(Unopenable::Locked(e)) => Err(e),
+            Err(Unopenable::Damaged(reason)) => {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    %reason,
+                    "the position index cannot be opened; it is rebuilt from the log"
+                );
+                remove_dir(dir)?;
+                Self::try_open(dir).map_err(|e| match e {
+                    Unopenable::Locked(e) => e,
+                    Unopenable::Damaged(reason) => index_error(format!(
+                        "cannot create the position index in {}: {reason}",
+                        dir.display()
+                    )),
+                })
+            }
+        }
+    }
+
+    fn try_open(dir: &Path) -> Result<Self, Unopenable> {
+        // The store holds sled's lock on the data directory, so a lock held here is an
+        // instance of this process that is still shutting down: wait for it a little.
+        if let Err(reason) = check_versions(dir) {
+            return Err(Unopenable::Damaged(reason));
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let opened = std::panic::catch_unwind(|| Self::open_db(dir));
+            match opened {
+                Ok(Ok(index)) => return Ok(index),
+                Ok(Err(fjall::Error::Locked)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(Err(fjall::Error::Locked)) => {
+                    return Err(Unopenable::Locked(index_error(format!(
+                        "{} is locked by another process",
+                        dir.display()
+                    ))))
+                }
+                Ok(Err(e)) => return Err(Unopenable::Damaged(e.to_string())),
+                Err(_) => return Err(Unopenable::Damaged("fjall panicked while opening".into())),
+            }
+        }
+    }
+
+    fn open_db(dir: &Path) -> Result<Self, fjall::Error> {
+        let db = fjall::Database::builder(dir)
+            .cache_size(CACHE_BYTES)
+            .max_journaling_size(64 * 1024 * 1024)
+            .worker_threads(1)
+            .open()?;
+        let options = || {
+            fjall::KeyspaceCreateOptions::default()
+                .max_memtable_size(WRITE_BUFFER)
+                .expect_point_read_hits(false)
+        };
+        Ok(Self {
+            path: dir.to_owned(),
+            event_ids: db.keyspace("event-ids", options)?,
+            versions: db.keyspace("stream-versions", options)?,
+            meta: db.keyspace("meta", fjall::KeyspaceCreateOptions::default)?,
+            db,
+        })
+    }
+
+    /// The mark, if the index has one (and it reads back whole).
+    pub fn mark(&self) -> Option<Mark> {
+        let value = self.meta.get(MARK_KEY).ok().flatten()?;
+        let position = u64::from_be_bytes(value.get(..8)?.try_into().ok()?);
+        let hash: [u8; HASH_LEN] = value.get(8..)?.try_into().ok()?;
+        Some(Mark { position, hash })
+    }
+
+    /// Empties the index (its mark first, so that a crash midway leaves no mark behind).
+    pub fn clear(&self) -> Result<(), StoreError> {
+        self.meta.remove(MARK_KEY).map_err(fjall_error)?;
+        self.db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(fjall_error)?;
+        self.event_ids.clear().map_err(fjall_error)?;
+        self.versions.clear().map_err(fjall_error)?;
+        Ok(())
+    }
+
+    /// Writes `events`' entries, as one batch, without a disk sync.
+    pub fn add(&self, events: &[IndexedEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for event in events {
+            let position = event.position.to_be_bytes();
+            batch.insert(&self.event_ids, event.event_id.as_bytes(), position);
+            batch.insert(
+                &self.versions,
+                version_key(&event.stream, event.version),
+                position,
+            );
+        }
+        batch.commit().map_err(fjall_error)
+    }
+
+    /// Makes every entry written so far durable, then records `mark` (itself made durable by
+    /// the next sync, or lost in a crash, which costs a longer re-index, nothing else).
+    pub fn sync_and_mark(&self, mark: Mark) -> Result<(), StoreError> {
+        self.db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(fjall_error)?;
+        let mut value = Vec::with_capacity(8 + HASH_LEN);
+        value.extend_from_slice(&mark.position.to_be_bytes());
+        value.extend_from_slice(&mark.hash);
+        self.meta.insert(MARK_KEY, value).map_err(fjall_error)
+    }
+
+    /// Makes everything written durable, the last mark included: when the store closes.
+    pub fn persist(&self) -> Result<(), StoreError> {
+        self.db
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(fjall_error)
+    }
+
+    /// The position indexed for `event_id`, if any (to be checked against the log).
+    pub fn position_of_event(&self, event_id: &Uuid) -> Result<Option<u64>, StoreError> {
+        match self
+            .event_ids
+            .get(event_id.as_bytes())
+            .map_err(fjall_error)?
+        {
+            Some(value) => decode_position(&value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The positions of `stream`'s versions `from..=to`, in `direction`, as (version,
+    /// position); an error if any version in the range is missing (the index lost it).
+    pub fn positions(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        to: u64,
+        backward: bool,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let range = self
+            .versions
+            .range(version_key(stream, from)..=version_key(stream, to));
+        let mut found = Vec::with_capacity((to - from + 1).min(4096) as usize);
+        let mut visit = |guard: fjall::Guard| -> Result<(), StoreError> {
+            let (key, value) = guard.into_inner().map_err(fjall_error)?;
+            let version = key
+                .len()
+                .checked_sub(8)
+                .and_then(|at| key.get(at..))
+                .and_then(|bytes| bytes.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| index_error("a stream version's key is too short".into()))?;
+            found.push((version, decode_position(&value)?));
+            Ok(())
+        };
+        if backward {
+            for guard in range.rev() {
+                visit(guard)?;
+            }
+        } else {
+            for guard in range {
+                visit(guard)?;
+            }
+        }
+        let expected = to - from + 1;
+        let consecutive = found.windows(2).all(|w| w[0].0.abs_diff(w[1].0) == 1);
+        if found.len() as u64 != expected || !consecutive {
+            return Err(index_error(format!(
+                "it holds {} of versions {from} to {to} of {stream}",
+                found.len()
+            )));
+        }
+        Ok(found)
+    }
+}
+
+/// Checks each keyspace's current version file against the checksum its `current` file
+/// records, which fjall (3.1) does not do before decoding it: a damaged length in a version
+/// file makes its decoder ask for tens of GiB and abort the process, which no `catch_unwind`
+/// can turn into an error. A directory without keyspaces (a new index) passes.
+fn check_versions(dir: &Path) -> Result<(), String> {
+    let Ok(keyspaces) = std::fs::read_dir(dir.join("keyspaces")) else {
+        return Ok(());
+    };
+    for keyspace in keyspaces {
+        let keyspace = keyspace.map_err(|e| e.to_string())?.path();
+        let current = match std::fs::read(keyspace.join("current")) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e.to_string()),
+        };
+        let (Some(id), Some(checksum), Some(0)) = (
+            current
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes),
+            current
+                .get(8..24)
+                .and_then(|b| b.try_into().ok())
+                .map(u128::from_le_bytes),
+            current.get(24).copied().filter(|_| current.len() == 25),
+        ) else {
+            return Err(format!(
+                "{} does not decode",
+                keyspace.join("current").display()
+            ));
+        };
+        let version = keyspace.join(format!("v{id}"));
+        let bytes = std::fs::read(&version).map_err(|e| format!("{}: {e}", version.display()))?;
+        if xxhash_rust::xxh3::xxh3_128(&bytes) != checksum {
+            return Err(format!("{} does not match its checksum", version.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Why [`PositionIndex::try_open`] failed.
+enum Unopenable {
+    /// Another instance holds the directory: not damage, so nothing is removed.
+    Locked(StoreError),
+    /// fjall cannot read what is there.
+    Damaged(String),
+}
+
+/// `stream`'s key prefix (lengths first, so that no stream's keys run into another's) and the
+/// version, big-endian so that keys sort by version.
+fn version_key(stream: &StreamId, version: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + stream.tenant.len() + stream.stream.len() + 8);
+    for part in [&stream.tenant, &stream.stream] {
+        key.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        key.extend_from_slice(part.as_bytes());
+    }
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+fn decode_position(value: &[u8]) -> Result<u64, StoreError> {
+    value
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| index_error("an indexed position is not 8 bytes".into()))
+}
+
+fn remove_dir(dir: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn fjall_error(e: fjall::Error) -> StoreError {
+    index_error(e.to_string())
+}
+
+/// A damaged or unreadable index: derived data, which a restart rebuilds from the log.
+pub(crate) fn index_error(detail: String) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the position index (derived from the log) failed: {detail}; restart Keyplan to \
+         rebuild it from the log"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn event(stream: &StreamId, version: u64, position: u64) -> IndexedEvent {
+        IndexedEvent {
+            event_id: Uuid::now_v7(),
+            stream: stream.clone(),
+            version,
+            position,
+        }
+    }
+
+    #[test]
+    fn entries_and_the_mark_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = StreamId::new("acme", "a");
+        let ab = StreamId::new("acme", "ab");
+        let events = vec![event(&a, 1, 1), event(&ab, 1, 2), event(&a, 2, 3)];
+        {
+            let index = PositionIndex::open(dir.path()).unwrap();
+            assert_eq!(index.mark(), None);
+            index.add(&events).unwrap();
+            index
+                .sync_and_mark(Mark {
+                    position: 3,
+                    hash: [7; HASH_LEN],
+                })
+                .unwrap();
+            index.persist().unwrap();
+        }
+        let index = PositionIndex::open(dir.path()).unwrap();
+        assert_eq!(
+            index.mark(),
+            Some(Mark {
+                position: 3,
+                hash: [7; HASH_LEN]
+            })
+        );
+        assert_eq!(
+            index.position_of_event(&events[1].event_id).unwrap(),
+            Some(2)
+        );
+        assert_eq!(index.position_of_event(&Uuid::now_v7()).unwrap(), None);
+        // "a" and "ab" share a prefix of bytes, not of keys.
+        assert_eq!(index.positions(&a, 1, 2, false).unwrap(), [(1, 1), (2, 3)]);
+        assert_eq!(index.positions(&a, 1, 2, true).unwrap(), [(2, 3), (1, 1)]);
+        assert_eq!(index.positions(&ab, 1, 1, false).unwrap(), [(1, 2)]);
+        let missing = index.positions(&a, 1, 3, false).unwrap_err().to_string();
+        assert!(missing.contains("2 of versions 1 to 3"), "{missing}");
+        index.clear().unwrap();
+        assert_eq!(index.mark(), None);
+        assert_eq!(index.position_of_event(&events[1].event_id).unwrap(), None);
+    }
+
+    #[test]
+    fn a_directory_fjall_cannot_open_is_started_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let index = PositionIndex::open(dir.path()).unwrap();
+            index
+                .add(&[event(&StreamId::new("acme", "a"), 1, 1)])
+                .unwrap();
+            index.persist().unwrap();
+        }
+        // Garbage in every file fjall wrote.
+        for entry in walk(dir.path()) {
+            if !entry.ends_with("lock") {
+                std::fs::write(&entry, b"not fjall's").unwrap();
+            }
+        }
+        let index = PositionIndex::open(dir.path()).unwrap();
+        assert_eq!(index.mark(), None);
+        assert!(index
+            .positions(&StreamId::new("acme", "a"), 1, 1, false)
+            .is_err());
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
+    }
+}
