@@ -216,8 +216,8 @@ async fn a_log_that_cannot_be_written_makes_health_not_serving_and_the_process_e
     // A real write failure: the kernel refuses to grow any file of the process past 512 KiB
     // (EFBIG; SIGXFSZ ignored so that the write fails instead of killing the process), as a
     // full disk refuses with ENOSPC.
-    let server =
-        Server::start_after("ulimit -f 1024\ntrap '' XFSZ", &data, &["--role", "ingest"]).await;
+    let server = Server::start_after("trap '' XFSZ", &data, &["--role", "ingest"]).await;
+    server.limit_file_size(512 * 1024);
     assert_eq!(health_of(&server, "").await, ServingStatus::Serving);
     let mut health_watch = health(&server)
         .watch(HealthCheckRequest {

@@ -183,6 +183,23 @@ impl Server {
         self.child.wait().await.unwrap();
     }
 
+    /// From now on, the kernel refuses any write of the process past `bytes` into a file
+    /// (EFBIG, as a full disk refuses with ENOSPC; start the node after `trap '' XFSZ` so that
+    /// the write fails instead of the signal killing it). Set after the start, so that what
+    /// the start creates (fjall preallocates a 64 MiB journal, sparse) is not refused.
+    pub fn limit_file_size(&self, bytes: u64) {
+        let pid = self.child.id().unwrap();
+        let status = std::process::Command::new("prlimit")
+            .args([
+                "--pid",
+                &pid.to_string(),
+                &format!("--fsize={bytes}:{bytes}"),
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Sends SIGTERM without waiting.
     pub fn terminate(&self) {
         self.signal("TERM");
