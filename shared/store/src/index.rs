@@ -63,6 +63,10 @@ pub struct Index {
     pub last_recorded_at: i64,
     /// Hash of the last committed event (zeros for an empty log).
     pub last_hash: [u8; HASH_LEN],
+    /// The greatest stored event id, as a number: an id above it is not stored, which spares
+    /// an append's new ids a lookup in the position index when they are time-ordered (UUIDv7,
+    /// as Keyplan makes them), since a new one then sorts after every stored one.
+    pub max_event_id: u128,
 }
 
 impl Index {
@@ -156,6 +160,7 @@ impl Index {
                 }
                 index.head = b.global_position;
                 index.last_hash = event.hash;
+                index.max_event_id = index.max_event_id.max(b.event_id.as_u128());
                 index.last_recorded_at = index.last_recorded_at.max(b.recorded_at_micros);
             }
         }

@@ -143,6 +143,11 @@ impl PositionIndex {
             fjall::KeyspaceCreateOptions::default()
                 .max_memtable_size(WRITE_BUFFER)
                 .expect_point_read_hits(false)
+                // fjall compresses only from its third level down by default; a stream's
+                // version keys repeat its name and its positions their high bytes.
+                .data_block_compression_policy(fjall::config::CompressionPolicy::all(
+                    fjall::CompressionType::Lz4,
+                ))
         };
         Ok(Self {
             path: dir.to_owned(),

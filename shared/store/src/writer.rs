@@ -233,6 +233,9 @@ impl Writer {
                 }
             }
             index.idempotency.extend(effects.idempotency);
+            if let Some(max) = effects.event_ids.keys().map(|id| id.as_u128()).max() {
+                index.max_event_id = index.max_event_id.max(max);
+            }
             index.head = next_position - 1;
             index.last_hash = effects.last_hash;
             index.last_recorded_at = recorded_at;
@@ -261,6 +264,9 @@ impl Writer {
             .map(|e| {
                 if let Some(position) = effects.event_ids.get(&e.event_id) {
                     return Ok(Some(*position));
+                }
+                if e.event_id.as_u128() > index.max_event_id {
+                    return Ok(None);
                 }
                 let Some(position) = self.positions.position_of_event(&e.event_id)? else {
                     return Ok(None);
