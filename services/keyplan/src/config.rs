@@ -237,6 +237,12 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYPLAN_CACHED_ACCOUNTS", default_value_t = 1024)]
     pub cached_accounts: usize,
 
+    /// About how much memory, in MiB, the cached account states may hold together: a state
+    /// keeps 16 bytes per interaction its account ever logged, so the least recently used
+    /// states leave first once they pass it, however few accounts that is.
+    #[arg(long, env = "KEYPLAN_ACCOUNT_CACHE_MB", default_value_t = 64)]
+    pub account_cache_mb: usize,
+
     /// When commands are acknowledged.
     #[arg(long, env = "KEYPLAN_ACK", value_enum, default_value_t = AckMode::Local)]
     pub ack: AckMode,

@@ -188,6 +188,7 @@ impl Node {
                     RepositoryConfig {
                         cached_accounts: NonZeroUsize::new(args.cached_accounts)
                             .unwrap_or(NonZeroUsize::MIN),
+                        cache_bytes: args.account_cache_mb.saturating_mul(1024 * 1024),
                     },
                 );
                 let relay = match (&nats, &nats_config) {

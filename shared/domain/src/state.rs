@@ -456,6 +456,26 @@ impl AccountState {
         }
     }
 
+    /// About how many bytes the state holds, for a cache that weighs what it keeps: 16 per
+    /// interaction id, an estimated 256 per entry of every other collection (plans, team,
+    /// stakeholders, rules, reviews... each a few short strings), and 512 per interaction whose
+    /// facts are kept. An estimate, not a count of allocations.
+    pub fn approximate_bytes(&self) -> usize {
+        let entries = self.team.len()
+            + self.plans.len()
+            + self.objectives.len()
+            + self.opportunities.len()
+            + self.action_items.len()
+            + self.revenue.len()
+            + self.stakeholders.len()
+            + self.rules.len()
+            + self.reviews.len();
+        std::mem::size_of::<Self>()
+            + 256 * entries
+            + 16 * self.interaction_ids.len()
+            + 512 * self.interactions.len()
+    }
+
     /// Stops keeping interactions' facts (and frees them).
     pub fn drop_interactions(&mut self) {
         self.interactions = BTreeMap::new();

@@ -1,7 +1,7 @@
 //! The account repository: cached states, command execution.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use keyplan_domain::codec;
 use keyplan_domain::decide::{decide_all_in_place, needs_interactions};
@@ -12,9 +12,9 @@ use keyplan_store::{
     AppendMetadata, AppendOutcome, AppendRequest, Direction, EventStore, ExpectedVersion,
     ProposedEvent, StoreError, StreamId,
 };
-use lru::LruCache;
 use uuid::Uuid;
 
+use crate::cache::{Slot, StateCache};
 use crate::error::{Conflict, RepositoryError};
 use crate::snapshot;
 
@@ -33,15 +33,21 @@ const REPLAY_PAGE: usize = 1000;
 pub struct RepositoryConfig {
     /// How many account states to keep cached.
     pub cached_accounts: NonZeroUsize,
+    /// About how many bytes the cached states may hold together (see [`crate::cache`]).
+    pub cache_bytes: usize,
 }
 
 impl Default for RepositoryConfig {
     fn default() -> Self {
         Self {
             cached_accounts: NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN),
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
+
+/// The default bound of [`RepositoryConfig::cache_bytes`]: 64 MiB.
+pub const DEFAULT_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A command with everything needed to record it.
 #[derive(Debug, Clone)]
@@ -76,13 +82,11 @@ pub struct ExecuteOutcome {
     pub append: AppendOutcome,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<AccountState>>>;
-
 /// Loads accounts and executes commands. Cheap to clone.
 #[derive(Clone)]
 pub struct AccountRepository {
     store: EventStore,
-    cache: Arc<Mutex<LruCache<StreamId, Slot>>>,
+    cache: Arc<StateCache>,
 }
 
 impl std::fmt::Debug for AccountRepository {
@@ -96,7 +100,7 @@ impl AccountRepository {
     pub fn new(store: EventStore, config: RepositoryConfig) -> Self {
         Self {
             store,
-            cache: Arc::new(Mutex::new(LruCache::new(config.cached_accounts))),
+            cache: Arc::new(StateCache::new(config.cached_accounts, config.cache_bytes)),
         }
     }
 
@@ -106,11 +110,7 @@ impl AccountRepository {
     }
 
     fn slot(&self, stream: &StreamId) -> Slot {
-        let mut cache = match self.cache.lock() {
-            Ok(cache) => cache,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        cache.get_or_insert(stream.clone(), Slot::default).clone()
+        self.cache.slot(stream)
     }
 
     /// Brings a cached state up to the stream's committed version. When nothing is cached it
@@ -220,7 +220,9 @@ impl AccountRepository {
     ) -> Result<T, RepositoryError> {
         let slot = self.slot(stream);
         let mut cached = slot.lock().await;
-        self.catch_up(stream, &mut cached)?;
+        let caught_up = self.catch_up(stream, &mut cached);
+        self.cache.weigh(stream, &slot, cached.as_ref());
+        caught_up?;
         Ok(read(cached.as_ref()))
     }
 
@@ -258,18 +260,32 @@ impl AccountRepository {
         let stream = StreamId::new(envelope.tenant.as_str(), envelope.account.as_str());
         let slot = self.slot(&stream);
         let mut cached = slot.lock().await;
+        let outcome = self
+            .execute_locked(&envelope, &stream, &mut cached, now)
+            .await;
+        self.cache.weigh(&stream, &slot, cached.as_ref());
+        outcome
+    }
+
+    /// [`Self::execute`] under the account's lock, on its cached state.
+    async fn execute_locked(
+        &self,
+        envelope: &CommandEnvelope,
+        stream: &StreamId,
+        cached: &mut Option<AccountState>,
+        now: Timestamp,
+    ) -> Result<ExecuteOutcome, RepositoryError> {
         for _ in 0..MAX_RETRIES {
-            self.catch_up(&stream, &mut cached)?;
+            self.catch_up(stream, cached)?;
             let state = cached.get_or_insert_with(AccountState::without_interactions);
             // A retry that raced its original through the lock: answer it now.
             if let Some(key) = &envelope.idempotency_key {
-                if let Some(outcome) = self.stored_retry(&envelope, key)? {
+                if let Some(outcome) = self.stored_retry(envelope, key)? {
                     return Ok(outcome);
                 }
             }
-            self.check_expected(&stream, envelope.expected, state.version)?;
-            if let Err(e) = self.restore_interactions_if_needed(&stream, state, &envelope.commands)
-            {
+            self.check_expected(stream, envelope.expected, state.version)?;
+            if let Err(e) = self.restore_interactions_if_needed(stream, state, &envelope.commands) {
                 *cached = None;
                 return Err(e);
             }
@@ -289,7 +305,7 @@ impl AccountRepository {
                     return Err(e.into());
                 }
             };
-            let request = self.append_request(&envelope, &stream, version, &events, now);
+            let request = self.append_request(envelope, stream, version, &events, now);
             match self.store.append(request).await {
                 Ok(outcome) => {
                     if outcome.deduplicated || outcome.first_version != version + 1 {

@@ -176,6 +176,7 @@ fn check(ops: &[Op], batch: usize) -> Result<(), TestCaseError> {
         store.clone(),
         RepositoryConfig {
             cached_accounts: NonZeroUsize::MIN,
+            ..RepositoryConfig::default()
         },
     );
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -130,6 +130,7 @@ fn repository(dir: &std::path::Path, cached: usize) -> AccountRepository {
         store,
         RepositoryConfig {
             cached_accounts: NonZeroUsize::new(cached).unwrap(),
+            ..RepositoryConfig::default()
         },
     )
 }
@@ -243,4 +244,26 @@ async fn a_snapshot_that_does_not_fit_the_log_is_ignored_and_removed() {
         // Removed, then (the miss replayed 270 >= 32 events) replaced by a good one.
         assert_eq!(snapshot_version(&store, "big"), Some(270), "case {n}");
     }
+}
+
+#[tokio::test]
+async fn a_cache_over_its_bytes_lets_the_least_recently_used_state_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EventStore::open(StoreConfig::new(dir.path())).unwrap();
+    // Room for a thousand accounts, but not for two states' bytes.
+    let repository = AccountRepository::new(
+        store,
+        RepositoryConfig {
+            cache_bytes: 1,
+            ..RepositoryConfig::default()
+        },
+    );
+    account_with(&repository, "big", 300).await;
+    let loaded = load_after_a_miss(&repository, "big", "other").await;
+    assert_eq!(loaded, replayed(repository.store(), "big"));
+    assert_eq!(
+        snapshot_version(repository.store(), "big"),
+        Some(300),
+        "the state had left the cache, so the load replayed the stream (and saved a snapshot)"
+    );
 }
