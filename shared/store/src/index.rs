@@ -6,13 +6,13 @@
 //! the log as it reads it. The in-memory part grows with streams, tenants, keys and records.
 //! None of it is written to disk by a commit (see [`crate::layout`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::layout::{position_of_key, record_key, RecordView, HASH_LEN};
-use crate::position_index::{IndexedEvent, Mark, PositionIndex, CATCH_UP_BATCH};
+use crate::position_index::{IndexedRun, Mark, PositionIndex, CATCH_UP_BATCH};
 use crate::record::StreamId;
 
 /// What the index knows about one stream.
@@ -76,20 +76,24 @@ impl Index {
     pub(crate) fn rebuild(log: &sled::Tree, positions: &PositionIndex) -> Result<Self, StoreError> {
         let indexed = match positions.mark() {
             Some(mark) if mark_fits(log, &mark)? => mark.position,
-            Some(_) => {
-                tracing::warn!(
-                    "the position index does not fit the log (restored or replaced); it is \
-                     rebuilt from the log"
-                );
-                positions.clear()?;
+            found => {
+                // No mark: a new index, or one that lost its first mark (or was invalidated);
+                // a mark that does not fit: the log was restored or replaced. Either way,
+                // what the index holds may belong to another log.
+                if found.is_some() || !positions.is_empty()? {
+                    tracing::warn!(
+                        "the position index is not known to fit the log; it is rebuilt from \
+                         the log"
+                    );
+                    positions.clear()?;
+                }
                 0
             }
-            // A new index, or one whose first mark was lost: whatever it holds is written
-            // again from the log (an entry left by another log is refused where it is read).
-            None => 0,
         };
         let mut index = Index::default();
-        let mut pending: Vec<IndexedEvent> = Vec::new();
+        let mut tail_streams: HashSet<StreamId> = HashSet::new();
+        let mut pending: Vec<IndexedRun> = Vec::new();
+        let mut pending_events = 0usize;
         let mut caught_up = 0u64;
         for entry in log.iter() {
             let (key, value) = entry?;
@@ -146,16 +150,28 @@ impl Index {
                     stored.event_ids.push(b.event_id);
                 }
                 if b.global_position > indexed {
-                    pending.push(IndexedEvent {
-                        event_id: b.event_id,
-                        stream,
-                        version: b.stream_version,
-                        position: b.global_position,
+                    // The stream's first event after the mark: its versions after this one
+                    // are indexed from here on; drop whatever else the index says of them.
+                    if indexed > 0 && tail_streams.insert(stream.clone()) {
+                        positions.remove_versions_after(&stream, b.stream_version - 1)?;
+                    }
+                    let continued = pending.last_mut().is_some_and(|run| {
+                        run.extend(&stream, b.stream_version, b.global_position, b.event_id)
                     });
-                    if pending.len() >= CATCH_UP_BATCH {
+                    if !continued {
+                        pending.push(IndexedRun {
+                            stream,
+                            first_version: b.stream_version,
+                            first_position: b.global_position,
+                            event_ids: vec![b.event_id],
+                        });
+                    }
+                    pending_events += 1;
+                    if pending_events >= CATCH_UP_BATCH {
                         positions.add(&pending)?;
-                        caught_up += pending.len() as u64;
+                        caught_up += pending_events as u64;
                         pending.clear();
+                        pending_events = 0;
                     }
                 }
                 index.head = b.global_position;
@@ -165,7 +181,7 @@ impl Index {
             }
         }
         positions.add(&pending)?;
-        caught_up += pending.len() as u64;
+        caught_up += pending_events as u64;
         if caught_up > 0 {
             positions.sync_and_mark(Mark {
                 position: index.head,

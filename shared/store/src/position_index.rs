@@ -48,13 +48,30 @@ const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// The key of the mark in the `meta` keyspace.
 const MARK_KEY: &[u8] = b"indexed";
 
-/// One event's entries.
+/// Consecutive events of one stream at consecutive positions (an append's, usually): one
+/// entry for their versions, one per event id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct IndexedEvent {
-    pub event_id: Uuid,
+pub(crate) struct IndexedRun {
     pub stream: StreamId,
-    pub version: u64,
-    pub position: u64,
+    pub first_version: u64,
+    pub first_position: u64,
+    pub event_ids: Vec<Uuid>,
+}
+
+impl IndexedRun {
+    /// Adds the event at (`version`, `position`) of `stream` to the run if it continues it;
+    /// `false` if it does not.
+    pub fn extend(&mut self, stream: &StreamId, version: u64, position: u64, id: Uuid) -> bool {
+        let next = self.event_ids.len() as u64;
+        if self.stream != *stream
+            || self.first_version + next != version
+            || self.first_position + next != position
+        {
+            return false;
+        }
+        self.event_ids.push(id);
+        true
+    }
 }
 
 /// What [`PositionIndex::mark`] records: every event up to `position` is indexed durably,
@@ -166,6 +183,23 @@ impl PositionIndex {
         Some(Mark { position, hash })
     }
 
+    /// Whether the index holds no stream versions.
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        self.versions.is_empty().map_err(fjall_error)
+    }
+
+    /// Forgets the mark, so that the next open rebuilds the index from the log: when a read
+    /// found an entry the log contradicts.
+    pub fn invalidate(&self) {
+        let forgotten = self
+            .meta
+            .remove(MARK_KEY)
+            .and_then(|()| self.db.persist(fjall::PersistMode::SyncAll));
+        if let Err(e) = forgotten {
+            tracing::warn!(error = %e, "the position index's mark could not be removed");
+        }
+    }
+
     /// Empties the index (its mark first, so that a crash midway leaves no mark behind).
     pub fn clear(&self) -> Result<(), StoreError> {
         self.meta.remove(MARK_KEY).map_err(fjall_error)?;
@@ -177,19 +211,47 @@ impl PositionIndex {
         Ok(())
     }
 
-    /// Writes `events`' entries, as one batch, without a disk sync.
-    pub fn add(&self, events: &[IndexedEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
+    /// Removes `stream`'s entries for versions after `version`: at open, before the log's
+    /// tail after the mark is indexed again, so that runs written after the mark by another
+    /// history of the log (a crash, then a log restored from JetStream) cannot outlive it.
+    pub fn remove_versions_after(&self, stream: &StreamId, version: u64) -> Result<(), StoreError> {
+        let stale: Vec<fjall::Slice> = self
+            .versions
+            .range(version_key(stream, version.saturating_add(1))..=version_key(stream, u64::MAX))
+            .map(|guard| guard.key().map_err(fjall_error))
+            .collect::<Result<_, _>>()?;
+        if stale.is_empty() {
             return Ok(());
         }
         let mut batch = self.db.batch();
-        for event in events {
-            let position = event.position.to_be_bytes();
-            batch.insert(&self.event_ids, event.event_id.as_bytes(), position);
+        for key in stale {
+            batch.remove(&self.versions, key);
+        }
+        batch.commit().map_err(fjall_error)
+    }
+
+    /// Writes `runs`' entries, as one batch, without a disk sync.
+    pub fn add(&self, runs: &[IndexedRun]) -> Result<(), StoreError> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let mut batch = self.db.batch();
+        for run in runs {
+            for (i, id) in run.event_ids.iter().enumerate() {
+                let position = run.first_position + i as u64;
+                batch.insert(
+                    &self.event_ids,
+                    id.as_bytes().as_slice(),
+                    position.to_be_bytes().as_slice(),
+                );
+            }
+            let mut value = [0u8; 16];
+            value[..8].copy_from_slice(&run.first_position.to_be_bytes());
+            value[8..].copy_from_slice(&(run.event_ids.len() as u64).to_be_bytes());
             batch.insert(
                 &self.versions,
-                version_key(&event.stream, event.version),
-                position,
+                version_key(&run.stream, run.first_version),
+                value.as_slice(),
             );
         }
         batch.commit().map_err(fjall_error)
@@ -238,41 +300,68 @@ impl PositionIndex {
         if from > to {
             return Ok(Vec::new());
         }
-        let range = self
+        // The run holding `from` starts at or before it: the last key up to `from`.
+        let start = match self
             .versions
-            .range(version_key(stream, from)..=version_key(stream, to));
-        let mut found = Vec::with_capacity((to - from + 1).min(4096) as usize);
-        let mut visit = |guard: fjall::Guard| -> Result<(), StoreError> {
-            let (key, value) = guard.into_inner().map_err(fjall_error)?;
-            let version = key
-                .len()
-                .checked_sub(8)
-                .and_then(|at| key.get(at..))
-                .and_then(|bytes| bytes.try_into().ok())
-                .map(u64::from_be_bytes)
-                .ok_or_else(|| index_error("a stream version's key is too short".into()))?;
-            found.push((version, decode_position(&value)?));
-            Ok(())
+            .range(version_key(stream, 0)..=version_key(stream, from))
+            .next_back()
+        {
+            Some(guard) => decode_run(guard)?.0,
+            None => from,
         };
-        if backward {
-            for guard in range.rev() {
-                visit(guard)?;
+        let mut found = Vec::with_capacity((to - from + 1).min(4096) as usize);
+        let mut next = from;
+        for guard in self
+            .versions
+            .range(version_key(stream, start)..=version_key(stream, to))
+        {
+            let (first_version, first_position, count) = decode_run(guard)?;
+            if first_version > next {
+                break;
             }
-        } else {
-            for guard in range {
-                visit(guard)?;
+            // Runs written by the writer and by a catch-up at open may overlap; both say the
+            // same of the versions they share.
+            let last = first_version
+                .saturating_add(count)
+                .saturating_sub(1)
+                .min(to);
+            while next <= last {
+                found.push((next, first_position + (next - first_version)));
+                next += 1;
+            }
+            if next > to {
+                break;
             }
         }
-        let expected = to - from + 1;
-        let consecutive = found.windows(2).all(|w| w[0].0.abs_diff(w[1].0) == 1);
-        if found.len() as u64 != expected || !consecutive {
+        if next <= to {
             return Err(index_error(format!(
                 "it holds {} of versions {from} to {to} of {stream}",
                 found.len()
             )));
         }
+        if backward {
+            found.reverse();
+        }
         Ok(found)
     }
+}
+
+/// A run's entry: (first version, first position, count).
+fn decode_run(guard: fjall::Guard) -> Result<(u64, u64, u64), StoreError> {
+    let (key, value) = guard.into_inner().map_err(fjall_error)?;
+    let read = |bytes: Option<&[u8]>| {
+        bytes
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .ok_or_else(|| index_error("a stream version's entry does not decode".into()))
+    };
+    let first_version = read(key.len().checked_sub(8).and_then(|at| key.get(at..)))?;
+    if value.len() != 16 {
+        return Err(index_error(
+            "a stream version's entry does not decode".into(),
+        ));
+    }
+    Ok((first_version, read(value.get(..8))?, read(value.get(8..))?))
 }
 
 /// Checks each keyspace's current version file against the checksum its `current` file
@@ -368,12 +457,12 @@ mod tests {
 
     use super::*;
 
-    fn event(stream: &StreamId, version: u64, position: u64) -> IndexedEvent {
-        IndexedEvent {
-            event_id: Uuid::now_v7(),
+    fn run(stream: &StreamId, first_version: u64, first_position: u64, count: usize) -> IndexedRun {
+        IndexedRun {
             stream: stream.clone(),
-            version,
-            position,
+            first_version,
+            first_position,
+            event_ids: (0..count).map(|_| Uuid::now_v7()).collect(),
         }
     }
 
@@ -382,14 +471,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = StreamId::new("acme", "a");
         let ab = StreamId::new("acme", "ab");
-        let events = vec![event(&a, 1, 1), event(&ab, 1, 2), event(&a, 2, 3)];
+        // a: versions 1-2 at positions 1-2, 3 at 4, 4 at 8, 5-6 at 9-10; ab: 1 at 3.
+        let runs = vec![
+            run(&a, 1, 1, 2),
+            run(&ab, 1, 3, 1),
+            run(&a, 3, 4, 1),
+            run(&a, 4, 8, 1),
+            run(&a, 5, 9, 2),
+        ];
         {
             let index = PositionIndex::open(dir.path()).unwrap();
             assert_eq!(index.mark(), None);
-            index.add(&events).unwrap();
+            assert!(index.is_empty().unwrap());
+            index.add(&runs).unwrap();
             index
                 .sync_and_mark(Mark {
-                    position: 3,
+                    position: 10,
                     hash: [7; HASH_LEN],
                 })
                 .unwrap();
@@ -399,24 +496,37 @@ mod tests {
         assert_eq!(
             index.mark(),
             Some(Mark {
-                position: 3,
+                position: 10,
                 hash: [7; HASH_LEN]
             })
         );
         assert_eq!(
-            index.position_of_event(&events[1].event_id).unwrap(),
-            Some(2)
+            index.position_of_event(&runs[4].event_ids[1]).unwrap(),
+            Some(10)
         );
         assert_eq!(index.position_of_event(&Uuid::now_v7()).unwrap(), None);
         // "a" and "ab" share a prefix of bytes, not of keys.
-        assert_eq!(index.positions(&a, 1, 2, false).unwrap(), [(1, 1), (2, 3)]);
-        assert_eq!(index.positions(&a, 1, 2, true).unwrap(), [(2, 3), (1, 1)]);
-        assert_eq!(index.positions(&ab, 1, 1, false).unwrap(), [(1, 2)]);
-        let missing = index.positions(&a, 1, 3, false).unwrap_err().to_string();
-        assert!(missing.contains("2 of versions 1 to 3"), "{missing}");
+        let all_of_a = [(1, 1), (2, 2), (3, 4), (4, 8), (5, 9), (6, 10)];
+        assert_eq!(index.positions(&a, 1, 6, false).unwrap(), all_of_a);
+        assert_eq!(index.positions(&a, 2, 5, false).unwrap(), all_of_a[1..5]);
+        assert_eq!(index.positions(&a, 5, 5, false).unwrap(), [(5, 9)]);
+        assert_eq!(
+            index.positions(&a, 2, 4, true).unwrap(),
+            [(4, 8), (3, 4), (2, 2)]
+        );
+        assert_eq!(index.positions(&ab, 1, 1, false).unwrap(), [(1, 3)]);
+        let missing = index.positions(&a, 5, 7, false).unwrap_err().to_string();
+        assert!(missing.contains("2 of versions 5 to 7"), "{missing}");
+        // A run that overlaps others (a catch-up at open groups two appends into one).
+        index.add(&[run(&a, 4, 8, 3)]).unwrap();
+        assert_eq!(index.positions(&a, 1, 6, false).unwrap(), all_of_a);
         index.clear().unwrap();
         assert_eq!(index.mark(), None);
-        assert_eq!(index.position_of_event(&events[1].event_id).unwrap(), None);
+        assert!(index.is_empty().unwrap());
+        assert_eq!(
+            index.position_of_event(&runs[1].event_ids[0]).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -425,7 +535,7 @@ mod tests {
         {
             let index = PositionIndex::open(dir.path()).unwrap();
             index
-                .add(&[event(&StreamId::new("acme", "a"), 1, 1)])
+                .add(&[run(&StreamId::new("acme", "a"), 1, 1, 1)])
                 .unwrap();
             index.persist().unwrap();
         }

@@ -457,6 +457,8 @@ impl EventStore {
             .find(|((version, _), e)| e.stream != *stream || e.stream_version != *version)
             .map(|((version, _), e)| (version, e))
         {
+            // The log is the truth: the next open rebuilds the index from it.
+            self.inner.positions.invalidate();
             return Err(crate::position_index::index_error(format!(
                 "it places version {version} of {stream} at position {}, which holds version {} \
                  of {}",

@@ -26,7 +26,7 @@ use crate::error::StoreError;
 use crate::idempotency;
 use crate::index::{Index, StoredAppend};
 use crate::layout::{record_key, EventBody, RecordBuilder, HASH_LEN, MAX_EVENT_BYTES};
-use crate::position_index::{IndexedEvent, Mark, PositionIndex, SYNC_EVERY};
+use crate::position_index::{IndexedRun, Mark, PositionIndex, SYNC_EVERY};
 use crate::record::{AppendOutcome, AppendRequest, ExpectedVersion, StreamId};
 use crate::store::event_at;
 
@@ -74,8 +74,8 @@ struct BatchEffects {
     tips: HashMap<StreamId, StreamTip>,
     event_ids: HashMap<Uuid, u64>,
     idempotency: HashMap<(String, String), StoredAppend>,
-    /// The accepted events' entries for the position index.
-    indexed: Vec<IndexedEvent>,
+    /// The accepted appends' entries for the position index.
+    indexed: Vec<IndexedRun>,
     /// Hash of the batch's last accepted event (what the acknowledgement record will hold).
     last_hash: [u8; HASH_LEN],
 }
@@ -243,7 +243,11 @@ impl Writer {
             self.head.send_replace(next_position - 1);
             answer(batch, answers);
             indexed?;
-            return Ok(effects.indexed.len() as u64);
+            return Ok(effects
+                .indexed
+                .iter()
+                .map(|r| r.event_ids.len() as u64)
+                .sum());
         }
         answer(batch, answers);
         Ok(0)
@@ -444,14 +448,14 @@ impl Writer {
             effects.last_hash = tip.last_hash;
             tip.new_positions.push(position);
             effects.event_ids.insert(event.event_id, position);
-            effects.indexed.push(IndexedEvent {
-                event_id: event.event_id,
-                stream: stream.clone(),
-                version: tip.version,
-                position,
-            });
             *next_position += 1;
         }
+        effects.indexed.push(IndexedRun {
+            stream: stream.clone(),
+            first_version,
+            first_position,
+            event_ids: request.events.iter().map(|e| e.event_id).collect(),
+        });
         let positions: Vec<u64> = (first_position..*next_position).collect();
         if let Some(stored_key) = &meta.idempotency_key {
             let (key, fingerprint) = idempotency::split(stored_key);

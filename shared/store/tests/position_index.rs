@@ -200,3 +200,59 @@ async fn an_index_taken_from_another_log_is_not_used() {
         check(&store, &appended).await;
     }
 }
+
+/// Appends one request of `events` new events to `stream`, recording it for [`check`].
+async fn append_to(
+    store: &EventStore,
+    stream: &StreamId,
+    events: usize,
+    appended: &mut Vec<(StreamId, Vec<Uuid>, AppendOutcome)>,
+) {
+    let ids: Vec<Uuid> = (0..events).map(|_| Uuid::now_v7()).collect();
+    let outcome = store.append(request(stream, &ids)).await.unwrap();
+    appended.push((stream.clone(), ids, outcome));
+}
+
+#[tokio::test]
+async fn entries_written_after_the_mark_by_another_history_of_the_log_do_not_outlive_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (original, diverged) = (root.path().join("original"), root.path().join("diverged"));
+    let stale_index = root.path().join("stale-index");
+    let [a, ab, _] = streams();
+    // A common history, closed cleanly: the index is marked at its end.
+    let prefix = {
+        let store = open(&original);
+        let appended = fill(&store, 30).await;
+        store.close();
+        appended
+    };
+    copy_dir(&original, &diverged);
+    // The original goes on with single-event appends, and crashes: its index holds runs
+    // after its mark.
+    {
+        let store = open(&original);
+        let mut ignored = Vec::new();
+        for _ in 0..5 {
+            append_to(&store, &ab, 1, &mut ignored).await;
+        }
+        for _ in 0..5 {
+            append_to(&store, &a, 1, &mut ignored).await;
+        }
+        copy_dir(&original.join(INDEX_DIR), &stale_index);
+        store.close();
+    }
+    // The other history puts other events at those positions: a's five first, in one append.
+    let mut appended = prefix;
+    {
+        let store = open(&diverged);
+        append_to(&store, &a, 5, &mut appended).await;
+        append_to(&store, &ab, 5, &mut appended).await;
+        store.close();
+    }
+    // Its log, with the crashed original's index: the mark fits (the common history), the
+    // runs after it do not.
+    std::fs::remove_dir_all(diverged.join(INDEX_DIR)).unwrap();
+    copy_dir(&stale_index, &diverged.join(INDEX_DIR));
+    let store = open(&diverged);
+    check(&store, &appended).await;
+}
