@@ -4,8 +4,12 @@
 //! The store once kept these two maps in memory, rebuilt from the log at every open: about
 //! 40 bytes per event for the event ids and 8 for the streams' positions, which made the node's
 //! memory grow with every event (hundreds of MiB at 10M events) and its open with the log.
-//! Both are lookups by key that an LSM tree answers from disk: an append's check of its event
-//! ids is a miss almost every time, which fjall's bloom filters answer without reading a table.
+//! Both are lookups by key that an LSM tree answers from disk: an entry per event id, and an
+//! entry per run of a stream's versions at consecutive positions (an append's events), which
+//! a read of versions finds as the last run starting at or before the first one it wants. An
+//! append's check of its event ids is a miss almost every time, which fjall's bloom filters
+//! answer without reading a table (or which the writer skips, for ids that sort after every
+//! stored one).
 //!
 //! **Derived, never a source of truth.** A commit still writes only log records; the writer
 //! adds a batch's entries here after the batch is durable, without a disk sync. What was
