@@ -161,8 +161,17 @@ impl EventStore {
         // Snapshots moved to files (see `snapshots`); the tree of earlier versions goes.
         db.drop_tree(SNAPSHOT_TREE)?;
         let snapshots = Snapshots::open(&config.path)?;
+        let started = std::time::Instant::now();
         let positions = Arc::new(PositionIndex::open(&config.path.join(POSITION_INDEX_DIR))?);
+        let index_opened = started.elapsed();
         let index = catch_sled_panic("reading the log", || Index::rebuild(&log, &positions))?;
+        tracing::info!(
+            events = index.head,
+            records = index.record_starts.len(),
+            position_index_open_ms = index_opened.as_millis() as u64,
+            log_read_ms = (started.elapsed() - index_opened).as_millis() as u64,
+            "event store opened"
+        );
         let directory = DirectoryWatch::new(&config.path)?;
         let acknowledged = check_acknowledged(&config, &log, &index, acknowledged)?;
         let data_file = if config.fdatasync {
