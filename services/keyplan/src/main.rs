@@ -15,6 +15,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    return_freed_memory_on_time();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEYPLAN_LOG")
@@ -119,4 +120,14 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+/// Starts jemalloc's background threads, which return freed pages to the system once they
+/// have been unused for its decay time (10 s). Without them jemalloc purges only while the
+/// same arena allocates, so the memory a burst freed (a rebuild's old generation, a load's
+/// buffers) stayed in the node's RSS for as long as it was idle.
+fn return_freed_memory_on_time() {
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!("keyplan: jemalloc's background threads did not start ({e}); freed memory returns to the system later");
+    }
 }
