@@ -40,7 +40,7 @@ pub const POSITION_INDEX_DIR: &str = "position-index";
 /// indexes again at most.
 pub(crate) const SYNC_EVERY: u64 = 65_536;
 
-/// Entries written per fjall batch while the index catches up with the log at open.
+/// Events added at a time while the index catches up with the log at open.
 pub(crate) const CATCH_UP_BATCH: usize = 16_384;
 
 /// Events whose entries wait in memory (see [`Pending`]) before they are written out as
@@ -217,6 +217,7 @@ impl PositionIndex {
     /// Writes the pending entries to fjall as one table per keyspace (durable when this
     /// returns: fjall syncs ingested tables and its version file), then drops them from memory.
     /// Lookups see them in memory until then, and in both places for a moment (same values).
+    /// One thread adds entries (the open, then the writer), so none arrive in between.
     fn write_out(&self) -> Result<(), StoreError> {
         {
             let pending = self.pending()?;
