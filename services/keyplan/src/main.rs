@@ -19,7 +19,9 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KEYPLAN_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // lsm-tree (fjall's trees) logs every table it writes and recovers at info:
+                // two lines a second under load from the position index alone.
+                .unwrap_or_else(|_| "info,lsm_tree=warn".into()),
         )
         .with_writer(std::io::stderr)
         // Colours only for a person at a terminal, not in a journal or a log file.
