@@ -168,14 +168,11 @@ impl EventStore {
         let log_read = started.elapsed();
         let directory = DirectoryWatch::new(&config.path)?;
         let acknowledged = check_acknowledged(&config, &log, &index, acknowledged)?;
-        let (db, log, checkpoints) =
-            reopen_after_reading(db, log, checkpoints, &config, &settings)?;
         tracing::info!(
             events = index.head,
             records = index.record_starts.len(),
             position_index_open_ms = index_opened.as_millis() as u64,
             log_read_ms = (log_read - index_opened).as_millis() as u64,
-            reopen_ms = (started.elapsed() - log_read).as_millis() as u64,
             "event store opened"
         );
         let data_file = if config.fdatasync {
@@ -846,29 +843,6 @@ pub(crate) fn open_sled(
             other => return Ok(other?),
         }
     }
-}
-
-/// Opens sled again, dropping the handles that read the whole log at open, so that the pages
-/// that read loaded leave memory.
-///
-/// sled 0.34 caches pages in 256 shards and counts a shard's accesses in batches of 64: a shard
-/// evicts only when its batch fills, and a page read once by a scan may never be evicted (a
-/// log of a million events spans about two pages per shard). Without this, the whole log,
-/// decompressed, stayed in memory after every start. A second open reads sled's snapshot and
-/// the few log segments after it, not the pages.
-fn reopen_after_reading(
-    db: sled::Db,
-    log: sled::Tree,
-    checkpoints: sled::Tree,
-    config: &StoreConfig,
-    settings: &LogSettings,
-) -> Result<(sled::Db, sled::Tree, sled::Tree), StoreError> {
-    drop((log, checkpoints));
-    drop(db);
-    let db = open_sled(config, settings)?;
-    let log = db.open_tree(LOG_TREE)?;
-    let checkpoints = db.open_tree(CHECKPOINT_TREE)?;
-    Ok((db, log, checkpoints))
 }
 
 /// sled 0.34 keeps its log and pages in one file named `db` in its directory.
