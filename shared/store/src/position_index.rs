@@ -423,22 +423,18 @@ impl PositionIndex {
         let pending = self.pending()?;
         let before = |key: Vec<u8>| key..=version_key(stream, from);
         // The run holding `from` starts at or before it: the last key up to `from`.
-        let stored_start = match self
+        let stored_start = self
             .versions
             .range(before(version_key(stream, 0)))
             .next_back()
-        {
-            Some(guard) => Some(decode_run(guard)?.0),
-            None => None,
-        };
-        let pending_start = match pending
+            .map(|guard| decode_run(guard).map(|run| run.0))
+            .transpose()?;
+        let pending_start = pending
             .versions
             .range(before(version_key(stream, 0)))
             .next_back()
-        {
-            Some((key, value)) => Some(decode_run_parts(key, value)?.0),
-            None => None,
-        };
+            .map(|(key, value)| decode_run_parts(key, value).map(|run| run.0))
+            .transpose()?;
         let start = stored_start.max(pending_start).unwrap_or(from);
         let range = version_key(stream, start)..=version_key(stream, to);
         let mut runs = BTreeMap::new();
@@ -547,7 +543,9 @@ fn check_versions(dir: &Path) -> Result<(), String> {
 /// number), pinned by the lock file like the rest of fjall.
 fn check_tables(keyspace: &Path, version: &Path, bytes: &[u8]) -> Result<(), String> {
     let undecodable = || format!("{} does not decode", version.display());
-    let reader = sfa::Reader::new(version).map_err(|_| undecodable())?;
+    // The bytes already read and checked, not the file again.
+    let reader =
+        sfa::Reader::from_reader(&mut std::io::Cursor::new(bytes)).map_err(|_| undecodable())?;
     let section = reader.toc().section(b"tables").ok_or_else(undecodable)?;
     let start = usize::try_from(section.pos()).map_err(|_| undecodable())?;
     let end = start

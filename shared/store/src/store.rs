@@ -165,16 +165,15 @@ impl EventStore {
         let positions = Arc::new(PositionIndex::open(&config.path.join(POSITION_INDEX_DIR))?);
         let index_opened = started.elapsed();
         let index = catch_sled_panic("reading the log", || Index::rebuild(&log, &positions))?;
-        let log_read = started.elapsed();
-        let directory = DirectoryWatch::new(&config.path)?;
-        let acknowledged = check_acknowledged(&config, &log, &index, acknowledged)?;
         tracing::info!(
             events = index.head,
             records = index.record_starts.len(),
             position_index_open_ms = index_opened.as_millis() as u64,
-            log_read_ms = (log_read - index_opened).as_millis() as u64,
+            log_read_ms = (started.elapsed() - index_opened).as_millis() as u64,
             "event store opened"
         );
+        let directory = DirectoryWatch::new(&config.path)?;
+        let acknowledged = check_acknowledged(&config, &log, &index, acknowledged)?;
         let data_file = if config.fdatasync {
             Some(File::open(data_file_path(&config.path))?)
         } else {
