@@ -30,9 +30,11 @@ use crate::workload::{onboarding, rule, AccountWorkload, TENANT};
 
 /// Events decoded per read of the log when measuring decoding alone.
 const DECODE_BATCH: usize = 4096;
-/// The page cache of the log (sled) and of each read-model database (fjall): the node's
-/// `--cache-mb` default, so that the stores' share of the cost is the node's.
+/// The block cache of each read-model database (fjall): the node's `--cache-mb` default, so
+/// that the stores' share of the cost is the node's.
 const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// The log's page cache (sled): the node's `--log-cache-mb` default.
+const LOG_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// What a rebuild of each model costs.
 #[derive(Debug, Clone, Serialize)]
@@ -105,7 +107,7 @@ pub struct ModelFigures {
 pub async fn run(events: u64) -> Result<ApplyResults> {
     let dir = tempfile::tempdir()?;
     let mut config = StoreConfig::new(dir.path().join("log"));
-    config.cache_capacity_bytes = CACHE_BYTES;
+    config.cache_capacity_bytes = LOG_CACHE_BYTES;
     // Loading is not what is measured: spare the disk.
     config.fdatasync = false;
     let store = EventStore::open(config)?;

@@ -95,6 +95,12 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 0)]
     history: u64,
 
+    /// Interactions the read-model scenario logs on one more account besides the 1,000
+    /// (within --events), whose queries are timed apart: what a query costs on an account
+    /// with years of dense history (default 100,000; --quick: 2,000; 0: none).
+    #[arg(long, value_name = "N")]
+    long_account: Option<u64>,
+
     /// PostgreSQL to compare with (libpq key=value or URL form); skipped if unreachable.
     #[arg(
         long,
@@ -259,7 +265,10 @@ async fn main() -> Result<()> {
             .events
             .unwrap_or(if cli.quick { 20_000 } else { 1_000_000 });
         let queries = if cli.quick { 100 } else { 2000 };
-        let result = readmodels::run(&binary, events, queries).await?;
+        let long_account = cli
+            .long_account
+            .unwrap_or(if cli.quick { 2_000 } else { 100_000 });
+        let result = readmodels::run(&binary, events, long_account, queries).await?;
         report::print_read_models(cli.json, &result, jetstream)?;
     }
     if cli.scenario == Scenario::Apply {

@@ -24,10 +24,14 @@ use serde::Serialize;
 
 use crate::nats::NatsProcess;
 use crate::server::{connect, KeyplanProcess};
-use crate::workload::{onboarding, rule, AccountWorkload, TENANT};
+use crate::workload::{onboarding, rule, AccountWorkload, FIRST_INTERACTION_UNIX, TENANT};
 
 /// Accounts the events are spread over.
 pub(crate) const ACCOUNTS: usize = 1000;
+/// The one account with a long history (`--long-account`), queried apart from the others.
+const LONG_ACCOUNT: &str = "acct-long";
+/// Events of an account's onboarding and rule, before its interactions.
+const SETUP_EVENTS: u64 = 4;
 /// Loading clients.
 const LOADERS: usize = 32;
 /// Interactions per loading request.
@@ -61,9 +65,11 @@ pub struct ReadModelResults {
     pub read_models_ready_s: f64,
     /// Queries measured (of each kind).
     pub queries: usize,
-    /// Timeline page of 50, client side, ms: p50, p99.
+    /// Timeline page of 50 (the newest page, and a page ending at a random point of the
+    /// account's history, in turn), client side, ms: p50, p99.
     pub timeline_ms: [f64; 2],
-    /// Compliance as-of one account, client side, ms: p50, p99.
+    /// Compliance of one account (as known now, and as happened by a random point of its
+    /// history, in turn), client side, ms: p50, p99.
     pub compliance_ms: [f64; 2],
     /// Activity counts (one account, a year by month and channel), client side, ms: p50, p99.
     pub activity_ms: [f64; 2],
@@ -74,6 +80,18 @@ pub struct ReadModelResults {
     pub compliance_server_ms: Option<[f64; 2]>,
     /// Activity counts, server side, ms: p50, p99.
     pub activity_server_ms: Option<[f64; 2]>,
+    /// Interactions on the one long account (0: none).
+    pub long_account_interactions: u64,
+    /// Timeline pages of the long account (the newest page, and a page ending at a random
+    /// point of its history, in turn), client side, ms: p50, p99.
+    pub long_timeline_ms: [f64; 2],
+    /// The same, server side, ms: p50, p99.
+    pub long_timeline_server_ms: Option<[f64; 2]>,
+    /// Compliance of the long account (as known now, and as happened by a random point of its
+    /// history, in turn), client side, ms: p50, p99.
+    pub long_compliance_ms: [f64; 2],
+    /// The same, server side, ms: p50, p99.
+    pub long_compliance_server_ms: Option<[f64; 2]>,
     /// `GetAccount` (its 100 newest interactions) on the all-in-one node, which answers from
     /// its repository (the account's stream folded with every interaction's facts), client
     /// side, ms: p50, p99.
@@ -105,6 +123,43 @@ fn get_account(account: String) -> pb::GetAccountRequest {
         tenant: TENANT.into(),
         account_id: account,
         max_interactions: 0,
+        min_position: 0,
+    }
+}
+
+/// The newest timeline page of 50 of `account`, or, with `until`, the page of 50 ending there.
+fn timeline_page(account: &str, until: Option<prost_types::Timestamp>) -> pb::ListTimelineRequest {
+    pb::ListTimelineRequest {
+        tenant: TENANT.into(),
+        account_id: account.into(),
+        scope: None,
+        event_types: vec![],
+        occurred_from: None,
+        occurred_to: until,
+        actor: String::new(),
+        order: pb::TimelineOrder::NewestFirst as i32,
+        page_size: 50,
+        page_token: String::new(),
+        min_position: 0,
+    }
+}
+
+/// `account`'s compliance as known now (everything recorded), or, with `at`, as happened by
+/// then: the two questions a KAM and an auditor ask.
+fn compliance_as_of(
+    account: &str,
+    at: Option<prost_types::Timestamp>,
+) -> pb::GetAccountComplianceRequest {
+    let axis = if at.is_some() {
+        pb::ComplianceAxis::AsHappenedBy
+    } else {
+        pb::ComplianceAxis::AsKnownAt
+    };
+    pb::GetAccountComplianceRequest {
+        tenant: TENANT.into(),
+        account_id: account.into(),
+        as_of: at,
+        axis: axis as i32,
         min_position: 0,
     }
 }
@@ -245,11 +300,16 @@ async fn wait_projections(
     }
 }
 
-/// Loads about `events` events; returns (head, elapsed).
-async fn load(channel: &crate::server::Channel, events: u64) -> Result<(u64, Duration)> {
+/// Loads about `events` events, `long_account` of them interactions on [`LONG_ACCOUNT`];
+/// returns (head, elapsed).
+async fn load(
+    channel: &crate::server::Channel,
+    events: u64,
+    long_account: u64,
+) -> Result<(u64, Duration)> {
     let mut commands = CommandServiceClient::new(channel.clone());
-    for i in 0..ACCOUNTS {
-        let account = account_id(i);
+    let long = (long_account > 0).then_some(LONG_ACCOUNT.to_owned());
+    for account in (0..ACCOUNTS).map(account_id).chain(long.clone()) {
         commands
             .execute_batch(onboarding(&account))
             .await
@@ -259,9 +319,30 @@ async fn load(channel: &crate::server::Channel, events: u64) -> Result<(u64, Dur
             .await
             .context("setting the engagement rule")?;
     }
-    let per_loader = events.saturating_sub((ACCOUNTS * 4) as u64) / (LOADERS * LOAD_BATCH) as u64;
+    let long_events = if long_account > 0 {
+        SETUP_EVENTS + long_account
+    } else {
+        0
+    };
+    let per_loader = events.saturating_sub(ACCOUNTS as u64 * SETUP_EVENTS + long_events)
+        / (LOADERS * LOAD_BATCH) as u64;
     let started = Instant::now();
     let mut tasks = Vec::new();
+    if let Some(account) = long {
+        let mut commands = CommandServiceClient::new(channel.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut workload = AccountWorkload::new(account);
+            let mut left = long_account;
+            while left > 0 {
+                let count = left.min(LOAD_BATCH as u64);
+                commands
+                    .execute_batch(workload.batch(count as usize))
+                    .await?;
+                left -= count;
+            }
+            anyhow::Ok(())
+        }));
+    }
     for l in 0..LOADERS {
         let mut commands = CommandServiceClient::new(channel.clone());
         tasks.push(tokio::spawn(async move {
@@ -292,12 +373,17 @@ fn payload_bytes_per_interaction() -> Result<u64> {
 }
 
 /// Runs everything on one node loaded with about `events` events.
-pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModelResults> {
+pub async fn run(
+    binary: &Path,
+    events: u64,
+    long_account: u64,
+    queries: usize,
+) -> Result<ReadModelResults> {
     let nats = NatsProcess::start().await?;
     let nats_args = ["--nats-url".to_owned(), nats.url().to_owned()];
     let mut node = KeyplanProcess::start_with(binary, &nats_args).await?;
     let channel = connect(node.address()).await?;
-    let (head, load_time) = load(&channel, events).await?;
+    let (head, load_time) = load(&channel, events, long_account).await?;
     let mut ops = OperationsServiceClient::new(channel.clone());
     let limit = wait_limit(events);
     wait_projections(&mut ops, head, limit).await?;
@@ -345,39 +431,38 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
     let (mut th, mut ch, mut ah) = (QueryTimes::new()?, QueryTimes::new()?, QueryTimes::new()?);
     let mut account_times = QueryTimes::new()?;
     let mut missing = 0u64;
+    let (mut long_th, mut long_ch) = (QueryTimes::new()?, QueryTimes::new()?);
+    // Seconds an account's interactions span (one second apart from the first).
+    let regular_span =
+        events.saturating_sub(ACCOUNTS as u64 * SETUP_EVENTS + long_account) / ACCOUNTS as u64;
     for q in 0..queries {
         let account = account_id((q * 7919) % ACCOUNTS);
-        let t = Instant::now();
-        let response = timeline
-            .list_timeline(pb::ListTimelineRequest {
-                tenant: TENANT.into(),
-                account_id: account.clone(),
-                scope: None,
-                event_types: vec![],
-                occurred_from: None,
-                occurred_to: None,
-                actor: String::new(),
-                order: pb::TimelineOrder::NewestFirst as i32,
-                page_size: 50,
-                page_token: String::new(),
-                min_position: 0,
-            })
-            .await?;
-        missing += u64::from(!th.record(t, &response));
-        let t = Instant::now();
-        let response = compliance
-            .get_account_compliance(pb::GetAccountComplianceRequest {
-                tenant: TENANT.into(),
-                account_id: account.clone(),
-                as_of: Some(prost_types::Timestamp {
-                    seconds: 1_780_000_000,
-                    nanos: 0,
-                }),
-                axis: pb::ComplianceAxis::AsKnownAt as i32,
-                min_position: 0,
-            })
-            .await?;
-        missing += u64::from(!ch.record(t, &response));
+        let mut targets = vec![(account.clone(), regular_span, &mut th, &mut ch)];
+        if long_account > 0 {
+            targets.push((
+                LONG_ACCOUNT.to_owned(),
+                long_account,
+                &mut long_th,
+                &mut long_ch,
+            ));
+        }
+        for (account, span, th, ch) in targets {
+            // Every other query asks about a random point of the account's history.
+            let point = (q % 2 == 1).then(|| prost_types::Timestamp {
+                seconds: FIRST_INTERACTION_UNIX + ((q as u64 * 7919) % span.max(1)) as i64,
+                nanos: 0,
+            });
+            let t = Instant::now();
+            let response = timeline
+                .list_timeline(timeline_page(&account, point))
+                .await?;
+            missing += u64::from(!th.record(t, &response));
+            let t = Instant::now();
+            let response = compliance
+                .get_account_compliance(compliance_as_of(&account, point))
+                .await?;
+            missing += u64::from(!ch.record(t, &response));
+        }
         let t = Instant::now();
         let response = activity
             .get_activity_counts(pb::GetActivityCountsRequest {
@@ -467,6 +552,11 @@ pub async fn run(binary: &Path, events: u64, queries: usize) -> Result<ReadModel
         timeline_server_ms: th.server_ms(),
         compliance_server_ms: ch.server_ms(),
         activity_server_ms: ah.server_ms(),
+        long_account_interactions: long_account,
+        long_timeline_ms: long_th.client_ms(),
+        long_timeline_server_ms: long_th.server_ms(),
+        long_compliance_ms: long_ch.client_ms(),
+        long_compliance_server_ms: long_ch.server_ms(),
         account_ms: account_times.client_ms(),
         account_server_ms: account_times.server_ms(),
         account_projection_ms: projection_times.client_ms(),

@@ -467,7 +467,7 @@ pub fn print_read_models(
     if json {
         return print_json_line(&serde_json::json!({
             "scenario": "read-models",
-            "params": {"events": r.events, "queries": r.queries},
+            "params": {"events": r.events, "queries": r.queries, "long_account": r.long_account_interactions},
             "figures": r,
             "baseline": {"jetstream": jetstream},
             "ratios": {"rebuild_jetstream_vs_raw_consume": rebuild_ratio},
@@ -505,7 +505,12 @@ pub fn print_read_models(
     ]
     .map(String::from)
     .to_vec()];
-    for (name, client, server) in [
+    let long_timeline = format!(
+        "timeline page, {} interactions",
+        r.long_account_interactions
+    );
+    let long_compliance = format!("compliance, {} interactions", r.long_account_interactions);
+    let mut queries = vec![
         ("timeline page (50)", r.timeline_ms, r.timeline_server_ms),
         ("compliance as-of", r.compliance_ms, r.compliance_server_ms),
         ("activity counts", r.activity_ms, r.activity_server_ms),
@@ -515,7 +520,20 @@ pub fn print_read_models(
             r.account_projection_ms,
             r.account_projection_server_ms,
         ),
-    ] {
+    ];
+    if r.long_account_interactions > 0 {
+        queries.push((
+            &long_timeline,
+            r.long_timeline_ms,
+            r.long_timeline_server_ms,
+        ));
+        queries.push((
+            &long_compliance,
+            r.long_compliance_ms,
+            r.long_compliance_server_ms,
+        ));
+    }
+    for (name, client, server) in queries {
         rows.push(vec![
             name.to_owned(),
             ms(client[0]),

@@ -17,7 +17,7 @@ const STAKEHOLDER_ID: &str = "lee.park";
 
 /// 2026-03-01T00:00:00Z: interactions are dated from here on, one second apart, so they are
 /// in the past (the server refuses future interactions) and never identical.
-const FIRST_INTERACTION_UNIX: i64 = 1_772_323_200;
+pub const FIRST_INTERACTION_UNIX: i64 = 1_772_323_200;
 
 /// Meeting summaries to rotate through, so payloads vary like real ones.
 const SUMMARIES: [&str; 4] = [

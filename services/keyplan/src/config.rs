@@ -210,14 +210,18 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub auth: AuthArgs,
 
-    /// Page cache size, in MiB, of the log (sled) and of the read models' database (fjall)
-    /// each (bounds the stores' memory besides the in-memory indexes). Appends go from the
-    /// writer's batch, so the log's cache mostly holds what a start or a catch-up read; timeline
-    /// pages read their entries from the read models' database, through its cache, and get
-    /// slower with a small one. In keyplan-bench, appends with 64 MiB were within noise of 256,
-    /// and at 365k events a 32 MiB cache started with 190 MiB less RSS than 256 (BENCHMARKS.md).
+    /// Block cache, in MiB, of the read models' database (fjall). Timeline pages read their
+    /// entries through it, and accounts that left the read models' memory are read back
+    /// through it: a small one makes those queries slower.
     #[arg(long, env = "KEYPLAN_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
+
+    /// Page cache, in MiB, of the log (sled), counted as sled counts it: by a page's size in
+    /// the log file, compressed, so the pages take about three times this in memory. Appends
+    /// go from the writer's batch and catch-ups read each record once, so the log's cache
+    /// mostly holds what the start's whole-log read left behind.
+    #[arg(long, env = "KEYPLAN_LOG_CACHE_MB", default_value_t = 8)]
+    pub log_cache_mb: u64,
 
     /// Compress the log (zstd level 1) when this node creates it; an existing log keeps the
     /// setting it was created with. Measured by keyplan-bench: the log takes 0.9-1.2x the

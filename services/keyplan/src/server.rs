@@ -170,7 +170,7 @@ impl Node {
         let node = match args.role {
             Role::All | Role::Ingest => {
                 let mut store_config = StoreConfig::new(&args.data_dir);
-                store_config.cache_capacity_bytes = args.cache_mb * 1024 * 1024;
+                store_config.cache_capacity_bytes = args.log_cache_mb * 1024 * 1024;
                 store_config.compress_new_log = args.log_compression;
                 // The log and the read models' database recover side by side (both replay
                 // a log on open).
