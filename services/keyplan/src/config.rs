@@ -219,8 +219,14 @@ pub struct ServeArgs {
     /// Page cache, in MiB, of the log (sled), counted as sled counts it: by a page's size in
     /// the log file, compressed, so the pages take about three times this in memory. Appends
     /// go from the writer's batch and catch-ups read each record once, so the log's cache
-    /// mostly holds what the start's whole-log read left behind.
-    #[arg(long, env = "KEYPLAN_LOG_CACHE_MB", default_value_t = 8)]
+    /// mostly holds what the start's whole-log read left behind. At least 1: sled refuses a
+    /// cache too small to split between its shards.
+    #[arg(
+        long,
+        env = "KEYPLAN_LOG_CACHE_MB",
+        default_value_t = 8,
+        value_parser = clap::value_parser!(u64).range(1..=1 << 20)
+    )]
     pub log_cache_mb: u64,
 
     /// Compress the log (zstd level 1) when this node creates it; an existing log keeps the
@@ -480,5 +486,30 @@ impl NatsArgs {
             signing_key,
         };
         Ok(Some(config))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    fn log_cache_mb(args: &[&str]) -> Result<u64, clap::Error> {
+        let cli = Cli::try_parse_from(["keyplan", "serve"].iter().chain(args))?;
+        let Command::Serve(serve) = cli.command else {
+            panic!("not serve")
+        };
+        Ok(serve.log_cache_mb)
+    }
+
+    #[test]
+    fn the_log_cache_is_at_least_one_mebibyte() {
+        assert_eq!(log_cache_mb(&[]).unwrap(), 8);
+        assert_eq!(log_cache_mb(&["--log-cache-mb", "16"]).unwrap(), 16);
+        let refused = log_cache_mb(&["--log-cache-mb", "0"]).unwrap_err();
+        assert!(refused.to_string().contains("--log-cache-mb"), "{refused}");
     }
 }
