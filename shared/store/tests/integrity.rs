@@ -6,56 +6,16 @@
 
 mod common;
 
-use common::copy_dir;
+use common::{copy_dir, event, request, Noise};
 use std::path::{Path, PathBuf};
 
 use keyplan_store::*;
-use uuid::Uuid;
 
 fn config(dir: &Path, compress: bool) -> StoreConfig {
     StoreConfig {
         compress_new_log: compress,
         cache_capacity_bytes: 8 * 1024 * 1024,
         ..StoreConfig::new(dir)
-    }
-}
-
-/// A deterministic pseudo-random byte source (xorshift), so payloads do not compress away.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
-fn event(payload: Vec<u8>) -> ProposedEvent {
-    ProposedEvent {
-        event_id: Uuid::now_v7(),
-        event_type: "InteractionLogged".into(),
-        schema_version: 2,
-        occurred_at_micros: 1_700_000_000_000_000,
-        payload,
-    }
-}
-
-fn request(stream: &StreamId, events: Vec<ProposedEvent>) -> AppendRequest {
-    AppendRequest {
-        stream: stream.clone(),
-        expected: ExpectedVersion::Any,
-        events,
-        metadata: AppendMetadata {
-            actor: "dana".into(),
-            correlation_id: Uuid::now_v7(),
-            causation_id: None,
-            idempotency_key: None,
-        },
     }
 }
 

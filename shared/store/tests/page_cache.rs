@@ -6,10 +6,12 @@
 //! `KEYPLAN-PATCH.md`); this test fails with the published crate.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 
+use common::{event, request, Noise};
 use keyplan_store::*;
-use uuid::Uuid;
 
 // jemalloc, for its count of allocated bytes (this test binary only).
 #[global_allocator]
@@ -21,7 +23,7 @@ fn allocated() -> usize {
     tikv_jemalloc_ctl::stats::allocated::read().unwrap()
 }
 
-/// Events of this many payload bytes, each of noise so they do not compress away.
+/// Events of this many payload bytes, of noise so they do not compress away.
 const PAYLOAD: usize = 4096;
 /// Events appended: 96 MiB of payload in about 2,000 records of 48 KiB, some 200 of sled's
 /// pages (a leaf holds up to 16 records). What a patched cache may keep however small its
@@ -43,40 +45,12 @@ fn config(dir: &Path) -> StoreConfig {
 #[tokio::test]
 async fn the_pages_the_open_reads_leave_memory_beyond_the_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let mut noise = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut noise = Noise(0x9e37_79b9_7f4a_7c15);
     let store = EventStore::open(config(dir.path())).unwrap();
     let stream = StreamId::new("acme", "globex");
     for _ in 0..EVENTS / BATCH {
-        let events = (0..BATCH)
-            .map(|_| ProposedEvent {
-                event_id: Uuid::now_v7(),
-                event_type: "InteractionLogged".into(),
-                schema_version: 2,
-                occurred_at_micros: 1_700_000_000_000_000,
-                payload: (0..PAYLOAD)
-                    .map(|_| {
-                        noise ^= noise << 13;
-                        noise ^= noise >> 7;
-                        noise ^= noise << 17;
-                        noise as u8
-                    })
-                    .collect(),
-            })
-            .collect();
-        store
-            .append(AppendRequest {
-                stream: stream.clone(),
-                expected: ExpectedVersion::Any,
-                events,
-                metadata: AppendMetadata {
-                    actor: "dana".into(),
-                    correlation_id: Uuid::now_v7(),
-                    causation_id: None,
-                    idempotency_key: None,
-                },
-            })
-            .await
-            .unwrap();
+        let events = (0..BATCH).map(|_| event(noise.bytes(PAYLOAD))).collect();
+        store.append(request(&stream, events)).await.unwrap();
     }
     store.close();
     drop(store);
