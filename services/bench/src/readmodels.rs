@@ -410,7 +410,8 @@ pub async fn run(
         let stop = stop.clone();
         tokio::spawn(async move {
             let mut commands = CommandServiceClient::new(channel);
-            let mut w = AccountWorkload::new("acct-0000".into());
+            // New interactions on a loaded account (the load's ids would be retries).
+            let mut w = AccountWorkload::with_id_prefix("acct-0000".into(), "bg");
             let mut n = 0u64;
             let started = Instant::now();
             let mut ticks = tokio::time::interval(Duration::from_millis(2));

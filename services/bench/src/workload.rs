@@ -118,12 +118,26 @@ pub fn rule(account: &str) -> pb::ExecuteRequest {
 pub struct AccountWorkload {
     account: String,
     logged: u64,
+    /// What every interaction id of this workload starts with.
+    id_prefix: &'static str,
 }
 
 impl AccountWorkload {
     /// A workload on an account already set up with [`onboarding`].
     pub fn new(account: String) -> Self {
-        Self { account, logged: 0 }
+        Self::with_id_prefix(account, "mtg")
+    }
+
+    /// A second workload on an account that another one has loaded: its ids start with
+    /// `id_prefix` instead, so that its interactions are new ones. With the same ids, each
+    /// would be a retry of a logged interaction, which stores nothing and is decided on the
+    /// account's whole history.
+    pub fn with_id_prefix(account: String, id_prefix: &'static str) -> Self {
+        Self {
+            account,
+            logged: 0,
+            id_prefix,
+        }
     }
 
     /// The account id.
@@ -136,7 +150,7 @@ impl AccountWorkload {
         self.logged += 1;
         let seconds = i64::try_from(n).unwrap_or(i64::MAX - FIRST_INTERACTION_UNIX);
         command(Kind::LogInteraction(pb::InteractionLogged {
-            interaction_id: format!("mtg-{n:09}"),
+            interaction_id: format!("{}-{n:09}", self.id_prefix),
             details: Some(pb::InteractionDetails {
                 occurred_at: Some(prost_types::Timestamp {
                     seconds: FIRST_INTERACTION_UNIX + seconds,

@@ -263,13 +263,11 @@ pub(crate) fn u32_to_arr(number: u32) -> [u8; 4] {
 pub(crate) fn maybe_decompress(in_buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
     #[cfg(feature = "compression")]
     {
-        use zstd::stream::decode_all;
-
         let scootable_in_buf = &mut &*in_buf;
         let _ivec_varint = u64::deserialize(scootable_in_buf)
             .expect("this had to be serialized with an extra length frame");
         let _measure = Measure::new(&M.decompress);
-        let out_buf = decode_all(scootable_in_buf).expect(
+        let out_buf = decompress_frame(scootable_in_buf).expect(
             "failed to decompress data. \
              This is not expected, please open an issue on \
              https://github.com/spacejam/sled so we can \
@@ -281,6 +279,47 @@ pub(crate) fn maybe_decompress(in_buf: Vec<u8>) -> std::io::Result<Vec<u8>> {
 
     #[cfg(not(feature = "compression"))]
     Ok(in_buf)
+}
+
+// Keyplan's patch (see KEYPLAN-PATCH.md): the published crate decompressed every message with
+// `zstd::stream::decode_all`, which creates a decompression context for each call and grows
+// its output through a stack buffer; at a start, when sled reads its whole log and the store
+// reads every page once, that cost more than the decompression itself. Frames written by
+// `zstd::block::compress` (as `Log::reserve` writes them) record their size, so they are
+// decompressed in one call into a buffer of that size, with a context kept per thread. A
+// frame that does not record its size, or records more than `MAX_FRAME_CONTENT`, takes the
+// published path.
+#[cfg(feature = "compression")]
+fn decompress_frame(frame: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::cell::RefCell;
+
+    /// Larger claimed sizes are not allocated up front (the streaming path grows as it goes).
+    const MAX_FRAME_CONTENT: u64 = 64 * 1024 * 1024;
+
+    thread_local! {
+        static DECOMPRESSOR: RefCell<zstd::block::Decompressor> =
+            RefCell::new(zstd::block::Decompressor::new());
+    }
+
+    // `u64::MAX` (unknown) and `u64::MAX - 1` (not a frame) are above the bound too.
+    let size = zstd::zstd_safe::get_frame_content_size(frame);
+    if size > MAX_FRAME_CONTENT {
+        return zstd::stream::decode_all(frame);
+    }
+    DECOMPRESSOR.with(|decompressor| match decompressor.try_borrow_mut() {
+        Ok(mut decompressor) => {
+            let out = decompressor.decompress(frame, size as usize)?;
+            if out.len() as u64 != size {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "a compressed frame is shorter than its header says",
+                ));
+            }
+            Ok(out)
+        }
+        // Not reentrant in practice; if it ever were, the published path still works.
+        Err(_) => zstd::stream::decode_all(frame),
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
