@@ -306,9 +306,14 @@ fn decompress_frame(frame: &[u8]) -> std::io::Result<Vec<u8>> {
     if size > MAX_FRAME_CONTENT {
         return zstd::stream::decode_all(frame);
     }
-    DECOMPRESSOR.with(|decompressor| match decompressor.try_borrow_mut() {
-        Ok(mut decompressor) => {
-            let out = decompressor.decompress(frame, size as usize)?;
+    let decompressed = DECOMPRESSOR.try_with(|decompressor| {
+        // Not reentrant in practice; if it ever were, the published path still works.
+        let mut decompressor = decompressor.try_borrow_mut().ok()?;
+        Some(decompressor.decompress(frame, size as usize))
+    });
+    match decompressed {
+        Ok(Some(out)) => {
+            let out = out?;
             if out.len() as u64 != size {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
@@ -317,9 +322,9 @@ fn decompress_frame(frame: &[u8]) -> std::io::Result<Vec<u8>> {
             }
             Ok(out)
         }
-        // Not reentrant in practice; if it ever were, the published path still works.
-        Err(_) => zstd::stream::decode_all(frame),
-    })
+        // Borrowed already, or read while the thread's locals are being destroyed.
+        Ok(None) | Err(_) => zstd::stream::decode_all(frame),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
