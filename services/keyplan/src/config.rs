@@ -14,9 +14,30 @@ use keyplan_fanout::{NatsConfig, StreamSettings};
 #[derive(Debug, Parser)]
 #[command(name = "keyplan", version, about)]
 pub struct Cli {
+    /// How log lines are written to stderr: `text` (for people; colours only on a terminal)
+    /// or `json` (one object per line, for a log collector).
+    #[arg(
+        long,
+        env = "KEYPLAN_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text,
+        global = true,
+        help_heading = "Logging"
+    )]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line: timestamp, level, target, message, fields and the spans.
+    Json,
 }
 
 /// Subcommands.
@@ -35,6 +56,9 @@ pub enum Command {
     /// from its readable part and JetStream, verifying every hash and chain link; the node
     /// must be stopped. The damaged directory is kept beside the rebuilt one.
     Recover(Box<RecoverArgs>),
+    /// Key account management against a running node (see `keyplan account --help`, ...).
+    #[command(flatten)]
+    Kam(Box<crate::cli::KamCommand>),
 }
 
 /// `keyplan recover ...`
@@ -124,26 +148,54 @@ pub enum ProjectionsCommand {
 /// Which running node to talk to, and how (TLS, token).
 #[derive(Clone, Args)]
 pub struct NodeArgs {
-    /// The node's gRPC address (`https://...` speaks TLS, as does any address with `--tls-ca`).
-    #[arg(long, env = "KEYPLAN_SERVER", default_value = "http://127.0.0.1:50051")]
+    /// The node's gRPC address, `host:port` or a URL (`https://...` speaks TLS, as does any
+    /// address with `--tls-ca`).
+    #[arg(
+        long,
+        env = "KEYPLAN_SERVER",
+        default_value = "http://127.0.0.1:50051",
+        global = true,
+        help_heading = "Connection"
+    )]
     pub server: String,
 
     /// Bearer token sent as `authorization: Bearer <token>` on every call (never printed).
-    #[arg(long, env = "KEYPLAN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "KEYPLAN_TOKEN",
+        hide_env_values = true,
+        global = true,
+        help_heading = "Connection"
+    )]
     pub token: Option<String>,
 
     /// CA certificate (PEM) that the node's certificate must chain to; speaks TLS. Without
     /// it, an `https://` address is checked against the system's trusted roots.
-    #[arg(long, env = "KEYPLAN_TLS_CA")]
+    #[arg(
+        long,
+        env = "KEYPLAN_TLS_CA",
+        global = true,
+        help_heading = "Connection"
+    )]
     pub tls_ca: Option<PathBuf>,
 
     /// Client certificate (PEM) to present, for a node that requires one (with
     /// `--tls-client-key`).
-    #[arg(long, env = "KEYPLAN_TLS_CLIENT_CERT")]
+    #[arg(
+        long,
+        env = "KEYPLAN_TLS_CLIENT_CERT",
+        global = true,
+        help_heading = "Connection"
+    )]
     pub tls_client_cert: Option<PathBuf>,
 
     /// Private key (PEM) of `--tls-client-cert`.
-    #[arg(long, env = "KEYPLAN_TLS_CLIENT_KEY")]
+    #[arg(
+        long,
+        env = "KEYPLAN_TLS_CLIENT_KEY",
+        global = true,
+        help_heading = "Connection"
+    )]
     pub tls_client_key: Option<PathBuf>,
 }
 

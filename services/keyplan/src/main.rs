@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use keyplan::config::{Cli, Command, ProjectionsCommand, ServeArgs, TokenCommand};
+use keyplan::config::{Cli, Command, LogFormat, ProjectionsCommand, ServeArgs, TokenCommand};
 use keyplan::Node;
 use tokio::net::TcpListener;
 
@@ -16,18 +16,9 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     return_freed_memory_on_time();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KEYPLAN_LOG")
-                // lsm-tree (fjall's trees) logs every table it writes and recovers at info:
-                // two lines a second under load from the position index alone.
-                .unwrap_or_else(|_| "info,lsm_tree=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not in a journal or a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
         Command::Serve(args) => {
             let outcome = serve(*args).await;
             // Exit here rather than by returning: returning drops the runtime, which waits for
@@ -56,6 +47,14 @@ async fn main() -> anyhow::Result<()> {
             println!("{token}");
             Ok(())
         }
+        Command::Kam(command) => match keyplan::cli::run(*command).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // In words, without a backtrace-like chain: the error says what to do.
+                eprintln!("keyplan: {e}");
+                std::process::exit(1)
+            }
+        },
         Command::Recover(args) => {
             let report = keyplan::recover::recover(&args)
                 .await
@@ -99,6 +98,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     node.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped; every acknowledged append is on disk");
     Ok(())
+}
+
+/// Log lines to stderr, filtered by `KEYPLAN_LOG` (tracing's filter syntax).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEYPLAN_LOG")
+        // lsm-tree (fjall's trees) logs every table it writes and recovers at info:
+        // two lines a second under load from the position index alone.
+        .unwrap_or_else(|_| "info,lsm_tree=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        // Colours only for a person at a terminal, not in a journal or a log file.
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // The current span and its parents go with every line, so a collector can group the
+        // lines of one request by its request id.
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.
