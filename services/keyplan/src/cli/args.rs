@@ -107,6 +107,32 @@ pub enum AccountCommand {
     },
     /// The tenant's accounts at a glance.
     List,
+    /// Move the account to a higher tier.
+    Promote {
+        /// The account.
+        account: String,
+        /// The new tier: key or strategic.
+        #[arg(long)]
+        to: String,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Move the account to a lower tier (a reason is required).
+    Demote {
+        /// The account.
+        account: String,
+        /// The new tier: standard or key.
+        #[arg(long)]
+        to: String,
+        /// Why (required: demoting is a deliberate decision).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
     /// Score the account on weighted criteria and recommend a tier.
     Assess {
         /// The account.
@@ -476,7 +502,7 @@ pub enum ReviewCommand {
         /// Due date, YYYY-MM-DD.
         #[arg(long)]
         due: String,
-        /// Supplier attendees (person ids; repeat or comma-separate).
+        /// Supplier attendees (person ids; repeat or comma-separate; default: the actor).
         #[arg(long, value_delimiter = ',')]
         supplier: Vec<String>,
         /// Customer attendees (stakeholder ids; repeat or comma-separate).
@@ -509,6 +535,18 @@ pub enum ReviewCommand {
         /// Customer attendees (repeat or comma-separate).
         #[arg(long, value_delimiter = ',')]
         customer: Vec<String>,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Cancel a scheduled review.
+    Cancel {
+        /// The account.
+        account: String,
+        /// The review's id.
+        review: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
         #[command(flatten)]
         write: WriteArgs,
     },
@@ -623,10 +661,10 @@ pub enum ActivityCommand {
         #[arg(long, default_value_t = 30)]
         days: u32,
     },
-    /// Open pipeline by stage and revenue against goal.
+    /// An account's open pipeline by stage, won and lost, and revenue against goal.
     Opportunities {
-        /// Only this account (default: every account of the tenant).
-        account: Option<String>,
+        /// The account.
+        account: String,
     },
 }
 

@@ -12,6 +12,7 @@ pub mod args;
 mod audit;
 mod enums;
 mod output;
+mod pipeline;
 mod reads;
 mod session;
 mod time;
@@ -26,7 +27,7 @@ pub use session::Session;
 /// The KAM subcommands, flattened into `keyplan`'s own.
 #[derive(Debug, clap::Subcommand)]
 pub enum KamCommand {
-    /// Key accounts: register, show, list, assess.
+    /// Key accounts: register, show, list, assess, promote, demote.
     Account(args::AccountArgs),
     /// The supplier's account team: assign, unassign.
     Team(args::TeamArgs),
@@ -38,7 +39,15 @@ pub enum KamCommand {
     Rule(args::RuleArgs),
     /// Interactions: log, correct.
     Interaction(args::InteractionArgs),
-    /// Reviews: schedule, record.
+    /// Objectives of a plan: set, progress.
+    Objective(pipeline::ObjectiveArgs),
+    /// Sales opportunities: identify, stage, win, lose.
+    Opportunity(pipeline::OpportunityArgs),
+    /// The action plan: add, complete, cancel.
+    Action(pipeline::ActionArgs),
+    /// Revenue against its goal: record.
+    Revenue(pipeline::RevenueArgs),
+    /// Reviews: schedule, record, cancel.
     Review(args::ReviewArgs),
     /// An account's history, newest first, in words.
     Timeline(args::TimelineArgs),
@@ -136,6 +145,18 @@ pub async fn run(command: KamCommand) -> Result<(), CliError> {
         KamCommand::Rule(a) => writes::rule(&Session::open(&a.client).await?, a.command).await,
         KamCommand::Interaction(a) => {
             writes::interaction(&Session::open(&a.client).await?, a.command).await
+        }
+        KamCommand::Objective(a) => {
+            pipeline::objective(&Session::open(&a.client).await?, a.command).await
+        }
+        KamCommand::Opportunity(a) => {
+            pipeline::opportunity(&Session::open(&a.client).await?, a.command).await
+        }
+        KamCommand::Action(a) => {
+            pipeline::action(&Session::open(&a.client).await?, a.command).await
+        }
+        KamCommand::Revenue(a) => {
+            pipeline::revenue(&Session::open(&a.client).await?, a.command).await
         }
         KamCommand::Review(a) => writes::review(&Session::open(&a.client).await?, a.command).await,
         KamCommand::Timeline(a) => reads::timeline(&Session::open(&a.client).await?, &a).await,

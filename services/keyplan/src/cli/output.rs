@@ -231,15 +231,20 @@ pub fn cut(text: &str, max: usize) -> String {
     }
 }
 
-/// Money as `12,500.00 EUR`, with the currency's ISO 4217 number of decimals (the API
-/// carries minor units, so the amount is exact).
-pub fn money(m: &keyplan_proto::pb::Money) -> String {
-    let decimals: u32 = match m.currency.as_str() {
+/// The number of decimals of a currency's minor unit (ISO 4217; 2 for those not listed).
+pub fn currency_decimals(currency: &str) -> u32 {
+    match currency {
         "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
         | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
         "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
         _ => 2,
-    };
+    }
+}
+
+/// Money as `12,500.00 EUR`, with the currency's ISO 4217 number of decimals (the API
+/// carries minor units, so the amount is exact).
+pub fn money(m: &keyplan_proto::pb::Money) -> String {
+    let decimals = currency_decimals(&m.currency);
     let scale = 10_i64.pow(decimals);
     let digits = (m.minor_units / scale).unsigned_abs().to_string();
     let mut grouped = String::new();

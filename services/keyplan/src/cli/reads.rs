@@ -194,7 +194,13 @@ pub async fn account_show(s: &Session, account: &str, interactions: u32) -> Resu
                 label("keyplan.v1.OpportunityStage", open.stage),
                 o.expected_close_on.clone(),
             ),
-            Some(pb::opportunity::Status::Won(won)) => ("won".to_owned(), won.closed_on.clone()),
+            Some(pb::opportunity::Status::Won(won)) => (
+                format!(
+                    "won ({})",
+                    won.value.as_ref().map(money).unwrap_or_default()
+                ),
+                won.closed_on.clone(),
+            ),
             Some(pb::opportunity::Status::Lost(lost)) => {
                 ("lost".to_owned(), lost.closed_on.clone())
             }
@@ -222,6 +228,75 @@ pub async fn account_show(s: &Session, account: &str, interactions: u32) -> Resu
             period.end,
             label("keyplan.v1.ReviewFrequency", d.review_frequency),
             p.sections.len().to_string(),
+        ]);
+    }
+    print_table(&t, "  none")?;
+
+    print_line("\nObjectives")?;
+    let mut t = table(&[
+        "OBJECTIVE",
+        "PLAN",
+        "TITLE",
+        "TARGET",
+        "NOW",
+        "STATUS",
+        "DUE",
+        "OWNER",
+    ]);
+    for o in &a.objectives {
+        let Some(d) = &o.definition else { continue };
+        t.add_row(vec![
+            d.objective_id.clone(),
+            d.plan_id.clone(),
+            d.title.clone(),
+            format!("{} {}", d.target, d.metric).trim().to_owned(),
+            o.current_value.clone(),
+            label("keyplan.v1.ObjectiveStatus", o.status),
+            d.due_on.clone(),
+            d.owner.clone(),
+        ]);
+    }
+    print_table(&t, "  none")?;
+
+    print_line("\nAction items")?;
+    let mut t = table(&["ACTION", "TITLE", "OWNER", "DUE", "STATUS", "FOR"]);
+    for i in &a.action_items {
+        let Some(added) = &i.added else { continue };
+        let link = match added.link.as_ref().and_then(|l| l.target.as_ref()) {
+            Some(pb::action_link::Target::ObjectiveId(id)) => format!("objective {id}"),
+            Some(pb::action_link::Target::OpportunityId(id)) => format!("opportunity {id}"),
+            Some(pb::action_link::Target::ReviewId(id)) => format!("review {id}"),
+            None => String::new(),
+        };
+        let status = label("keyplan.v1.ActionItemStatus", i.status);
+        let status = if i.completed_on.is_empty() {
+            status
+        } else {
+            format!("{status} {}", i.completed_on)
+        };
+        t.add_row(vec![
+            added.action_item_id.clone(),
+            cut(&added.title, 40),
+            added.owner.clone(),
+            added.due_on.clone(),
+            status,
+            link,
+        ]);
+    }
+    print_table(&t, "  none")?;
+
+    print_line("\nRevenue")?;
+    let mut t = table(&["FROM", "TO", "PRODUCT", "ACTUAL", "GOAL", "MARGIN"]);
+    for r in &a.revenue {
+        t.add_row(vec![
+            r.period_start.clone(),
+            r.period_end.clone(),
+            r.product.clone(),
+            r.actual.as_ref().map(money).unwrap_or_default(),
+            r.goal.as_ref().map(money).unwrap_or_default(),
+            r.margin_basis_points
+                .map(|bp| format!("{:.2} %", f64::from(bp) / 100.0))
+                .unwrap_or_default(),
         ]);
     }
     print_table(&t, "  none")?;
@@ -812,7 +887,12 @@ pub async fn activity(s: &Session, command: ActivityCommand) -> Result<(), CliEr
                 })
                 .await?
                 .into_inner();
-            show(s, "keyplan.v1.GetOpportunitySummaryResponse", &answer)
+            if s.out.json {
+                return s
+                    .out
+                    .json("keyplan.v1.GetOpportunitySummaryResponse", &answer);
+            }
+            print_opportunity_summary(&answer)
         }
     }
 }
@@ -911,6 +991,85 @@ fn print_dmu_coverage(d: &pb::GetDmuCoverageResponse) -> Result<(), CliError> {
         ]);
     }
     print_table(&t, "no stakeholders")
+}
+
+fn moneys(values: &[pb::Money]) -> String {
+    if values.is_empty() {
+        return "-".to_owned();
+    }
+    values.iter().map(money).collect::<Vec<_>>().join(" + ")
+}
+
+/// The pipeline by stage, won and lost, and revenue against its goals.
+fn print_opportunity_summary(o: &pb::GetOpportunitySummaryResponse) -> Result<(), CliError> {
+    print_line(&format!(
+        "{}: {} open ({}), {} won ({}), {} lost ({})",
+        o.account_id,
+        o.open_count,
+        moneys(&o.open_value),
+        o.won_count,
+        moneys(&o.won_value),
+        o.lost_count,
+        moneys(&o.lost_value)
+    ))?;
+    let mut t = table(&["STAGE", "OPEN", "VALUE"]);
+    for st in &o.open_by_stage {
+        t.add_row(vec![
+            label("keyplan.v1.OpportunityStage", st.stage),
+            st.count.to_string(),
+            moneys(&st.value),
+        ]);
+    }
+    print_table(&t, "")?;
+    let amount = |currency: &str, minor_units: i64| {
+        money(&pb::Money {
+            currency: currency.to_owned(),
+            minor_units,
+        })
+    };
+    let attainment = |f: &pb::RevenueAgainstGoal| {
+        f.attainment_basis_points
+            .map(|bp| format!("{:.1} %", bp as f64 / 100.0))
+            .unwrap_or_else(|| "-".to_owned())
+    };
+    if !o.revenue.is_empty() {
+        print_line("")?;
+        let mut t = table(&["FROM", "TO", "PRODUCT", "ACTUAL", "GOAL", "ATTAINMENT"]);
+        for r in &o.revenue {
+            let Some(f) = &r.figures else { continue };
+            t.add_row(vec![
+                r.period_start.clone(),
+                r.period_end.clone(),
+                r.product.clone(),
+                amount(&f.currency, f.actual_minor_units),
+                amount(&f.currency, f.goal_minor_units),
+                attainment(f),
+            ]);
+        }
+        print_table(&t, "")?;
+    }
+    if let Some(g) = &o.plan_goal {
+        print_line(&format!(
+            "\nPlan {} ({} to {}): annual goal against revenue, won and open",
+            g.plan_id, g.period_start, g.period_end
+        ))?;
+        let mut t = table(&["GOAL", "REVENUE", "ATTAINMENT", "WON", "OPEN"]);
+        for total in &g.totals {
+            let revenue = total.revenue.clone().unwrap_or_default();
+            t.add_row(vec![
+                amount(&total.currency, total.annual_goal_minor_units),
+                amount(&total.currency, revenue.actual_minor_units),
+                attainment(&revenue),
+                amount(&total.currency, total.won_minor_units),
+                amount(&total.currency, total.open_minor_units),
+            ]);
+        }
+        print_table(&t, "")?;
+    }
+    if !o.note.is_empty() {
+        print_line(&format!("({})", o.note))?;
+    }
+    Ok(())
 }
 
 /// JSON with `--json`, an outline otherwise.

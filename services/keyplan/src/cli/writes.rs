@@ -16,7 +16,7 @@ use super::time::{self, DayPoint};
 use super::{CliError, Session};
 
 /// Sends `kind` for `account` and prints where it was stored (or the response as JSON).
-async fn execute(
+pub(super) async fn execute(
     s: &Session,
     account: &str,
     expected_version: Option<pb::ExpectedVersion>,
@@ -57,7 +57,7 @@ fn exact(version: u64) -> Option<pb::ExpectedVersion> {
 }
 
 /// The version an edit names: the one given, else the account's current one.
-async fn edit_version(
+pub(super) async fn edit_version(
     s: &Session,
     account: &str,
     edit: &EditArgs,
@@ -77,7 +77,7 @@ async fn edit_version(
     Ok(exact(current.version))
 }
 
-/// `keyplan account register|assess`.
+/// `keyplan account register|assess|promote|demote`.
 pub async fn account(s: &Session, command: AccountCommand) -> Result<(), CliError> {
     match command {
         AccountCommand::Register {
@@ -118,6 +118,30 @@ pub async fn account(s: &Session, command: AccountCommand) -> Result<(), CliErro
                 assessed_by: assessed_by.unwrap_or_else(|| s.actor.clone()),
             });
             execute(s, &account, None, &write, kind, "assessed").await
+        }
+        AccountCommand::Promote {
+            account,
+            to,
+            reason,
+            write,
+        } => {
+            let kind = Kind::PromoteAccount(pb::ChangeTier {
+                to: parse("--to", "keyplan.v1.Tier", &to)?,
+                reason,
+            });
+            execute(s, &account, None, &write, kind, "promoted").await
+        }
+        AccountCommand::Demote {
+            account,
+            to,
+            reason,
+            write,
+        } => {
+            let kind = Kind::DemoteAccount(pb::ChangeTier {
+                to: parse("--to", "keyplan.v1.Tier", &to)?,
+                reason,
+            });
+            execute(s, &account, None, &write, kind, "demoted").await
         }
         AccountCommand::Show { .. } | AccountCommand::List => Err(CliError::Usage(
             "internal: a read was sent to the writes".to_owned(),
@@ -446,7 +470,7 @@ pub async fn interaction(s: &Session, command: InteractionCommand) -> Result<(),
     }
 }
 
-/// `keyplan review schedule|record`.
+/// `keyplan review schedule|record|cancel`.
 pub async fn review(s: &Session, command: ReviewCommand) -> Result<(), CliError> {
     match command {
         ReviewCommand::Schedule {
@@ -464,7 +488,11 @@ pub async fn review(s: &Session, command: ReviewCommand) -> Result<(), CliError>
                 kind: parse("--kind", "keyplan.v1.ReviewKind", &kind)?,
                 plan_id: plan,
                 due_on: time::date("--due", &due)?,
-                supplier_attendees: supplier,
+                supplier_attendees: if supplier.is_empty() {
+                    vec![s.actor.clone()]
+                } else {
+                    supplier
+                },
                 customer_attendees: customer,
             });
             execute(s, &account, None, &write, command, "review scheduled").await
@@ -494,6 +522,18 @@ pub async fn review(s: &Session, command: ReviewCommand) -> Result<(), CliError>
                 follow_up_actions: Vec::new(),
             });
             execute(s, &account, None, &write, command, "review recorded").await
+        }
+        ReviewCommand::Cancel {
+            account,
+            review,
+            reason,
+            write,
+        } => {
+            let command = Kind::CancelReview(pb::ReviewCancelled {
+                review_id: review,
+                reason,
+            });
+            execute(s, &account, None, &write, command, "review cancelled").await
         }
     }
 }
