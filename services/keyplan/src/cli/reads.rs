@@ -882,7 +882,7 @@ pub async fn activity(s: &Session, command: ActivityCommand) -> Result<(), CliEr
             let answer = client
                 .get_opportunity_summary(pb::GetOpportunitySummaryRequest {
                     tenant: s.tenant.clone(),
-                    account_id: account.unwrap_or_default(),
+                    account_id: account,
                     ..Default::default()
                 })
                 .await?
