@@ -47,6 +47,12 @@ pub struct WriteArgs {
     /// result and records nothing new.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+
+    /// When the fact took effect (business time): RFC 3339 or a date (from 00:00 UTC), not in
+    /// the future; default: now. E.g. a team member on the account since the quarter began,
+    /// so that the meetings they logged since count toward the rules they own.
+    #[arg(long)]
+    pub effective: Option<String>,
 }
 
 /// Options of writes that edit shared content, which must name the version they edit.

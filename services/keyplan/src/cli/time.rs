@@ -8,6 +8,8 @@ use super::CliError;
 /// Where in its day a bare date is taken.
 #[derive(Debug, Clone, Copy)]
 pub enum DayPoint {
+    /// 00:00 UTC: something in effect from that day on (a team member "since" a date).
+    StartOfDay,
     /// 12:00 UTC: when something happened on that day.
     Noon,
     /// 23:59:59 UTC: "as of" that day, everything of the day included.
@@ -21,6 +23,7 @@ pub fn instant(option: &str, given: &str, day: DayPoint) -> Result<Timestamp, Cl
         t.with_timezone(&Utc)
     } else if let Ok(date) = NaiveDate::parse_from_str(given, "%Y-%m-%d") {
         let time = match day {
+            DayPoint::StartOfDay => NaiveTime::from_hms_opt(0, 0, 0),
             DayPoint::Noon => NaiveTime::from_hms_opt(12, 0, 0),
             DayPoint::EndOfDay => NaiveTime::from_hms_opt(23, 59, 59),
         }

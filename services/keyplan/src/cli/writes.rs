@@ -24,6 +24,11 @@ pub(super) async fn execute(
     kind: Kind,
     done: &str,
 ) -> Result<(), CliError> {
+    let occurred_at = write
+        .effective
+        .as_deref()
+        .map(|t| time::instant("--effective", t, DayPoint::StartOfDay))
+        .transpose()?;
     let response = CommandServiceClient::new(s.channel.clone())
         .execute(pb::ExecuteRequest {
             tenant: s.tenant.clone(),
@@ -31,6 +36,7 @@ pub(super) async fn execute(
             expected_version,
             idempotency_key: write.idempotency_key.clone().unwrap_or_default(),
             actor: s.actor.clone(),
+            occurred_at,
             command: Some(pb::Command { kind: Some(kind) }),
             ..Default::default()
         })
@@ -402,7 +408,20 @@ pub async fn rule(s: &Session, command: RuleCommand) -> Result<(), CliError> {
     }
 }
 
-fn details(s: &Session, d: InteractionDetailsArgs) -> Result<pb::InteractionDetails, CliError> {
+/// The interaction as typed. With an idempotency key the time must be given with `--at`: a
+/// retry has to repeat the same command, and "now" (or `--ago`) differs on every run.
+fn details(
+    s: &Session,
+    d: InteractionDetailsArgs,
+    write: &WriteArgs,
+) -> Result<pb::InteractionDetails, CliError> {
+    if write.idempotency_key.is_some() && d.at.is_none() {
+        return Err(CliError::Usage(
+            "with --idempotency-key, say when it happened with --at: a retry must repeat the \
+             same command, and \"now\" or --ago is another instant on every run"
+                .to_owned(),
+        ));
+    }
     let occurred_at = match (d.at, d.ago) {
         (Some(at), _) => time::instant("--at", &at, DayPoint::Noon)?,
         (None, Some(ago)) => {
@@ -440,7 +459,7 @@ pub async fn interaction(s: &Session, command: InteractionCommand) -> Result<(),
         } => {
             let kind = Kind::LogInteraction(pb::InteractionLogged {
                 interaction_id: interaction,
-                details: Some(details(s, d)?),
+                details: Some(details(s, d, &write)?),
             });
             execute(s, &account, None, &write, kind, "interaction logged").await
         }
@@ -453,7 +472,7 @@ pub async fn interaction(s: &Session, command: InteractionCommand) -> Result<(),
         } => {
             let kind = Kind::CorrectInteraction(pb::InteractionCorrected {
                 interaction_id: interaction,
-                details: Some(details(s, d)?),
+                details: Some(details(s, d, &edit.write)?),
                 reason,
             });
             let expected = edit_version(s, &account, &edit).await?;
