@@ -423,3 +423,34 @@ async fn watch_prints_new_events_live_and_audit_verifies_and_exports() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn projections_status_takes_host_port_and_prints_json_and_rebuild_prints_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    onboard(&server).await;
+
+    // `--server` as host:port (the harness's address has no scheme).
+    let status = json(&server, &["projections", "status"]).await;
+    assert_eq!(status["headPosition"], "4", "{status}");
+    let names: Vec<&str> = status["projections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"timeline"), "{status}");
+
+    // Not on a terminal: plain lines on stderr, one at least when each projection is done.
+    let out = keyplan(&server, &["projections", "rebuild", "timeline"]).await;
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l == "timeline: 4/4 events, done: the new generation serves"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    server.stop().await;
+}

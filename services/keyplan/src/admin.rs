@@ -1,6 +1,8 @@
 //! `keyplan projections ...`: operating a running node over its `OperationsService`.
 
 use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use keyplan_proto::pb;
@@ -19,6 +21,9 @@ pub enum AdminError {
     /// The node refused or failed the request.
     #[error("{0}")]
     Status(#[from] tonic::Status),
+    /// The status could not be written as JSON.
+    #[error("{0}")]
+    Json(String),
     /// A rebuild failed (the old generation keeps serving).
     #[error("rebuild of {name} failed: {error}")]
     Rebuild {
@@ -36,13 +41,21 @@ async fn client(node: &NodeArgs) -> Result<OperationsServiceClient<NodeChannel>,
     ))
 }
 
-/// Prints the node's projections and their positions.
-pub async fn status(node: &NodeArgs) -> Result<String, AdminError> {
+/// The node's status as text for a person, or as proto3 JSON (every field present).
+pub async fn status(node: &NodeArgs, json: bool) -> Result<String, AdminError> {
     let status = client(node)
         .await?
         .get_status(pb::GetStatusRequest {})
         .await?
         .into_inner();
+    if json {
+        let value = crate::cli::to_json("keyplan.v1.NodeStatus", &status)
+            .map_err(|e| AdminError::Json(e.to_string()))?;
+        return Ok(format!(
+            "{}\n",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        ));
+    }
     Ok(render_status(&status))
 }
 
@@ -96,13 +109,71 @@ fn render_status(status: &pb::NodeStatus) -> String {
     out
 }
 
-/// Rebuilds projections online, drawing one progress bar per projection.
+/// Rebuilds projections online: one progress bar per projection on a terminal, plain lines
+/// otherwise (a log file or CI must see that the rebuild moves, and how it ended).
 pub async fn rebuild(node: &NodeArgs, names: Vec<String>) -> Result<(), AdminError> {
-    let mut progress = client(node)
+    let progress = client(node)
         .await?
         .rebuild_projections(pb::RebuildProjectionsRequest { names })
         .await?
         .into_inner();
+    if std::io::stderr().is_terminal() {
+        rebuild_with_bars(progress).await
+    } else {
+        rebuild_with_lines(progress, Duration::from_secs(2)).await
+    }
+}
+
+/// Prints a line per projection at most every `every` while it moves, and one when it ends.
+async fn rebuild_with_lines(
+    mut progress: tonic::Streaming<pb::RebuildProgress>,
+    every: Duration,
+) -> Result<(), AdminError> {
+    let mut last_printed: HashMap<String, Instant> = HashMap::new();
+    let mut failure = None;
+    while let Some(update) = progress.message().await? {
+        let line = rebuild_line(&update);
+        let due = last_printed
+            .get(&update.name)
+            .is_none_or(|at| at.elapsed() >= every);
+        if update.done || !update.error.is_empty() || due {
+            eprintln!("{line}");
+            last_printed.insert(update.name.clone(), Instant::now());
+        }
+        if !update.error.is_empty() {
+            failure = Some(AdminError::Rebuild {
+                name: update.name,
+                error: update.error,
+            });
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// One plain progress line, e.g. `timeline: 120000/500000 events`.
+fn rebuild_line(update: &pb::RebuildProgress) -> String {
+    let target = update.target.max(update.position);
+    if update.done {
+        format!(
+            "{}: {}/{target} events, done: the new generation serves",
+            update.name, update.position
+        )
+    } else if !update.error.is_empty() {
+        format!(
+            "{}: {}/{target} events, failed: {} (the old generation keeps serving)",
+            update.name, update.position, update.error
+        )
+    } else {
+        format!("{}: {}/{target} events", update.name, update.position)
+    }
+}
+
+async fn rebuild_with_bars(
+    mut progress: tonic::Streaming<pb::RebuildProgress>,
+) -> Result<(), AdminError> {
     let bars = MultiProgress::new();
     let style = ProgressStyle::with_template(
         "{prefix:>16} [{bar:40}] {pos}/{len} events ({per_sec}) {msg}",
@@ -139,6 +210,29 @@ pub async fn rebuild(node: &NodeArgs, names: Vec<String>) -> Result<(), AdminErr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rebuild_lines_say_how_far_and_how_it_ended() {
+        let mut update = pb::RebuildProgress {
+            name: "timeline".into(),
+            position: 120,
+            target: 500,
+            ..Default::default()
+        };
+        assert_eq!(rebuild_line(&update), "timeline: 120/500 events");
+        update.error = "disk full".into();
+        assert_eq!(
+            rebuild_line(&update),
+            "timeline: 120/500 events, failed: disk full (the old generation keeps serving)"
+        );
+        update.error.clear();
+        update.done = true;
+        update.position = 510;
+        assert_eq!(
+            rebuild_line(&update),
+            "timeline: 510/510 events, done: the new generation serves"
+        );
+    }
 
     #[test]
     fn a_stopped_projection_and_relay_say_so_and_why() {

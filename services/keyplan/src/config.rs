@@ -134,9 +134,17 @@ fn parse_role(name: &str) -> Result<TokenRole, String> {
 /// `keyplan projections ...`
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Show each projection's position and the node's log head.
-    Status(NodeArgs),
-    /// Rebuild read models from position 1 while the current ones keep serving; shows progress.
+    /// Show the node's log head, its relay and each projection's position; a stopped part
+    /// says so, and why.
+    Status {
+        /// Print the node's status as JSON (the API's proto3 JSON), for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Rebuild read models from position 1 while the current ones keep serving; shows progress
+    /// (bars on a terminal, a plain line per projection every 2 s otherwise).
     Rebuild {
         /// Projections to rebuild (default: all of the node's projections).
         names: Vec<String>,

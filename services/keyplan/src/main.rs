@@ -35,8 +35,8 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Projections(ProjectionsCommand::Status(node)) => {
-            print!("{}", keyplan::admin::status(&node).await?);
+        Command::Projections(ProjectionsCommand::Status { json, node }) => {
+            print!("{}", keyplan::admin::status(&node, json).await?);
             Ok(())
         }
         Command::Projections(ProjectionsCommand::Rebuild { names, node }) => {

@@ -22,6 +22,7 @@ mod writes;
 use thiserror::Error;
 
 use crate::tls::ConnectError;
+pub use output::to_json;
 pub use session::Session;
 
 /// The KAM subcommands, flattened into `keyplan`'s own.
