@@ -48,9 +48,10 @@ pub struct WriteArgs {
     #[arg(long)]
     pub idempotency_key: Option<String>,
 
-    /// When the fact took effect (business time): RFC 3339 or a date (from 00:00 UTC), not in
-    /// the future; default: now. E.g. a team member on the account since the quarter began,
-    /// so that the meetings they logged since count toward the rules they own.
+    /// When the fact took effect (business time): RFC 3339, a date (from 00:00 UTC) or how
+    /// long ago (`30days`), not in the future; default: now. E.g. a team member on the account
+    /// since the quarter began, so that the meetings they logged since count toward the rules
+    /// they own.
     #[arg(long)]
     pub effective: Option<String>,
 }

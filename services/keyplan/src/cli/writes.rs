@@ -24,11 +24,7 @@ pub(super) async fn execute(
     kind: Kind,
     done: &str,
 ) -> Result<(), CliError> {
-    let occurred_at = write
-        .effective
-        .as_deref()
-        .map(|t| time::instant("--effective", t, DayPoint::StartOfDay))
-        .transpose()?;
+    let occurred_at = write.effective.as_deref().map(effective).transpose()?;
     let response = CommandServiceClient::new(s.channel.clone())
         .execute(pb::ExecuteRequest {
             tenant: s.tenant.clone(),
@@ -54,6 +50,18 @@ pub(super) async fn execute(
         "{done}: account {account} is now at version {} (position {}){again}",
         response.last_version, response.last_position
     ))
+}
+
+/// `--effective`: an instant, a date, or how long ago.
+fn effective(given: &str) -> Result<prost_types::Timestamp, CliError> {
+    match humantime::parse_duration(given.trim()) {
+        Ok(ago) => {
+            let ago = chrono::Duration::from_std(ago)
+                .map_err(|_| CliError::Usage("--effective: too long ago".to_owned()))?;
+            Ok(time::timestamp(chrono::Utc::now() - ago))
+        }
+        Err(_) => time::instant("--effective", given, DayPoint::StartOfDay),
+    }
 }
 
 fn exact(version: u64) -> Option<pb::ExpectedVersion> {
