@@ -329,6 +329,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    #[command(flatten)]
+    pub web: crate::web::WebArgs,
 }
 
 impl ServeArgs {

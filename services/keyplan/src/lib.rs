@@ -16,5 +16,6 @@ pub mod server_timing;
 pub mod shutdown;
 pub mod status_guard;
 pub mod tls;
+pub mod web;
 
 pub use server::{Node, NodeError};

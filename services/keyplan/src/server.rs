@@ -110,6 +110,8 @@ pub struct Node {
     tls: Option<tonic::transport::ServerTlsConfig>,
     /// Message sizes, streams per connection, request timeout.
     limits: LimitArgs,
+    /// Which browser origins may call through gRPC-Web (checked at start).
+    cors: tower_http::cors::CorsLayer,
 }
 
 /// A node's read models with their runners' handles and their database.
@@ -145,6 +147,7 @@ impl Node {
         let tls =
             crate::tls::server_config(&args.tls).map_err(|e| NodeError::Config(e.to_string()))?;
         crate::limits::check(&args.limits).map_err(|e| NodeError::Config(e.into()))?;
+        let cors = crate::web::cors(&args.web).map_err(|e| NodeError::Config(e.to_string()))?;
         let nats_config = args
             .nats
             .to_config()
@@ -245,6 +248,7 @@ impl Node {
                     auth,
                     tls,
                     limits: args.limits.clone(),
+                    cors: cors.clone(),
                 }
             }
             Role::Projections => {
@@ -293,6 +297,7 @@ impl Node {
                     auth,
                     tls,
                     limits: args.limits.clone(),
+                    cors: cors.clone(),
                 }
             }
         };
@@ -372,8 +377,11 @@ impl Node {
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ]);
         let limits = &self.limits;
-        let builder = crate::limits::server(Server::builder(), limits);
+        // HTTP/1.1 too: gRPC-Web from browsers (see `crate::web`); gRPC clients use HTTP/2.
+        let builder = crate::limits::server(Server::builder(), limits).accept_http1(true);
         let mut router = crate::tls::serve_with(builder, self.tls)?
+            .layer(self.cors)
+            .layer(tonic_web::GrpcWebLayer::new())
             .layer(ServerTimingLayer)
             .layer(EndStreamsLayer::new(self.shutdown.clone(), streaming))
             .layer(StatusGuardLayer)
