@@ -641,6 +641,12 @@ struct Contact {
     late: bool,
 }
 
+/// Where a command goes in an account's history: (logged late, business time, facts before
+/// interactions at the same time, order of creation).
+type SortKey = (bool, DateTime<Utc>, u8, usize);
+/// A command with its place and its batch's business time (`None`: an interaction's own).
+type Item = (SortKey, Option<DateTime<Utc>>, Kind);
+
 /// Collects one account's facts and contacts, then puts them in order.
 struct Script {
     clock: Clock,
@@ -659,12 +665,7 @@ impl Script {
     /// of the same time together, runs of interactions together.
     fn batches(mut self) -> Vec<Batch> {
         self.contacts.sort_by_key(|c| c.at);
-        // (late, time, facts before interactions at the same time, order of creation)
-        let mut items: Vec<(
-            (bool, DateTime<Utc>, u8, usize),
-            Option<DateTime<Utc>>,
-            Kind,
-        )> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
         let mut n = 0;
         for (at, kind) in self.facts {
             items.push(((false, at, 0, n), Some(at), kind));
@@ -710,7 +711,7 @@ impl Script {
             ));
             n += 1;
         }
-        items.sort_by(|a, b| a.0.cmp(&b.0));
+        items.sort_by_key(|item| item.0);
         let mut batches: Vec<Batch> = Vec::new();
         for (_, at, kind) in items {
             match batches.last_mut() {
