@@ -745,3 +745,37 @@ pub struct WatchArgs {
     #[arg(long)]
     pub from_position: Option<u64>,
 }
+
+/// `keyplan demo ...`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: DemoCommand,
+}
+
+/// Demonstration data.
+#[derive(Debug, Subcommand)]
+pub enum DemoCommand {
+    /// Write a realistic, deterministic portfolio into a running node: accounts scored and
+    /// tiered, plans, objectives, opportunities, revenue, decision-making units, engagement
+    /// rules, months of interactions (rules kept, overdue and never met) and reviews. Dates
+    /// end today. The same seed on the same day writes exactly the same commands, so running it
+    /// again records nothing new. The tenant defaults to `demo`.
+    Seed(SeedArgs),
+}
+
+/// `keyplan demo seed`
+#[derive(Debug, Clone, Args)]
+pub struct SeedArgs {
+    /// How many key accounts (1 to 100).
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub accounts: u32,
+    /// How many months of history, ending today (1 to 36).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=36))]
+    pub months: u32,
+    /// The seed: the same seed gives the same accounts, ids, names and content.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+}

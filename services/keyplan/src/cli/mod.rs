@@ -10,6 +10,7 @@
 
 pub mod args;
 mod audit;
+mod demo;
 mod enums;
 mod output;
 mod pipeline;
@@ -62,6 +63,8 @@ pub enum KamCommand {
     Audit(args::AuditArgs),
     /// Follow an account's timeline live (Ctrl-C to stop).
     Watch(args::WatchArgs),
+    /// Demonstration data: `demo seed` writes a realistic portfolio into a running node.
+    Demo(args::DemoArgs),
 }
 
 /// Why a CLI command failed, in words a person can act on.
@@ -168,5 +171,6 @@ pub async fn run(command: KamCommand) -> Result<(), CliError> {
         }
         KamCommand::Audit(a) => audit::run(&Session::open(&a.client).await?, a.command).await,
         KamCommand::Watch(a) => watch::run(&Session::open(&a.client).await?, &a).await,
+        KamCommand::Demo(a) => demo::run(a).await,
     }
 }
