@@ -129,6 +129,7 @@ fn account_request(
         as_of: Some(timestamp_to_proto(at(y, m, d, h))),
         axis: axis.into(),
         min_position: 0,
+        explain: false,
     }
 }
 
@@ -477,6 +478,7 @@ async fn read_your_writes_waits_for_the_position_or_answers_unavailable() {
             as_of: None,
             axis: 0,
             min_position: position,
+            explain: false,
         })
         .await
         .unwrap()
@@ -500,6 +502,7 @@ async fn read_your_writes_waits_for_the_position_or_answers_unavailable() {
             as_of: None,
             axis: 0,
             min_position: position + 1000,
+            explain: false,
         })
         .await
         .unwrap_err();

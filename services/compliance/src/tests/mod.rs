@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod fixture;
+mod explain;
 mod handmade;
 mod persistence;
 mod property;

@@ -612,6 +612,7 @@ impl Oracle<'_> {
                     days_overdue,
                     days_until_due: days(today, due_on).max(0) as u32,
                     due_soon_window_days: window,
+                    considered: Vec::new(),
                 },
             });
         }
