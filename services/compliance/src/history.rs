@@ -440,10 +440,7 @@ impl AccountHistory {
 
     /// The stakeholders whose contacts may meet `rule`, and the buying role they must have had
     /// (buying-role rule).
-    fn candidates<'a>(
-        &'a self,
-        rule: &'a EngagementRuleSet,
-    ) -> (Vec<&'a str>, Option<BuyingRole>) {
+    fn candidates<'a>(&'a self, rule: &'a EngagementRuleSet) -> (Vec<&'a str>, Option<BuyingRole>) {
         match &rule.target {
             RuleTarget::Stakeholder(id) => (vec![id.as_str()], None),
             RuleTarget::BuyingRole(role) => (
@@ -697,7 +694,10 @@ impl AccountHistory {
                     .iter()
                     .map(|&p| {
                         let person = self.person(p);
-                        format!("{person}: {}", self.membership_note(person, v.occurred_at, view))
+                        format!(
+                            "{person}: {}",
+                            self.membership_note(person, v.occurred_at, view)
+                        )
                     })
                     .collect();
                 if people.is_empty() {
@@ -735,11 +735,10 @@ impl AccountHistory {
             None => {}
         }
         if view.axis == Axis::AsKnownAt {
-            if let Some(m) = self
-                .members
-                .get(person)
-                .and_then(|m| m.iter().find(|m| !view.knows(m.stamp.rt) && m.stamp.bt <= t))
-            {
+            if let Some(m) = self.members.get(person).and_then(|m| {
+                m.iter()
+                    .find(|m| !view.knows(m.stamp.rt) && m.stamp.bt <= t)
+            }) {
                 note.push_str(&format!(
                     " (a team change dated {} was recorded only {})",
                     m.stamp.bt, m.stamp.rt

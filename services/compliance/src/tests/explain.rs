@@ -52,7 +52,13 @@ fn a_qualifying_interaction_is_counted() {
     let mut log = base();
     log.now(
         at(2025, 1, 5, 10),
-        interaction("m1", at(2025, 1, 5, 10), Channel::InPerson, &["s1"], &["kam"]),
+        interaction(
+            "m1",
+            at(2025, 1, 5, 10),
+            Channel::InPerson,
+            &["s1"],
+            &["kam"],
+        ),
     );
     let list = why(&log, AsOf::happened_by(at(2025, 1, 10, 0)));
     assert_eq!(only_reason(&list), ("m1".into(), None));
@@ -84,7 +90,13 @@ fn a_participant_assigned_to_the_team_only_later_is_named() {
     let mut log = base();
     log.now(
         at(2025, 1, 5, 12),
-        interaction("m1", at(2025, 1, 5, 10), Channel::InPerson, &["s1"], &["alice"]),
+        interaction(
+            "m1",
+            at(2025, 1, 5, 10),
+            Channel::InPerson,
+            &["s1"],
+            &["alice"],
+        ),
     )
     .now(at(2025, 1, 5, 12), assigned("alice"));
     let answer = project(&log.events)
@@ -118,7 +130,13 @@ fn a_participant_who_left_the_team_is_named() {
         )
         .now(
             at(2025, 1, 5, 10),
-            interaction("m1", at(2025, 1, 5, 10), Channel::InPerson, &["s1"], &["pat"]),
+            interaction(
+                "m1",
+                at(2025, 1, 5, 10),
+                Channel::InPerson,
+                &["s1"],
+                &["pat"],
+            ),
         );
     let list = why(&log, AsOf::happened_by(at(2025, 1, 10, 0)));
     assert_eq!(
@@ -137,7 +155,13 @@ fn an_interaction_after_t_is_named() {
     let mut log = base();
     log.now(
         at(2025, 1, 5, 10),
-        interaction("m1", at(2025, 1, 5, 10), Channel::InPerson, &["s1"], &["kam"]),
+        interaction(
+            "m1",
+            at(2025, 1, 5, 10),
+            Channel::InPerson,
+            &["s1"],
+            &["kam"],
+        ),
     );
     let list = why(&log, AsOf::happened_by(at(2025, 1, 4, 0)));
     assert_eq!(
@@ -153,7 +177,13 @@ fn an_interaction_not_yet_recorded_as_known_at_t_is_named() {
     log.push(
         at(2025, 1, 8, 9),
         at(2025, 1, 8, 9),
-        interaction("m1", at(2025, 1, 3, 10), Channel::InPerson, &["s1"], &["kam"]),
+        interaction(
+            "m1",
+            at(2025, 1, 3, 10),
+            Channel::InPerson,
+            &["s1"],
+            &["kam"],
+        ),
     );
     let t = at(2025, 1, 5, 0);
     let list = why(&log, AsOf::known_at(t));
@@ -174,15 +204,27 @@ fn an_interaction_corrected_away_from_the_target_is_named() {
     log.now(at(2025, 1, 2, 9), stakeholder("s2", BuyingRole::User))
         .now(
             at(2025, 1, 5, 10),
-            interaction("m1", at(2025, 1, 5, 10), Channel::InPerson, &["s1"], &["kam"]),
+            interaction(
+                "m1",
+                at(2025, 1, 5, 10),
+                Channel::InPerson,
+                &["s1"],
+                &["kam"],
+            ),
         )
         .now(
             at(2025, 1, 6, 10),
             InteractionCorrected {
                 interaction_id: interaction("m1", at(2025, 1, 5, 10), Channel::InPerson, &[], &[])
                     .interaction_id,
-                details: interaction("m1", at(2025, 1, 5, 10), Channel::InPerson, &["s2"], &["kam"])
-                    .details,
+                details: interaction(
+                    "m1",
+                    at(2025, 1, 5, 10),
+                    Channel::InPerson,
+                    &["s2"],
+                    &["kam"],
+                )
+                .details,
                 reason: "it was s2".into(),
             },
         );
@@ -204,7 +246,13 @@ fn a_correction_that_keeps_the_target_is_listed_once_in_its_corrected_version() 
     let mut log = base();
     log.now(
         at(2025, 1, 5, 10),
-        interaction("m1", at(2025, 1, 5, 10), Channel::InPerson, &["s1"], &["kam"]),
+        interaction(
+            "m1",
+            at(2025, 1, 5, 10),
+            Channel::InPerson,
+            &["s1"],
+            &["kam"],
+        ),
     )
     .now(
         at(2025, 1, 6, 10),
@@ -244,7 +292,13 @@ fn a_stakeholder_not_yet_in_the_buying_role_is_named() {
         )
         .now(
             at(2025, 1, 5, 10),
-            interaction("m1", at(2025, 1, 5, 10), Channel::InPerson, &["s1"], &["kam"]),
+            interaction(
+                "m1",
+                at(2025, 1, 5, 10),
+                Channel::InPerson,
+                &["s1"],
+                &["kam"],
+            ),
         )
         .now(
             at(2025, 1, 7, 9),
@@ -261,7 +315,13 @@ fn a_stakeholder_not_yet_in_the_buying_role_is_named() {
         )
         .now(
             at(2025, 1, 8, 10),
-            interaction("m2", at(2025, 1, 8, 10), Channel::InPerson, &["s1"], &["kam"]),
+            interaction(
+                "m2",
+                at(2025, 1, 8, 10),
+                Channel::InPerson,
+                &["s1"],
+                &["kam"],
+            ),
         );
     let list = why(&log, AsOf::happened_by(at(2025, 1, 10, 0)));
     let reasons: Vec<_> = list.iter().map(|(id, r, _)| (id.as_str(), *r)).collect();
@@ -280,7 +340,13 @@ fn without_explain_nothing_is_listed_and_the_answer_is_otherwise_the_same() {
     let mut log = base();
     log.now(
         at(2025, 1, 5, 10),
-        interaction("m1", at(2025, 1, 5, 10), Channel::InPerson, &["s1"], &["kam"]),
+        interaction(
+            "m1",
+            at(2025, 1, 5, 10),
+            Channel::InPerson,
+            &["s1"],
+            &["kam"],
+        ),
     );
     let p = project(&log.events);
     let view = AsOf::happened_by(at(2025, 1, 10, 0));
@@ -302,7 +368,13 @@ fn the_list_is_bounded_and_keeps_the_most_recent() {
             let id = format!("m{day:02}{hour}");
             log.now(
                 at(2025, 2, day, hour),
-                interaction(&id, at(2025, 2, day, hour), Channel::Email, &["s1"], &["kam"]),
+                interaction(
+                    &id,
+                    at(2025, 2, day, hour),
+                    Channel::Email,
+                    &["s1"],
+                    &["kam"],
+                ),
             );
         }
     }

@@ -2,8 +2,8 @@
 //! what the fixture does not exercise, and persistence (rebuilt equals incremental).
 #![allow(clippy::unwrap_used)]
 
-mod fixture;
 mod explain;
+mod fixture;
 mod handmade;
 mod persistence;
 mod property;

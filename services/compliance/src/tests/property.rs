@@ -922,8 +922,10 @@ fn explained_agrees(
                 );
                 if by_t < MAX_CONSIDERED - MAX_CONSIDERED_AFTER {
                     prop_assert!(
-                        counted.iter().any(|c| c.interaction_id == last.interaction_id
-                            && c.occurred_at == last.occurred_at),
+                        counted
+                            .iter()
+                            .any(|c| c.interaction_id == last.interaction_id
+                                && c.occurred_at == last.occurred_at),
                         "{:?}{}",
                         r,
                         dump(events)
