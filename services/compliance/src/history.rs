@@ -625,9 +625,9 @@ impl AccountHistory {
         }
         // Across stakeholders: the soonest after T, the latest by T.
         let (mut after, mut by): (Vec<_>, Vec<_>) = found.into_iter().partition(|f| f.2);
-        after.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        after.sort_by_key(|f| (f.0, f.1));
         after.truncate(MAX_CONSIDERED_AFTER);
-        by.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+        by.sort_by_key(|f| std::cmp::Reverse((f.0, f.1)));
         by.truncate(MAX_CONSIDERED - after.len());
         after.reverse();
         after.into_iter().chain(by).map(|f| f.3).collect()
