@@ -56,6 +56,7 @@ fn compliance_request(
         as_of: Some(timestamp_to_proto(as_of)),
         axis: pb::ComplianceAxis::AsHappenedBy as i32,
         min_position,
+        explain: false,
     }
 }
 

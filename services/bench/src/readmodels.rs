@@ -161,6 +161,7 @@ fn compliance_as_of(
         as_of: at,
         axis: axis as i32,
         min_position: 0,
+        explain: false,
     }
 }
 

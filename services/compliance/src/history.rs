@@ -438,12 +438,10 @@ impl AccountHistory {
         Some((first?.date(), latest?))
     }
 
-    /// The latest interaction by T that meets `rule`: its content in force on the axis
-    /// happened by T, on one of the rule's channels, with the target (the stakeholder, or a
-    /// stakeholder who then had the buying role) and at least one supplier participant then in
-    /// the key account team. Ties on occurred_at go to the one recorded last.
-    fn last_qualifying<'a>(&'a self, rule: &EngagementRuleSet, view: &AsOf) -> Option<Hit<'a>> {
-        let (candidates, role): (Vec<&str>, Option<BuyingRole>) = match &rule.target {
+    /// The stakeholders whose contacts may meet `rule`, and the buying role they must have had
+    /// (buying-role rule).
+    fn candidates<'a>(&'a self, rule: &'a EngagementRuleSet) -> (Vec<&'a str>, Option<BuyingRole>) {
+        match &rule.target {
             RuleTarget::Stakeholder(id) => (vec![id.as_str()], None),
             RuleTarget::BuyingRole(role) => (
                 self.role_holders
@@ -452,12 +450,72 @@ impl AccountHistory {
                     .unwrap_or_default(),
                 Some(*role),
             ),
-        };
+        }
+    }
+
+    /// Whether one contact of `stakeholder` (one version of an interaction naming them) meets
+    /// `rule` as of T: the one predicate that decides qualification, returning the first
+    /// condition that fails. In order: the version is the content in force on the axis (else
+    /// a later correction replaced it, or, as known at T, it was not recorded yet), it
+    /// happened by T, on one of the rule's channels, (buying-role rule) the stakeholder then
+    /// had the role, and at least one supplier participant was then in the key account team.
+    /// `None` only if the indexes do not resolve (cannot happen).
+    fn judge<'a>(
+        &'a self,
+        rule: &EngagementRuleSet,
+        role: Option<BuyingRole>,
+        stakeholder: &str,
+        contact: &Contact,
+        view: &AsOf,
+    ) -> Option<Result<Hit<'a>, NotCounted>> {
+        let interaction = self.interactions.get(contact.interaction as usize)?;
+        let v = interaction.versions.get(contact.version as usize)?;
+        if interaction.effective(view) != Some(contact.version as usize) {
+            return Some(Err(if view.knows(v.rt) {
+                NotCounted::CorrectedAway
+            } else if v.occurred_at > view.at {
+                NotCounted::HappenedAfterAsOf
+            } else {
+                NotCounted::NotYetRecorded
+            }));
+        }
+        if v.occurred_at > view.at {
+            return Some(Err(NotCounted::HappenedAfterAsOf));
+        }
+        if !rule.channels.contains(&v.channel) {
+            return Some(Err(NotCounted::WrongChannel));
+        }
+        if role.is_some() && self.role_at(stakeholder, v.occurred_at, view) != role {
+            return Some(Err(NotCounted::NotInBuyingRoleAtTheTime));
+        }
+        if !v
+            .participants
+            .iter()
+            .any(|&p| self.is_member(self.person(p), v.occurred_at, view))
+        {
+            return Some(Err(NotCounted::NoTeamMemberAtTheTime));
+        }
+        Some(Ok(Hit {
+            interaction: &interaction.id,
+            occurred_at: v.occurred_at,
+            pos: v.pos,
+            corrected: v.corrected,
+        }))
+    }
+
+    /// The latest interaction by T that meets `rule` (see [`Self::judge`]): its content in
+    /// force on the axis happened by T, on one of the rule's channels, with the target (the
+    /// stakeholder, or a stakeholder who then had the buying role) and at least one supplier
+    /// participant then in the key account team. Ties on occurred_at go to the one recorded
+    /// last.
+    fn last_qualifying<'a>(&'a self, rule: &EngagementRuleSet, view: &AsOf) -> Option<Hit<'a>> {
+        let (candidates, role) = self.candidates(rule);
         let mut best: Option<Hit<'a>> = None;
         for stakeholder in candidates {
             let Some(contacts) = self.contacts.get(stakeholder) else {
                 continue;
             };
+            // Contacts after T cannot qualify (judge says so too): not looked at.
             let end = contacts.partition_point(|c| c.occurred_at <= view.at);
             for contact in contacts[..end].iter().rev() {
                 if best
@@ -465,38 +523,229 @@ impl AccountHistory {
                 {
                     break;
                 }
-                let Some(interaction) = self.interactions.get(contact.interaction as usize) else {
-                    continue;
-                };
-                if interaction.effective(view) != Some(contact.version as usize) {
-                    continue; // superseded on this axis (or not known yet)
+                if let Some(Ok(hit)) = self.judge(rule, role, stakeholder, contact, view) {
+                    best = Some(hit);
+                    break;
                 }
-                let Some(v) = interaction.versions.get(contact.version as usize) else {
-                    continue;
-                };
-                if !rule.channels.contains(&v.channel) {
-                    continue;
-                }
-                if role.is_some() && self.role_at(stakeholder, v.occurred_at, view) != role {
-                    continue;
-                }
-                if !v
-                    .participants
-                    .iter()
-                    .any(|&p| self.is_member(self.person(p), v.occurred_at, view))
-                {
-                    continue;
-                }
-                best = Some(Hit {
-                    interaction: &interaction.id,
-                    occurred_at: v.occurred_at,
-                    pos: v.pos,
-                    corrected: v.corrected,
-                });
-                break;
             }
         }
         best
+    }
+
+    /// Whether `contacts` (one stakeholder's) include version `version` of interaction
+    /// `interaction`.
+    fn names(&self, contacts: &[Contact], interaction: u32, version: usize) -> bool {
+        let Some(v) = self
+            .interactions
+            .get(interaction as usize)
+            .and_then(|i| i.versions.get(version))
+        else {
+            return false;
+        };
+        let key = (v.occurred_at, v.pos);
+        contacts
+            .binary_search_by(|c| (c.occurred_at, c.pos).cmp(&key))
+            .is_ok()
+    }
+
+    /// The interactions `rule` considers as of T, each judged by [`Self::judge`] (the same
+    /// predicate that decides the rule's status), with the failing condition in words: at most
+    /// [`MAX_CONSIDERED`], up to [`MAX_CONSIDERED_AFTER`] of them that happened soonest after T,
+    /// then the most recent by T; most recent first. A version replaced by a correction (or,
+    /// as known at T, by one not recorded yet) that still names the same stakeholder is left
+    /// out: the version in force speaks for the interaction.
+    pub(crate) fn considered(
+        &self,
+        rule: &EngagementRuleSet,
+        view: &AsOf,
+    ) -> Vec<ConsideredInteraction> {
+        let (candidates, role) = self.candidates(rule);
+        // (occurred_at, pos, after T, entry)
+        let mut found: Vec<(Timestamp, u64, bool, ConsideredInteraction)> = Vec::new();
+        for stakeholder in candidates {
+            let Some(contacts) = self.contacts.get(stakeholder) else {
+                continue;
+            };
+            let end = contacts.partition_point(|c| c.occurred_at <= view.at);
+            let (by, after) = contacts.split_at(end);
+            let mut take = |contact: &Contact, is_after: bool| -> bool {
+                let Some(verdict) = self.judge(rule, role, stakeholder, contact, view) else {
+                    return false;
+                };
+                let Some(interaction) = self.interactions.get(contact.interaction as usize) else {
+                    return false;
+                };
+                let Some(v) = interaction.versions.get(contact.version as usize) else {
+                    return false;
+                };
+                if let Err(NotCounted::CorrectedAway | NotCounted::NotYetRecorded) = verdict {
+                    if let Some(effective) = interaction.effective(view) {
+                        if self.names(contacts, contact.interaction, effective) {
+                            return false;
+                        }
+                    }
+                }
+                let not_counted = verdict.err();
+                let detail = self.detail(not_counted, rule, stakeholder, interaction, v, view);
+                found.push((
+                    v.occurred_at,
+                    v.pos,
+                    is_after,
+                    ConsideredInteraction {
+                        interaction_id: interaction.id.to_string(),
+                        stakeholder: stakeholder.to_owned(),
+                        occurred_at: v.occurred_at,
+                        recorded_at: v.rt,
+                        channel: v.channel,
+                        corrected: v.corrected,
+                        not_counted,
+                        detail,
+                    },
+                ));
+                true
+            };
+            let mut n = 0;
+            for contact in after {
+                if n == MAX_CONSIDERED_AFTER {
+                    break;
+                }
+                if take(contact, true) {
+                    n += 1;
+                }
+            }
+            let mut n = 0;
+            for contact in by.iter().rev() {
+                if n == MAX_CONSIDERED - MAX_CONSIDERED_AFTER {
+                    break;
+                }
+                if take(contact, false) {
+                    n += 1;
+                }
+            }
+        }
+        // Across stakeholders: the soonest after T, the latest by T.
+        let (mut after, mut by): (Vec<_>, Vec<_>) = found.into_iter().partition(|f| f.2);
+        after.sort_by_key(|f| (f.0, f.1));
+        after.truncate(MAX_CONSIDERED_AFTER);
+        by.sort_by_key(|f| std::cmp::Reverse((f.0, f.1)));
+        by.truncate(MAX_CONSIDERED - after.len());
+        after.reverse();
+        after.into_iter().chain(by).map(|f| f.3).collect()
+    }
+
+    /// A considered interaction's verdict in words.
+    fn detail(
+        &self,
+        not_counted: Option<NotCounted>,
+        rule: &EngagementRuleSet,
+        stakeholder: &str,
+        interaction: &InteractionHistory,
+        v: &Version,
+        view: &AsOf,
+    ) -> String {
+        let Some(reason) = not_counted else {
+            return "counted: meets the rule".to_owned();
+        };
+        let why = match reason {
+            NotCounted::CorrectedAway => {
+                let by = interaction
+                    .effective(view)
+                    .and_then(|e| interaction.versions.get(e));
+                match by {
+                    Some(c) => format!(
+                        "a correction recorded {} replaced this version and no longer names {stakeholder}",
+                        c.rt
+                    ),
+                    None => "a later correction replaced this version".to_owned(),
+                }
+            }
+            NotCounted::HappenedAfterAsOf => format!("it happened after {}", view.at),
+            NotCounted::NotYetRecorded => format!(
+                "it was recorded {}, after {} (as known at that instant it was not in Keyplan yet)",
+                v.rt, view.at
+            ),
+            NotCounted::WrongChannel => {
+                let channels: Vec<&str> = rule.channels.iter().map(|c| c.as_str()).collect();
+                format!(
+                    "its channel, {}, is not one of the rule's ({})",
+                    v.channel,
+                    channels.join(", ")
+                )
+            }
+            NotCounted::NotInBuyingRoleAtTheTime => {
+                let wanted = match &rule.target {
+                    RuleTarget::BuyingRole(r) => r.as_str(),
+                    RuleTarget::Stakeholder(_) => "",
+                };
+                match self.role_at(stakeholder, v.occurred_at, view) {
+                    Some(had) => format!(
+                        "{stakeholder} was {had}, not {wanted}, at {}",
+                        v.occurred_at
+                    ),
+                    None => format!(
+                        "{stakeholder} had no known buying role at {}",
+                        v.occurred_at
+                    ),
+                }
+            }
+            NotCounted::NoTeamMemberAtTheTime => {
+                let people: Vec<String> = v
+                    .participants
+                    .iter()
+                    .map(|&p| {
+                        let person = self.person(p);
+                        format!(
+                            "{person}: {}",
+                            self.membership_note(person, v.occurred_at, view)
+                        )
+                    })
+                    .collect();
+                if people.is_empty() {
+                    "it names no supplier participant, so no one from the key account team took part"
+                        .to_owned()
+                } else {
+                    format!(
+                        "no participant was in the key account team at {} ({})",
+                        v.occurred_at,
+                        people.join("; ")
+                    )
+                }
+            }
+        };
+        format!("not counted: {why}")
+    }
+
+    /// Why `person` was not in the team at `t`, on the axis, in words.
+    fn membership_note(&self, person: &str, t: Timestamp, view: &AsOf) -> String {
+        let visible: Vec<&Membership> = self
+            .members
+            .get(person)
+            .map(|m| m.iter().filter(|m| view.knows(m.stamp.rt)).collect())
+            .unwrap_or_default();
+        let before = visible.iter().rev().find(|m| m.stamp.bt <= t);
+        let after = visible.iter().find(|m| m.stamp.bt > t && m.assigned);
+        let mut note = match before {
+            Some(m) if !m.assigned => format!("left the team {}", m.stamp.bt),
+            Some(_) => "in the team".to_owned(),
+            None => "not yet in the team".to_owned(),
+        };
+        match after {
+            Some(m) => note.push_str(&format!(", assigned {}", m.stamp.bt)),
+            None if before.is_none() => note = "never in the key account team".to_owned(),
+            None => {}
+        }
+        if view.axis == Axis::AsKnownAt {
+            if let Some(m) = self.members.get(person).and_then(|m| {
+                m.iter()
+                    .find(|m| !view.knows(m.stamp.rt) && m.stamp.bt <= t)
+            }) {
+                note.push_str(&format!(
+                    " (a team change dated {} was recorded only {})",
+                    m.stamp.bt, m.stamp.rt
+                ));
+            }
+        }
+        note
     }
 
     // ------------------------------------------------------------------ rules
@@ -590,6 +839,7 @@ impl AccountHistory {
             days_overdue: e.days_overdue,
             days_until_due: e.days_until_due,
             due_soon_window_days: due_soon_window(e.definition.cadence_days),
+            considered: Vec::new(),
         }
     }
 
@@ -621,14 +871,19 @@ impl AccountHistory {
             .collect()
     }
 
-    /// The account's whole answer as of T.
-    pub fn compliance(&self, account: &str, view: &AsOf) -> AccountCompliance {
+    /// The account's whole answer as of T; with `explain`, each rule lists the interactions
+    /// it considered (see [`Self::considered`]).
+    pub fn compliance(&self, account: &str, view: &AsOf, explain: bool) -> AccountCompliance {
         let mut share = Share::default();
         let mut rules = Vec::new();
         let mut overdue = Vec::new();
         for e in self.evaluations(view) {
             share.count(e.status, e.past_due());
-            rules.push(self.rule_report(&e));
+            let mut report = self.rule_report(&e);
+            if explain {
+                report.considered = self.considered(e.definition, view);
+            }
+            rules.push(report);
             if e.past_due() {
                 overdue.push(self.overdue_line(&e, account));
             }

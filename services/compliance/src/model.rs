@@ -4,7 +4,7 @@
 
 use chrono::Days;
 use keyplan_domain::events::EngagementRuleSet;
-use keyplan_domain::values::{Date, ReviewFrequency, Timestamp};
+use keyplan_domain::values::{Channel, Date, ReviewFrequency, Timestamp};
 
 /// The time axis of an as-of question.
 ///
@@ -110,6 +110,51 @@ pub struct LastInteraction {
     pub corrected: bool,
 }
 
+/// Why an interaction considered for a rule did not count for it: the first condition of the
+/// qualification check that failed, in the order it is checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NotCounted {
+    /// This version is not the one in force on the axis: a later correction, visible on the
+    /// axis, replaced it (and, when listed, no longer names the stakeholder).
+    CorrectedAway,
+    /// It happened after T.
+    HappenedAfterAsOf,
+    /// As known at T: it happened by T but this version was recorded after T.
+    NotYetRecorded,
+    /// Its channel is not one of the rule's.
+    WrongChannel,
+    /// Buying-role rule: the stakeholder did not hold the role at the interaction's time.
+    NotInBuyingRoleAtTheTime,
+    /// No supplier participant was in the key account team at the interaction's time.
+    NoTeamMemberAtTheTime,
+}
+
+/// Most interactions listed per rule when explaining (see [`RuleCompliance::considered`]).
+pub const MAX_CONSIDERED: usize = 50;
+/// Of those, most listed that happened after T.
+pub const MAX_CONSIDERED_AFTER: usize = 5;
+
+/// One interaction (one version of it, for one target stakeholder) a rule looked at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsideredInteraction {
+    /// Interaction id.
+    pub interaction_id: String,
+    /// The target stakeholder it was considered for.
+    pub stakeholder: String,
+    /// When it happened (this version).
+    pub occurred_at: Timestamp,
+    /// When this version was recorded.
+    pub recorded_at: Timestamp,
+    /// Its channel (this version).
+    pub channel: Channel,
+    /// Whether this version is a correction.
+    pub corrected: bool,
+    /// `None`: it counts for the rule; else the condition that failed.
+    pub not_counted: Option<NotCounted>,
+    /// The same in words.
+    pub detail: String,
+}
+
 /// One active rule as of T.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleCompliance {
@@ -133,6 +178,10 @@ pub struct RuleCompliance {
     pub days_until_due: u32,
     /// The rule's due-soon window in days.
     pub due_soon_window_days: u32,
+    /// Only when explaining (else empty, not allocated): the interactions considered, most
+    /// recent first, at most [`MAX_CONSIDERED`] (up to [`MAX_CONSIDERED_AFTER`] of them that
+    /// happened soonest after T, then the most recent by T).
+    pub considered: Vec<ConsideredInteraction>,
 }
 
 impl RuleCompliance {

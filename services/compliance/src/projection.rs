@@ -195,11 +195,23 @@ impl ComplianceProjection {
         account: &str,
         as_of: AsOf,
     ) -> Result<AccountCompliance, QueryError> {
+        self.account_compliance_with(tenant, account, as_of, false)
+    }
+
+    /// [`Self::account_compliance`], with each rule's considered interactions when `explain`
+    /// (see [`crate::model::RuleCompliance::considered`]).
+    pub fn account_compliance_with(
+        &self,
+        tenant: &str,
+        account: &str,
+        as_of: AsOf,
+        explain: bool,
+    ) -> Result<AccountCompliance, QueryError> {
         let slot = self
             .entry(tenant, account)
             .ok_or_else(|| not_found(tenant, account))?;
         self.with_history(tenant, account, &slot, |history| {
-            history.compliance(account, &as_of)
+            history.compliance(account, &as_of, explain)
         })
     }
 

@@ -45,9 +45,12 @@ impl ComplianceApi {
         let as_of = wire::as_of(r.as_of, r.axis)?;
         self.catch_up(r.min_position).await?;
         let position = self.progress.position();
-        let answer =
-            self.projection
-                .account_compliance(tenant.as_str(), account.as_str(), as_of)?;
+        let answer = self.projection.account_compliance_with(
+            tenant.as_str(),
+            account.as_str(),
+            as_of,
+            r.explain,
+        )?;
         Ok(wire::account_compliance(
             tenant.as_str(),
             account.as_str(),

@@ -172,6 +172,38 @@ fn rule(value: &RuleCompliance) -> pb::ComplianceRule {
         days_overdue: value.days_overdue,
         days_until_due: value.days_until_due,
         due_soon_window_days: value.due_soon_window_days,
+        considered: value.considered.iter().map(considered).collect(),
+    }
+}
+
+fn not_counted(value: Option<NotCounted>) -> i32 {
+    match value {
+        None => pb::ComplianceNotCountedReason::Unspecified,
+        Some(NotCounted::CorrectedAway) => pb::ComplianceNotCountedReason::CorrectedAway,
+        Some(NotCounted::HappenedAfterAsOf) => pb::ComplianceNotCountedReason::HappenedAfterAsOf,
+        Some(NotCounted::NotYetRecorded) => pb::ComplianceNotCountedReason::NotYetRecorded,
+        Some(NotCounted::WrongChannel) => pb::ComplianceNotCountedReason::WrongChannel,
+        Some(NotCounted::NotInBuyingRoleAtTheTime) => {
+            pb::ComplianceNotCountedReason::NotInBuyingRoleAtTheTime
+        }
+        Some(NotCounted::NoTeamMemberAtTheTime) => {
+            pb::ComplianceNotCountedReason::NoTeamMemberAtTheTime
+        }
+    }
+    .into()
+}
+
+fn considered(value: &ConsideredInteraction) -> pb::ComplianceConsideredInteraction {
+    pb::ComplianceConsideredInteraction {
+        interaction_id: value.interaction_id.clone(),
+        stakeholder_id: value.stakeholder.clone(),
+        occurred_at: Some(timestamp_to_proto(value.occurred_at)),
+        recorded_at: Some(timestamp_to_proto(value.recorded_at)),
+        channel: value.channel.to_wire(),
+        corrected: value.corrected,
+        qualifies: value.not_counted.is_none(),
+        reason: not_counted(value.not_counted),
+        detail: value.detail.clone(),
     }
 }
 

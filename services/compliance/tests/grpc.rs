@@ -129,6 +129,7 @@ fn account_request(
         as_of: Some(timestamp_to_proto(at(y, m, d, h))),
         axis: axis.into(),
         min_position: 0,
+        explain: false,
     }
 }
 
@@ -477,6 +478,7 @@ async fn read_your_writes_waits_for_the_position_or_answers_unavailable() {
             as_of: None,
             axis: 0,
             min_position: position,
+            explain: false,
         })
         .await
         .unwrap()
@@ -500,6 +502,7 @@ async fn read_your_writes_waits_for_the_position_or_answers_unavailable() {
             as_of: None,
             axis: 0,
             min_position: position + 1000,
+            explain: false,
         })
         .await
         .unwrap_err();
@@ -510,6 +513,118 @@ async fn read_your_writes_waits_for_the_position_or_answers_unavailable() {
         "{}",
         status.message()
     );
+
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn explain_says_why_a_rule_met_by_someone_assigned_later_stays_never_met() {
+    // The README walk-through case: alice is assigned to the team now, and logs an in-person
+    // meeting with the CFO that happened two hours ago, before she was on the team.
+    let h = Harness::start().await;
+    let mut client = h.client.clone();
+    let two_hours_ago = Timestamp::from_parts(Timestamp::now().as_micros() / 1_000_000 - 7200, 0);
+    let position = h
+        .append(vec![
+            AccountRegistered {
+                name: "Initech".into(),
+                industry: "Software".into(),
+                region: "EMEA".into(),
+                headquarters: "Austin".into(),
+                tier: Tier::Key,
+            }
+            .into(),
+            TeamMemberAssigned {
+                person_id: PersonId::parse("alice").unwrap(),
+                name: "Alice".into(),
+                role: TeamRole::KeyAccountManager,
+            }
+            .into(),
+            StakeholderAdded {
+                stakeholder_id: StakeholderId::parse("cfo").unwrap(),
+                name: "Lee Park".into(),
+                title: "CFO".into(),
+                reports_to: None,
+                buying_role: BuyingRole::EconomicBuyer,
+                influence: 5,
+                attitude: Attitude::Neutral,
+            }
+            .into(),
+            EngagementRuleSet {
+                rule_id: RuleId::parse("r-cfo").unwrap(),
+                target: RuleTarget::Stakeholder(StakeholderId::parse("cfo").unwrap()),
+                owner: PersonId::parse("alice").unwrap(),
+                cadence_days: 30,
+                channels: vec![Channel::InPerson],
+                opportunity_id: None,
+            }
+            .into(),
+            InteractionLogged {
+                interaction_id: InteractionId::parse("mtg-1").unwrap(),
+                details: InteractionDetails {
+                    occurred_at: two_hours_ago,
+                    channel: Channel::InPerson,
+                    stakeholders: vec![StakeholderId::parse("cfo").unwrap()],
+                    participants: vec![PersonId::parse("alice").unwrap()],
+                    summary: "Met the CFO".into(),
+                    sentiment: Sentiment::Positive,
+                    next_step: String::new(),
+                    opportunity_id: None,
+                },
+            }
+            .into(),
+        ])
+        .await;
+    let request = |explain| pb::GetAccountComplianceRequest {
+        tenant: globex::TENANT.into(),
+        account_id: "initech".into(),
+        as_of: None,
+        axis: 0,
+        min_position: position,
+        explain,
+    };
+
+    let plain = client
+        .get_account_compliance(request(false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(plain.rules.len(), 1);
+    assert_eq!(
+        plain.rules[0].status,
+        i32::from(pb::ComplianceRuleStatus::NeverMet)
+    );
+    assert!(plain.rules[0].considered.is_empty());
+
+    let explained = client
+        .get_account_compliance(request(true))
+        .await
+        .unwrap()
+        .into_inner();
+    let rule = &explained.rules[0];
+    assert_eq!(rule.status, i32::from(pb::ComplianceRuleStatus::NeverMet));
+    assert_eq!(rule.considered.len(), 1, "{:?}", rule.considered);
+    let why = &rule.considered[0];
+    assert_eq!(why.interaction_id, "mtg-1");
+    assert_eq!(why.stakeholder_id, "cfo");
+    assert!(!why.qualifies);
+    assert_eq!(
+        why.reason,
+        i32::from(pb::ComplianceNotCountedReason::NoTeamMemberAtTheTime)
+    );
+    assert_eq!(why.channel, i32::from(pb::Channel::InPerson));
+    assert_eq!(why.occurred_at, Some(timestamp_to_proto(two_hours_ago)));
+    assert!(
+        why.detail.contains("alice: not yet in the team, assigned "),
+        "{}",
+        why.detail
+    );
+    // Everything else is as without explain.
+    let mut stripped = explained.clone();
+    stripped.rules[0].considered.clear();
+    stripped.position = plain.position;
+    stripped.as_of = plain.as_of;
+    assert_eq!(stripped, plain);
 
     h.stop().await;
 }

@@ -49,7 +49,7 @@ pub(super) fn stakeholder(s: &str, role: BuyingRole) -> StakeholderAdded {
     }
 }
 
-fn rule(
+pub(super) fn rule(
     id: &str,
     target: RuleTarget,
     cadence_days: u32,

@@ -612,6 +612,7 @@ impl Oracle<'_> {
                     days_overdue,
                     days_until_due: days(today, due_on).max(0) as u32,
                     due_soon_window_days: window,
+                    considered: Vec::new(),
                 },
             });
         }
@@ -883,6 +884,63 @@ fn windows(
 
 // ---------------------------------------------------------------- the comparison
 
+/// With `explain` the answer is the same plus each rule's considered interactions, and those
+/// agree with the status: nothing counted when never met, nothing counted later than the last
+/// qualifying interaction, and that one listed as counted unless the list was cut.
+fn explained_agrees(
+    p: &ComplianceProjection,
+    account: &str,
+    view: AsOf,
+    events: &[ProjectedEvent],
+) -> Result<(), TestCaseError> {
+    let (Ok(plain), Ok(mut explained)) = (
+        p.account_compliance(TENANT, account, view),
+        p.account_compliance_with(TENANT, account, view, true),
+    ) else {
+        return Ok(());
+    };
+    for r in &explained.rules {
+        let counted: Vec<_> = r
+            .considered
+            .iter()
+            .filter(|c| c.not_counted.is_none())
+            .collect();
+        prop_assert!(counted.iter().all(|c| c.occurred_at <= view.at));
+        let by_t = r
+            .considered
+            .iter()
+            .filter(|c| c.not_counted != Some(NotCounted::HappenedAfterAsOf))
+            .count();
+        match &r.last_interaction {
+            None => prop_assert!(counted.is_empty(), "{:?}{}", r, dump(events)),
+            Some(last) => {
+                prop_assert!(
+                    counted.iter().all(|c| c.occurred_at <= last.occurred_at),
+                    "{:?}{}",
+                    r,
+                    dump(events)
+                );
+                if by_t < MAX_CONSIDERED - MAX_CONSIDERED_AFTER {
+                    prop_assert!(
+                        counted
+                            .iter()
+                            .any(|c| c.interaction_id == last.interaction_id
+                                && c.occurred_at == last.occurred_at),
+                        "{:?}{}",
+                        r,
+                        dump(events)
+                    );
+                }
+            }
+        }
+    }
+    for r in &mut explained.rules {
+        r.considered.clear();
+    }
+    prop_assert_eq!(plain, explained);
+    Ok(())
+}
+
 /// The instants asked about: chosen among the events' two clocks (exact hits test the `<=`
 /// boundaries) and shifted by a few hours or days, plus one before everything and one long
 /// after.
@@ -908,6 +966,9 @@ fn compare(
             }
             if !deep {
                 continue;
+            }
+            for account in ACCOUNTS {
+                explained_agrees(p, account, view, events)?;
             }
             if view.axis == Axis::AsHappenedBy {
                 // The portfolio's number: (counted on track, active), absent without rules.

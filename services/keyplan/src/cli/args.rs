@@ -389,7 +389,8 @@ pub enum RuleCommand {
         /// site-visit, business-review, event.
         #[arg(long = "channel")]
         channels: Vec<String>,
-        /// Only contacts about this opportunity count.
+        /// The opportunity the rule serves (recorded with the rule; compliance does not filter
+        /// contacts by opportunity).
         #[arg(long, default_value = "")]
         opportunity: String,
         #[command(flatten)]
@@ -612,6 +613,10 @@ pub struct ComplianceArgs {
     /// Judge by what had been recorded by then (AS_KNOWN_AT), not by when things happened.
     #[arg(long)]
     pub known_at: bool,
+    /// Explain each rule's status: under each rule, the interactions it considered (at most 50)
+    /// and, for each one that did not count, which condition failed.
+    #[arg(long, conflicts_with = "rollup")]
+    pub why: bool,
 }
 
 /// `keyplan portfolio`

@@ -578,6 +578,7 @@ pub async fn compliance(s: &Session, args: &ComplianceArgs) -> Result<(), CliErr
             as_of,
             axis,
             min_position: 0,
+            explain: args.why,
         })
         .await?
         .into_inner();
@@ -629,6 +630,9 @@ pub async fn compliance(s: &Session, args: &ComplianceArgs) -> Result<(), CliErr
         ]);
     }
     print_table(&t, "no active engagement rules")?;
+    if args.why {
+        print_why(&s.out, &c.rules)?;
+    }
     for p in &c.plan_reviews {
         print_line(&format!(
             "\nPlan {} reviews ({}): {} on time, {} late, {} missed, {} overdue, {} upcoming",
@@ -664,6 +668,42 @@ pub async fn compliance(s: &Session, args: &ComplianceArgs) -> Result<(), CliErr
     if !c.retired_rules.is_empty() {
         let retired: Vec<&str> = c.retired_rules.iter().map(|r| r.rule_id.as_str()).collect();
         print_line(&format!("\nretired rules: {}", retired.join(", ")))?;
+    }
+    Ok(())
+}
+
+/// `keyplan compliance ACCOUNT --why`: under each rule, the interactions it considered and
+/// whether each counted, in the server's words.
+fn print_why(out: &Output, rules: &[pb::ComplianceRule]) -> Result<(), CliError> {
+    for r in rules {
+        let status = label("keyplan.v1.ComplianceRuleStatus", r.status);
+        print_line(&format!(
+            "\nWhy {} is {} ({}):",
+            r.rule_id,
+            out.paint(&status, rule_tone(r.status)),
+            r.target_description
+        ))?;
+        if r.considered.is_empty() {
+            print_line("  no interaction with the target was considered")?;
+            continue;
+        }
+        for i in &r.considered {
+            let channel = label("keyplan.v1.Channel", i.channel).replace('-', " ");
+            let detail = if i.qualifies {
+                out.paint(&i.detail, Tone::Good)
+            } else {
+                i.detail.clone()
+            };
+            print_line(&format!(
+                "  {}  {}  {}  {}{}  {}",
+                i.interaction_id,
+                time::minutes(i.occurred_at.as_ref()),
+                channel,
+                i.stakeholder_id,
+                if i.corrected { " (corrected)" } else { "" },
+                detail
+            ))?;
+        }
     }
     Ok(())
 }
