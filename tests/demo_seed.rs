@@ -105,6 +105,7 @@ async fn the_demo_seeds_a_portfolio_once_and_the_same_every_time() {
                 as_of: None,
                 axis: pb::ComplianceAxis::AsHappenedBy as i32,
                 min_position: position,
+                explain: false,
             })
             .await
             .unwrap()
