@@ -501,6 +501,53 @@ async fn the_hash_chain_verifies_and_names_the_first_tampered_version() {
     assert_eq!(missing.code(), Code::NotFound);
 }
 
+/// Hashes have one text form: `VerifyStream`'s `last_hash_hex` is `VerifyAccount`'s `last_hash`
+/// (lower-case hex), and the deprecated `last_hash` bytes still hold the same hash.
+#[tokio::test]
+async fn verify_stream_and_verify_account_give_the_same_hex_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+    onboard(&server, "globex").await;
+    let stream = server
+        .events()
+        .verify_stream(pb::VerifyStreamRequest {
+            tenant: TENANT.into(),
+            account_id: "globex".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let account = pb::audit_service_client::AuditServiceClient::new(server.channel())
+        .verify_account(pb::VerifyAccountRequest {
+            tenant: TENANT.into(),
+            account_id: "globex".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stream.intact && account.intact);
+    assert_eq!(stream.last_hash_hex, account.last_hash);
+    assert_eq!(stream.last_hash_hex.len(), 64);
+    assert!(
+        stream
+            .last_hash_hex
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+        "{}",
+        stream.last_hash_hex
+    );
+    #[allow(deprecated)]
+    let bytes = stream.last_hash;
+    assert_eq!(to_hex(&bytes), stream.last_hash_hex);
+    // The head event's own hash is the same one.
+    let last = read_all(&server).await.pop().unwrap().metadata.unwrap();
+    assert_eq!(to_hex(&last.hash), account.last_hash);
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 #[tokio::test]
 async fn an_event_stored_in_schema_version_1_is_read_upcast() {
     let dir = tempfile::tempdir().unwrap();

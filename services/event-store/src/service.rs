@@ -41,6 +41,18 @@ fn cap_page(mut events: Vec<pb::Event>) -> (Vec<pb::Event>, Option<pb::EventMeta
     (events, first_left_out)
 }
 
+/// `bytes` as lower-case hex, the one text form of hashes in the API (as `VerifyAccount` and
+/// the audit export write them).
+fn lower_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut text, b| {
+            let _ = write!(text, "{b:02x}");
+            text
+        })
+}
+
 /// Largest page a read may ask for.
 const MAX_PAGE: u32 = 1000;
 
@@ -263,12 +275,17 @@ impl EventStoreService for EventStoreApi {
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(ReadError::from)?
         .ok_or_else(|| Status::not_found(format!("account {not_found} has no events")))?;
-        Ok(Response::new(pb::VerifyStreamResponse {
+        // `last_hash` is deprecated in favour of `last_hash_hex`, and still filled for the
+        // clients written before it.
+        #[allow(deprecated)]
+        let response = pb::VerifyStreamResponse {
             intact: report.first_broken_version.is_none(),
             events_checked: report.events_checked,
             first_broken_version: report.first_broken_version.unwrap_or(0),
             detail: report.detail,
             last_hash: report.last_hash.to_vec(),
-        }))
+            last_hash_hex: lower_hex(&report.last_hash),
+        };
+        Ok(Response::new(response))
     }
 }
