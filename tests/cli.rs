@@ -425,7 +425,7 @@ async fn watch_prints_new_events_live_and_audit_verifies_and_exports() {
 }
 
 #[tokio::test]
-async fn projections_status_takes_host_port_and_prints_json_and_rebuild_prints_lines() {
+async fn projections_status_json_rebuild_lines_and_health_for_probes() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data")).await;
     onboard(&server).await;
@@ -452,5 +452,30 @@ async fn projections_status_takes_host_port_and_prints_json_and_rebuild_prints_l
         "{stderr}"
     );
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+
+    // `keyplan health`: exit status 0 while the part serves, 1 otherwise (for probes).
+    let serving = keyplan(&server, &["health"]).await;
+    assert_eq!(serving.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8(serving.stdout).unwrap(),
+        "the node: SERVING\n"
+    );
+    let commands = keyplan(
+        &server,
+        &["health", "--service", "keyplan.v1.CommandService"],
+    )
+    .await;
+    assert_eq!(commands.status.code(), Some(0));
+    let unknown = keyplan(&server, &["health", "--service", "keyplan.v1.Nothing"]).await;
+    assert_eq!(unknown.status.code(), Some(1));
     server.stop().await;
+    let gone = Command::new(env!("CARGO_BIN_EXE_keyplan"))
+        .args(["health", "--server", "127.0.0.1:1"])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8(gone.stdout)
+        .unwrap()
+        .contains("no answer"));
 }

@@ -9,7 +9,7 @@ use keyplan_proto::pb;
 use keyplan_proto::pb::operations_service_client::OperationsServiceClient;
 use thiserror::Error;
 
-use crate::config::NodeArgs;
+use crate::config::{HealthArgs, NodeArgs};
 use crate::tls::{ConnectError, NodeChannel};
 
 /// Why an operation on a node failed.
@@ -39,6 +39,38 @@ async fn client(node: &NodeArgs) -> Result<OperationsServiceClient<NodeChannel>,
     Ok(OperationsServiceClient::new(
         crate::tls::connect(node).await?,
     ))
+}
+
+/// Whether the part `args.service` names serves, and a line saying so (or why not: no
+/// answer in time, no connection, a service the node does not know).
+pub async fn health(args: &HealthArgs) -> (bool, String) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let name = if args.service.is_empty() {
+        "the node".to_owned()
+    } else {
+        args.service.clone()
+    };
+    let ask = async {
+        let channel = crate::tls::connect(&args.node).await?;
+        let answer = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: args.service.clone(),
+            })
+            .await?
+            .into_inner();
+        Ok::<_, AdminError>(answer.status())
+    };
+    match tokio::time::timeout(Duration::from_secs(args.timeout_secs.max(1)), ask).await {
+        Ok(Ok(ServingStatus::Serving)) => (true, format!("{name}: SERVING")),
+        Ok(Ok(status)) => (false, format!("{name}: {}", status.as_str_name())),
+        Ok(Err(e)) => (false, format!("{name}: no answer: {e}")),
+        Err(_) => (
+            false,
+            format!("{name}: no answer within {} s", args.timeout_secs.max(1)),
+        ),
+    }
 }
 
 /// The node's status as text for a person, or as proto3 JSON (every field present).

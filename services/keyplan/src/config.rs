@@ -48,6 +48,10 @@ pub enum Command {
     /// Operate a running node's read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Ask a running node's health service (`grpc.health.v1`), over TLS and with a token as
+    /// other commands do: exit status 0 when the part asked about serves, 1 otherwise. For
+    /// probes that cannot speak gRPC themselves (Kubernetes exec probes under TLS, compose).
+    Health(HealthArgs),
     /// Development tokens (signed with the HS256 secret a node is given with
     /// `--auth-hs256-secret-file`).
     #[command(subcommand)]
@@ -59,6 +63,22 @@ pub enum Command {
     /// Key account management against a running node (see `keyplan account --help`, ...).
     #[command(flatten)]
     Kam(Box<crate::cli::KamCommand>),
+}
+
+/// `keyplan health ...`
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// The part to ask about: `""` (the node), `keyplan.relay`, `keyplan.nats`, or a service
+    /// such as `keyplan.v1.CommandService` (each read model's service follows its projection).
+    #[arg(long, default_value = "")]
+    pub service: String,
+
+    /// Give up after this many seconds without an answer (exit status 1).
+    #[arg(long, default_value_t = 3)]
+    pub timeout_secs: u64,
+
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 /// `keyplan recover ...`

@@ -42,6 +42,14 @@ async fn main() -> anyhow::Result<()> {
         Command::Projections(ProjectionsCommand::Rebuild { names, node }) => {
             Ok(keyplan::admin::rebuild(&node, names).await?)
         }
+        Command::Health(args) => {
+            let (serving, line) = keyplan::admin::health(&args).await;
+            println!("{line}");
+            if !serving {
+                std::process::exit(1)
+            }
+            Ok(())
+        }
         Command::Token(TokenCommand::Mint(args)) => {
             let token = keyplan_auth::mint::mint_hs256(&args.secret_file, &args.request())?;
             println!("{token}");
