@@ -89,7 +89,7 @@ pub struct RecoverArgs {
     pub data_dir: PathBuf,
 
     /// Compress the rebuilt log (zstd level 1), as `serve --log-compression` does for a new one.
-    #[arg(long, env = "KEYPLAN_LOG_COMPRESSION", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, env = "KEYPLAN_LOG_COMPRESSION", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub log_compression: bool,
 
     #[command(flatten)]
@@ -310,10 +310,10 @@ pub struct ServeArgs {
     pub log_cache_mb: u64,
 
     /// Compress the log (zstd level 1) when this node creates it; an existing log keeps the
-    /// setting it was created with. Measured by keyplan-bench: the log takes 0.9-1.2x the
-    /// events' payload on disk instead of 3.7x, for about 10 % of the peak batched append
-    /// rate (64 clients x 16 events) and no measured cost at 1 event per request.
-    #[arg(long, env = "KEYPLAN_LOG_COMPRESSION", default_value_t = true, action = clap::ArgAction::Set)]
+    /// setting it was created with. Much less disk for a small part of the peak batched
+    /// append rate (measured by keyplan-bench: BENCHMARKS.md). `true`/`false` (or
+    /// `yes`/`no`, `on`/`off`, `1`/`0`).
+    #[arg(long, env = "KEYPLAN_LOG_COMPRESSION", default_value_t = true, action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new())]
     pub log_compression: bool,
 
     /// About how much memory, in MiB, the compliance read model and the activity read model
