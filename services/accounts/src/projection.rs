@@ -10,8 +10,8 @@
 //! interactions it returns (`GetAccount`'s newest).
 //!
 //! Why not one key per interaction: under sled, measured with `keyplan-bench --scenario apply`, sled
-//! then held the memory instead and a rebuild was about 4x slower (BENCHMARKS.md, "What each
-//! read model holds in memory, and three cuts").
+//! then held the memory instead and a rebuild was several times slower (BENCHMARKS.md, "What
+//! each read model holds in memory, and three cuts").
 //!
 //! Stored layout (`keyplan_projection::stored`, shared with the other read models):
 //! - `<tenant>/<account>/s` -> the state without interactions' facts;

@@ -1,8 +1,8 @@
 //! Read models that load in the background while the node already serves its write path.
 //!
 //! Why: after a restart an all-in-one node can append and read its log as soon as the log is
-//! open (0.6 s at 570k events, measured), but loading the read models takes several times
-//! longer (2.3–3.4 s at 570k; see BENCHMARKS.md). Commands should not wait for timelines. So
+//! open, but loading the read models takes several times longer (BENCHMARKS.md has the
+//! figures). Commands should not wait for timelines. So
 //! the node listens once the log is open, and each read-model service answers `UNAVAILABLE`
 //! (which clients retry) until its model has loaded. Health reports the services
 //! `NOT_SERVING` until then, so a load balancer or a script can wait for them.

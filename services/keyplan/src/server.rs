@@ -854,8 +854,8 @@ impl ReadModelServices {
 }
 
 /// The listener's connections with `TCP_NODELAY` set: without it Nagle's algorithm holds a
-/// response's small trailers frame until the client's delayed ACK, about 40 ms per request
-/// (measured by keyplan-bench on batched commands).
+/// response's small trailers frame until the client's delayed ACK (a delayed-ACK timeout per
+/// request; keyplan-bench showed it on batched commands).
 fn incoming(listener: TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }

@@ -33,10 +33,9 @@ pub struct StoreConfig {
     /// trades crash safety on power loss for speed, for benchmarks only).
     pub fdatasync: bool,
     /// Compress the log with zstd (level 1) when this creates the data directory (on by
-    /// default). Measured by keyplan-bench: the log on disk went from 3.7x to 0.9-1.2x the
-    /// events' postcard payload; single-event appends, rebuilds and cold start stayed within
-    /// the run's noise, batched appends (64 clients x 16 events) lost about 10 %, the writer
-    /// thread compressing each record. A directory keeps the setting it was created with:
+    /// default): several times less disk, for a part of the peak batched append rate, the
+    /// writer thread compressing each record (keyplan-bench's figures are in BENCHMARKS.md,
+    /// "log compression"). A directory keeps the setting it was created with:
     /// sled cannot change it.
     pub compress_new_log: bool,
 }
