@@ -34,8 +34,7 @@ pub struct StoreConfig {
     pub fdatasync: bool,
     /// Compress the log with zstd (level 1) when this creates the data directory (on by
     /// default): several times less disk, for a part of the peak batched append rate, the
-    /// writer thread compressing each record (keyplan-bench's figures are in BENCHMARKS.md,
-    /// "log compression"). A directory keeps the setting it was created with:
+    /// writer thread compressing each record (keyplan-bench's figures are in BENCHMARKS.md). A directory keeps the setting it was created with:
     /// sled cannot change it.
     pub compress_new_log: bool,
 }
