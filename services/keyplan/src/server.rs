@@ -32,6 +32,7 @@ use keyplan_store::{EventStore, StoreConfig};
 use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 
 use crate::loading::WhenLoaded;
+use crate::metrics::{Metrics, ObserveLayer};
 use crate::operations::Projections;
 use crate::server_timing::ServerTimingLayer;
 use crate::shutdown::{self, EndStreamsLayer, Shutdown, SHUTDOWN_BOUND};
@@ -58,6 +59,11 @@ pub const NATS_HEALTH: &str = "keyplan.nats";
 /// JetStream stream does not match the log), which does not heal by itself. A NATS outage,
 /// which does, shows in [`NATS_HEALTH`] instead.
 pub const RELAY_HEALTH: &str = "keyplan.relay";
+
+/// Health service name of the store's writer: SERVING while the log can be written,
+/// NOT_SERVING once a write or sync failed (the node then shuts down and exits with status 1,
+/// so that a restart recovers from the log). Only on nodes with a log (all, ingest).
+pub const STORE_HEALTH: &str = "keyplan.store";
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, Error)]
@@ -110,6 +116,8 @@ pub struct Node {
     tls: Option<tonic::transport::ServerTlsConfig>,
     /// Message sizes, streams per connection, request timeout.
     limits: LimitArgs,
+    /// What `--metrics-listen` serves; recorded whether served or not.
+    metrics: Arc<Metrics>,
 }
 
 /// A node's read models with their runners' handles and their database.
@@ -166,6 +174,13 @@ impl Node {
             None => None,
         };
         let shutdown = Shutdown::default();
+        let metrics = Arc::new(Metrics::new(
+            &args.data_dir,
+            &[
+                keyplan_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ],
+        ));
 
         let node = match args.role {
             Role::All | Role::Ingest => {
@@ -183,6 +198,8 @@ impl Node {
                 let store = opening_store
                     .await
                     .map_err(|e| NodeError::Config(format!("opening the store panicked: {e}")))??;
+                let recorder = metrics.clone();
+                store.on_commit(Box::new(move |stats| recorder.record_commit(stats)));
                 let repository = AccountRepository::new(
                     store.clone(),
                     RepositoryConfig {
@@ -245,6 +262,7 @@ impl Node {
                     auth,
                     tls,
                     limits: args.limits.clone(),
+                    metrics: metrics.clone(),
                 }
             }
             Role::Projections => {
@@ -293,10 +311,16 @@ impl Node {
                     auth,
                     tls,
                     limits: args.limits.clone(),
+                    metrics: metrics.clone(),
                 }
             }
         };
         Ok(node)
+    }
+
+    /// The node's metrics (what `--metrics-listen` serves).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The local log, if this node has one.
@@ -355,6 +379,8 @@ impl Node {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
+        self.metrics
+            .set_sources(self.store.clone(), self.relay.clone(), projections.clone());
         let operations = OperationsApi {
             role: self.role.as_str(),
             ack_mode: match self.ack {
@@ -374,6 +400,9 @@ impl Node {
         let limits = &self.limits;
         let builder = crate::limits::server(Server::builder(), limits);
         let mut router = crate::tls::serve_with(builder, self.tls)?
+            // Outermost: counts every call, refusals of the layers below included, and gives
+            // each its request id.
+            .layer(ObserveLayer::new(self.metrics.clone()))
             .layer(ServerTimingLayer)
             .layer(EndStreamsLayer::new(self.shutdown.clone(), streaming))
             .layer(StatusGuardLayer)
@@ -426,6 +455,9 @@ impl Node {
                 .set_serving::<EventStoreServiceServer<EventStoreApi>>()
                 .await;
             health.set_serving::<AuditServiceServer<AuditApi>>().await;
+            health
+                .set_service_status(STORE_HEALTH, ServingStatus::Serving)
+                .await;
             router = router
                 .add_service(AuditServiceServer::new(AuditApi::new(store.clone())).limited(limits))
                 .add_service(CommandServiceServer::new(commands).limited(limits))
@@ -453,6 +485,9 @@ impl Node {
                     "the event store can no longer write: health NOT_SERVING; shutting down so \
                      that a restart recovers from the log"
                 );
+                health
+                    .set_service_status(STORE_HEALTH, ServingStatus::NotServing)
+                    .await;
                 health
                     .set_not_serving::<CommandServiceServer<CommandApi>>()
                     .await;
