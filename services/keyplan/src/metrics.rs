@@ -76,6 +76,17 @@ struct ProjectionLabel {
     projection: String,
 }
 
+/// Which parts a node runs, so that it serves only their metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Parts {
+    /// The log and its writer (all, ingest).
+    pub log: bool,
+    /// The outbox relay (all, ingest, with NATS).
+    pub relay: bool,
+    /// Read models (all, projections).
+    pub read_models: bool,
+}
+
 /// What the scrape reads, the same things `GetStatus` reads.
 #[derive(Debug)]
 struct Sources {
@@ -131,10 +142,11 @@ fn as_gauge(value: u64) -> i64 {
 }
 
 impl Metrics {
-    /// The metrics of a node over `data_dir`, with the methods of `descriptor_sets` as the
+    /// The metrics of a node over `data_dir` that runs `parts` (only their metrics are
+    /// served: a part the node does not run shows no zeros), with the methods of `descriptor_sets` as the
     /// only `method` label values (any other path counts as `other`: the labels stay bounded
     /// whatever a caller sends).
-    pub fn new(data_dir: &Path, descriptor_sets: &[&[u8]]) -> Self {
+    pub fn new(data_dir: &Path, descriptor_sets: &[&[u8]], parts: Parts) -> Self {
         let mut known_methods = crate::shutdown::method_paths(descriptor_sets);
         known_methods.extend(
             [
@@ -165,26 +177,34 @@ impl Metrics {
             read_models_bytes: Gauge::default(),
         };
         let r = &mut metrics.registry;
-        r.register(
-            "keyplan_append_duration_seconds",
-            "Acknowledged commands (Execute, ExecuteBatch answered OK): from the call's arrival to its answer, the events durable",
-            metrics.append_seconds.clone(),
-        );
-        r.register(
-            "keyplan_commit_batch_events",
-            "Events per group commit of the store's writer",
-            metrics.commit_events.clone(),
-        );
-        r.register(
-            "keyplan_commit_batch_appends",
-            "Appends (callers) per group commit of the store's writer",
-            metrics.commit_appends.clone(),
-        );
-        r.register(
-            "keyplan_commit_duration_seconds",
-            "Group commits: from taking the batch to its appends answered (write, flush, fdatasync)",
-            metrics.commit_seconds.clone(),
-        );
+        if parts.log {
+            r.register(
+                "keyplan_append_duration_seconds",
+                "Acknowledged commands (Execute, ExecuteBatch answered OK): from the call's arrival to its answer, the events durable",
+                metrics.append_seconds.clone(),
+            );
+        }
+        if parts.log {
+            r.register(
+                "keyplan_commit_batch_events",
+                "Events per group commit of the store's writer",
+                metrics.commit_events.clone(),
+            );
+        }
+        if parts.log {
+            r.register(
+                "keyplan_commit_batch_appends",
+                "Appends (callers) per group commit of the store's writer",
+                metrics.commit_appends.clone(),
+            );
+        }
+        if parts.log {
+            r.register(
+                "keyplan_commit_duration_seconds",
+                "Group commits: from taking the batch to its appends answered (write, flush, fdatasync)",
+                metrics.commit_seconds.clone(),
+            );
+        }
         r.register(
             "keyplan_grpc_requests",
             "gRPC calls finished, by method and status code",
@@ -200,46 +220,62 @@ impl Metrics {
             "Open Watch and WatchTimeline streams",
             metrics.watchers.clone(),
         );
-        r.register(
-            "keyplan_log_head_position",
-            "Last committed global position of the local log",
-            metrics.head.clone(),
-        );
-        r.register(
-            "keyplan_store_writer_up",
-            "1 while the log can be written, 0 once a write failed (the node then exits)",
-            metrics.writer_up.clone(),
-        );
-        r.register(
-            "keyplan_relay_lag_events",
-            "Events committed but not yet acknowledged by JetStream",
-            metrics.relay_lag_events.clone(),
-        );
-        r.register(
-            "keyplan_relay_lag_seconds",
-            "Age of the oldest event not yet acknowledged by JetStream (0 when caught up)",
-            metrics.relay_lag_seconds.clone(),
-        );
-        r.register(
-            "keyplan_projection_position",
-            "Last global position applied by each projection",
-            metrics.projection_position.clone(),
-        );
-        r.register(
-            "keyplan_projection_lag_events",
-            "Events in the local log not yet applied by each projection (head - position)",
-            metrics.projection_lag.clone(),
-        );
-        r.register(
-            "keyplan_store_size_bytes",
-            "Bytes on disk of the event store: the log, its position index and snapshots",
-            metrics.store_bytes.clone(),
-        );
-        r.register(
-            "keyplan_read_models_size_bytes",
-            "Bytes on disk of the read models' database",
-            metrics.read_models_bytes.clone(),
-        );
+        if parts.log {
+            r.register(
+                "keyplan_log_head_position",
+                "Last committed global position of the local log",
+                metrics.head.clone(),
+            );
+        }
+        if parts.log {
+            r.register(
+                "keyplan_store_writer_up",
+                "1 while the log can be written, 0 once a write failed (the node then exits)",
+                metrics.writer_up.clone(),
+            );
+        }
+        if parts.relay {
+            r.register(
+                "keyplan_relay_lag_events",
+                "Events committed but not yet acknowledged by JetStream",
+                metrics.relay_lag_events.clone(),
+            );
+        }
+        if parts.relay {
+            r.register(
+                "keyplan_relay_lag_seconds",
+                "Age of the oldest event not yet acknowledged by JetStream (0 when caught up)",
+                metrics.relay_lag_seconds.clone(),
+            );
+        }
+        if parts.read_models {
+            r.register(
+                "keyplan_projection_position",
+                "Last global position applied by each projection",
+                metrics.projection_position.clone(),
+            );
+        }
+        if parts.log && parts.read_models {
+            r.register(
+                "keyplan_projection_lag_events",
+                "Events in the local log not yet applied by each projection (head - position)",
+                metrics.projection_lag.clone(),
+            );
+        }
+        if parts.log {
+            r.register(
+                "keyplan_store_size_bytes",
+                "Bytes on disk of the event store: the log, its position index and snapshots",
+                metrics.store_bytes.clone(),
+            );
+        }
+        if parts.read_models {
+            r.register(
+                "keyplan_read_models_size_bytes",
+                "Bytes on disk of the read models' database",
+                metrics.read_models_bytes.clone(),
+            );
+        }
         metrics
     }
 
@@ -699,6 +735,11 @@ mod tests {
         let metrics = Metrics::new(
             Path::new("/nonexistent"),
             &[keyplan_proto::FILE_DESCRIPTOR_SET],
+            Parts {
+                log: true,
+                relay: false,
+                read_models: true,
+            },
         );
         assert_eq!(
             metrics.method("/keyplan.v1.CommandService/Execute"),

@@ -32,7 +32,7 @@ use keyplan_store::{EventStore, StoreConfig};
 use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 
 use crate::loading::WhenLoaded;
-use crate::metrics::{Metrics, ObserveLayer};
+use crate::metrics::{Metrics, ObserveLayer, Parts};
 use crate::operations::Projections;
 use crate::server_timing::ServerTimingLayer;
 use crate::shutdown::{self, EndStreamsLayer, Shutdown, SHUTDOWN_BOUND};
@@ -180,6 +180,11 @@ impl Node {
                 keyplan_proto::FILE_DESCRIPTOR_SET,
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
             ],
+            Parts {
+                log: args.role != Role::Projections,
+                relay: args.role != Role::Projections && nats.is_some(),
+                read_models: args.role != Role::Ingest,
+            },
         ));
 
         let node = match args.role {
@@ -198,8 +203,13 @@ impl Node {
                 let store = opening_store
                     .await
                     .map_err(|e| NodeError::Config(format!("opening the store panicked: {e}")))??;
-                let recorder = metrics.clone();
-                store.on_commit(Box::new(move |stats| recorder.record_commit(stats)));
+                // Weak: the metrics hold the store (for the scrape), the store holds its hook.
+                let recorder = Arc::downgrade(&metrics);
+                store.on_commit(Box::new(move |stats| {
+                    if let Some(metrics) = recorder.upgrade() {
+                        metrics.record_commit(stats);
+                    }
+                }));
                 let repository = AccountRepository::new(
                     store.clone(),
                     RepositoryConfig {
