@@ -270,3 +270,38 @@ async fn the_request_id_is_echoed_generated_and_in_the_json_log_lines() {
     // No line carries ANSI colours (stderr is a file).
     assert!(!log.contains('\u{1b}'), "{log}");
 }
+
+#[tokio::test]
+async fn relay_lag_is_served_on_a_node_with_nats_and_absent_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = common::nats::NatsServer::start(&dir.path().join("nats")).await;
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--nats-url", &nats.url(), "--metrics-listen", "127.0.0.1:0"],
+    )
+    .await;
+    fixtures::onboard(&server, "globex").await;
+    common::wait_published(&server).await;
+    let text = scrape(&server).await;
+    assert_eq!(
+        sample(&text, "keyplan_relay_lag_events"),
+        Some(0.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "keyplan_relay_lag_seconds"),
+        Some(0.0),
+        "{text}"
+    );
+    server.stop().await;
+
+    // A node without NATS has no relay: no relay metrics rather than zeros.
+    let alone = Server::start_with(
+        &dir.path().join("alone"),
+        &["--metrics-listen", "127.0.0.1:0"],
+    )
+    .await;
+    let text = scrape(&alone).await;
+    assert!(!text.contains("keyplan_relay_lag"), "{text}");
+    alone.stop().await;
+}
