@@ -221,7 +221,8 @@ async fn a_log_that_cannot_be_written_makes_health_not_serving_and_the_process_e
     assert_eq!(health_of(&server, "").await, ServingStatus::Serving);
     let mut health_watch = health(&server)
         .watch(HealthCheckRequest {
-            service: "keyplan.v1.CommandService".into(),
+            // The store writer's own name (CommandService and "" turn NOT_SERVING with it).
+            service: "keyplan.store".into(),
         })
         .await
         .unwrap()
@@ -272,7 +273,7 @@ async fn a_log_that_cannot_be_written_makes_health_not_serving_and_the_process_e
     })
     .await
     .unwrap();
-    assert!(not_serving, "health reported CommandService NOT_SERVING");
+    assert!(not_serving, "health reported keyplan.store NOT_SERVING");
     // ... and it goes, with a status a supervisor restarts on, and a line saying why.
     let log_path = data.with_extension("log");
     let exit = server.wait_exit(Duration::from_secs(15)).await;

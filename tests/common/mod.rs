@@ -21,6 +21,8 @@ use tonic::transport::{Channel, ClientTlsConfig};
 pub struct Server {
     child: Child,
     pub address: String,
+    /// Where `--metrics-listen` serves, if given (the `keyplan metrics on` line).
+    pub metrics_address: Option<String>,
     pub data_dir: PathBuf,
     channel: Channel,
 }
@@ -37,6 +39,15 @@ impl Server {
         // that tests see loaded read models rather than UNAVAILABLE.
         let has_read_models = !extra.windows(2).any(|w| w == ["--role", "ingest"]);
         Server::launch(data_dir, extra, has_read_models).await
+    }
+
+    /// As [`Server::start_with`], with environment variables for the binary (e.g. a
+    /// `KEYPLAN_LOG` filter instead of the harness's `warn`).
+    pub async fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_keyplan"));
+        command.envs(env.iter().copied());
+        let has_read_models = !extra.windows(2).any(|w| w == ["--role", "ingest"]);
+        Server::launch_command(command, data_dir, extra, has_read_models).await
     }
 
     /// Starts an all-in-one node and returns as soon as it listens, without waiting for its
@@ -89,11 +100,17 @@ impl Server {
             .append(true)
             .open(data_dir.with_extension("log"))
             .unwrap();
+        if !command
+            .as_std()
+            .get_envs()
+            .any(|(name, _)| name == "KEYPLAN_LOG")
+        {
+            command.env("KEYPLAN_LOG", "warn");
+        }
         let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)
-            .env("KEYPLAN_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
@@ -101,8 +118,12 @@ impl Server {
             .expect("the keyplan binary starts");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut metrics_address = None;
         let address = tokio::time::timeout(Duration::from_secs(30), async {
             while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(address) = line.strip_prefix("keyplan metrics on ") {
+                    metrics_address = Some(address.to_owned());
+                }
                 if let Some(address) = line.strip_prefix("keyplan listening on ") {
                     return address.to_owned();
                 }
@@ -148,6 +169,7 @@ impl Server {
         Server {
             child,
             address,
+            metrics_address,
             data_dir: data_dir.to_owned(),
             channel,
         }

@@ -10,6 +10,7 @@ use keyplan_proto::pb;
 use keyplan_proto::pb::command_service_server::CommandService;
 use keyplan_repository::{AccountRepository, CommandEnvelope};
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::status::to_status;
@@ -45,6 +46,7 @@ impl CommandService for CommandApi {
         &self,
         request: Request<pb::ExecuteRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let request_id = request_id(&request).to_owned();
         let r = request.into_inner();
         let commands = vec![command_from_proto(r.command)?];
         let context = RequestContext {
@@ -57,13 +59,14 @@ impl CommandService for CommandApi {
             correlation_id: r.correlation_id,
             causation_id: r.causation_id,
         };
-        self.run(context, commands).await
+        self.run(context, commands, &request_id).await
     }
 
     async fn execute_batch(
         &self,
         request: Request<pb::ExecuteBatchRequest>,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
+        let request_id = request_id(&request).to_owned();
         let r = request.into_inner();
         let commands = r
             .commands
@@ -84,7 +87,7 @@ impl CommandService for CommandApi {
             correlation_id: r.correlation_id,
             causation_id: r.causation_id,
         };
-        self.run(context, commands).await
+        self.run(context, commands, &request_id).await
     }
 }
 
@@ -105,8 +108,26 @@ impl CommandApi {
         &self,
         context: RequestContext,
         commands: Vec<AccountCommand>,
+        request_id: &str,
     ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let envelope = envelope(context, commands).map_err(|e| to_status(e.into()))?;
+        // Fields of every log line written while the command runs (its append and commit
+        // included), so that a collector can group them, with the request id the caller sent.
+        let span = tracing::info_span!(
+            "execute",
+            tenant = %envelope.tenant,
+            account = %envelope.account,
+            kind = envelope.commands.first().map_or("", AccountCommand::name),
+            commands = envelope.commands.len(),
+            request_id,
+        );
+        self.execute_in(envelope).instrument(span).await
+    }
+
+    async fn execute_in(
+        &self,
+        envelope: CommandEnvelope,
+    ) -> Result<Response<pb::ExecuteResponse>, Status> {
         let account = format!("{}/{}", envelope.tenant, envelope.account);
         let count = envelope.commands.len();
         let outcome = self.repository.execute(envelope).await.map_err(to_status)?;
@@ -124,6 +145,26 @@ impl CommandApi {
         tracing::debug!(%account, count, version = a.last_version, deduplicated = a.deduplicated, "commands executed");
         Ok(Response::new(convert::execute_response_to_proto(a)))
     }
+}
+
+/// Longest request id taken from a caller.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The request's `x-request-id` (the node's tower layer sets one on every request: the
+/// caller's, or a generated UUID), if it is at most 128 characters of `[A-Za-z0-9._-]`; else
+/// empty: a caller's text goes into log lines only once bounded.
+fn request_id<T>(request: &Request<T>) -> &str {
+    request
+        .metadata()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| {
+            id.len() <= MAX_REQUEST_ID
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+        .unwrap_or("")
 }
 
 fn command_from_proto(command: Option<pb::Command>) -> Result<AccountCommand, Status> {

@@ -283,6 +283,11 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYPLAN_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
 
+    /// Serve Prometheus metrics at `GET /metrics` over plain HTTP on this address, a listener
+    /// of its own (port 0 picks a free port; the chosen address is printed). Off by default.
+    #[arg(long, env = "KEYPLAN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// What this node does.
     #[arg(long, env = "KEYPLAN_ROLE", value_enum, default_value_t = Role::All)]
     pub role: Role,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod identity;
 pub mod limits;
 pub mod loading;
+pub mod metrics;
 pub mod operations;
 pub mod recover;
 pub mod server;

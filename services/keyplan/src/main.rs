@@ -85,6 +85,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr()?;
+    if let Some(metrics_address) = args.metrics_listen {
+        let metrics_listener = TcpListener::bind(metrics_address)
+            .await
+            .with_context(|| format!("binding the metrics listener {metrics_address}"))?;
+        let bound = metrics_listener.local_addr()?;
+        tokio::spawn(keyplan::metrics::serve(metrics_listener, node.metrics()));
+        // As the line below, for the metrics listener.
+        println!("keyplan metrics on {bound}");
+    }
     // Tests and scripts read this line to find the port when listening on port 0.
     println!("keyplan listening on {address}");
     // ... and this one to know that the read models serve too (an all-in-one node serves

@@ -32,6 +32,7 @@ use keyplan_store::{EventStore, StoreConfig};
 use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 
 use crate::loading::WhenLoaded;
+use crate::metrics::{Metrics, ObserveLayer, Parts};
 use crate::operations::Projections;
 use crate::server_timing::ServerTimingLayer;
 use crate::shutdown::{self, EndStreamsLayer, Shutdown, SHUTDOWN_BOUND};
@@ -58,6 +59,11 @@ pub const NATS_HEALTH: &str = "keyplan.nats";
 /// JetStream stream does not match the log), which does not heal by itself. A NATS outage,
 /// which does, shows in [`NATS_HEALTH`] instead.
 pub const RELAY_HEALTH: &str = "keyplan.relay";
+
+/// Health service name of the store's writer: SERVING while the log can be written,
+/// NOT_SERVING once a write or sync failed (the node then shuts down and exits with status 1,
+/// so that a restart recovers from the log). Only on nodes with a log (all, ingest).
+pub const STORE_HEALTH: &str = "keyplan.store";
 
 /// Why a node could not start or stopped with an error.
 #[derive(Debug, Error)]
@@ -112,6 +118,8 @@ pub struct Node {
     limits: LimitArgs,
     /// Which browser origins may call through gRPC-Web (checked at start).
     cors: tower_http::cors::CorsLayer,
+    /// What `--metrics-listen` serves; recorded whether served or not.
+    metrics: Arc<Metrics>,
 }
 
 /// A node's read models with their runners' handles and their database.
@@ -169,6 +177,18 @@ impl Node {
             None => None,
         };
         let shutdown = Shutdown::default();
+        let metrics = Arc::new(Metrics::new(
+            &args.data_dir,
+            &[
+                keyplan_proto::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+            ],
+            Parts {
+                log: args.role != Role::Projections,
+                relay: args.role != Role::Projections && nats.is_some(),
+                read_models: args.role != Role::Ingest,
+            },
+        ));
 
         let node = match args.role {
             Role::All | Role::Ingest => {
@@ -186,6 +206,13 @@ impl Node {
                 let store = opening_store
                     .await
                     .map_err(|e| NodeError::Config(format!("opening the store panicked: {e}")))??;
+                // Weak: the metrics hold the store (for the scrape), the store holds its hook.
+                let recorder = Arc::downgrade(&metrics);
+                store.on_commit(Box::new(move |stats| {
+                    if let Some(metrics) = recorder.upgrade() {
+                        metrics.record_commit(stats);
+                    }
+                }));
                 let repository = AccountRepository::new(
                     store.clone(),
                     RepositoryConfig {
@@ -249,6 +276,7 @@ impl Node {
                     tls,
                     limits: args.limits.clone(),
                     cors: cors.clone(),
+                    metrics: metrics.clone(),
                 }
             }
             Role::Projections => {
@@ -298,10 +326,16 @@ impl Node {
                     tls,
                     limits: args.limits.clone(),
                     cors: cors.clone(),
+                    metrics: metrics.clone(),
                 }
             }
         };
         Ok(node)
+    }
+
+    /// The node's metrics (what `--metrics-listen` serves).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The local log, if this node has one.
@@ -360,6 +394,8 @@ impl Node {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
+        self.metrics
+            .set_sources(self.store.clone(), self.relay.clone(), projections.clone());
         let operations = OperationsApi {
             role: self.role.as_str(),
             ack_mode: match self.ack {
@@ -380,8 +416,13 @@ impl Node {
         // HTTP/1.1 too: gRPC-Web from browsers (see `crate::web`); gRPC clients use HTTP/2.
         let builder = crate::limits::server(Server::builder(), limits).accept_http1(true);
         let mut router = crate::tls::serve_with(builder, self.tls)?
+            // Outermost: CORS answers browsers' preflights, then gRPC-Web is translated into
+            // gRPC (`crate::web`), so that every layer below sees one protocol.
             .layer(self.cors)
             .layer(tonic_web::GrpcWebLayer::new())
+            // Counts every gRPC call, refusals of the layers below included, and gives each
+            // its request id.
+            .layer(ObserveLayer::new(self.metrics.clone()))
             .layer(ServerTimingLayer)
             .layer(EndStreamsLayer::new(self.shutdown.clone(), streaming))
             .layer(StatusGuardLayer)
@@ -434,6 +475,9 @@ impl Node {
                 .set_serving::<EventStoreServiceServer<EventStoreApi>>()
                 .await;
             health.set_serving::<AuditServiceServer<AuditApi>>().await;
+            health
+                .set_service_status(STORE_HEALTH, ServingStatus::Serving)
+                .await;
             router = router
                 .add_service(AuditServiceServer::new(AuditApi::new(store.clone())).limited(limits))
                 .add_service(CommandServiceServer::new(commands).limited(limits))
@@ -461,6 +505,9 @@ impl Node {
                     "the event store can no longer write: health NOT_SERVING; shutting down so \
                      that a restart recovers from the log"
                 );
+                health
+                    .set_service_status(STORE_HEALTH, ServingStatus::NotServing)
+                    .await;
                 health
                     .set_not_serving::<CommandServiceServer<CommandApi>>()
                     .await;

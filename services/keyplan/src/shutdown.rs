@@ -84,6 +84,15 @@ impl Shutdown {
 /// The gRPC paths (`/package.Service/Method`) of every server-streaming method described in
 /// `descriptor_sets`: the calls that do not end by themselves.
 pub fn streaming_paths(descriptor_sets: &[&[u8]]) -> HashSet<String> {
+    paths(descriptor_sets, true)
+}
+
+/// The gRPC paths of every method described in `descriptor_sets`.
+pub fn method_paths(descriptor_sets: &[&[u8]]) -> HashSet<String> {
+    paths(descriptor_sets, false)
+}
+
+fn paths(descriptor_sets: &[&[u8]], only_streaming: bool) -> HashSet<String> {
     let mut paths = HashSet::new();
     for encoded in descriptor_sets {
         let Ok(set) = prost_types::FileDescriptorSet::decode(*encoded) else {
@@ -95,7 +104,7 @@ pub fn streaming_paths(descriptor_sets: &[&[u8]]) -> HashSet<String> {
         for file in &set.file {
             for service in &file.service {
                 for method in &service.method {
-                    if method.server_streaming() {
+                    if !only_streaming || method.server_streaming() {
                         paths.insert(format!(
                             "/{}.{}/{}",
                             file.package(),

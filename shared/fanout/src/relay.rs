@@ -317,6 +317,7 @@ async fn publish_until_error(
                     s.published_position = position;
                     s.published_recorded_at_micros = recorded_at;
                 });
+                tracing::trace!(position, "published: acknowledged by JetStream");
                 if last_saved.elapsed() >= CHECKPOINT_EVERY || in_flight.is_empty() {
                     store.save_checkpoint(CHECKPOINT, position)?;
                     last_saved = Instant::now();
@@ -326,8 +327,12 @@ async fn publish_until_error(
                 None => open = false,
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(event)) => {
-                    let ack = publish(js, settings, &event).await?;
                     let (position, recorded_at) = (event.global_position, event.recorded_at_micros);
+                    let ack = tracing::Instrument::instrument(
+                        publish(js, settings, &event),
+                        tracing::debug_span!("relay_publish", position),
+                    )
+                    .await?;
                     in_flight.push_back(Box::pin(async move { (position, recorded_at, ack.await) }));
                 }
             },

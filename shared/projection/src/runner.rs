@@ -575,6 +575,14 @@ impl<P: Projection> ProjectionRunner<P> {
     /// (and is committed by the caller), so memory and the checkpoint never disagree.
     fn apply(&mut self, events: &mut Vec<Delivery>) -> Result<(), ProjectionError> {
         let mut next = self.position() + 1;
+        let span = tracing::debug_span!(
+            "projection_batch",
+            projection = self.projection.name(),
+            from = next,
+            events = events.len(),
+            to = tracing::field::Empty,
+        );
+        let _entered = span.enter();
         let mut failure = None;
         for event in events.drain(..) {
             match event {
@@ -598,6 +606,7 @@ impl<P: Projection> ProjectionRunner<P> {
             }
         }
         events.clear();
+        span.record("to", next - 1);
         if next - 1 > self.position() {
             self.applied.send_replace(next - 1);
         }
@@ -618,7 +627,14 @@ impl<P: Projection> ProjectionRunner<P> {
         if applied > self.committed {
             let projection = self.projection.clone();
             let tree = self.tree.clone();
+            let span = tracing::debug_span!(
+                "projection_commit",
+                projection = self.projection.name(),
+                from = self.committed + 1,
+                to = applied,
+            );
             tokio::task::spawn_blocking(move || -> Result<(), ProjectionError> {
+                let _entered = span.enter();
                 let mut batch = Batch::default();
                 projection.flush(&mut batch)?;
                 batch.insert(CHECKPOINT_KEY, applied.to_be_bytes());

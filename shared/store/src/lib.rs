@@ -38,3 +38,4 @@ pub use store::{
     Direction, EventFilter, EventStore, LogSlice, StoreConfig, StreamSlice, VerifyReport,
 };
 pub use subscription::Subscription;
+pub use writer::{CommitHook, CommitStats};

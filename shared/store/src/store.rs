@@ -132,6 +132,7 @@ struct Inner {
     queue: Mutex<Option<SyncSender<PendingAppend>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     failure: watch::Receiver<Option<String>>,
+    on_commit: Arc<std::sync::OnceLock<crate::writer::CommitHook>>,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -181,6 +182,7 @@ impl EventStore {
         let index = Arc::new(RwLock::new(index));
         let (queue_tx, queue_rx) = mpsc::sync_channel(4096);
         let (failure_tx, failure_rx) = watch::channel(None);
+        let on_commit = Arc::new(std::sync::OnceLock::new());
         let writer = Writer {
             db,
             log: log.clone(),
@@ -191,6 +193,7 @@ impl EventStore {
             positions: positions.clone(),
             head: head_tx,
             failure: failure_tx,
+            on_commit: on_commit.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("keyplan-store-writer".into())
@@ -206,6 +209,7 @@ impl EventStore {
                 queue: Mutex::new(Some(queue_tx)),
                 writer: Mutex::new(Some(handle)),
                 failure: failure_rx,
+                on_commit,
             }),
         })
     }
@@ -265,6 +269,14 @@ impl EventStore {
     /// supervisor restarts it and reopening recovers from the log.
     pub fn failure(&self) -> watch::Receiver<Option<String>> {
         self.inner.failure.clone()
+    }
+
+    /// Has `hook` called on the writer thread after every commit from now on, with the
+    /// batch's size and duration (e.g. for metrics). It must not block: the writer waits for
+    /// it before taking the next batch. Only the first hook set is kept; returns whether this
+    /// one was.
+    pub fn on_commit(&self, hook: crate::writer::CommitHook) -> bool {
+        self.inner.on_commit.set(hook).is_ok()
     }
 
     /// The last committed global position (0 for an empty store).

@@ -15,7 +15,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
@@ -32,6 +33,22 @@ use crate::store::event_at;
 
 /// Most events committed in one batch.
 pub const MAX_BATCH_EVENTS: usize = 8192;
+
+/// What one group commit took and did, handed to the store's commit hook
+/// ([`crate::EventStore::on_commit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    /// Appends in the batch (each one caller's request).
+    pub appends: usize,
+    /// Events the batch's appends carried.
+    pub events: usize,
+    /// From the batch's first append taken off the queue to the batch durable and answered.
+    pub duration: Duration,
+}
+
+/// Called on the writer thread after each commit: it must not block (metrics record into
+/// memory and return).
+pub type CommitHook = Box<dyn Fn(&CommitStats) + Send + Sync>;
 
 /// An append waiting for the writer.
 pub(crate) struct PendingAppend {
@@ -58,6 +75,8 @@ pub(crate) struct Writer {
     /// Set once a write has failed (see [`crate::EventStore::failure`]): the process that owns
     /// the store must learn that it can no longer write, not only the callers of `append`.
     pub failure: watch::Sender<Option<String>>,
+    /// Told about each commit once set (see [`crate::EventStore::on_commit`]).
+    pub on_commit: Arc<OnceLock<CommitHook>>,
 }
 
 /// Per-stream effects of the appends already accepted in the current batch.
@@ -111,6 +130,10 @@ impl Writer {
                 }
                 continue;
             }
+            let started = Instant::now();
+            let appends = batch.len();
+            let span = tracing::debug_span!("commit", appends, events);
+            let entered = span.enter();
             let committed = self.commit(batch).and_then(|indexed| {
                 unsynced += indexed;
                 if unsynced >= SYNC_EVERY {
@@ -119,6 +142,16 @@ impl Writer {
                 }
                 Ok(())
             });
+            drop(entered);
+            if committed.is_ok() {
+                if let Some(hook) = self.on_commit.get() {
+                    hook(&CommitStats {
+                        appends,
+                        events,
+                        duration: started.elapsed(),
+                    });
+                }
+            }
             if let Err(e) = committed {
                 tracing::error!(error = %e, "event store write failed; refusing further appends until reopened");
                 let reason = format!("a write failed ({e}); restart Keyplan to recover");
