@@ -193,3 +193,76 @@ async fn write_history_without_relay(server: &Server) {
         onboard(server, &format!("account-{a}")).await;
     }
 }
+
+/// A node started on a new, empty volume (a rescheduled pod, a wiped disk) while its stream
+/// holds the log would acknowledge new events at positions JetStream already holds: it is
+/// refused at start, and `keyplan recover` restores the whole log from the stream into the
+/// empty (or missing) directory, verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_empty_volume_is_refused_and_restored_wholly_from_jetstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats")).await;
+    let data = dir.path().join("data");
+    let url = nats.url();
+    let server = Server::start_with(&data, &["--role", "ingest", "--nats-url", &url]).await;
+    write_history(&server).await;
+    let before = read_all(&server).await;
+    server.stop().await;
+
+    for volume in ["empty", "missing"] {
+        let fresh = dir.path().join(format!("fresh-{volume}"));
+        if volume == "empty" {
+            std::fs::create_dir(&fresh).unwrap();
+        }
+        let (ok, stdout, stderr) = run(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--role",
+            "ingest",
+            "--nats-url",
+            &url,
+            "--data-dir",
+            fresh.to_str().unwrap(),
+        ]);
+        assert!(!ok && !stdout.contains("keyplan listening"), "{stdout}");
+        assert!(
+            stderr.contains(&format!("holds events up to position {}", before.len()))
+                && stderr.contains("keyplan recover"),
+            "{volume}: the refusal says why and the way back: {stderr}"
+        );
+
+        let (ok, stdout, stderr) = run(&[
+            "recover",
+            "--data-dir",
+            fresh.to_str().unwrap(),
+            "--nats-url",
+            &url,
+        ]);
+        assert!(ok, "{volume}: recover failed: {stdout}{stderr}");
+        assert!(
+            stdout.contains(&format!(
+                "0 events salvaged from the damaged log, {} from JetStream",
+                before.len()
+            )),
+            "{volume}: {stdout}"
+        );
+        let server = Server::start_with(&fresh, &["--role", "ingest", "--nats-url", &url]).await;
+        assert_recovered(&server, &before).await;
+        server.stop().await;
+    }
+
+    // A directory with something else in it is not taken for an empty volume.
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "not a log").unwrap();
+    let (ok, _, stderr) = run(&[
+        "recover",
+        "--data-dir",
+        other.to_str().unwrap(),
+        "--nats-url",
+        &url,
+    ]);
+    assert!(!ok && stderr.contains("holds no Keyplan log"), "{stderr}");
+    assert!(other.join("notes.txt").exists());
+}

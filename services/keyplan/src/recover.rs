@@ -7,6 +7,8 @@
 //! hash link, and its content against its hash) by `keyplan_store::recovery::LogImporter`
 //! before it is written to a new directory. Only a rebuilt log that reaches the last
 //! acknowledged position replaces the damaged one, which is kept beside it for inspection.
+//! An empty or missing data directory (a node's new volume) is restored wholly from the
+//! stream, which must then still hold position 1.
 
 use std::path::{Path, PathBuf};
 
@@ -64,8 +66,8 @@ pub struct RecoverReport {
     pub from_jetstream: u64,
     /// The new log's head.
     pub head: u64,
-    /// Where the damaged directory was moved.
-    pub damaged_kept_at: PathBuf,
+    /// Where the damaged (or empty) directory was moved; `None` if there was none.
+    pub damaged_kept_at: Option<PathBuf>,
 }
 
 impl std::fmt::Display for RecoverReport {
@@ -79,20 +81,26 @@ impl std::fmt::Display for RecoverReport {
         if let Some(why) = &self.salvage_stopped {
             writeln!(f, "salvage stopped at: {why}")?;
         }
-        writeln!(
-            f,
-            "the damaged data directory was kept at {}",
-            self.damaged_kept_at.display()
-        )
+        match &self.damaged_kept_at {
+            Some(kept) => writeln!(
+                f,
+                "the data directory found there was kept at {}",
+                kept.display()
+            ),
+            None => writeln!(f, "there was no data directory; the log was restored"),
+        }
     }
 }
 
 /// Rebuilds the log of `args.data_dir` (see the module docs). The node must be stopped.
 pub async fn recover(args: &RecoverArgs) -> Result<RecoverReport, RecoverError> {
     let dir = &args.data_dir;
-    if !dir.join("db").exists() && !dir.join(keyplan_store::settings::SETTINGS_FILE).exists() {
+    let has_log =
+        dir.join("db").exists() || dir.join(keyplan_store::settings::SETTINGS_FILE).exists();
+    if !has_log && dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         return Err(RecoverError::Config(format!(
-            "{} holds no Keyplan log",
+            "{} holds no Keyplan log, yet is not empty: give the node's data directory, or an \
+             empty (or missing) one to restore the whole log from JetStream",
             dir.display()
         )));
     }
@@ -109,7 +117,7 @@ pub async fn recover(args: &RecoverArgs) -> Result<RecoverReport, RecoverError> 
     }
     let mut config = StoreConfig::new(&rebuilt_dir);
     config.compress_new_log = args.log_compression;
-    let rebuilt = rebuild(dir, config, &nats).await;
+    let rebuilt = rebuild(dir, has_log, config, &nats).await;
     let (head, salvaged, salvage, from_jetstream) = match rebuilt {
         Ok(done) => done,
         Err(e) => {
@@ -135,12 +143,20 @@ pub async fn recover(args: &RecoverArgs) -> Result<RecoverReport, RecoverError> 
         .map(|n| sibling(dir, &format!("damaged-{stamp}-{n}")))
         .find(|candidate| !candidate.exists())
         .unwrap_or_else(|| sibling(dir, "damaged"));
-    std::fs::rename(dir, &damaged_kept_at)?;
+    // An empty directory (a new volume) is kept too, as it was, for the record.
+    let damaged_kept_at = if dir.exists() {
+        std::fs::rename(dir, &damaged_kept_at)?;
+        Some(damaged_kept_at)
+    } else {
+        None
+    };
     std::fs::rename(&rebuilt_dir, dir)?;
     // The read models are rebuilt from the log if they are ahead of it; keep them otherwise.
-    let read_models = damaged_kept_at.join(keyplan_projection::READ_MODELS_DIR);
-    if read_models.exists() {
-        std::fs::rename(&read_models, dir.join(keyplan_projection::READ_MODELS_DIR))?;
+    if let Some(kept) = &damaged_kept_at {
+        let read_models = kept.join(keyplan_projection::READ_MODELS_DIR);
+        if read_models.exists() {
+            std::fs::rename(&read_models, dir.join(keyplan_projection::READ_MODELS_DIR))?;
+        }
     }
     if let Some(parent) = dir.parent() {
         std::fs::File::open(parent)?.sync_all()?;
@@ -158,6 +174,7 @@ pub async fn recover(args: &RecoverArgs) -> Result<RecoverReport, RecoverError> 
 /// returns (head, events salvaged, what salvage found, events from JetStream).
 async fn rebuild(
     dir: &Path,
+    has_log: bool,
     config: StoreConfig,
     nats: &keyplan_fanout::NatsConfig,
 ) -> Result<(u64, u64, Salvage, u64), RecoverError> {
@@ -165,14 +182,26 @@ async fn rebuild(
         let dir = dir.to_owned();
         tokio::task::spawn_blocking(move || -> Result<_, RecoverError> {
             let mut importer = LogImporter::create(config)?;
-            let found = salvage(&dir, |event| importer.push(event))?;
+            let found = if has_log {
+                salvage(&dir, |event| importer.push(event))?
+            } else {
+                // Nothing to salvage: the whole log comes from JetStream.
+                Salvage::default()
+            };
             Ok((importer, found))
         })
         .await
         .map_err(|e| RecoverError::Config(format!("salvaging panicked: {e}")))??
     };
     let salvaged = importer.head();
-    eprintln!("salvaged positions 1 to {salvaged} from the damaged log");
+    if has_log {
+        eprintln!("salvaged positions 1 to {salvaged} from the damaged log");
+    } else {
+        eprintln!(
+            "no log in {}: restoring it wholly from JetStream",
+            dir.display()
+        );
+    }
 
     let connection = keyplan_fanout::connect(nats)
         .await

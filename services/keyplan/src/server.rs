@@ -224,6 +224,7 @@ impl Node {
                 let relay = match (&nats, &nats_config) {
                     (Some(nats), Some(config)) => {
                         let js = async_nats::jetstream::new(nats.client.clone());
+                        refuse_a_log_behind_its_stream(&store, &js, &config.stream, args).await?;
                         Some(Relay::spawn(
                             store.clone(),
                             js,
@@ -644,6 +645,41 @@ fn follow_nats(health: HealthReporter, mut connected: tokio::sync::watch::Receiv
             }
         }
     });
+}
+
+/// Refuses to start on a log that ends before the JetStream stream it publishes to: that is
+/// not the log that published those events (a node started on a new or emptied volume), or it
+/// lost its tail. Serving would acknowledge new events at positions JetStream already holds
+/// with other events, and then never publish them. When JetStream cannot be asked now (NATS
+/// down, no stream yet), the relay makes the same check once it can, and stops.
+async fn refuse_a_log_behind_its_stream(
+    store: &EventStore,
+    js: &async_nats::jetstream::Context,
+    settings: &keyplan_fanout::StreamSettings,
+    args: &ServeArgs,
+) -> Result<(), NodeError> {
+    let ask = async {
+        let mut stream = js.get_stream(&settings.name).await.ok()?;
+        let info = stream.info().await.ok()?;
+        Some(info.state.last_sequence)
+    };
+    let Ok(Some(last)) = tokio::time::timeout(Duration::from_secs(5), ask).await else {
+        return Ok(());
+    };
+    let head = store.head();
+    if last > head {
+        return Err(NodeError::Config(format!(
+            "JetStream stream {} holds events up to position {last}, but the log in {} ends at \
+             position {head}: this is not the log that published them (a new or emptied data \
+             directory?), or it lost its tail; nothing was accepted. Stop, then rebuild the \
+             log from the stream with `keyplan recover --data-dir {} --nats-url ...` (it \
+             verifies every event), or give this log its own --nats-stream",
+            settings.name,
+            args.data_dir.display(),
+            args.data_dir.display(),
+        )));
+    }
+    Ok(())
 }
 
 /// Reports the relay's health service [`RELAY_HEALTH`] NOT_SERVING while it refuses to
