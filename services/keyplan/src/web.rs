@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use clap::Args;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri};
 use thiserror::Error;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -68,15 +68,10 @@ pub fn cors(args: &WebArgs) -> Result<CorsLayer, OriginError> {
                 .collect::<Result<Vec<_>, _>>()?,
         )
     };
-    let allowed: Vec<HeaderName> = ALLOWED_HEADERS
-        .iter()
-        .map(|h| HeaderName::from_static(h))
-        .chain([CONTENT_TYPE, AUTHORIZATION])
-        .collect();
     Ok(CorsLayer::new()
         .allow_origin(allow_origin)
         .allow_methods([Method::POST, Method::OPTIONS])
-        .allow_headers(allowed)
+        .allow_headers(ALLOWED_HEADERS.map(HeaderName::from_static))
         .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
         .max_age(Duration::from_secs(24 * 60 * 60)))
 }
