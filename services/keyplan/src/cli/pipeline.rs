@@ -267,13 +267,6 @@ pub enum RevenueCommand {
     },
 }
 
-fn date_or_today(option: &str, given: Option<String>) -> Result<String, CliError> {
-    match given {
-        Some(d) => time::date(option, &d),
-        None => Ok(time::today()),
-    }
-}
-
 /// `AMOUNT CURRENCY` or `CURRENCY AMOUNT`, the amount with at most the currency's decimals and
 /// optional `,` or `_` thousands separators; exact (no floating point).
 pub fn money(option: &str, given: &str) -> Result<pb::Money, CliError> {
@@ -421,7 +414,7 @@ pub async fn opportunity(s: &Session, command: OpportunityCommand) -> Result<(),
             let kind = Kind::WinOpportunity(pb::OpportunityWon {
                 opportunity_id: opportunity,
                 value: Some(money("--value", &value)?),
-                closed_on: date_or_today("--on", on)?,
+                closed_on: time::date_or_today("--on", on)?,
                 reason,
             });
             execute(s, &account, None, &write, kind, "opportunity won").await
@@ -435,7 +428,7 @@ pub async fn opportunity(s: &Session, command: OpportunityCommand) -> Result<(),
         } => {
             let kind = Kind::LoseOpportunity(pb::OpportunityLost {
                 opportunity_id: opportunity,
-                closed_on: date_or_today("--on", on)?,
+                closed_on: time::date_or_today("--on", on)?,
                 reason,
             });
             execute(s, &account, None, &write, kind, "opportunity lost").await
@@ -480,7 +473,7 @@ pub async fn action(s: &Session, command: ActionCommand) -> Result<(), CliError>
         } => {
             let kind = Kind::CompleteActionItem(pb::ActionItemCompleted {
                 action_item_id: action,
-                completed_on: date_or_today("--on", on)?,
+                completed_on: time::date_or_today("--on", on)?,
                 note,
             });
             execute(s, &account, None, &write, kind, "action completed").await

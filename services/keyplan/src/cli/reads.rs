@@ -857,10 +857,7 @@ pub async fn activity(s: &Session, command: ActivityCommand) -> Result<(), CliEr
                     .format("%Y-%m-%d")
                     .to_string(),
             };
-            let to = match to {
-                Some(d) => time::date("--to", &d)?,
-                None => time::today(),
-            };
+            let to = time::date_or_today("--to", to)?;
             let answer = client
                 .get_activity_counts(pb::GetActivityCountsRequest {
                     tenant: s.tenant.clone(),

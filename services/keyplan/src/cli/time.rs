@@ -38,6 +38,14 @@ pub fn instant(option: &str, given: &str, day: DayPoint) -> Result<Timestamp, Cl
     Ok(timestamp(at))
 }
 
+/// The date given for `option` (YYYY-MM-DD), else today.
+pub fn date_or_today(option: &str, given: Option<String>) -> Result<String, CliError> {
+    match given {
+        Some(d) => date(option, &d),
+        None => Ok(today()),
+    }
+}
+
 /// `at` as a protobuf timestamp.
 pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
     Timestamp {

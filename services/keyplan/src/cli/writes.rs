@@ -243,10 +243,7 @@ pub async fn plan(s: &Session, command: PlanCommand) -> Result<(), CliError> {
                     end,
                 }),
                 prepared_by: prepared_by.unwrap_or_else(|| s.actor.clone()),
-                prepared_on: match prepared_on {
-                    Some(d) => time::date("--prepared-on", &d)?,
-                    None => time::today(),
-                },
+                prepared_on: time::date_or_today("--prepared-on", prepared_on)?,
                 review_frequency: parse(
                     "--review-frequency",
                     "keyplan.v1.ReviewFrequency",
@@ -347,10 +344,7 @@ pub async fn stakeholder(s: &Session, command: StakeholderCommand) -> Result<(),
         } => {
             let kind = Kind::RecordStakeholderDeparture(pb::StakeholderDeparted {
                 stakeholder_id: stakeholder,
-                departed_on: match on {
-                    Some(d) => time::date("--on", &d)?,
-                    None => time::today(),
-                },
+                departed_on: time::date_or_today("--on", on)?,
                 reason,
             });
             execute(s, &account, None, &write, kind, "departure recorded").await
@@ -537,10 +531,7 @@ pub async fn review(s: &Session, command: ReviewCommand) -> Result<(), CliError>
         } => {
             let command = Kind::RecordReviewOutcome(pb::ReviewOutcomeRecorded {
                 review_id: review,
-                held_on: match held_on {
-                    Some(d) => time::date("--held-on", &d)?,
-                    None => time::today(),
-                },
+                held_on: time::date_or_today("--held-on", held_on)?,
                 supplier_attendees: supplier,
                 customer_attendees: customer,
                 outcome: parse("--outcome", "keyplan.v1.ReviewOutcome", &outcome)?,
