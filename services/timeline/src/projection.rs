@@ -312,13 +312,20 @@ impl<'a> StoredTimeline<'a> {
         self.decode(&key, &bytes)
     }
 
-    /// The entries of `scope` with `lower <= (occurred_at, position) < upper`, in `order`.
+    /// The entries of `scope` with `lower <= (occurred_at, position) < upper` and a position
+    /// before `recent_from`, in `order`.
+    ///
+    /// Entries at `recent_from` or later are skipped by their key, before anything is read
+    /// under it: they are in memory, and their keys may be in a batch the runner is applying
+    /// right now. A batch is atomic against a crash but not isolated from readers (see
+    /// `keyplan_projection::store`): its `s/` keys become visible before its `t/` keys, so
+    /// following such an index key could find no entry yet.
     fn walk(
         &self,
         scope: &Scope,
-        lower: SortKey,
-        upper: Option<SortKey>,
+        (lower, upper): (SortKey, Option<SortKey>),
         order: Order,
+        recent_from: u64,
     ) -> Box<dyn Iterator<Item = Result<StoredEntry, TimelineError>> + '_> {
         let prefix = match scope {
             Scope::Account => entries_prefix(self.tenant, self.account),
@@ -340,19 +347,26 @@ impl<'a> StoredTimeline<'a> {
             Order::OldestFirst => Box::new(range),
         };
         let indexed = matches!(scope, Scope::Subject(_));
-        Box::new(range.map(move |item| {
-            let (key, value) = item.map_err(|e| self.read_failed(e))?;
-            if !indexed {
-                return self.decode(&key, &value);
-            }
-            let at = key
-                .len()
-                .checked_sub(16)
-                .and_then(|start| Stored::parse_sort_key(&key[start..]))
-                .ok_or_else(|| {
-                    self.unreadable(format!("index key {} is malformed", key_text(&key)))
-                })?;
-            self.entry(at)
+        Box::new(range.filter_map(move |item| {
+            let read = || {
+                let (key, value) = item.map_err(|e| self.read_failed(e))?;
+                let at = key
+                    .len()
+                    .checked_sub(16)
+                    .and_then(|start| Stored::parse_sort_key(&key[start..]))
+                    .ok_or_else(|| {
+                        self.unreadable(format!("key {} is malformed", key_text(&key)))
+                    })?;
+                if at.1 >= recent_from {
+                    return Ok(None); // read from memory
+                }
+                if indexed {
+                    self.entry(at).map(Some)
+                } else {
+                    self.decode(&key, &value).map(Some)
+                }
+            };
+            read().transpose()
         }))
     }
 
@@ -598,13 +612,10 @@ impl TimelineProjection {
         let recent_from = timeline.recent_from();
         let mut walk = stored
             .as_ref()
-            .map(|stored| stored.walk(&query.scope, lower, upper, query.order))
+            .map(|stored| stored.walk(&query.scope, (lower, upper), query.order, recent_from))
             .into_iter()
             .flatten()
-            .filter(|item| {
-                item.as_ref()
-                    .map_or(true, |e| e.position < recent_from && e.passes(mask, actor))
-            });
+            .filter(|item| item.as_ref().map_or(true, |e| e.passes(mask, actor)));
         let mut from_store = walk.next().transpose()?;
 
         let mut page: Vec<StoredEntry> = Vec::with_capacity(query.page_size.min(64));

@@ -16,6 +16,12 @@
 //! - a [`Batch`] is applied atomically: fjall writes it to its journal as one checksummed
 //!   record, and recovery replays whole records up to the first damaged one, so a crash keeps
 //!   a prefix of batches, never part of one;
+//! - a batch is atomic against a crash, but not isolated from readers: fjall's reads see the
+//!   newest version of a key, so a query on another thread may see some of a batch's keys
+//!   (inserted in key order) before the rest while the runner applies it. A projection reads
+//!   back from its tree only what an earlier, fully applied batch wrote, and serves what is
+//!   still being applied from memory (`resident` waits for [`crate::Projection::committed`];
+//!   the timeline skips index keys of entries it still holds);
 //! - a batch reaches the operating system when it is applied (kill -9 loses nothing applied);
 //!   [`ReadModelDb::persist`] makes it durable against a power cut, and a node calls it when it
 //!   stops. A power cut can lose the last batches, which only means a projection resumes from
