@@ -19,6 +19,12 @@ pub enum QueryError {
     /// The projection has not reached the requested position in time.
     #[error("{0}")]
     Unavailable(String),
+    /// A `WatchAlerts` caller read too slowly and missed alerts.
+    #[error("this stream fell behind and missed {missed} alerts; reconnect, and read what was raised meanwhile from the NATS alerts stream")]
+    FellBehind {
+        /// How many it missed.
+        missed: u64,
+    },
     /// An account's history could not be read back from the read model's store.
     #[error("the compliance read model cannot read this account's history: {0}; rebuild it with `keyplan projections rebuild compliance`")]
     Unreadable(String),

@@ -14,6 +14,7 @@
 //! The rules themselves are documented on the proto (`proto/keyplan/v1/compliance.proto`) and in
 //! the README's compliance section.
 
+pub mod alerts;
 pub mod error;
 mod facts;
 mod history;

@@ -26,6 +26,7 @@ use keyplan_projection::shared_state::write;
 use keyplan_projection::stored::{chunks_from, Stored};
 use keyplan_projection::{ProjectedEvent, Projection, ProjectionError, Tree};
 
+use crate::alerts::{Alert, AlertQueue};
 use crate::error::QueryError;
 use crate::facts::Fact;
 use crate::history::AccountHistory;
@@ -136,6 +137,9 @@ type Slot = Shared<Tail, AccountHistory>;
 #[derive(Debug, Clone)]
 pub struct ComplianceProjection {
     accounts: Arc<ResidentAccounts<Histories>>,
+    /// Accounts whose alert conditions need evaluating (`crate::alerts`): shared with the
+    /// instance a rebuild makes, so an adopted rebuild queues every account.
+    alert_queue: Arc<AlertQueue>,
 }
 
 impl Default for ComplianceProjection {
@@ -156,7 +160,34 @@ impl ComplianceProjection {
     pub fn with_budget(budget: usize) -> Self {
         Self {
             accounts: Arc::new(ResidentAccounts::new(NAME, budget)),
+            alert_queue: Arc::default(),
         }
+    }
+
+    /// The accounts queued for alert evaluation.
+    pub(crate) fn alert_queue(&self) -> &AlertQueue {
+        &self.alert_queue
+    }
+
+    /// Every account (tenant, account), in order.
+    pub(crate) fn account_keys(&self) -> Vec<(String, String)> {
+        self.accounts.keys()
+    }
+
+    /// The alert conditions that hold for one account as happened by `now` (see
+    /// `crate::alerts`); none for an unknown account.
+    pub(crate) fn alerts(
+        &self,
+        tenant: &str,
+        account: &str,
+        now: Timestamp,
+    ) -> Result<Vec<Alert>, QueryError> {
+        let Some(slot) = self.entry(tenant, account) else {
+            return Ok(Vec::new());
+        };
+        self.with_history(tenant, account, &slot, |history| {
+            history.alerts(tenant, account, now)
+        })
     }
 
     /// Folds accounts' histories until the memory budget is full (see
@@ -360,12 +391,6 @@ impl ComplianceProjection {
     pub(crate) fn resident(&self) -> usize {
         self.accounts.resident_count()
     }
-
-    /// Every account key, for tests.
-    #[cfg(test)]
-    pub(crate) fn keys(&self) -> Vec<(String, String)> {
-        self.accounts.keys()
-    }
 }
 
 /// The NOT_FOUND answer for an account without events.
@@ -444,6 +469,8 @@ impl Projection for ComplianceProjection {
             self.accounts.mark_dirty(&event.tenant, &event.account);
         }
         tail.facts.push(fact);
+        drop(slot);
+        self.alert_queue.changed(&event.tenant, &event.account);
     }
 
     fn flush(&self, batch: &mut keyplan_projection::Batch) -> Result<(), ProjectionError> {
@@ -472,12 +499,14 @@ impl Projection for ComplianceProjection {
 
     fn adopt(&self, rebuilt: Self) -> bool {
         self.accounts.adopt(&rebuilt.accounts);
+        self.alert_queue.everything();
         true
     }
 
     fn empty(&self) -> Self {
         Self {
             accounts: Arc::new(self.accounts.empty_like()),
+            alert_queue: self.alert_queue.clone(),
         }
     }
 }

@@ -1,10 +1,16 @@
 //! `keyplan.v1.ComplianceService`.
 
+use std::pin::Pin;
+
 use keyplan_projection::ProjectionHandle;
 use keyplan_proto::convert::timestamp_to_proto;
 use keyplan_proto::pb;
 use keyplan_proto::pb::compliance_service_server::ComplianceService;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+
+use crate::alerts::{Alert, AlertHub, AlertKind};
 
 use crate::error::QueryError;
 use crate::projection::ComplianceProjection;
@@ -16,6 +22,26 @@ use crate::wire;
 pub struct ComplianceApi {
     projection: ComplianceProjection,
     progress: ProjectionHandle,
+    /// Where raised alerts arrive; `None` on a node that does not evaluate them.
+    alerts: Option<AlertHub>,
+}
+
+/// Alerts buffered per `WatchAlerts` stream for a slow reader.
+const WATCH_BUFFER: usize = 64;
+
+/// What one `WatchAlerts` call asked for.
+struct AlertFilter {
+    tenant: String,
+    kinds: Vec<AlertKind>,
+    account: Option<String>,
+}
+
+impl AlertFilter {
+    fn matches(&self, alert: &Alert) -> bool {
+        alert.tenant == self.tenant
+            && (self.kinds.is_empty() || self.kinds.contains(&alert.kind))
+            && self.account.as_ref().is_none_or(|a| *a == alert.account)
+    }
 }
 
 impl ComplianceApi {
@@ -25,7 +51,14 @@ impl ComplianceApi {
         Self {
             projection,
             progress,
+            alerts: None,
         }
+    }
+
+    /// Also serves `WatchAlerts` from `hub` (where the node's evaluator sends alerts).
+    pub fn with_alerts(mut self, hub: AlertHub) -> Self {
+        self.alerts = Some(hub);
+        self
     }
 
     /// Waits until the projection includes `min_position` (0: no wait).
@@ -109,8 +142,63 @@ impl ComplianceApi {
     }
 }
 
+/// Sends one `WatchAlerts` caller the alerts that match its filter until it leaves, or ends
+/// its stream saying how many it missed if it read too slowly.
+async fn forward_alerts(
+    mut raised: broadcast::Receiver<std::sync::Arc<Alert>>,
+    filter: AlertFilter,
+    out: mpsc::Sender<Result<pb::ComplianceAlert, Status>>,
+) {
+    loop {
+        tokio::select! {
+            () = out.closed() => return,
+            next = raised.recv() => match next {
+                Ok(alert) if filter.matches(&alert) => {
+                    if out.send(Ok(alert.to_wire())).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let _ = out.send(Err(to_status(QueryError::FellBehind { missed }))).await;
+                    return;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl ComplianceService for ComplianceApi {
+    type WatchAlertsStream =
+        Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::ComplianceAlert, Status>> + Send>>;
+
+    async fn watch_alerts(
+        &self,
+        request: Request<pb::WatchAlertsRequest>,
+    ) -> Result<Response<Self::WatchAlertsStream>, Status> {
+        let r = request.into_inner();
+        let filter = (|| {
+            Ok::<_, QueryError>(AlertFilter {
+                tenant: wire::tenant(r.tenant)?.to_string(),
+                kinds: wire::alert_kinds(&r.kinds)?,
+                account: wire::optional_account(r.account_id)?.map(|a| a.to_string()),
+            })
+        })()
+        .map_err(to_status)?;
+        let hub = self.alerts.as_ref().ok_or_else(|| {
+            to_status(QueryError::Unavailable(
+                "this node does not evaluate alerts; ask a node that serves the compliance \
+                 read model with alerts on"
+                    .into(),
+            ))
+        })?;
+        let (out, rx) = mpsc::channel(WATCH_BUFFER);
+        tokio::spawn(forward_alerts(hub.subscribe(), filter, out));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
     async fn get_account_compliance(
         &self,
         request: Request<pb::GetAccountComplianceRequest>,

@@ -293,3 +293,74 @@ pub(crate) fn trend_point(value: &TrendPoint) -> pb::ComplianceTrendPoint {
         share: Some(share(&value.share)),
     }
 }
+
+// ---------------------------------------------------------------- alerts
+
+fn alert_kind_to_pb(kind: crate::alerts::AlertKind) -> pb::ComplianceAlertKind {
+    use crate::alerts::AlertKind;
+    match kind {
+        AlertKind::RuleDueSoon => pb::ComplianceAlertKind::RuleDueSoon,
+        AlertKind::RuleOverdue => pb::ComplianceAlertKind::RuleOverdue,
+        AlertKind::RuleNeverMet => pb::ComplianceAlertKind::RuleNeverMet,
+        AlertKind::ReviewMissed => pb::ComplianceAlertKind::ReviewMissed,
+    }
+}
+
+/// A `WatchAlerts` kind filter (empty: every kind).
+pub(crate) fn alert_kinds(values: &[i32]) -> Result<Vec<crate::alerts::AlertKind>, QueryError> {
+    use crate::alerts::AlertKind;
+    values
+        .iter()
+        .map(|&value| {
+            AlertKind::ALL
+                .into_iter()
+                .find(|kind| alert_kind_to_pb(*kind) as i32 == value)
+                .ok_or_else(|| {
+                    let accepted: Vec<&str> = AlertKind::ALL
+                        .iter()
+                        .map(|k| alert_kind_to_pb(*k).as_str_name())
+                        .collect();
+                    QueryError::invalid(
+                        "kinds",
+                        format!("each must be one of: {}; got {value}", accepted.join(", ")),
+                    )
+                })
+        })
+        .collect()
+}
+
+/// An alert on the wire (gRPC and the NATS payload).
+pub(crate) fn alert(alert: &crate::alerts::Alert) -> pb::ComplianceAlert {
+    use crate::alerts::AlertSubject;
+    let mut wire = pb::ComplianceAlert {
+        alert_id: alert.id(),
+        kind: alert_kind_to_pb(alert.kind) as i32,
+        tenant: alert.tenant.clone(),
+        account_id: alert.account.clone(),
+        account_name: alert.account_name.clone(),
+        due_on: date_to_wire(alert.due_on),
+        days_overdue: alert.days_overdue,
+        days_until_due: alert.days_until_due,
+        raised_at: Some(timestamp_to_proto(alert.raised_at)),
+        position: alert.position,
+        ..Default::default()
+    };
+    match &alert.subject {
+        AlertSubject::Rule {
+            rule_id,
+            owner,
+            owner_name,
+            target_description,
+        } => {
+            wire.rule_id.clone_from(rule_id);
+            wire.owner.clone_from(owner);
+            wire.owner_name.clone_from(owner_name);
+            wire.target_description.clone_from(target_description);
+        }
+        AlertSubject::Review { plan_id, window } => {
+            wire.plan_id.clone_from(plan_id);
+            wire.review_window = *window;
+        }
+    }
+    wire
+}

@@ -4,6 +4,7 @@
 //! test needs to start a real node lives here.
 
 pub mod admin;
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod identity;

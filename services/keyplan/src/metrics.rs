@@ -49,9 +49,10 @@ pub const MAX_REQUEST_ID: usize = 128;
 const OTHER_METHOD: &str = "other";
 
 /// Calls that count as an open watch while their response streams.
-const WATCH_PATHS: [&str; 2] = [
+const WATCH_PATHS: [&str; 3] = [
     "/keyplan.v1.EventStoreService/Watch",
     "/keyplan.v1.TimelineService/WatchTimeline",
+    "/keyplan.v1.ComplianceService/WatchAlerts",
 ];
 
 /// Calls whose OK answer acknowledges durable commands (the append latency).
@@ -217,7 +218,7 @@ impl Metrics {
         );
         r.register(
             "keyplan_active_watchers",
-            "Open Watch and WatchTimeline streams",
+            "Open Watch, WatchTimeline and WatchAlerts streams",
             metrics.watchers.clone(),
         );
         if parts.log {

@@ -13,8 +13,10 @@ use keyplan_auth::AuthLayer;
 
 use crate::identity::Identity;
 use keyplan_command_service::CommandApi;
+use keyplan_compliance_service::alerts::AlertHub;
 use keyplan_compliance_service::{ComplianceApi, ComplianceProjection};
 use keyplan_event_store_service::EventStoreApi;
+use keyplan_fanout::alerts::AlertStream;
 use keyplan_fanout::{NatsConnection, Relay};
 use keyplan_projection::{
     EventSource, Projection, ProjectionHandle, ProjectionRunner, ReadModelDb, READ_MODELS_DIR,
@@ -238,6 +240,7 @@ impl Node {
                 // load in the background: the node serves its log meanwhile.
                 let read_models = match opening_db {
                     Some(opening) => {
+                        let alerts_to = alert_stream(nats.as_ref(), nats_config.as_ref()).await?;
                         let store = store.clone();
                         let stop = shutdown.subscribe();
                         let memory = args.read_model_memory_bytes();
@@ -249,7 +252,7 @@ impl Node {
                             })??;
                             let source = EventSource::Local(store).shared();
                             let (models, handles, runners) =
-                                ReadModels::start(&db, source, memory, &stop).await?;
+                                ReadModels::start(&db, source, memory, alerts_to, &stop).await?;
                             Ok(LoadedReadModels {
                                 reported: models.reported(),
                                 models,
@@ -293,10 +296,17 @@ impl Node {
                 }
                 .shared();
                 let projection = AccountStateProjection::default();
+                let alerts_to = alert_stream(nats.as_ref(), nats_config.as_ref()).await?;
                 let stop = shutdown.subscribe();
                 let ((handle, runner), (models, mut projections, mut runners)) = tokio::try_join!(
                     run_projection(&db, projection.clone(), source.clone(), &stop),
-                    ReadModels::start(&db, source, args.read_model_memory_bytes(), &stop),
+                    ReadModels::start(
+                        &db,
+                        source,
+                        args.read_model_memory_bytes(),
+                        alerts_to,
+                        &stop
+                    ),
                 )?;
                 projections.insert(0, handle.clone());
                 runners.push(runner);
@@ -749,6 +759,19 @@ fn open_projection_db(args: &ServeArgs) -> Result<ReadModelDb, NodeError> {
     )?)
 }
 
+/// The JetStream stream a node with NATS publishes its compliance alerts to (created if
+/// missing); `None` without NATS.
+async fn alert_stream(
+    nats: Option<&NatsConnection>,
+    config: Option<&keyplan_fanout::NatsConfig>,
+) -> Result<Option<AlertStream>, NodeError> {
+    let (Some(nats), Some(config)) = (nats, config) else {
+        return Ok(None);
+    };
+    let js = async_nats::jetstream::new(nats.client.clone());
+    Ok(Some(AlertStream::open(js, config.stream.clone()).await?))
+}
+
 /// Where nodes before the fjall read models kept them (a sled database).
 const LEGACY_SLED_READ_MODELS_DIR: &str = "projections";
 
@@ -779,6 +802,8 @@ async fn run_projection<P: Projection>(
 #[derive(Debug, Clone)]
 struct ReadModels {
     compliance: (ComplianceProjection, ProjectionHandle),
+    /// Where the compliance alerts the node raises arrive (`WatchAlerts`).
+    alerts: AlertHub,
     activity: (ActivityProjection, ProjectionHandle),
     timeline: (TimelineProjection, ProjectionHandle),
 }
@@ -805,6 +830,7 @@ impl ReadModels {
         db: &ReadModelDb,
         source: EventSource,
         memory: usize,
+        alerts_to: Option<AlertStream>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(Self, Vec<ProjectionHandle>, Vec<JoinHandle<()>>), NodeError> {
         let compliance = ComplianceProjection::with_budget(memory);
@@ -817,7 +843,14 @@ impl ReadModels {
         ) = tokio::try_join!(
             run_projection(db, compliance.clone(), source.clone(), shutdown),
             run_projection(db, activity.clone(), source.clone(), shutdown),
-            run_projection(db, timeline.clone(), source, shutdown),
+            run_projection(db, timeline.clone(), source.clone(), shutdown),
+        )?;
+        let (alerts, alerts_task) = crate::alerts::start(
+            db,
+            (&compliance, &compliance_handle),
+            source,
+            alerts_to,
+            shutdown.clone(),
         )?;
         let handles = vec![
             compliance_handle.clone(),
@@ -833,13 +866,14 @@ impl ReadModels {
         drop(warming);
         let models = Self {
             compliance: (compliance, compliance_handle),
+            alerts,
             activity: (activity, activity_handle),
             timeline: (timeline, timeline_handle),
         };
         Ok((
             models,
             handles,
-            vec![compliance_task, activity_task, timeline_task],
+            vec![compliance_task, activity_task, timeline_task, alerts_task],
         ))
     }
 
@@ -895,10 +929,10 @@ impl ReadModelServices {
         let shares: Arc<dyn ComplianceSource> =
             Arc::new(ComplianceShares(models.compliance.0.clone()));
         self.compliance.loaded(
-            ComplianceServiceServer::new(ComplianceApi::new(
-                models.compliance.0.clone(),
-                models.compliance.1.clone(),
-            ))
+            ComplianceServiceServer::new(
+                ComplianceApi::new(models.compliance.0.clone(), models.compliance.1.clone())
+                    .with_alerts(models.alerts.clone()),
+            )
             .limited(&self.limits),
         );
         self.activity.loaded(

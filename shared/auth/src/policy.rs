@@ -190,6 +190,13 @@ pub static RULES: &[Rule] = &[
         DASHBOARDS
     ),
     rule!(
+        "ComplianceService",
+        "WatchAlerts",
+        pb::WatchAlertsRequest,
+        Read,
+        READERS
+    ),
+    rule!(
         "ActivityService",
         "GetActivityCounts",
         pb::GetActivityCountsRequest,

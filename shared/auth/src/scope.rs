@@ -47,6 +47,7 @@ tenant_field!(
     pb::GetAccountComplianceRequest,
     pb::GetComplianceRollupRequest,
     pb::GetComplianceTrendRequest,
+    pb::WatchAlertsRequest,
     pb::GetActivityCountsRequest,
     pb::GetDmuCoverageRequest,
     pb::ListQuietAccountsRequest,

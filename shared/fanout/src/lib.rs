@@ -11,7 +11,9 @@
 //! - [`subjects`]: the subject scheme and message headers.
 //! - [`stream`]: creating/updating the stream at start.
 //! - [`relay`]: the outbox relay.
+//! - [`alerts`]: compliance alerts' subjects and stream (not events: a stream of their own).
 
+pub mod alerts;
 pub mod config;
 pub mod connection;
 pub mod relay;
