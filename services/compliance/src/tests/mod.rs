@@ -2,6 +2,7 @@
 //! what the fixture does not exercise, and persistence (rebuilt equals incremental).
 #![allow(clippy::unwrap_used)]
 
+mod alerts;
 mod explain;
 mod fixture;
 mod handmade;
