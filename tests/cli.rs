@@ -1,6 +1,6 @@
 //! The KAM CLI against a real node: the `keyplan` binary run as a person (or a script) runs
 //! it, its output read back. Covers a walk-through from registration to compliance, JSON for
-//! scripts, errors in words with a failing exit status, a live watch, and audit.
+//! scripts, errors in words with a failing exit status, a live watch, alerts, and audit.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -421,6 +421,175 @@ async fn watch_prints_new_events_live_and_audit_verifies_and_exports() {
         serde_json::json!([]),
         "{as_of}"
     );
+    server.stop().await;
+}
+
+/// The next line of `lines` containing `text`, within `secs` seconds.
+async fn line_with<R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+    text: &str,
+    secs: u64,
+    what: &str,
+) -> String {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{what}: ended before printing {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: no line with {text:?} within {secs} s"))
+}
+
+#[tokio::test]
+async fn alerts_watch_prints_a_rule_never_met_past_its_due_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data")).await;
+
+    // An unknown kind is refused in words.
+    let out = keyplan(&server, &["alerts", "watch", "--kind", "gold"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("rule-never-met"), "{stderr}");
+
+    // One watch for a person (filtered to the account and kind), one for scripts (everything).
+    let mut plain = command(
+        &server,
+        &[
+            "alerts",
+            "watch",
+            "--kind",
+            "rule_never_met",
+            "--account",
+            "late",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut plain_lines = BufReader::new(plain.stdout.take().unwrap()).lines();
+    let mut plain_err = BufReader::new(plain.stderr.take().unwrap()).lines();
+    // Printed once the node answered, i.e. subscribed.
+    line_with(
+        &mut plain_err,
+        "watching the alerts of account late",
+        10,
+        "alerts watch",
+    )
+    .await;
+    let mut scripted = command(&server, &["alerts", "watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut json_lines = BufReader::new(scripted.stdout.take().unwrap()).lines();
+
+    // A rule set 60 days ago, every 30 days, never met: NEVER_MET past its first due date.
+    let long_ago = days_ago(61);
+    ok(
+        &server,
+        &[
+            "account",
+            "register",
+            "late",
+            "--name",
+            "Late Corp",
+            "--effective",
+            &long_ago,
+        ],
+    )
+    .await;
+    ok(
+        &server,
+        &[
+            "team",
+            "assign",
+            "late",
+            "alice",
+            "--name",
+            "Alice",
+            "--effective",
+            &long_ago,
+        ],
+    )
+    .await;
+    ok(
+        &server,
+        &[
+            "stakeholder",
+            "add",
+            "late",
+            "cfo",
+            "--name",
+            "Dana Fox",
+            "--buying-role",
+            "economic-buyer",
+            "--effective",
+            &long_ago,
+        ],
+    )
+    .await;
+    // The --json watch prints nothing before its first alert: give it time to subscribe.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ok(
+        &server,
+        &[
+            "rule",
+            "set",
+            "late",
+            "cfo-monthly",
+            "--stakeholder",
+            "cfo",
+            "--owner",
+            "alice",
+            "--every-days",
+            "30",
+            "--channel",
+            "in-person",
+            "--effective",
+            &days_ago(60),
+        ],
+    )
+    .await;
+
+    let due = days_ago(30);
+    let line = line_with(&mut json_lines, "cfo-monthly", 15, "alerts watch --json").await;
+    let alert: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        alert["kind"], "COMPLIANCE_ALERT_KIND_RULE_NEVER_MET",
+        "{alert}"
+    );
+    assert_eq!(alert["tenant"], "acme", "{alert}");
+    assert_eq!(alert["accountId"], "late", "{alert}");
+    assert_eq!(alert["accountName"], "Late Corp", "{alert}");
+    assert_eq!(alert["ruleId"], "cfo-monthly", "{alert}");
+    assert_eq!(alert["owner"], "alice", "{alert}");
+    assert_eq!(alert["ownerName"], "Alice", "{alert}");
+    assert_eq!(alert["dueOn"], due.as_str(), "{alert}");
+    assert_eq!(alert["daysOverdue"], 30, "{alert}");
+    assert_eq!(
+        alert["alertId"],
+        format!("acme/late/rule/cfo-monthly/rule_never_met/{due}"),
+        "{alert}"
+    );
+
+    let line = line_with(&mut plain_lines, "cfo-monthly", 15, "alerts watch").await;
+    assert_eq!(
+        line,
+        format!(
+            "rule_never_met  late (Late Corp)  rule cfo-monthly [stakeholder cfo (Dana Fox)]  \
+             owner alice (Alice)  due {due}, 30 days overdue"
+        )
+    );
+    plain.kill().await.unwrap();
+    scripted.kill().await.unwrap();
     server.stop().await;
 }
 

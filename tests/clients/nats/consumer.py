@@ -24,6 +24,7 @@ import uuid
 
 import grpc
 import nats
+import nats.errors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
@@ -33,9 +34,11 @@ pb = keyplan_proto.load()
 ev = pb.events_pb2
 cmd = pb.commands_pb2
 ty = pb.types_pb2
+co = pb.compliance_pb2
 
 UTC = dt.timezone.utc
 STREAM = "KEYPLAN"
+ALERTS_STREAM = "KEYPLAN_ALERTS"
 
 
 def check(cond, what):
@@ -50,6 +53,69 @@ def ts(when):
     t = Timestamp()
     t.FromDatetime(when)
     return t
+
+
+async def alerts(js, execute_on, tenant, run, now):
+    """A second account whose rule was set 60 days ago with a 30-day cadence and never met:
+    NEVER_MET past its first due date, so Keyplan publishes a rule_never_met alert on
+    keyplan-alerts.<tenant>.rule_never_met (stream KEYPLAN_ALERTS), Nats-Msg-Id = its alert_id."""
+    account, kam, cfo, rule = f"late-{run}", "kam.late", "cfo.late", "r-late"
+    setup_at = now - dt.timedelta(days=61)
+    rule_at = now - dt.timedelta(days=60)
+    info = None
+    for _ in range(50):  # the node creates the alerts stream at start
+        try:
+            info = await js.stream_info(ALERTS_STREAM)
+            break
+        except Exception:
+            await asyncio.sleep(0.2)
+    check(info is not None, f"JetStream stream {ALERTS_STREAM} exists")
+    # Everything of the tenant's alerts, from the start of the stream (a notification service
+    # would use a durable consumer; ordered and ephemeral is enough here).
+    sub = await js.subscribe(f"keyplan-alerts.{tenant}.>", stream=ALERTS_STREAM, ordered_consumer=True)
+    try:
+        execute_on(account, cmd.Command(register_account=ev.AccountRegistered(
+            name="Late Corp", industry="Retail", region="EMEA", headquarters="Lyon",
+            tier=ty.TIER_KEY)), expected_version=cmd.ExpectedVersion(no_stream=True),
+            occurred_at=ts(setup_at))
+        execute_on(account, cmd.Command(assign_team_member=ev.TeamMemberAssigned(
+            person_id=kam, name="Lou Late", role=ty.TEAM_ROLE_KEY_ACCOUNT_MANAGER)),
+            expected_version=cmd.ExpectedVersion(exact=1), occurred_at=ts(setup_at))
+        execute_on(account, cmd.Command(add_stakeholder=ev.StakeholderAdded(
+            stakeholder_id=cfo, name="Ana Cruz", title="CFO",
+            buying_role=ty.BUYING_ROLE_ECONOMIC_BUYER, influence=4,
+            attitude=ty.ATTITUDE_NEUTRAL)), expected_version=cmd.ExpectedVersion(exact=2),
+            occurred_at=ts(setup_at))
+        r = execute_on(account, cmd.Command(set_engagement_rule=ev.EngagementRuleSet(
+            rule_id=rule, target=ev.RuleTarget(stakeholder_id=cfo), owner=kam, cadence_days=30,
+            channels=[ty.CHANNEL_IN_PERSON])), expected_version=cmd.ExpectedVersion(exact=3),
+            occurred_at=ts(rule_at))
+        check(r.last_version == 4, f"alerts: rule {rule} set 60 days ago, every 30 days, never met")
+
+        try:
+            msg = await sub.next_msg(timeout=20)
+        except nats.errors.TimeoutError:
+            raise AssertionError(f"no alert message on keyplan-alerts.{tenant}.> within 20 s") from None
+        subject = f"keyplan-alerts.{tenant}.rule_never_met"
+        check(msg.subject == subject, f"alert subject {msg.subject}")
+        check(msg.metadata.stream == ALERTS_STREAM, f"alert from stream {msg.metadata.stream}")
+        alert = co.ComplianceAlert()
+        alert.ParseFromString(msg.data)
+        h = msg.headers or {}
+        check(h.get("Nats-Msg-Id") == alert.alert_id != "",
+              f"header Nats-Msg-Id = alert_id {alert.alert_id}")
+        due = (rule_at.date() + dt.timedelta(days=30)).isoformat()
+        check(alert.kind == co.COMPLIANCE_ALERT_KIND_RULE_NEVER_MET,
+              f"payload: kind {co.ComplianceAlertKind.Name(alert.kind)}")
+        check(alert.tenant == tenant and alert.account_id == account and alert.rule_id == rule
+              and alert.owner == kam, "payload: tenant, account, rule and owner")
+        check(alert.due_on == due and alert.days_overdue >= 29,
+              f"payload: due on {alert.due_on}, {alert.days_overdue} days overdue")
+        check(alert.alert_id == f"{tenant}/{account}/rule/{rule}/rule_never_met/{due}",
+              "payload: alert_id names the transition")
+        check(msg.metadata.num_pending == 0, "no other alert for the tenant")
+    finally:
+        await sub.unsubscribe()
 
 
 async def main():
@@ -71,6 +137,10 @@ async def main():
 
     def execute(command, **kw):
         req = cmd.ExecuteRequest(tenant=tenant, account_id=account, actor=kam, command=command, **kw)
+        return commands.Execute(req, timeout=15)
+
+    def execute_on(acct, command, **kw):
+        req = cmd.ExecuteRequest(tenant=tenant, account_id=acct, actor=kam, command=command, **kw)
         return commands.Execute(req, timeout=15)
 
     nc = await nats.connect(nats_url, connect_timeout=5, max_reconnect_attempts=3)
@@ -165,6 +235,8 @@ async def main():
             seen.append(m.metadata.num_pending)
         check(seen[-1] == 0, "replay: nothing after the account's four events")
         await sub.unsubscribe()
+
+        await alerts(js, execute_on, tenant, run, now)
     finally:
         await nc.close()
         channel.close()

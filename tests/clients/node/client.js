@@ -244,10 +244,111 @@ async function main() {
     check(past.axis === axis && status === want, `as of just before logging, ${axis}: r-cfo ${status}`);
   }
 
+  // Alerts: a rule never met, past its first due date, is alerted on WatchAlerts.
+  await alertsFlow({ commands, compliance, tenant, run, now });
+
   commands.close();
   events.close();
   compliance.close();
   console.log('node client: all checks passed');
+}
+
+// Opens ComplianceService/WatchAlerts and resolves once the server has answered with headers
+// (it subscribes before answering, so no alert raised from then on is missed).
+function watchAlerts(compliance, request, what) {
+  const received = [];
+  let failure = null;
+  let wake = () => {};
+  const call = compliance.WatchAlerts(request, { deadline: Date.now() + 60000 });
+  call.on('data', (a) => { received.push(a); wake(); });
+  call.on('error', (e) => { if (e.code !== grpc.status.CANCELLED) { failure = e; wake(); } });
+  // The first alert for `accountId` within `ms`, or a clear failure.
+  const waitFor = async (accountId, ms) => {
+    const deadline = Date.now() + ms;
+    const others = [];
+    for (;;) {
+      while (received.length) {
+        const a = received.shift();
+        if (a.accountId === accountId) return a;
+        others.push(a.alertId);
+      }
+      if (failure) throw new Error(`${what}: the stream failed: ${grpc.status[failure.code]} ${failure.details}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${what}: no alert for account ${accountId} within ${ms} ms (other alerts received: ${JSON.stringify(others)})`);
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, left);
+        wake = () => { clearTimeout(timer); resolve(); };
+      });
+    }
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no response headers within 15 s`)), 15000);
+    call.on('metadata', () => { clearTimeout(timer); resolve({ call, waitFor }); });
+    call.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+// A second account whose rule was set 60 days ago with a 30-day cadence and never met: NEVER_MET
+// past its first due date (set date + 30), so a RULE_NEVER_MET alert within seconds.
+async function alertsFlow({ commands, compliance, tenant, run, now }) {
+  const accountId = `late-${run}`;
+  const kam = 'kam.late';
+  const cfo = 'cfo.late';
+  const rule = 'r-late';
+  const setupAt = new Date(now - 61 * DAY_MS);
+  const ruleAt = new Date(now - 60 * DAY_MS);
+  const execute = (command, extra) => unary(commands, 'Execute', { tenant, accountId, actor: kam, command, ...extra });
+
+  const tenantWatch = await watchAlerts(compliance, { tenant }, 'WatchAlerts(tenant)');
+  const filtered = await watchAlerts(
+    compliance,
+    { tenant, accountId, kinds: ['COMPLIANCE_ALERT_KIND_RULE_NEVER_MET'] },
+    'WatchAlerts(account, RULE_NEVER_MET)',
+  );
+  check(true, 'alerts: WatchAlerts opened for the tenant (and filtered) before writing');
+
+  await execute(
+    { registerAccount: { name: 'Late Corp', industry: 'Retail', region: 'EMEA', headquarters: 'Lyon', tier: 'TIER_KEY' } },
+    { expectedVersion: { noStream: true }, occurredAt: ts(setupAt) },
+  );
+  await execute(
+    { assignTeamMember: { personId: kam, name: 'Lou Late', role: 'TEAM_ROLE_KEY_ACCOUNT_MANAGER' } },
+    { expectedVersion: { exact: '1' }, occurredAt: ts(setupAt) },
+  );
+  await execute(
+    {
+      addStakeholder: {
+        stakeholderId: cfo, name: 'Ana Cruz', title: 'CFO', buyingRole: 'BUYING_ROLE_ECONOMIC_BUYER', influence: 4, attitude: 'ATTITUDE_NEUTRAL',
+      },
+    },
+    { expectedVersion: { exact: '2' }, occurredAt: ts(setupAt) },
+  );
+  const r = await execute(
+    {
+      setEngagementRule: {
+        ruleId: rule, target: { stakeholderId: cfo }, owner: kam, cadenceDays: 30, channels: ['CHANNEL_IN_PERSON'],
+      },
+    },
+    { expectedVersion: { exact: '3' }, occurredAt: ts(ruleAt) },
+  );
+  check(r.lastVersion === '4', `alerts: rule ${rule} set 60 days ago, every 30 days, never met (position ${r.lastPosition})`);
+
+  const a = await tenantWatch.waitFor(accountId, 20000);
+  const due = addDays(isoDate(ruleAt), 30);
+  const raisedOn = isoDate(new Date(tsMillis(a.raisedAt)));
+  check(a.kind === 'COMPLIANCE_ALERT_KIND_RULE_NEVER_MET', `alert kind ${a.kind} (expected RULE_NEVER_MET)`);
+  check(a.tenant === tenant && a.accountId === accountId && a.accountName === 'Late Corp', 'alert: tenant, account and account name');
+  check(a.ruleId === rule && a.owner === kam && a.ownerName === 'Lou Late', `alert: rule ${a.ruleId}, owner ${a.owner} (${a.ownerName})`);
+  check(a.targetDescription !== '' && a.planId === '' && a.reviewWindow === 0, `alert: target ${JSON.stringify(a.targetDescription)}, no plan window`);
+  check(a.dueOn === due, `alert: due on ${a.dueOn} (set date + 30)`);
+  check(a.daysOverdue === daysBetween(due, raisedOn) && a.daysOverdue >= 29 && a.daysUntilDue === 0,
+    `alert: ${a.daysOverdue} days overdue on ${raisedOn}`);
+  check(a.alertId === `${tenant}/${accountId}/rule/${rule}/rule_never_met/${a.dueOn}`, `alert: id ${a.alertId}`);
+  check(BigInt(a.position) >= BigInt(r.lastPosition), `alert: raised at read-model position ${a.position}`);
+  const b = await filtered.waitFor(accountId, 20000);
+  check(b.alertId === a.alertId && b.kind === a.kind, 'alert: the same alert on the stream filtered by account and kind');
+  tenantWatch.call.cancel();
+  filtered.call.cancel();
 }
 
 main().catch((e) => {

@@ -283,8 +283,108 @@ def main():
               f"as of just before logging, {co.ComplianceAxis.Name(axis)}: r-cfo "
               f"{co.ComplianceRuleStatus.Name(got_status or 0)}")
 
+    # 10. Alerts: a rule never met, past its first due date, is alerted on WatchAlerts.
+    alerts_flow(kp, tenant, run, now)
+
     print("python client: all checks passed")
     return 0
+
+
+class AlertWatch:
+    """One ComplianceService/WatchAlerts call, read by a thread into a queue."""
+
+    def __init__(self, kp, request, what):
+        self.what = what
+        self.call = kp.compliance.WatchAlerts(request, timeout=60)
+        # The server subscribes before it answers with headers: once they are here, no alert
+        # raised from now on can be missed.
+        self.call.initial_metadata()
+        self.received = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        try:
+            for a in self.call:
+                self.received.put(a)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.CANCELLED:
+                self.received.put(e)
+
+    def wait_for(self, account, seconds):
+        """The first alert for `account` within `seconds` (others are kept for the message)."""
+        deadline = time.monotonic() + seconds
+        others = []
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                got = self.received.get(timeout=max(left, 0.01))
+            except queue.Empty:
+                raise AssertionError(
+                    f"{self.what}: no alert for account {account} within {seconds} s "
+                    f"(other alerts received: {[a.alert_id for a in others]})") from None
+            if isinstance(got, Exception):
+                raise AssertionError(f"{self.what}: the stream failed: {got.code().name} {got.details()!r}")
+            if got.account_id == account:
+                return got
+            others.append(got)
+
+    def cancel(self):
+        self.call.cancel()
+
+
+def alerts_flow(kp, tenant, run, now):
+    """A second account whose rule was set 60 days ago with a 30-day cadence and never met:
+    NEVER_MET past its first due date (set date + 30), so a RULE_NEVER_MET alert within seconds."""
+    account = f"late-{run}"
+    kam, cfo, rule = "kam.late", "cfo.late", "r-late"
+    setup_at = now - dt.timedelta(days=61)
+    rule_at = now - dt.timedelta(days=60)
+
+    # Opened before anything is written: the whole tenant, and one filtered to the account and kind.
+    tenant_watch = AlertWatch(kp, co.WatchAlertsRequest(tenant=tenant), "WatchAlerts(tenant)")
+    filtered = AlertWatch(kp, co.WatchAlertsRequest(
+        tenant=tenant, account_id=account, kinds=[co.COMPLIANCE_ALERT_KIND_RULE_NEVER_MET]),
+        "WatchAlerts(account, RULE_NEVER_MET)")
+    check(True, "alerts: WatchAlerts opened for the tenant (and filtered) before writing")
+
+    kp.execute(tenant, account, cmd.Command(register_account=ev.AccountRegistered(
+        name="Late Corp", industry="Retail", region="EMEA", headquarters="Lyon", tier=ty.TIER_KEY)),
+        expected=cmd.ExpectedVersion(no_stream=True), occurred_at=setup_at)
+    kp.execute(tenant, account, cmd.Command(assign_team_member=ev.TeamMemberAssigned(
+        person_id=kam, name="Lou Late", role=ty.TEAM_ROLE_KEY_ACCOUNT_MANAGER)),
+        expected=cmd.ExpectedVersion(exact=1), occurred_at=setup_at)
+    kp.execute(tenant, account, cmd.Command(add_stakeholder=ev.StakeholderAdded(
+        stakeholder_id=cfo, name="Ana Cruz", title="CFO",
+        buying_role=ty.BUYING_ROLE_ECONOMIC_BUYER, influence=4, attitude=ty.ATTITUDE_NEUTRAL)),
+        expected=cmd.ExpectedVersion(exact=2), occurred_at=setup_at)
+    r = kp.execute(tenant, account, cmd.Command(set_engagement_rule=ev.EngagementRuleSet(
+        rule_id=rule, target=ev.RuleTarget(stakeholder_id=cfo), owner=kam, cadence_days=30,
+        channels=[ty.CHANNEL_IN_PERSON])), expected=cmd.ExpectedVersion(exact=3), occurred_at=rule_at)
+    check(r.last_version == 4, f"alerts: rule {rule} set 60 days ago, every 30 days, never met "
+          f"(position {r.last_position})")
+
+    a = tenant_watch.wait_for(account, 20)
+    due = rule_at.date() + dt.timedelta(days=30)
+    raised_on = to_dt(a.raised_at).date()
+    check(a.kind == co.COMPLIANCE_ALERT_KIND_RULE_NEVER_MET,
+          f"alert kind {co.ComplianceAlertKind.Name(a.kind)} (expected RULE_NEVER_MET)")
+    check(a.tenant == tenant and a.account_id == account and a.account_name == "Late Corp",
+          "alert: tenant, account and account name")
+    check(a.rule_id == rule and a.owner == kam and a.owner_name == "Lou Late",
+          f"alert: rule {a.rule_id}, owner {a.owner} ({a.owner_name})")
+    check(a.target_description != "" and a.plan_id == "" and a.review_window == 0,
+          f"alert: target {a.target_description!r}, no plan window")
+    check(a.due_on == due.isoformat(), f"alert: due on {a.due_on} (set date + 30)")
+    check(a.days_overdue == (raised_on - due).days and a.days_overdue >= 29 and a.days_until_due == 0,
+          f"alert: {a.days_overdue} days overdue on {raised_on}")
+    check(a.alert_id == f"{tenant}/{account}/rule/{rule}/rule_never_met/{a.due_on}",
+          f"alert: id {a.alert_id}")
+    check(a.position >= r.last_position, f"alert: raised at read-model position {a.position}")
+    b = filtered.wait_for(account, 20)
+    check(b.alert_id == a.alert_id and b.kind == a.kind,
+          "alert: the same alert on the stream filtered by account and kind")
+    tenant_watch.cancel()
+    filtered.cancel()
 
 
 if __name__ == "__main__":

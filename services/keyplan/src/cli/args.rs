@@ -751,6 +751,33 @@ pub struct WatchArgs {
     pub from_position: Option<u64>,
 }
 
+/// `keyplan alerts ...`
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: AlertsCommand,
+}
+
+/// Compliance alerts.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Follow the tenant's compliance alerts as they are raised, one line each (Ctrl-C to
+    /// stop): a rule due soon, overdue or never met past its first due date, a plan review
+    /// window missed. Only alerts raised from now on; earlier ones are in the NATS alerts
+    /// stream.
+    Watch {
+        /// Only alerts of this kind: rule_due_soon, rule_overdue, rule_never_met,
+        /// review_missed (repeat for several); default: every kind.
+        #[arg(long = "kind", value_name = "KIND")]
+        kinds: Vec<String>,
+        /// Only alerts of this account.
+        #[arg(long)]
+        account: Option<String>,
+    },
+}
+
 /// `keyplan demo ...`
 #[derive(Debug, Args)]
 pub struct DemoArgs {

@@ -1,6 +1,6 @@
 //! The KAM CLI: key account management against a running node without writing JSON
 //! (`keyplan account register`, `rule set`, `interaction log`, `timeline`, `compliance`,
-//! `portfolio`, `watch`, ...).
+//! `portfolio`, `watch`, `alerts watch`, ...).
 //!
 //! Every subcommand is one or two gRPC calls over the public API, the same an integration
 //! makes, so the CLI can do nothing a client could not. Answers are printed as tables for a
@@ -63,6 +63,8 @@ pub enum KamCommand {
     Audit(args::AuditArgs),
     /// Follow an account's timeline live (Ctrl-C to stop).
     Watch(args::WatchArgs),
+    /// Compliance alerts: watch them live (Ctrl-C to stop).
+    Alerts(args::AlertsArgs),
     /// Demonstration data: `demo seed` writes a realistic portfolio into a running node.
     Demo(args::DemoArgs),
 }
@@ -171,6 +173,14 @@ pub async fn run(command: KamCommand) -> Result<(), CliError> {
         }
         KamCommand::Audit(a) => audit::run(&Session::open(&a.client).await?, a.command).await,
         KamCommand::Watch(a) => watch::run(&Session::open(&a.client).await?, &a).await,
+        KamCommand::Alerts(a) => {
+            let session = Session::open(&a.client).await?;
+            match a.command {
+                args::AlertsCommand::Watch { kinds, account } => {
+                    watch::alerts(&session, &kinds, account).await
+                }
+            }
+        }
         KamCommand::Demo(a) => demo::run(a).await,
     }
 }
