@@ -490,6 +490,14 @@ async fn alerts_watch_prints_a_rule_never_met_past_its_due_date() {
         .spawn()
         .unwrap();
     let mut json_lines = BufReader::new(scripted.stdout.take().unwrap()).lines();
+    let mut json_err = BufReader::new(scripted.stderr.take().unwrap()).lines();
+    line_with(
+        &mut json_err,
+        "watching the alerts of tenant acme",
+        10,
+        "alerts watch --json",
+    )
+    .await;
 
     // A rule set 60 days ago, every 30 days, never met: NEVER_MET past its first due date.
     let long_ago = days_ago(61);
@@ -536,8 +544,6 @@ async fn alerts_watch_prints_a_rule_never_met_past_its_due_date() {
         ],
     )
     .await;
-    // The --json watch prints nothing before its first alert: give it time to subscribe.
-    tokio::time::sleep(Duration::from_millis(500)).await;
     ok(
         &server,
         &[

@@ -34,13 +34,13 @@ pub async fn alerts(
         })
         .await?
         .into_inner();
-    if !s.out.json {
-        let scope = match &account {
-            Some(account) => format!("account {account}"),
-            None => format!("tenant {}", s.tenant),
-        };
-        eprintln!("watching the alerts of {scope} (Ctrl-C to stop)");
-    }
+    // On stderr, so also with --json: printed once the node answered, i.e. subscribed (a
+    // script may wait for it before it causes an alert).
+    let scope = match &account {
+        Some(account) => format!("account {account}"),
+        None => format!("tenant {}", s.tenant),
+    };
+    eprintln!("watching the alerts of {scope} (Ctrl-C to stop)");
     loop {
         let next = tokio::select! {
             next = alerts.message() => next,
