@@ -18,6 +18,8 @@ use tokio::sync::mpsc;
 use common::fixtures::*;
 use common::nats::NatsServer;
 use common::{status, wait_projected, Server};
+use keyplan_proto::pb;
+use keyplan_proto::pb::command::Kind;
 
 const INGEST: (&str, &str) = ("keyplan-ingest", "ingest-secret");
 const PROJECTIONS: (&str, &str) = ("keyplan-projections", "projections-secret");
@@ -157,6 +159,76 @@ async fn only_the_ingest_user_can_publish_on_keyplans_subjects() {
     let head = status(&ingest).await.head_position;
     wait_projected(&projections, head).await;
     assert_eq!(last_sequence(&url).await, head);
+
+    // The projections node raises compliance alerts with its user: a rule set 60 days ago
+    // (every 30 days) and never met lands in KEYPLAN_ALERTS.
+    let days_ago = |days: i64| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        Some(prost_types::Timestamp {
+            seconds: now - days * 86_400,
+            nanos: 0,
+        })
+    };
+    let rule = Kind::SetEngagementRule(pb::EngagementRuleSet {
+        rule_id: "r-late".into(),
+        target: Some(pb::RuleTarget {
+            target: Some(pb::rule_target::Target::StakeholderId("cfo".into())),
+        }),
+        owner: "dana.kim".into(),
+        cadence_days: 30,
+        channels: vec![pb::Channel::InPerson as i32],
+        opportunity_id: String::new(),
+    });
+    for (version, (kind, days)) in [
+        (register("Late Corp"), 90),
+        (
+            assign("dana.kim", "Dana Kim", pb::TeamRole::KeyAccountManager),
+            90,
+        ),
+        (
+            stakeholder("cfo", "Lee Park", pb::BuyingRole::EconomicBuyer),
+            90,
+        ),
+        (rule, 60),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = match version {
+            0 => no_stream(request("late", kind)),
+            v => exact(request("late", kind), v as u64),
+        };
+        r.occurred_at = days_ago(days);
+        ingest.commands().execute(r).await.unwrap();
+    }
+    let js = async_nats::jetstream::new(connect(&url, INGEST).await);
+    let late_rule_alerted = || async {
+        let Ok(mut alerts) = js.get_stream("KEYPLAN_ALERTS").await else {
+            return false;
+        };
+        let last = alerts.info().await.unwrap().state.last_sequence;
+        for sequence in 1..=last {
+            let message = alerts.get_raw_message(sequence).await.unwrap();
+            let alert =
+                <pb::ComplianceAlert as prost::Message>::decode(message.payload.as_ref()).unwrap();
+            if alert.rule_id == "r-late" && alert.account_id == "late" {
+                return true;
+            }
+        }
+        false
+    };
+    let mut alerted = false;
+    for _ in 0..200 {
+        alerted = late_rule_alerted().await;
+        if alerted {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(alerted, "the projections node published the rule's alert");
 }
 
 /// The tenant user's client, as a tenant's integration must connect: with its own inbox prefix.

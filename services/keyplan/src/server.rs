@@ -240,7 +240,7 @@ impl Node {
                 // load in the background: the node serves its log meanwhile.
                 let read_models = match opening_db {
                     Some(opening) => {
-                        let alerts_to = alert_stream(nats.as_ref(), nats_config.as_ref()).await?;
+                        let alerts_to = alert_stream(nats.as_ref(), nats_config.as_ref());
                         let store = store.clone();
                         let stop = shutdown.subscribe();
                         let memory = args.read_model_memory_bytes();
@@ -296,7 +296,7 @@ impl Node {
                 }
                 .shared();
                 let projection = AccountStateProjection::default();
-                let alerts_to = alert_stream(nats.as_ref(), nats_config.as_ref()).await?;
+                let alerts_to = alert_stream(nats.as_ref(), nats_config.as_ref());
                 let stop = shutdown.subscribe();
                 let ((handle, runner), (models, mut projections, mut runners)) = tokio::try_join!(
                     run_projection(&db, projection.clone(), source.clone(), &stop),
@@ -759,17 +759,17 @@ fn open_projection_db(args: &ServeArgs) -> Result<ReadModelDb, NodeError> {
     )?)
 }
 
-/// The JetStream stream a node with NATS publishes its compliance alerts to (created if
-/// missing); `None` without NATS.
-async fn alert_stream(
+/// The JetStream stream a node with NATS publishes its compliance alerts to; `None` without
+/// NATS.
+fn alert_stream(
     nats: Option<&NatsConnection>,
     config: Option<&keyplan_fanout::NatsConfig>,
-) -> Result<Option<AlertStream>, NodeError> {
+) -> Option<AlertStream> {
     let (Some(nats), Some(config)) = (nats, config) else {
-        return Ok(None);
+        return None;
     };
     let js = async_nats::jetstream::new(nats.client.clone());
-    Ok(Some(AlertStream::open(js, config.stream.clone()).await?))
+    Some(AlertStream::new(js, config.stream.clone()))
 }
 
 /// Where nodes before the fjall read models kept them (a sled database).

@@ -94,19 +94,25 @@ pub struct AlertStream {
 }
 
 impl AlertStream {
+    /// The alerts stream of the event stream `settings` describes. Nothing is asked of NATS
+    /// yet: a node starts while NATS is down, and the stream is created when first read
+    /// ([`Self::published_ids`], which the evaluator retries until it succeeds).
+    pub fn new(js: jetstream::Context, settings: StreamSettings) -> Self {
+        Self { js, settings }
+    }
+
     /// Creates the alerts stream if there is none (an existing one is kept as it is: its
     /// limits are not Keyplan's source of truth).
-    pub async fn open(
-        js: jetstream::Context,
-        settings: StreamSettings,
-    ) -> Result<Self, FanoutError> {
-        let wanted = alert_stream_config(&settings);
-        if js.get_stream(&wanted.name).await.is_err() {
-            js.create_stream(wanted)
-                .await
-                .map_err(|e| FanoutError::JetStream(format!("creating the alerts stream: {e}")))?;
+    async fn ensure(&self) -> Result<stream::Stream, FanoutError> {
+        let wanted = alert_stream_config(&self.settings);
+        let name = wanted.name.clone();
+        if let Ok(existing) = self.js.get_stream(&name).await {
+            return Ok(existing);
         }
-        Ok(Self { js, settings })
+        self.js
+            .create_stream(wanted)
+            .await
+            .map_err(|e| FanoutError::JetStream(format!("creating the alerts stream {name}: {e}")))
     }
 
     /// Publishes one alert and waits for JetStream to store it (or to report it a duplicate).
@@ -142,7 +148,7 @@ impl AlertStream {
         let failed = |e: &dyn std::fmt::Display| {
             FanoutError::JetStream(format!("reading the alerts stream {name}: {e}"))
         };
-        let mut stream = self.js.get_stream(&name).await.map_err(|e| failed(&e))?;
+        let mut stream = self.ensure().await?;
         let state = stream.info().await.map_err(|e| failed(&e))?.state.clone();
         let (last, held) = (state.last_sequence, state.messages);
         let mut ids = Vec::new();
