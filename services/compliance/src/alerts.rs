@@ -445,13 +445,21 @@ impl AlertEvaluator {
                 _ => self.projection.account_keys().into_iter().collect(),
             };
             evaluated_day = Some(now.date());
-            for (tenant, account) in accounts {
+            let mut accounts = accounts.into_iter();
+            while let Some((tenant, account)) = accounts.next() {
                 if *shutdown.borrow() {
                     return;
                 }
                 if let Err(e) = self.evaluate(&tenant, &account, now).await {
+                    // Most likely NATS or the store, which the next accounts would wait on
+                    // too: they all wait for the next tick.
                     tracing::error!(%tenant, %account, error = %e, "alerts: evaluating an account failed; retrying at the next tick");
-                    self.projection.alert_queue().changed(&tenant, &account);
+                    let queue = self.projection.alert_queue();
+                    queue.changed(&tenant, &account);
+                    for (tenant, account) in accounts {
+                        queue.changed(&tenant, &account);
+                    }
+                    break;
                 }
             }
         }
