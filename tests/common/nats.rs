@@ -159,3 +159,269 @@ pub async fn stream_messages(
     }
     out
 }
+
+/// Passwords of the shipped configuration's users in the tests (letters and digits, starting
+/// with a letter, as the configuration's comment asks).
+pub const CLUSTER_USERS: [(&str, &str, &str); 4] = [
+    ("KEYPLAN_INGEST_PASSWORD", "keyplan-ingest", "pingest1"),
+    (
+        "KEYPLAN_PROJECTIONS_PASSWORD",
+        "keyplan-projections",
+        "pprojections1",
+    ),
+    ("KEYPLAN_READER_PASSWORD", "keyplan-reader", "preader1"),
+    (
+        "KEYPLAN_TENANT_ACME_PASSWORD",
+        "keyplan-tenant-acme",
+        "ptenant1",
+    ),
+];
+
+/// A 3-node JetStream cluster on 127.0.0.1 running the shipped
+/// `deploy/nats/cluster/nats-cluster.conf`, each node with its own store; a node can be killed
+/// (SIGKILL), paused (SIGSTOP) and brought back.
+pub struct NatsCluster {
+    nodes: Vec<Option<Child>>,
+    client_ports: Vec<u16>,
+    monitor_ports: Vec<u16>,
+    envs: Vec<Vec<(String, String)>>,
+    dir: PathBuf,
+}
+
+impl NatsCluster {
+    /// Starts the three nodes and waits until JetStream has a meta leader.
+    pub async fn start(dir: &Path) -> NatsCluster {
+        let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
+        let route_password = "proute1";
+        let routes: Vec<String> = (0..3)
+            .map(|i| {
+                format!(
+                    "nats://keyplan-route:{route_password}@127.0.0.1:{}",
+                    ports[i * 3 + 1]
+                )
+            })
+            .collect();
+        let mut envs = Vec::new();
+        for i in 0..3 {
+            let mut env = vec![
+                ("NATS_SERVER_NAME".to_owned(), format!("nats-{}", i + 1)),
+                ("NATS_HOST".to_owned(), "127.0.0.1".to_owned()),
+                ("NATS_CLIENT_PORT".to_owned(), ports[i * 3].to_string()),
+                ("NATS_CLUSTER_PORT".to_owned(), ports[i * 3 + 1].to_string()),
+                ("NATS_MONITOR_PORT".to_owned(), ports[i * 3 + 2].to_string()),
+                (
+                    "NATS_STORE_DIR".to_owned(),
+                    dir.join(format!("nats-{}", i + 1)).display().to_string(),
+                ),
+                ("NATS_ROUTE_PASSWORD".to_owned(), route_password.to_owned()),
+            ];
+            for (n, route) in routes.iter().enumerate() {
+                env.push((format!("NATS_ROUTE_{}", n + 1), route.clone()));
+            }
+            for (variable, _, password) in CLUSTER_USERS {
+                env.push((variable.to_owned(), password.to_owned()));
+            }
+            envs.push(env);
+        }
+        let mut cluster = NatsCluster {
+            nodes: vec![None, None, None],
+            client_ports: (0..3).map(|i| ports[i * 3]).collect(),
+            monitor_ports: (0..3).map(|i| ports[i * 3 + 2]).collect(),
+            envs,
+            dir: dir.to_owned(),
+        };
+        for i in 0..3 {
+            cluster.launch(i);
+        }
+        cluster.wait_ready().await;
+        cluster
+    }
+
+    fn launch(&mut self, i: usize) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/nats/cluster/nats-cluster.conf");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("nats-{}.log", i + 1)))
+            .unwrap();
+        let child = Command::new("nats-server")
+            .arg("-c")
+            .arg(&config)
+            .envs(self.envs[i].iter().cloned())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("nats-server is installed (.ci/run installs the Debian package)");
+        self.nodes[i] = Some(child);
+    }
+
+    /// Waits until every running node's `/healthz?js-enabled-only` answers and JetStream
+    /// answers a request (a meta leader was elected).
+    async fn wait_ready(&self) {
+        let mut waiting_for = String::new();
+        for _ in 0..400 {
+            waiting_for.clear();
+            for (i, node) in self.nodes.iter().enumerate() {
+                if node.is_some() && !self.healthy(i).await {
+                    waiting_for = format!("node {} to answer /healthz", i + 1);
+                }
+            }
+            if waiting_for.is_empty() {
+                match self.client("keyplan-ingest").await {
+                    Ok(client) => match client.request("$JS.API.INFO", "".into()).await {
+                        Ok(answer) if !answer.payload.windows(8).any(|w| w == b"\"error\"") => {
+                            return
+                        }
+                        Ok(answer) => {
+                            waiting_for =
+                                format!("JetStream: {}", String::from_utf8_lossy(&answer.payload))
+                        }
+                        Err(e) => waiting_for = format!("JetStream: {e}"),
+                    },
+                    Err(e) => waiting_for = format!("a connection: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "the NATS cluster did not become ready (waiting for {waiting_for}); see {}",
+            self.dir.display()
+        );
+    }
+
+    async fn healthy(&self, i: usize) -> bool {
+        self.monitor(i, "/healthz").await.is_some()
+    }
+
+    /// The body of node `i`'s monitoring endpoint `path`, if it answers 200.
+    async fn monitor(&self, i: usize, path: &str) -> Option<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = format!("127.0.0.1:{}", self.monitor_ports[i]);
+        let mut stream = tokio::net::TcpStream::connect(&address).await.ok()?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut answer))
+            .await
+            .ok()?
+            .ok()?;
+        let ok = answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200");
+        let body = answer.split_once("\r\n\r\n")?.1;
+        ok.then(|| body.to_owned())
+    }
+
+    /// The node (0..3) a client of `user` is connected to (the first, if several are).
+    pub async fn node_serving(&self, user: &str) -> usize {
+        let wanted = format!("\"authorized_user\":\"{user}\"");
+        for i in 0..3 {
+            if self.nodes[i].is_none() {
+                continue;
+            }
+            if let Some(body) = self.monitor(i, "/connz?auth=true").await {
+                let compact: String = body.split_whitespace().collect();
+                if compact.contains(&wanted) {
+                    return i;
+                }
+            }
+        }
+        panic!("no node has a connection of {user}");
+    }
+
+    /// The node (0..3) leading `stream`'s replicas.
+    pub async fn stream_leader(&self, user: &str, stream: &str) -> usize {
+        let js = async_nats::jetstream::new(self.client(user).await.unwrap());
+        let mut stream = js.get_stream(stream).await.unwrap();
+        let info = stream.info().await.unwrap();
+        let leader = info
+            .cluster
+            .as_ref()
+            .and_then(|c| c.leader.clone())
+            .expect("the stream has a leader");
+        leader
+            .strip_prefix("nats-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .map(|n| n - 1)
+            .expect("servers are named nats-1..3")
+    }
+
+    /// Every node's URL, comma-separated (what `--nats-url` takes).
+    pub fn urls(&self) -> String {
+        self.client_ports
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The password of one of the configuration's users.
+    pub fn password(user: &str) -> &'static str {
+        CLUSTER_USERS
+            .iter()
+            .find(|(_, u, _)| *u == user)
+            .map(|(_, _, p)| *p)
+            .expect("a user of the configuration")
+    }
+
+    /// A client of `user` connected to the cluster (any node).
+    pub async fn client(&self, user: &str) -> Result<async_nats::Client, async_nats::ConnectError> {
+        async_nats::ConnectOptions::with_user_and_password(user.into(), Self::password(user).into())
+            .connect(self.urls().split(',').collect::<Vec<_>>())
+            .await
+    }
+
+    /// Kills node `i` (0..3) with SIGKILL; its store stays on disk.
+    pub async fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].take() {
+            child.start_kill().unwrap();
+            child.wait().await.unwrap();
+        }
+    }
+
+    /// Starts node `i` again on its ports and store, and waits until the cluster is ready.
+    pub async fn restart(&mut self, i: usize) {
+        self.launch(i);
+        self.wait_ready().await;
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to node `i`.
+    pub fn signal(&self, i: usize, signal: &str) {
+        let pid = self.nodes[i]
+            .as_ref()
+            .and_then(Child::id)
+            .expect("the node runs");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// How many replicas the stream is configured with.
+    pub async fn stream_replicas(&self, user: &str, stream: &str) -> usize {
+        let js = async_nats::jetstream::new(self.client(user).await.unwrap());
+        let mut stream = js.get_stream(stream).await.unwrap();
+        stream.info().await.unwrap().config.num_replicas
+    }
+
+    /// The stream's messages as `user` sees them: (sequence, event id header).
+    pub async fn stream_ids(&self, user: &str, stream: &str) -> Vec<(u64, String)> {
+        let js = async_nats::jetstream::new(self.client(user).await.unwrap());
+        let mut stream = js.get_stream(stream).await.unwrap();
+        let last = stream.info().await.unwrap().state.last_sequence;
+        let mut out = Vec::new();
+        for sequence in 1..=last {
+            let message = stream.get_raw_message(sequence).await.unwrap();
+            let id = message
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            out.push((sequence, id));
+        }
+        out
+    }
+}

@@ -17,6 +17,13 @@ pub struct NatsConnection {
     pub connected: watch::Receiver<bool>,
 }
 
+/// How often the client pings its server. A server that stops answering (paused, or cut off
+/// by a partition while its TCP connection stays open) is given up after a few unanswered
+/// pings and the client moves to another server of the cluster; with async-nats' default of a
+/// minute, replicated acknowledgements stalled for minutes behind one silent node
+/// (`tests/cluster.rs`, the node paused with SIGSTOP).
+pub const PING_INTERVAL: Duration = Duration::from_secs(2);
+
 /// Connects with the configured authentication and TLS, retrying the first connection and
 /// reconnecting forever with exponential backoff (capped at `max_reconnect_delay`), so that a
 /// NATS outage delays fan-out but never stops Keyplan.
@@ -31,6 +38,7 @@ pub async fn connect(config: &NatsConfig) -> Result<NatsConnection, FanoutError>
         .retry_on_initial_connect()
         .max_reconnects(None)
         .connection_timeout(Duration::from_secs(5))
+        .ping_interval(PING_INTERVAL)
         .reconnect_delay_callback(move |attempts| {
             let exp = 10u64.saturating_mul(1u64 << attempts.min(16));
             Duration::from_millis(exp).min(max_delay)
