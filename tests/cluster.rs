@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fixtures::*;
+use keyplan_proto::pb;
 use common::nats::NatsCluster;
 use common::{head, wait_projected, Server};
 use tokio::sync::Mutex;
@@ -220,4 +221,72 @@ async fn the_stream_leader_killed_under_load_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ingest_nodes_nats_server_cut_off_and_healed_loses_and_duplicates_nothing() {
     run_with_one_node_lost(Loss::PauseTheIngestNodesServer).await;
+}
+
+/// Each account as a projections node answers at `position` (read-your-writes).
+async fn accounts_at(node: &Server, accounts: usize, position: u64) -> Vec<pb::Account> {
+    let mut out = Vec::new();
+    for w in 0..accounts {
+        out.push(
+            node.accounts()
+                .get_account(pb::GetAccountRequest {
+                    tenant: TENANT.into(),
+                    account_id: format!("account-{w}"),
+                    min_position: position,
+                    ..Default::default()
+                })
+                .await
+                .expect("the replica answers at the position")
+                .into_inner(),
+        );
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_under_load_leaves_the_other_serving_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = NatsCluster::start(&dir.path().join("nats")).await;
+    let ingest = start(
+        &dir.path().join("ingest"),
+        &node_args(&cluster, "ingest", "keyplan-ingest"),
+    )
+    .await;
+    for w in 0..3 {
+        onboard(&ingest, &format!("account-{w}")).await;
+    }
+    let replica_args = node_args(&cluster, "projections", "keyplan-projections");
+    let first = start(&dir.path().join("replica-1"), &replica_args).await;
+    let second = start(&dir.path().join("replica-2"), &replica_args).await;
+
+    let acknowledged = Arc::new(Acknowledged::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = drive(&ingest, 3, acknowledged.clone(), stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The first replica dies; the second answers every read at the newest position.
+    first.kill().await;
+    for _ in 0..10 {
+        let position = head(&ingest).await;
+        accounts_at(&second, 3, position).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Restarted, the first resumes from its checkpoints and answers as the second does.
+    let first = start(&dir.path().join("replica-1"), &replica_args).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let position = head(&ingest).await;
+    let from_first = accounts_at(&first, 3, position).await;
+    assert_eq!(from_first, accounts_at(&second, 3, position).await);
+    // Each account: 5 onboarding events, then one per interaction.
+    let logged: u64 = from_first.iter().map(|a| a.version - 5).sum();
+    let acknowledged = acknowledged.event_ids.lock().await.len() as u64;
+    assert!(
+        logged >= acknowledged,
+        "{logged} interactions on the replicas, {acknowledged} acknowledged"
+    );
 }
