@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fixtures::*;
-use keyplan_proto::pb;
 use common::nats::NatsCluster;
 use common::{head, wait_projected, Server};
+use keyplan_proto::pb;
 use tokio::sync::Mutex;
 
 /// `keyplan serve` arguments for a node of `role` on the cluster, as `user`.

@@ -30,9 +30,62 @@ fn clients_for(rate: u32) -> usize {
     (rate / 100).clamp(32, 128) as usize
 }
 
+/// Where the events fan out to: NATS nodes, stream replicas, when appends are acknowledged.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct NatsSetup {
+    /// nats-servers (3: a JetStream cluster).
+    pub nodes: usize,
+    /// The stream's replicas (`--nats-replicas`).
+    pub replicas: usize,
+    /// `--ack replicated`: an append is acknowledged once JetStream has it.
+    pub ack_replicated: bool,
+}
+
+impl NatsSetup {
+    /// One nats-server, an R1 stream, local acknowledgements (the `fanout` scenario).
+    pub const SINGLE: NatsSetup = NatsSetup {
+        nodes: 1,
+        replicas: 1,
+        ack_replicated: false,
+    };
+
+    /// The `replicas` scenario's setups, compared in one run: a 3-node cluster with an R1
+    /// stream (the baseline), with an R3 stream, and with an R3 stream and replicated acks.
+    pub const CLUSTER: [NatsSetup; 3] = [
+        NatsSetup {
+            nodes: 3,
+            replicas: 1,
+            ack_replicated: false,
+        },
+        NatsSetup {
+            nodes: 3,
+            replicas: 3,
+            ack_replicated: false,
+        },
+        NatsSetup {
+            nodes: 3,
+            replicas: 3,
+            ack_replicated: true,
+        },
+    ];
+
+    /// E.g. `3 nodes R3 ack replicated`.
+    pub fn label(&self) -> String {
+        let ack = if self.ack_replicated {
+            " ack replicated"
+        } else {
+            ""
+        };
+        let nodes = if self.nodes == 1 { "node" } else { "nodes" };
+        format!("{} {nodes} R{}{ack}", self.nodes, self.replicas)
+    }
+}
+
 /// One fan-out measurement.
 #[derive(Debug, Clone, Serialize)]
 pub struct FanoutResult {
+    /// NATS nodes, stream replicas, acknowledgements.
+    pub setup: NatsSetup,
     /// Offered appends (events) per second.
     pub rate_per_s: u32,
     /// Appending clients sharing the offered load.
@@ -106,20 +159,24 @@ fn quantiles(h: &Histogram<u64>) -> [f64; 4] {
     ]
 }
 
-/// Runs the scenario at each rate, each on a fresh nats-server and Keyplan.
+/// Runs the scenario at each rate and in each setup (rate by rate, the setups one after the
+/// other), each on fresh nats-servers and a fresh Keyplan.
 pub async fn run(
     binary: &std::path::Path,
     rates: &[u32],
+    setups: &[NatsSetup],
     measured: Duration,
     server_args: &[String],
 ) -> Result<Vec<FanoutResult>> {
     let mut out = Vec::new();
     for &rate in rates {
-        out.push(
-            run_rate(binary, rate, measured, server_args)
-                .await
-                .with_context(|| format!("fan-out at {rate}/s"))?,
-        );
+        for setup in setups {
+            out.push(
+                run_rate(binary, rate, *setup, measured, server_args)
+                    .await
+                    .with_context(|| format!("fan-out at {rate}/s, {}", setup.label()))?,
+            );
+        }
     }
     Ok(out)
 }
@@ -127,12 +184,21 @@ pub async fn run(
 async fn run_rate(
     binary: &std::path::Path,
     rate: u32,
+    setup: NatsSetup,
     measured: Duration,
     server_args: &[String],
 ) -> Result<FanoutResult> {
     let clients = clients_for(rate);
-    let nats = NatsProcess::start().await?;
-    let mut args = vec!["--nats-url".to_owned(), nats.url().to_owned()];
+    let nats = NatsProcess::start_nodes(setup.nodes).await?;
+    let mut args = vec![
+        "--nats-url".to_owned(),
+        nats.urls(),
+        "--nats-replicas".to_owned(),
+        setup.replicas.to_string(),
+    ];
+    if setup.ack_replicated {
+        args.extend(["--ack".to_owned(), "replicated".to_owned()]);
+    }
     args.extend(server_args.iter().cloned());
     let server = KeyplanProcess::start_with(binary, &args).await?;
     let channel = connect(server.address()).await?;
@@ -282,6 +348,7 @@ async fn run_rate(
     let (watch_hist, watch_missing) = latency(&via_watch)?;
     server.stop().await?;
     Ok(FanoutResult {
+        setup,
         rate_per_s: rate,
         clients,
         acknowledged: acked.len() as u64,

@@ -120,6 +120,10 @@ enum Scenario {
     /// Fan-out latency: append acknowledged -> received by a JetStream consumer and by a
     /// gRPC Watch client, at fixed rates (1k/s and 10k/s), with ratios to raw JetStream.
     Fanout,
+    /// Fan-out on a 3-node JetStream cluster, in one run: an R1 stream (the baseline), an R3
+    /// stream, and an R3 stream with `--ack replicated` (1k/s; without --quick also 10k/s).
+    /// Not part of `all`.
+    Replicas,
     /// Read models on a loaded node (1M events; --quick: 20k): footprint (RSS, disk, cold
     /// start), query latencies (client and server side) under append load, and rebuild speed
     /// from the log and from JetStream (with its ratio to a raw JetStream consume).
@@ -167,15 +171,17 @@ async fn main() -> Result<()> {
     let duration = Duration::from_secs_f64(seconds);
     let keyplan = match cli.scenario {
         Scenario::Raw | Scenario::StorageEngines | Scenario::Apply => None,
-        Scenario::Append | Scenario::All | Scenario::Fanout | Scenario::ReadModels => {
-            Some(match cli.server {
-                Some(address) => KeyplanTarget::External(address),
-                None => KeyplanTarget::Spawn(match cli.keyplan_bin {
-                    Some(path) => path,
-                    None => server::default_binary()?,
-                }),
-            })
-        }
+        Scenario::Append
+        | Scenario::All
+        | Scenario::Fanout
+        | Scenario::Replicas
+        | Scenario::ReadModels => Some(match cli.server {
+            Some(address) => KeyplanTarget::External(address),
+            None => KeyplanTarget::Spawn(match cli.keyplan_bin {
+                Some(path) => path,
+                None => server::default_binary()?,
+            }),
+        }),
     };
     if let Some(KeyplanTarget::Spawn(binary)) = &keyplan {
         server::check_binary(binary)?;
@@ -255,8 +261,24 @@ async fn main() -> Result<()> {
             "the fan-out scenario starts its own Keyplan and nats-server: omit --server",
         )?;
         let rates: &[u32] = if cli.quick { &[1000] } else { &[1000, 10_000] };
-        let results = fanout::run(&binary, rates, duration, &settings.server_args).await?;
+        let setups = [fanout::NatsSetup::SINGLE];
+        let results = fanout::run(&binary, rates, &setups, duration, &settings.server_args).await?;
         report::print_fanout(cli.json, &results, jetstream)?;
+    }
+    if cli.scenario == Scenario::Replicas {
+        let binary = binary.clone().context(
+            "the replicas scenario starts its own Keyplan and NATS cluster: omit --server",
+        )?;
+        let rates: &[u32] = if cli.quick { &[1000] } else { &[1000, 10_000] };
+        let results = fanout::run(
+            &binary,
+            rates,
+            &fanout::NatsSetup::CLUSTER,
+            duration,
+            &settings.server_args,
+        )
+        .await?;
+        report::print_fanout(cli.json, &results, None)?;
     }
     if matches!(cli.scenario, Scenario::ReadModels | Scenario::All) {
         let binary =

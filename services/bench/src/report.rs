@@ -373,7 +373,7 @@ pub fn print_fanout(
         for r in results {
             print_json_line(&serde_json::json!({
                 "scenario": "fanout",
-                "params": {"rate_per_s": r.rate_per_s, "clients": r.clients},
+                "params": {"rate_per_s": r.rate_per_s, "clients": r.clients, "nats": r.setup.label()},
                 "figures": r,
                 "baseline": {"jetstream": jetstream},
                 "ratios": ratios(r),
@@ -385,6 +385,7 @@ pub fn print_fanout(
         "\nfanout: append acknowledged -> event received (ms; 0 when it arrived before the ack)"
     );
     let mut rows = vec![[
+        "nats",
         "rate/s",
         "clients",
         "achieved/s",
@@ -402,6 +403,7 @@ pub fn print_fanout(
         let ratios = ratios(r);
         let get = |name: &str| ratios.get(name).copied().flatten();
         rows.push(vec![
+            r.setup.label(),
             r.rate_per_s.to_string(),
             r.clients.to_string(),
             rate(r.achieved_per_s),
@@ -432,8 +434,9 @@ pub fn print_fanout(
     print_table(&rows);
     for r in results {
         println!(
-            "at {}/s the JetStream latency splits at nats-server's store time: ack -> stored \
+            "{} at {}/s: the JetStream latency splits at nats-server's store time: ack -> stored \
              p50/p99/p999 {}/{}/{} ms (relay), stored -> received {}/{}/{} ms (delivery)",
+            r.setup.label(),
             r.rate_per_s,
             ms(r.jetstream_stored_ms[0]),
             ms(r.jetstream_stored_ms[1]),
