@@ -135,7 +135,8 @@ const INFO: [(&str, &str); 1] = [("KEYPLAN_LOG", "warn,keyplan_compliance_servic
 async fn each_transition_is_alerted_once_with_its_rule_owner_and_account_even_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("node");
-    let node = Server::start_with_env(&data, &[], &INFO).await;
+    let metrics = ["--metrics-listen", "127.0.0.1:0"];
+    let node = Server::start_with_env(&data, &metrics, &INFO).await;
     let mut alerts = watch_alerts(&node).await;
 
     // A rule set 60 days ago, never met: due 30 days ago.
@@ -177,6 +178,14 @@ async fn each_transition_is_alerted_once_with_its_rule_owner_and_account_even_af
     assert_eq!(due_soon.due_on, date_ago(-5));
     assert_eq!(due_soon.days_until_due, 5);
     assert_eq!(due_soon.days_overdue, 0);
+    let scraped = node.scrape_metrics().await;
+    for kind in ["rule_never_met", "rule_due_soon"] {
+        let series = format!("keyplan_alerts_raised_total{{kind=\"{kind}\"}} 1");
+        assert!(
+            scraped.lines().any(|l| l == series),
+            "{series} in:\n{scraped}"
+        );
+    }
 
     // Other tenants' alerts are not sent, and a filter keeps to its kinds.
     let mut overdue_only = ComplianceServiceClient::new(node.channel())

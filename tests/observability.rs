@@ -8,33 +8,11 @@ use std::time::Duration;
 use common::fixtures::{self, TENANT};
 use common::Server;
 use keyplan_proto::pb;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
 
-/// `GET /metrics` over a plain TCP connection; the body.
+/// The node's metrics, scraped.
 async fn scrape(server: &Server) -> String {
-    let address = server
-        .metrics_address
-        .as_deref()
-        .expect("a metrics listener");
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
-    stream
-        .write_all(
-            format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-                .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(
-        head.to_ascii_lowercase()
-            .contains("content-type: application/openmetrics-text"),
-        "{head}"
-    );
-    body.to_owned()
+    server.scrape_metrics().await
 }
 
 /// The value of the sample named exactly `series` (name and labels as written).

@@ -175,6 +175,31 @@ impl Server {
         }
     }
 
+    /// `GET /metrics` on the node's `--metrics-listen` over a plain TCP connection; the body
+    /// (checked to be an OpenMetrics answer).
+    pub async fn scrape_metrics(&self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = self.metrics_address.as_deref().expect("a metrics listener");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(
+                format!("GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/openmetrics-text"),
+            "{head}"
+        );
+        body.to_owned()
+    }
+
     pub fn commands(&self) -> CommandServiceClient<Channel> {
         CommandServiceClient::new(self.channel.clone())
     }

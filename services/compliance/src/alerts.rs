@@ -360,9 +360,13 @@ pub struct AlertEvaluator {
     record: AlertRecord,
     hub: AlertHub,
     publisher: Option<Arc<dyn AlertPublisher>>,
+    observer: Option<Observer>,
     clock: Clock,
     tick: Duration,
 }
+
+/// Told of every alert raised (the node's metrics).
+pub type Observer = Arc<dyn Fn(&Alert) + Send + Sync>;
 
 impl std::fmt::Debug for AlertEvaluator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -390,6 +394,7 @@ impl AlertEvaluator {
             record,
             hub,
             publisher: None,
+            observer: None,
             clock: system_clock(),
             tick: DEFAULT_TICK,
         }
@@ -398,6 +403,12 @@ impl AlertEvaluator {
     /// Also publishes every alert with `publisher`, before recording it.
     pub fn with_publisher(mut self, publisher: Arc<dyn AlertPublisher>) -> Self {
         self.publisher = Some(publisher);
+        self
+    }
+
+    /// Calls `observer` with every alert raised.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -494,6 +505,9 @@ impl AlertEvaluator {
             }
             self.record.insert(&id, now)?;
             tracing::info!(alert = %id, "alert raised");
+            if let Some(observer) = &self.observer {
+                observer(&alert);
+            }
             self.hub.send(alert);
         }
         Ok(())

@@ -14,6 +14,7 @@ use prost::Message as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::metrics::Metrics;
 use crate::server::NodeError;
 
 /// Publishes alerts into the node's JetStream alerts stream.
@@ -58,6 +59,7 @@ pub fn start(
     compliance: (&ComplianceProjection, &ProjectionHandle),
     source: EventSource,
     publisher: Option<AlertStream>,
+    metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(AlertHub, JoinHandle<()>), NodeError> {
     let record = AlertRecord::new(db.open_tree(TREE)?);
@@ -68,7 +70,10 @@ pub fn start(
         source,
         record,
         hub.clone(),
-    );
+    )
+    .with_observer(Arc::new(move |alert: &Alert| {
+        metrics.record_alert(alert.kind.token())
+    }));
     if let Some(stream) = publisher {
         evaluator = evaluator.with_publisher(Arc::new(NatsAlerts(stream)));
     }

@@ -77,6 +77,11 @@ struct ProjectionLabel {
     projection: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabel {
+    kind: &'static str,
+}
+
 /// Which parts a node runs, so that it serves only their metrics.
 #[derive(Debug, Clone, Copy)]
 pub struct Parts {
@@ -118,6 +123,7 @@ pub struct Metrics {
     projection_lag: Family<ProjectionLabel, Gauge>,
     store_bytes: Gauge,
     read_models_bytes: Gauge,
+    alerts: Family<AlertLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -174,6 +180,7 @@ impl Metrics {
             relay_lag_seconds: Gauge::default(),
             projection_position: Family::default(),
             projection_lag: Family::default(),
+            alerts: Family::default(),
             store_bytes: Gauge::default(),
             read_models_bytes: Gauge::default(),
         };
@@ -276,6 +283,11 @@ impl Metrics {
                 "Bytes on disk of the read models' database",
                 metrics.read_models_bytes.clone(),
             );
+            r.register(
+                "keyplan_alerts_raised",
+                "Compliance alerts this node raised (published, recorded, sent to WatchAlerts), by kind",
+                metrics.alerts.clone(),
+            );
         }
         metrics
     }
@@ -292,6 +304,11 @@ impl Metrics {
             relay,
             projections,
         });
+    }
+
+    /// Counts one raised compliance alert of `kind` (`rule_overdue`, ...).
+    pub fn record_alert(&self, kind: &'static str) {
+        self.alerts.get_or_create(&AlertLabel { kind }).inc();
     }
 
     /// Records one group commit (the store's commit hook, on the writer thread).

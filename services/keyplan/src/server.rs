@@ -241,6 +241,7 @@ impl Node {
                 let read_models = match opening_db {
                     Some(opening) => {
                         let alerts_to = alert_stream(nats.as_ref(), nats_config.as_ref());
+                        let metrics = metrics.clone();
                         let store = store.clone();
                         let stop = shutdown.subscribe();
                         let memory = args.read_model_memory_bytes();
@@ -252,7 +253,8 @@ impl Node {
                             })??;
                             let source = EventSource::Local(store).shared();
                             let (models, handles, runners) =
-                                ReadModels::start(&db, source, memory, alerts_to, &stop).await?;
+                                ReadModels::start(&db, source, memory, alerts_to, metrics, &stop)
+                                    .await?;
                             Ok(LoadedReadModels {
                                 reported: models.reported(),
                                 models,
@@ -305,6 +307,7 @@ impl Node {
                         source,
                         args.read_model_memory_bytes(),
                         alerts_to,
+                        metrics.clone(),
                         &stop
                     ),
                 )?;
@@ -831,6 +834,7 @@ impl ReadModels {
         source: EventSource,
         memory: usize,
         alerts_to: Option<AlertStream>,
+        metrics: Arc<Metrics>,
         shutdown: &watch::Receiver<bool>,
     ) -> Result<(Self, Vec<ProjectionHandle>, Vec<JoinHandle<()>>), NodeError> {
         let compliance = ComplianceProjection::with_budget(memory);
@@ -850,6 +854,7 @@ impl ReadModels {
             (&compliance, &compliance_handle),
             source,
             alerts_to,
+            metrics,
             shutdown.clone(),
         )?;
         let handles = vec![
