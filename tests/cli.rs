@@ -447,6 +447,29 @@ async fn line_with<R: tokio::io::AsyncBufRead + Unpin>(
     .unwrap_or_else(|_| panic!("{what}: no line with {text:?} within {secs} s"))
 }
 
+/// `keyplan alerts watch ARGS` running, once it said `watching` on stderr (printed once the
+/// node answered, i.e. subscribed); its stdout's lines.
+async fn alerts_watch(
+    server: &Server,
+    args: &[&str],
+    watching: &str,
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut all = vec!["alerts", "watch"];
+    all.extend_from_slice(args);
+    let mut child = command(server, &all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut errors = BufReader::new(child.stderr.take().unwrap()).lines();
+    line_with(&mut errors, watching, 10, &all.join(" ")).await;
+    (child, lines)
+}
+
 #[tokio::test]
 async fn alerts_watch_prints_a_rule_never_met_past_its_due_date() {
     let dir = tempfile::tempdir().unwrap();
@@ -459,45 +482,14 @@ async fn alerts_watch_prints_a_rule_never_met_past_its_due_date() {
     assert!(stderr.contains("rule-never-met"), "{stderr}");
 
     // One watch for a person (filtered to the account and kind), one for scripts (everything).
-    let mut plain = command(
+    let (mut plain, mut plain_lines) = alerts_watch(
         &server,
-        &[
-            "alerts",
-            "watch",
-            "--kind",
-            "rule_never_met",
-            "--account",
-            "late",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut plain_lines = BufReader::new(plain.stdout.take().unwrap()).lines();
-    let mut plain_err = BufReader::new(plain.stderr.take().unwrap()).lines();
-    // Printed once the node answered, i.e. subscribed.
-    line_with(
-        &mut plain_err,
+        &["--kind", "rule_never_met", "--account", "late"],
         "watching the alerts of account late",
-        10,
-        "alerts watch",
     )
     .await;
-    let mut scripted = command(&server, &["alerts", "watch", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut json_lines = BufReader::new(scripted.stdout.take().unwrap()).lines();
-    let mut json_err = BufReader::new(scripted.stderr.take().unwrap()).lines();
-    line_with(
-        &mut json_err,
-        "watching the alerts of tenant acme",
-        10,
-        "alerts watch --json",
-    )
-    .await;
+    let (mut scripted, mut json_lines) =
+        alerts_watch(&server, &["--json"], "watching the alerts of tenant acme").await;
 
     // A rule set 60 days ago, every 30 days, never met: NEVER_MET past its first due date.
     let long_ago = days_ago(61);

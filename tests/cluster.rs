@@ -127,17 +127,23 @@ enum Loss {
     PauseTheIngestNodesServer,
 }
 
-async fn run_with_one_node_lost(loss: Loss) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cluster = NatsCluster::start(&dir.path().join("nats")).await;
+/// A 3-node cluster and an ingest node on it with three onboarded accounts, `account-0..3`.
+async fn cluster_with_ingest(dir: &std::path::Path) -> (NatsCluster, Server) {
+    let cluster = NatsCluster::start(&dir.join("nats")).await;
     let ingest = start(
-        &dir.path().join("ingest"),
+        &dir.join("ingest"),
         &node_args(&cluster, "ingest", "keyplan-ingest"),
     )
     .await;
     for w in 0..3 {
         onboard(&ingest, &format!("account-{w}")).await;
     }
+    (cluster, ingest)
+}
+
+async fn run_with_one_node_lost(loss: Loss) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut cluster, ingest) = cluster_with_ingest(dir.path()).await;
     let projections = start(
         &dir.path().join("projections"),
         &node_args(&cluster, "projections", "keyplan-projections"),
@@ -246,15 +252,7 @@ async fn accounts_at(node: &Server, accounts: usize, position: u64) -> Vec<pb::A
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_under_load_leaves_the_other_serving_and_catches_up() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = NatsCluster::start(&dir.path().join("nats")).await;
-    let ingest = start(
-        &dir.path().join("ingest"),
-        &node_args(&cluster, "ingest", "keyplan-ingest"),
-    )
-    .await;
-    for w in 0..3 {
-        onboard(&ingest, &format!("account-{w}")).await;
-    }
+    let (cluster, ingest) = cluster_with_ingest(dir.path()).await;
     let replica_args = node_args(&cluster, "projections", "keyplan-projections");
     let first = start(&dir.path().join("replica-1"), &replica_args).await;
     let second = start(&dir.path().join("replica-2"), &replica_args).await;
