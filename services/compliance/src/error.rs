@@ -19,12 +19,10 @@ pub enum QueryError {
     /// The projection has not reached the requested position in time.
     #[error("{0}")]
     Unavailable(String),
-    /// A `WatchAlerts` caller read too slowly and missed alerts.
-    #[error("this stream fell behind and missed {missed} alerts; reconnect, and read what was raised meanwhile from the NATS alerts stream")]
-    FellBehind {
-        /// How many it missed.
-        missed: u64,
-    },
+    /// A `WatchAlerts` caller read too slowly and may have missed alerts. (How many the node
+    /// raised meanwhile is not said: that count includes other tenants'.)
+    #[error("this stream fell behind the alerts being raised and may have missed some; reconnect, and read what was raised meanwhile from the NATS alerts stream")]
+    FellBehind,
     /// An account's history could not be read back from the read model's store.
     #[error("the compliance read model cannot read this account's history: {0}; rebuild it with `keyplan projections rebuild compliance`")]
     Unreadable(String),

@@ -143,7 +143,7 @@ impl ComplianceApi {
 }
 
 /// Sends one `WatchAlerts` caller the alerts that match its filter until it leaves, or ends
-/// its stream saying how many it missed if it read too slowly.
+/// its stream saying it fell behind if it read too slowly.
 async fn forward_alerts(
     mut raised: broadcast::Receiver<std::sync::Arc<Alert>>,
     filter: AlertFilter,
@@ -159,8 +159,8 @@ async fn forward_alerts(
                     }
                 }
                 Ok(_) => {}
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    let _ = out.send(Err(to_status(QueryError::FellBehind { missed }))).await;
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    let _ = out.send(Err(to_status(QueryError::FellBehind))).await;
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,

@@ -11,7 +11,7 @@ pub fn to_status(error: QueryError) -> Status {
         e @ QueryError::InvalidArgument { .. } => Status::invalid_argument(e.to_string()),
         QueryError::NotFound(m) => Status::not_found(m),
         QueryError::Unavailable(m) => Status::unavailable(m),
-        e @ QueryError::FellBehind { .. } => Status::aborted(e.to_string()),
+        e @ QueryError::FellBehind => Status::aborted(e.to_string()),
         e @ QueryError::Unreadable(_) => Status::internal(e.to_string()),
     }
 }
