@@ -40,6 +40,9 @@ pub const MAX_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
 /// publishing and recording an alert.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
+/// Longest wait for the next message while reading the published ids back.
+const READ_BACK_WAIT: Duration = Duration::from_secs(5);
+
 /// The first subject token of alerts for events under `prefix`.
 pub fn alert_prefix(prefix: &str) -> String {
     format!("{prefix}-alerts")
@@ -164,7 +167,9 @@ impl AlertStream {
             .await
             .map_err(|e| failed(&e))?;
         let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
-        while let Some(message) = messages.next().await {
+        // Bounded: were the newest messages to age out after `info` (400 days without an
+        // alert), the one at `last` would never come.
+        while let Ok(Some(message)) = tokio::time::timeout(READ_BACK_WAIT, messages.next()).await {
             let message = message.map_err(|e| failed(&e))?;
             let sequence = message.info().map_err(|e| failed(&e))?.stream_sequence;
             if let Some(id) = message
