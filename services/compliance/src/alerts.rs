@@ -223,14 +223,10 @@ pub enum AlertError {
     /// An account's history could not be read back.
     #[error("{0}")]
     Query(#[from] crate::QueryError),
-    /// The alert could not be published (NATS).
-    #[error("publishing alert {id}: {reason}")]
-    Publish {
-        /// The alert's id.
-        id: String,
-        /// Why.
-        reason: String,
-    },
+    /// The publisher (NATS) failed: publishing an alert, or reading back the published ids.
+    /// Its message names what it was doing and which alert.
+    #[error("{0}")]
+    Publisher(String),
 }
 
 /// Where alerts go besides the gRPC stream: NATS, on a node that has it.

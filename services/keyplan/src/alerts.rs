@@ -35,20 +35,14 @@ impl AlertPublisher for NatsAlerts {
                 payload: &payload,
             })
             .await
-            .map_err(|e| AlertError::Publish {
-                id,
-                reason: e.to_string(),
-            })
+            .map_err(|e| AlertError::Publisher(e.to_string()))
     }
 
     async fn published(&self) -> Result<Vec<String>, AlertError> {
         self.0
             .published_ids()
             .await
-            .map_err(|e| AlertError::Publish {
-                id: "(reading back)".into(),
-                reason: e.to_string(),
-            })
+            .map_err(|e| AlertError::Publisher(e.to_string()))
     }
 }
 
