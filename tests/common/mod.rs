@@ -107,8 +107,12 @@ impl Server {
         {
             command.env("KEYPLAN_LOG", "warn");
         }
+        command.arg("serve");
+        if !extra.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         let mut child = command
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg("--data-dir")
             .arg(data_dir)
             .args(extra)
             .stdout(Stdio::piped())

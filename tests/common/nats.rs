@@ -19,7 +19,8 @@ pub struct NatsServer {
     ready_user: Option<(String, String)>,
 }
 
-fn free_port() -> u16 {
+/// A port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -186,11 +187,37 @@ pub struct NatsCluster {
     monitor_ports: Vec<u16>,
     envs: Vec<Vec<(String, String)>>,
     dir: PathBuf,
+    /// The configuration file the nodes run.
+    config: PathBuf,
 }
 
 impl NatsCluster {
     /// Starts the three nodes and waits until JetStream has a meta leader.
     pub async fn start(dir: &Path) -> NatsCluster {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../deploy/nats/cluster/nats-cluster.conf");
+        NatsCluster::start_with_config(dir, shipped).await
+    }
+
+    /// As [`NatsCluster::start`], on a configuration without users: any client may do
+    /// anything (for tests whose streams the shipped users' permissions do not name). The
+    /// users' passwords are still sent, and ignored.
+    pub async fn start_open(dir: &Path) -> NatsCluster {
+        std::fs::create_dir_all(dir).unwrap();
+        let config = dir.join("open-cluster.conf");
+        std::fs::write(
+            &config,
+            "server_name: $NATS_SERVER_NAME\nhost: $NATS_HOST\nport: $NATS_CLIENT_PORT\n\
+             http_port: $NATS_MONITOR_PORT\njetstream { store_dir: $NATS_STORE_DIR }\n\
+             cluster {\n  name: keyplan\n  host: $NATS_HOST\n  port: $NATS_CLUSTER_PORT\n\
+               authorization { user: keyplan-route, password: $NATS_ROUTE_PASSWORD, timeout: 2 }\n\
+               routes: [ $NATS_ROUTE_1, $NATS_ROUTE_2, $NATS_ROUTE_3 ]\n}\n",
+        )
+        .unwrap();
+        NatsCluster::start_with_config(dir, config).await
+    }
+
+    async fn start_with_config(dir: &Path, config: PathBuf) -> NatsCluster {
         let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
         let route_password = "proute1";
         let routes: Vec<String> = (0..3)
@@ -229,6 +256,7 @@ impl NatsCluster {
             monitor_ports: (0..3).map(|i| ports[i * 3 + 2]).collect(),
             envs,
             dir: dir.to_owned(),
+            config,
         };
         for i in 0..3 {
             cluster.launch(i);
@@ -239,8 +267,7 @@ impl NatsCluster {
 
     fn launch(&mut self, i: usize) {
         std::fs::create_dir_all(&self.dir).unwrap();
-        let config = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../deploy/nats/cluster/nats-cluster.conf");
+        let config = &self.config;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -248,7 +275,7 @@ impl NatsCluster {
             .unwrap();
         let child = Command::new("nats-server")
             .arg("-c")
-            .arg(&config)
+            .arg(config)
             .envs(self.envs[i].iter().cloned())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))

@@ -21,6 +21,9 @@ pub enum AdminError {
     /// The node refused or failed the request.
     #[error("{0}")]
     Status(#[from] tonic::Status),
+    /// The shard map is unusable.
+    #[error(transparent)]
+    ShardMap(#[from] keyplan_cluster::MapError),
     /// The status could not be written as JSON.
     #[error("{0}")]
     Json(String),

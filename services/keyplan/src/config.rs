@@ -48,6 +48,9 @@ pub enum Command {
     /// Operate a running node's read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Operate a sharded cluster (`--shard-map`).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Ask a running node's health service (`grpc.health.v1`), over TLS and with a token as
     /// other commands do: exit status 0 when the part asked about serves, 1 otherwise. For
     /// probes that cannot speak gRPC themselves (Kubernetes exec probes under TLS, compose).
@@ -149,6 +152,25 @@ fn parse_role(name: &str) -> Result<TokenRole, String> {
         let names: Vec<&str> = TokenRole::ALL.iter().map(|r| r.as_str()).collect();
         format!("unknown role {name:?}; one of: {}", names.join(", "))
     })
+}
+
+/// `keyplan cluster ...`
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Ask every node of the shard map for its status: each shard's log head and relay lag,
+    /// and how far each replica has followed its shard. Exits with status 1 if a node does not
+    /// answer, is stopped, or runs another shard or another map than the file says.
+    Status {
+        /// The cluster's shard map (the file the nodes were started with).
+        #[arg(long, env = "KEYPLAN_SHARD_MAP")]
+        shard_map: PathBuf,
+        /// Print JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+        /// `--server` is not used: every node of the map is asked.
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 /// `keyplan projections ...`
@@ -357,6 +379,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub web: crate::web::WebArgs,
+
+    #[command(flatten)]
+    pub cluster: crate::cluster::ClusterArgs,
 }
 
 impl ServeArgs {

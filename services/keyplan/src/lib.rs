@@ -6,6 +6,8 @@
 pub mod admin;
 pub mod alerts;
 pub mod cli;
+pub mod cluster;
+pub mod cluster_status;
 pub mod config;
 pub mod identity;
 pub mod limits;

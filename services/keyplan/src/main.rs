@@ -2,7 +2,9 @@
 
 use anyhow::Context;
 use clap::Parser;
-use keyplan::config::{Cli, Command, LogFormat, ProjectionsCommand, ServeArgs, TokenCommand};
+use keyplan::config::{
+    Cli, ClusterCommand, Command, LogFormat, ProjectionsCommand, ServeArgs, TokenCommand,
+};
 use keyplan::Node;
 use tokio::net::TcpListener;
 
@@ -37,6 +39,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Projections(ProjectionsCommand::Status { json, node }) => {
             print!("{}", keyplan::admin::status(&node, json).await?);
+            Ok(())
+        }
+        Command::Cluster(ClusterCommand::Status {
+            shard_map,
+            json,
+            node,
+        }) => {
+            let (text, healthy) = keyplan::cluster_status::status(&shard_map, &node, json).await?;
+            print!("{text}");
+            if !healthy {
+                std::process::exit(1);
+            }
             Ok(())
         }
         Command::Projections(ProjectionsCommand::Rebuild { names, node }) => {

@@ -29,6 +29,8 @@ pub struct OperationsApi {
     pub relay: Option<Relay>,
     /// Projections running here, once loaded.
     pub projections: Projections,
+    /// This node's shard and its map's fingerprint, in a sharded cluster.
+    pub shard: Option<(String, String)>,
 }
 
 type ProgressStream =
@@ -157,6 +159,16 @@ impl OperationsService for OperationsApi {
                 .store
                 .as_ref()
                 .and_then(|s| s.failure().borrow().clone())
+                .unwrap_or_default(),
+            shard: self
+                .shard
+                .as_ref()
+                .map(|(s, _)| s.clone())
+                .unwrap_or_default(),
+            shard_map_fingerprint: self
+                .shard
+                .as_ref()
+                .map(|(_, f)| f.clone())
                 .unwrap_or_default(),
         }))
     }

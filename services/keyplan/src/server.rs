@@ -11,7 +11,9 @@ use keyplan_activity_service::{ActivityApi, ActivityProjection, ComplianceSource
 use keyplan_audit_service::AuditApi;
 use keyplan_auth::AuthLayer;
 
+use crate::cluster::Membership;
 use crate::identity::Identity;
+use keyplan_cluster::RouteLayer;
 use keyplan_command_service::CommandApi;
 use keyplan_compliance_service::alerts::AlertHub;
 use keyplan_compliance_service::{ComplianceApi, ComplianceProjection};
@@ -122,6 +124,10 @@ pub struct Node {
     cors: tower_http::cors::CorsLayer,
     /// What `--metrics-listen` serves; recorded whether served or not.
     metrics: Arc<Metrics>,
+    /// This node's shard, in a sharded cluster (`--shard-map`).
+    membership: Option<Membership>,
+    /// Serves each call here or forwards it to its tenant's shard (off outside a cluster).
+    route: RouteLayer,
 }
 
 /// A node's read models with their runners' handles and their database.
@@ -174,6 +180,14 @@ impl Node {
                 "--ack replicated needs --nats-url on an all or ingest node".into(),
             ));
         }
+        let membership = Membership::from_config(&args.cluster, nats_config.as_ref())
+            .map_err(NodeError::Config)?;
+        let route = match &membership {
+            Some(m) => m
+                .route_layer(args.role, args.limits.max_message_bytes)
+                .map_err(NodeError::Config)?,
+            None => RouteLayer::off(),
+        };
         let nats = match &nats_config {
             Some(config) => Some(keyplan_fanout::connect(config).await?),
             None => None,
@@ -208,6 +222,9 @@ impl Node {
                 let store = opening_store
                     .await
                     .map_err(|e| NodeError::Config(format!("opening the store panicked: {e}")))??;
+                if let Some(membership) = &membership {
+                    membership.check_log(&store).map_err(NodeError::Config)?;
+                }
                 // Weak: the metrics hold the store (for the scrape), the store holds its hook.
                 let recorder = Arc::downgrade(&metrics);
                 store.on_commit(Box::new(move |stats| {
@@ -283,6 +300,8 @@ impl Node {
                     limits: args.limits.clone(),
                     cors: cors.clone(),
                     metrics: metrics.clone(),
+                    membership: membership.clone(),
+                    route: route.clone(),
                 }
             }
             Role::Projections => {
@@ -341,6 +360,8 @@ impl Node {
                     limits: args.limits.clone(),
                     cors: cors.clone(),
                     metrics: metrics.clone(),
+                    membership: membership.clone(),
+                    route: route.clone(),
                 }
             }
         };
@@ -420,6 +441,10 @@ impl Node {
             nats_connected: self.nats.as_ref().map(|n| n.connected.clone()),
             relay: self.relay.clone(),
             projections: projections.clone(),
+            shard: self
+                .membership
+                .as_ref()
+                .map(|m| (m.shard.clone(), m.map.fingerprint().to_owned())),
         };
 
         let streaming = shutdown::streaming_paths(&[
@@ -444,6 +469,8 @@ impl Node {
                 self.auth.as_ref().map(Identity::verifier),
                 limits.max_message_bytes,
             ))
+            // Inside authentication: routes by the tenant the caller's token filled in.
+            .layer(self.route)
             .add_service(health_service.limited(limits))
             .add_service(reflection_v1.limited(limits))
             .add_service(reflection_v1alpha.limited(limits))

@@ -174,8 +174,9 @@ async fn admit(
     ))
 }
 
-/// The request's one message, from its gRPC frame.
-async fn read_message(body: Body, limit: usize) -> Result<Bytes, Status> {
+/// The request's one message, from its gRPC frame (at most `limit` bytes): every Keyplan RPC
+/// takes exactly one, uncompressed.
+pub async fn read_message(body: Body, limit: usize) -> Result<Bytes, Status> {
     let mut bytes = Limited::new(body, limit.saturating_add(5))
         .collect()
         .await

@@ -40,6 +40,8 @@ pub struct Rule {
     pub roles: Roles,
     /// Decodes, checks and (if needed) rewrites the request message.
     scope: fn(Bytes, &Caller, Kind) -> Result<Option<Bytes>, Refusal>,
+    /// Decodes the request message and returns the one tenant it names, if any.
+    tenant: fn(Bytes) -> Result<Option<String>, Refusal>,
 }
 
 /// Why the policy refused a call.
@@ -85,6 +87,7 @@ macro_rules! rule {
             kind: Kind::$kind,
             roles: $roles,
             scope: scope::<$message>,
+            tenant: tenant::<$message>,
         }
     };
 }
@@ -316,6 +319,26 @@ impl Rule {
     pub fn scope(&self, message: Bytes, caller: &Caller) -> Result<Option<Bytes>, Refusal> {
         (self.scope)(message, caller, self.kind)
     }
+
+    /// The one tenant the request message names: `None` for a request about no tenant (the
+    /// node's operations) or about every tenant (an admin's `ReadAll` or `Subscribe` without
+    /// a tenant filter), and for an empty tenant (which the caller's token fills in, when
+    /// authentication is on).
+    pub fn tenant(&self, message: Bytes) -> Result<Option<String>, Refusal> {
+        (self.tenant)(message)
+    }
+}
+
+/// [`Rule::tenant`] for requests of type `M`.
+fn tenant<M: Scoped>(message: Bytes) -> Result<Option<String>, Refusal> {
+    let mut request = M::decode(message)
+        .map_err(|e| Refusal::Invalid(format!("the request is not a valid message: {e}")))?;
+    let named = match request.tenant() {
+        TenantField::None => None,
+        TenantField::One(tenant) => Some(std::mem::take(tenant)),
+        TenantField::Filter(filter) => filter.take().map(|f| f.tenant),
+    };
+    Ok(named.filter(|t| !t.is_empty()))
 }
 
 /// [`Rule::scope`] for requests of type `M`.

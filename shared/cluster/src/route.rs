@@ -1,0 +1,425 @@
+//! Routing: any node of a sharded cluster accepts any call and serves it where the call's
+//! tenant lives.
+//!
+//! [`RouteLayer`] sits inside the authentication layer, so it sees each call with the caller
+//! verified and the tenant filled in from the token. It reads the request's one message, asks
+//! the policy table which tenant it names, and finds the tenant's shard in the [`ShardMap`]:
+//! - this node's shard, and a service this node serves: the call goes on, here;
+//! - otherwise the whole HTTP/2 request (unary or server streaming, headers and token
+//!   included) is forwarded to a node of the tenant's shard: read models to one of its
+//!   replicas (the next one when one is unreachable), everything else to its ingest node.
+//!   The answer, streamed, is the client's answer.
+//!
+//! Forwarding instead of redirecting keeps every client (grpcurl, the generated clients, the
+//! browser through gRPC-Web) unaware of shards. The owner verifies the token again: a node
+//! passes on the caller's credentials, never its own.
+//!
+//! A forwarded request carries `keyplan-forwarded` (the shard that forwarded it) and
+//! `keyplan-shard-map` (the map's fingerprint). The receiving node forwards nothing further:
+//! a forwarded call it cannot serve, because its map differs or because no node of the shard
+//! serves that service, is refused with `FAILED_PRECONDITION` saying so. So a tenant's commands
+//! land on one shard's log, or on none.
+//!
+//! Every call routed by tenant is answered with `keyplan-shard`, the shard that served it: with
+//! a position from that answer, the pair (shard, position) is the read-your-writes token. A
+//! read that sends `keyplan-shard` with its `min_position` is refused (`FAILED_PRECONDITION`)
+//! if the tenant is on another shard, rather than compare positions of two logs.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::HeaderName;
+use http::HeaderValue;
+use http_body_util::Full;
+use keyplan_auth::layer::read_message;
+use keyplan_auth::policy::{self, frame};
+use tonic::body::Body;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::Status;
+use tower::{Layer, Service, ServiceExt};
+
+use crate::map::{Shard, ShardMap};
+
+/// Request header of a forwarded call: the id of the shard whose node forwarded it.
+pub const FORWARDED: HeaderName = HeaderName::from_static("keyplan-forwarded");
+/// Request header of a forwarded call: the forwarding node's [`ShardMap::fingerprint`].
+pub const MAP_FINGERPRINT: HeaderName = HeaderName::from_static("keyplan-shard-map");
+/// Response header: the shard that served the call. Request header: the shard a
+/// `min_position` was read from.
+pub const SHARD: HeaderName = HeaderName::from_static("keyplan-shard");
+
+/// The services whose calls go to a shard's replicas (its read models) when it lists any.
+const READ_MODEL_SERVICES: &[&str] = &[
+    "/keyplan.v1.TimelineService/",
+    "/keyplan.v1.ComplianceService/",
+    "/keyplan.v1.ActivityService/",
+];
+
+/// Headers of one HTTP connection, not of the call: never forwarded over HTTP/2.
+const CONNECTION_HEADERS: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// What a node needs to route: the map, its own shard, which services it serves, and a
+/// channel to every other node of the map.
+#[derive(Debug)]
+struct Routes {
+    map: Arc<ShardMap>,
+    shard: String,
+    /// Path prefixes (`/keyplan.v1.CommandService/`) of the services this node serves.
+    served: Vec<String>,
+    channels: HashMap<String, Channel>,
+    /// Spreads reads over a shard's replicas.
+    next_replica: AtomicUsize,
+    max_message_bytes: usize,
+}
+
+/// Adds [`Route`] to every route of a node of shard `shard`.
+#[derive(Debug, Clone)]
+pub struct RouteLayer {
+    /// `None`: not in a sharded cluster; every call is served here.
+    routes: Option<Arc<Routes>>,
+}
+
+/// Why routing could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The node's shard is not in the map.
+    #[error("--shard {0:?} is not a shard of the shard map")]
+    UnknownShard(String),
+    /// A node address of the map is not usable as a gRPC endpoint.
+    #[error("the shard map's address {address:?}: {reason}")]
+    Address {
+        /// The address.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl RouteLayer {
+    /// The layer of a node outside any sharded cluster: every call passes untouched.
+    pub fn off() -> RouteLayer {
+        RouteLayer { routes: None }
+    }
+
+    /// Routes for a node of `shard` that serves the services named in `served` (full names,
+    /// `keyplan.v1.CommandService`), reading request messages of at most
+    /// `max_message_bytes`. Nodes with an `https://` address are reached over TLS with `tls`
+    /// (or the system's roots). Channels connect on first use.
+    pub fn new(
+        map: Arc<ShardMap>,
+        shard: &str,
+        served: &[&str],
+        tls: Option<ClientTlsConfig>,
+        max_message_bytes: usize,
+    ) -> Result<RouteLayer, RouteError> {
+        if map.shard(shard).is_none() {
+            return Err(RouteError::UnknownShard(shard.to_owned()));
+        }
+        let mut channels = HashMap::new();
+        for s in map.shards() {
+            for address in std::iter::once(&s.ingest).chain(&s.replicas) {
+                let mut endpoint =
+                    Endpoint::from_shared(address.clone()).map_err(|e| RouteError::Address {
+                        address: address.clone(),
+                        reason: e.to_string(),
+                    })?;
+                if address.starts_with("https://") {
+                    let tls = tls
+                        .clone()
+                        .unwrap_or_else(|| ClientTlsConfig::new().with_native_roots());
+                    endpoint = endpoint.tls_config(tls).map_err(|e| RouteError::Address {
+                        address: address.clone(),
+                        reason: e.to_string(),
+                    })?;
+                }
+                let endpoint = endpoint
+                    .connect_timeout(std::time::Duration::from_secs(3))
+                    .http2_keep_alive_interval(std::time::Duration::from_secs(10))
+                    .keep_alive_while_idle(true);
+                channels.insert(address.clone(), endpoint.connect_lazy());
+            }
+        }
+        Ok(RouteLayer {
+            routes: Some(Arc::new(Routes {
+                map,
+                shard: shard.to_owned(),
+                served: served.iter().map(|s| format!("/{s}/")).collect(),
+                channels,
+                next_replica: AtomicUsize::new(0),
+                max_message_bytes,
+            })),
+        })
+    }
+}
+
+impl<S> Layer<S> for RouteLayer {
+    type Service = Route<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Route {
+            inner,
+            routes: self.routes.clone(),
+        }
+    }
+}
+
+/// See [`RouteLayer`].
+#[derive(Debug, Clone)]
+pub struct Route<S> {
+    inner: S,
+    routes: Option<Arc<Routes>>,
+}
+
+/// Where one call goes.
+enum Destination<'a> {
+    /// Served by this node.
+    Here,
+    /// Forwarded to these addresses, tried in order.
+    There(&'a Shard, Vec<&'a String>),
+}
+
+impl<S> Service<http::Request<Body>> for Route<S>
+where
+    S: Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+        let (Some(routes), Some(rule)) = (&self.routes, policy::rule(request.uri().path())) else {
+            // Not sharded; or health, reflection, and paths the node answers as unknown.
+            return Box::pin(self.inner.call(request));
+        };
+        let routes = routes.clone();
+        // The inner service was made ready for this call: take it, leave a clone.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let message = match read_message(body, routes.max_message_bytes).await {
+                Ok(message) => message,
+                Err(status) => return Ok(status.into_http()),
+            };
+            let tenant = match rule.tenant(message.clone()) {
+                Ok(tenant) => tenant,
+                Err(refusal) => return Ok(refusal.to_status().into_http()),
+            };
+            let request = http::Request::from_parts(parts, Body::new(Full::new(frame(&message))));
+            let Some(tenant) = tenant else {
+                // About no tenant, or every tenant: this node's own answer.
+                return inner.call(request).await;
+            };
+            let owner = routes.map.owner(&tenant);
+            if let Err(status) = routes.check(&request, &tenant, owner) {
+                return Ok(with_shard(status.into_http(), owner));
+            }
+            match routes.destination(request.uri().path(), owner) {
+                Destination::Here => {
+                    let response = inner.call(request).await?;
+                    Ok(with_shard(response, owner))
+                }
+                Destination::There(shard, addresses) => {
+                    if request.headers().contains_key(&FORWARDED) {
+                        return Ok(with_shard(
+                            routes.not_served(request.uri().path(), shard).into_http(),
+                            owner,
+                        ));
+                    }
+                    Ok(with_shard(
+                        routes.forward(request, &tenant, shard, &addresses).await,
+                        owner,
+                    ))
+                }
+            }
+        })
+    }
+}
+
+impl Routes {
+    /// Refuses a forwarded call from a node with another map, a call forwarded for a tenant
+    /// this node's map gives to another shard, and a read-your-writes token of another shard.
+    fn check(
+        &self,
+        request: &http::Request<Body>,
+        tenant: &str,
+        owner: &Shard,
+    ) -> Result<(), Status> {
+        let headers = request.headers();
+        if let Some(from) = headers.get(&FORWARDED) {
+            let from = String::from_utf8_lossy(from.as_bytes());
+            let from: String = from.chars().take(32).collect();
+            let theirs = headers
+                .get(&MAP_FINGERPRINT)
+                .map(|v| {
+                    String::from_utf8_lossy(v.as_bytes())
+                        .chars()
+                        .take(32)
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
+            if theirs != self.map.fingerprint() {
+                return Err(Status::failed_precondition(format!(
+                    "shard {from} forwarded this call with shard map {theirs:?}; this node \
+                     (shard {}) has shard map {:?}: start every node with the same --shard-map \
+                     file",
+                    self.shard,
+                    self.map.fingerprint()
+                )));
+            }
+            if owner.id != self.shard {
+                return Err(Status::failed_precondition(format!(
+                    "shard {from} forwarded a call for tenant {:?} to shard {}, but the map \
+                     gives that tenant to shard {}",
+                    cut(tenant),
+                    self.shard,
+                    owner.id
+                )));
+            }
+        }
+        if let Some(token_shard) = headers.get(&SHARD) {
+            if token_shard.as_bytes() != owner.id.as_bytes() {
+                return Err(Status::failed_precondition(format!(
+                    "the request's keyplan-shard {:?} says its min_position is a position of \
+                     that shard's log; tenant {:?} is on shard {}: positions of two shards do \
+                     not compare (read again without min_position, or with one from shard {})",
+                    String::from_utf8_lossy(token_shard.as_bytes())
+                        .chars()
+                        .take(32)
+                        .collect::<String>(),
+                    cut(tenant),
+                    owner.id,
+                    owner.id
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Here, if the tenant is this node's shard's and this node serves the call's service;
+    /// else the nodes of the tenant's shard that serve it.
+    fn destination<'a>(&'a self, path: &str, owner: &'a Shard) -> Destination<'a> {
+        let served_here = self.served.iter().any(|s| path.starts_with(s.as_str()));
+        if owner.id == self.shard && served_here {
+            return Destination::Here;
+        }
+        let read_model = READ_MODEL_SERVICES.iter().any(|s| path.starts_with(s));
+        if read_model && !owner.replicas.is_empty() {
+            let n = owner.replicas.len();
+            let first = self.next_replica.fetch_add(1, Ordering::Relaxed) % n;
+            let order = (0..n).map(|i| &owner.replicas[(first + i) % n]).collect();
+            Destination::There(owner, order)
+        } else {
+            Destination::There(owner, vec![&owner.ingest])
+        }
+    }
+
+    /// A forwarded call this node could not serve either.
+    fn not_served(&self, path: &str, shard: &Shard) -> Status {
+        let service = path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        Status::failed_precondition(format!(
+            "no node of shard {} serves {}: list the shard's projections nodes as its \
+             replicas in the shard map, or run its ingest node with --role all",
+            shard.id,
+            service.chars().take(64).collect::<String>()
+        ))
+    }
+
+    /// Sends `request` to the first of `addresses` that answers.
+    async fn forward(
+        &self,
+        request: http::Request<Body>,
+        tenant: &str,
+        shard: &Shard,
+        addresses: &[&String],
+    ) -> http::Response<Body> {
+        let (mut parts, body) = request.into_parts();
+        // The body is one frame in memory (read above): it can be sent again.
+        let frame = match http_body_util::BodyExt::collect(body).await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => {
+                return Status::cancelled(format!("reading the request failed: {e}")).into_http()
+            }
+        };
+        for name in CONNECTION_HEADERS {
+            parts.headers.remove(*name);
+        }
+        parts
+            .headers
+            .insert(http::header::TE, HeaderValue::from_static("trailers"));
+        if let Ok(shard_id) = HeaderValue::from_str(&self.shard) {
+            parts.headers.insert(FORWARDED, shard_id);
+        }
+        if let Ok(fingerprint) = HeaderValue::from_str(self.map.fingerprint()) {
+            parts.headers.insert(MAP_FINGERPRINT, fingerprint);
+        }
+        let mut failures = Vec::new();
+        for address in addresses {
+            let Some(channel) = self.channels.get(address.as_str()) else {
+                continue;
+            };
+            let mut attempt = http::Request::new(Body::new(Full::new(frame.clone())));
+            *attempt.method_mut() = parts.method.clone();
+            *attempt.uri_mut() = parts.uri.clone();
+            *attempt.version_mut() = http::Version::HTTP_2;
+            *attempt.headers_mut() = parts.headers.clone();
+            match channel.clone().oneshot(attempt).await {
+                Ok(response) => {
+                    tracing::debug!(
+                        tenant = %cut(tenant),
+                        shard = %shard.id,
+                        %address,
+                        rpc = %parts.uri.path(),
+                        "forwarded"
+                    );
+                    return response;
+                }
+                Err(e) => {
+                    tracing::warn!(shard = %shard.id, %address, error = %e, "a node of the shard is unreachable");
+                    failures.push(format!("{address}: {e}"));
+                }
+            }
+        }
+        Status::unavailable(format!(
+            "tenant {:?} is on shard {}, and no node of it answered ({}); retry",
+            cut(tenant),
+            shard.id,
+            failures.join("; ").chars().take(400).collect::<String>()
+        ))
+        .into_http()
+    }
+}
+
+/// `response` with `keyplan-shard` naming the shard that served it.
+fn with_shard(mut response: http::Response<Body>, owner: &Shard) -> http::Response<Body> {
+    if let Ok(value) = HeaderValue::from_str(&owner.id) {
+        response.headers_mut().insert(SHARD, value);
+    }
+    response
+}
+
+/// Caller input quoted in a refusal, bounded.
+fn cut(text: &str) -> String {
+    text.chars().take(64).collect()
+}

@@ -1,0 +1,572 @@
+//! Tenants sharded over two ingest nodes on a 3-node JetStream cluster (R3 streams, replicated
+//! acks), each shard with a projections replica, all four nodes started with one shard map:
+//! - commands for several tenants, sent concurrently through every node with tokens that name
+//!   the tenant, land on their tenant's shard only, answered with `keyplan-shard`;
+//! - every acknowledged event is in its shard's stream exactly once (sequence == position per
+//!   shard), and no event is in the other shard's stream, also across a NATS node killed
+//!   with -9 under load and restarted;
+//! - read-your-writes holds through any node, and every node answers the same;
+//! - a forwarded call from a node with another map, a read token of another shard, and nodes
+//!   whose configuration disagrees with the map are refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::fixtures::*;
+use common::nats::{free_port, NatsCluster};
+use common::Server;
+use keyplan_auth::mint::{mint_hs256, TokenRequest};
+use keyplan_auth::Role;
+use keyplan_cluster::ShardMap;
+use keyplan_proto::pb;
+use keyplan_proto::pb::account_service_client::AccountServiceClient;
+use keyplan_proto::pb::command_service_client::CommandServiceClient;
+use keyplan_proto::pb::timeline_service_client::TimelineServiceClient;
+use tonic::Request;
+
+/// The shards' streams and subject prefixes.
+const SHARDS: [(&str, &str, &str); 2] = [
+    ("s1", "KEYPLAN_S1", "keyplan-s1"),
+    ("s2", "KEYPLAN_S2", "keyplan-s2"),
+];
+
+/// Tenants of the test: `acme` is assigned to s2 in the map, the others go by hash.
+const TENANTS: [&str; 7] = ["acme", "t-0", "t-1", "t-2", "t-3", "t-4", "t-5"];
+
+struct Sharded {
+    cluster: NatsCluster,
+    map: ShardMap,
+    map_file: PathBuf,
+    secret: PathBuf,
+    dir: PathBuf,
+    /// s1 ingest, s2 ingest, s1 replica, s2 replica.
+    ports: [u16; 4],
+    nodes: Vec<Server>,
+}
+
+/// `keyplan serve` arguments of shard `i`'s ingest node (or replica).
+fn node_args(s: &Sharded, i: usize, replica: bool) -> Vec<String> {
+    let (id, stream, prefix) = SHARDS[i];
+    let port = s.ports[if replica { i + 2 } else { i }];
+    let mut args: Vec<String> = [
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--role",
+        if replica { "projections" } else { "ingest" },
+        "--nats-url",
+        &s.cluster.urls(),
+        "--nats-stream",
+        stream,
+        "--nats-subject-prefix",
+        prefix,
+        "--nats-replicas",
+        "3",
+        "--shard-map",
+        s.map_file.to_str().unwrap(),
+        "--shard",
+        id,
+        "--auth-hs256-secret-file",
+        s.secret.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|a| (*a).to_owned())
+    .collect();
+    if !replica {
+        args.extend(["--ack", "replicated", "--ack-timeout-ms", "10000"].map(String::from));
+    }
+    args
+}
+
+async fn start(s: &Sharded, name: &str, args: &[String]) -> Server {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Server::start_with(&s.dir.join(name), &args).await
+}
+
+/// The cluster: NATS, the map, and the four nodes.
+async fn sharded(dir: &Path) -> Sharded {
+    let cluster = NatsCluster::start_open(&dir.join("nats")).await;
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let map_text = format!(
+        "[[shards]]\nid = \"s1\"\ningest = \"http://127.0.0.1:{}\"\nreplicas = [\"http://127.0.0.1:{}\"]\n\
+         stream = \"KEYPLAN_S1\"\nsubject_prefix = \"keyplan-s1\"\n\n\
+         [[shards]]\nid = \"s2\"\ningest = \"http://127.0.0.1:{}\"\nreplicas = [\"http://127.0.0.1:{}\"]\n\
+         stream = \"KEYPLAN_S2\"\nsubject_prefix = \"keyplan-s2\"\n\n[tenants]\nacme = \"s2\"\n",
+        ports[0], ports[2], ports[1], ports[3]
+    );
+    let map_file = dir.join("shards.toml");
+    std::fs::write(&map_file, &map_text).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "a test secret of at least 32 bytes, for HS256").unwrap();
+    let mut s = Sharded {
+        cluster,
+        map: ShardMap::parse(&map_text).unwrap(),
+        map_file,
+        secret,
+        dir: dir.to_owned(),
+        ports,
+        nodes: Vec::new(),
+    };
+    for (i, name) in ["s1-ingest", "s2-ingest"].iter().enumerate() {
+        let node = start(&s, name, &node_args(&s, i, false)).await;
+        s.nodes.push(node);
+    }
+    for (i, name) in ["s1-replica", "s2-replica"].iter().enumerate() {
+        let node = start(&s, name, &node_args(&s, i, true)).await;
+        s.nodes.push(node);
+    }
+    s
+}
+
+/// A token of a rep and manager of `tenant`.
+fn token(s: &Sharded, tenant: &str) -> String {
+    mint_hs256(
+        &s.secret,
+        &TokenRequest {
+            subject: "dana.kim".into(),
+            tenant: Some(tenant.into()),
+            roles: vec![Role::Rep, Role::Manager],
+            ttl: Duration::from_secs(3600),
+            issuer: None,
+            audience: None,
+        },
+    )
+    .unwrap()
+}
+
+fn authorized<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+/// A command for the token's tenant: tenant and actor left empty, for the token to fill in.
+fn command(account: &str, kind: pb::command::Kind) -> pb::ExecuteRequest {
+    let mut r = request(account, kind);
+    r.tenant.clear();
+    r.actor.clear();
+    r
+}
+
+fn shard_of<T>(response: &tonic::Response<T>) -> String {
+    response
+        .metadata()
+        .get("keyplan-shard")
+        .expect("every routed answer says its shard")
+        .to_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Event ids acknowledged per tenant.
+#[derive(Default)]
+struct Acknowledged {
+    ids: tokio::sync::Mutex<BTreeMap<String, Vec<String>>>,
+    refused: std::sync::atomic::AtomicUsize,
+}
+
+/// One writer per (tenant, node) logging interactions until `stop`; every answer's shard is
+/// checked against the map.
+fn drive(
+    s: &Sharded,
+    acknowledged: &Arc<Acknowledged>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut writers = Vec::new();
+    for tenant in TENANTS {
+        for (n, node) in s.nodes.iter().enumerate() {
+            let mut commands = CommandServiceClient::new(node.channel());
+            let token = token(s, tenant);
+            let owner = s.map.owner(tenant).id.clone();
+            let acknowledged = acknowledged.clone();
+            let stop = stop.clone();
+            let tenant = tenant.to_owned();
+            writers.push(tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let call = format!("call-{n}-{i}");
+                    let r = command("account-1", interaction(&call, "cfo", i64::from(i)));
+                    match commands.execute(authorized(r, &token)).await {
+                        Ok(answer) => {
+                            assert_eq!(shard_of(&answer), owner, "{tenant} served by its shard");
+                            acknowledged
+                                .ids
+                                .lock()
+                                .await
+                                .entry(tenant.clone())
+                                .or_default()
+                                .extend(answer.into_inner().event_ids);
+                        }
+                        Err(_) => {
+                            acknowledged.refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    writers
+}
+
+/// A shard's stream as (sequence, tenant from the subject, event id).
+async fn stream_messages(
+    cluster: &NatsCluster,
+    stream: &str,
+    prefix: &str,
+) -> Vec<(u64, String, String)> {
+    let js = async_nats::jetstream::new(cluster.client("keyplan-ingest").await.unwrap());
+    let mut stream = js.get_stream(stream).await.unwrap();
+    let last = stream.info().await.unwrap().state.last_sequence;
+    let mut out = Vec::new();
+    for sequence in 1..=last {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        let subject = message.subject.to_string();
+        let rest = subject
+            .strip_prefix(&format!("{prefix}."))
+            .unwrap_or_else(|| panic!("{subject} is on the shard's subjects"));
+        let tenant = rest.split('.').next().unwrap().to_owned();
+        let id = message
+            .headers
+            .get("Nats-Msg-Id")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        out.push((message.sequence, tenant, id));
+    }
+    out
+}
+
+/// Every acknowledged event is in its tenant's shard's stream exactly once; each stream holds
+/// its shard's log, one message per position, and only its shard's tenants.
+async fn check_streams(s: &Sharded, acknowledged: &Acknowledged) {
+    let mut held: HashMap<String, &str> = HashMap::new();
+    let mut streams = Vec::new();
+    for (i, (id, stream, prefix)) in SHARDS.iter().enumerate() {
+        let log_head = head(s, i).await;
+        let mut messages = Vec::new();
+        for _ in 0..200 {
+            messages = stream_messages(&s.cluster, stream, prefix).await;
+            if messages.len() as u64 >= log_head {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            messages.len() as u64,
+            log_head,
+            "{stream}: one message per position"
+        );
+        streams.push(messages);
+        for (n, (sequence, tenant, event)) in streams[i].iter().enumerate() {
+            assert_eq!(*sequence, n as u64 + 1, "{stream}: sequence == position");
+            assert_eq!(
+                s.map.owner(tenant).id,
+                *id,
+                "{stream} holds only {id}'s tenants"
+            );
+            assert!(
+                held.insert(event.clone(), id).is_none(),
+                "event {event} twice"
+            );
+        }
+    }
+    let acknowledged = acknowledged.ids.lock().await;
+    let mut per_shard = HashMap::<&str, usize>::new();
+    for (tenant, ids) in acknowledged.iter() {
+        let owner = s.map.owner(tenant).id.as_str();
+        for id in ids {
+            assert_eq!(
+                held.get(id).copied(),
+                Some(owner),
+                "{tenant}'s event {id} on {owner}"
+            );
+        }
+        *per_shard.entry(owner).or_default() += ids.len();
+    }
+    assert!(
+        per_shard.len() == 2 && per_shard.values().all(|&n| n > 0),
+        "both shards took commands: {per_shard:?}"
+    );
+}
+
+/// One test at a time: each runs a NATS cluster and four nodes.
+static CLUSTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() {
+    let _one_at_a_time = CLUSTERS.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = if std::env::var_os("KEEP").is_some() {
+        Box::leak(Box::new(dir)).path().to_owned()
+    } else {
+        dir.path().to_owned()
+    };
+    let mut s = sharded(&dir).await;
+    let owners: HashSet<&str> = TENANTS.iter().map(|t| s.map.owner(t).id.as_str()).collect();
+    assert_eq!(owners.len(), 2, "the test's tenants span both shards");
+    assert_eq!(
+        s.map.owner("acme").id,
+        "s2",
+        "the explicit assignment holds"
+    );
+
+    // Onboard one account per tenant, each through another node.
+    let mut onboarded = 0;
+    for (t, tenant) in TENANTS.iter().enumerate() {
+        let node = &s.nodes[t % 4];
+        for kind in [
+            register(&format!("{tenant} account")),
+            assign("dana.kim", "Dana Kim", pb::TeamRole::KeyAccountManager),
+            stakeholder("cfo", "Lee Park", pb::BuyingRole::EconomicBuyer),
+        ] {
+            // A replicated ack may time out while a new stream elects its leader: retried
+            // with the same idempotency key, as the error says, it stores nothing twice.
+            let mut keyed = command("account-1", kind);
+            keyed.idempotency_key = format!("onboard-{tenant}-{}", keyed_count(&mut onboarded));
+            let mut attempt = 0;
+            let answer = loop {
+                attempt += 1;
+                match CommandServiceClient::new(node.channel())
+                    .execute(authorized(keyed.clone(), &token(&s, tenant)))
+                    .await
+                {
+                    Ok(answer) => break answer,
+                    Err(e) if e.code() == tonic::Code::DeadlineExceeded && attempt < 4 => {}
+                    Err(e) => panic!("onboarding {tenant} through node {t}: {e}"),
+                }
+            };
+            assert_eq!(shard_of(&answer), s.map.owner(tenant).id);
+        }
+    }
+
+    // Concurrent writers for every tenant through every node; a NATS node killed -9 on the way.
+    let acknowledged = Arc::new(Acknowledged::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = drive(&s, &acknowledged, &stop);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    s.cluster.kill(1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during: usize = acknowledged.ids.lock().await.values().map(Vec::len).sum();
+    s.cluster.restart(1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let total: usize = acknowledged.ids.lock().await.values().map(Vec::len).sum();
+    assert!(
+        total > during && during > 0,
+        "appends went on with two of three NATS nodes: {during} then {total}"
+    );
+    check_streams(&s, &acknowledged).await;
+
+    // Read-your-writes through any node: a command through one node, read at its position
+    // through each of the others; every node answers the same.
+    for tenant in TENANTS {
+        let token = token(&s, tenant);
+        let answer = CommandServiceClient::new(s.nodes[0].channel())
+            .execute(authorized(
+                command("account-1", interaction("after", "cfo", 9_999)),
+                &token,
+            ))
+            .await
+            .unwrap();
+        let shard = shard_of(&answer);
+        let written = answer.into_inner();
+        let mut answers = Vec::new();
+        for node in &s.nodes {
+            // Newest first: the write (at business time 9,999 s) leads the page.
+            let mut page = timeline_page("account-1", 5, String::new(), written.last_position);
+            page.tenant.clear();
+            page.order = pb::TimelineOrder::NewestFirst as i32;
+            let mut read = authorized(page, &token);
+            read.metadata_mut()
+                .insert("keyplan-shard", shard.parse().unwrap());
+            let timeline = TimelineServiceClient::new(node.channel())
+                .list_timeline(read)
+                .await
+                .unwrap_or_else(|e| panic!("{tenant}'s timeline through {}: {e}", node.address));
+            assert_eq!(shard_of(&timeline), shard);
+            let entries = timeline.into_inner().entries;
+            assert!(
+                entries.iter().any(|e| e.event_id == written.event_ids[0]),
+                "{tenant}: the write is read back through {}",
+                node.address
+            );
+            let account = AccountServiceClient::new(node.channel())
+                .get_account(authorized(
+                    pb::GetAccountRequest {
+                        tenant: String::new(),
+                        account_id: "account-1".into(),
+                        min_position: written.last_position,
+                        max_interactions: 0,
+                    },
+                    &token,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            let ids: Vec<String> = entries.iter().map(|e| e.event_id.clone()).collect();
+            answers.push((ids, account.version));
+        }
+        // The replicas follow the stream; the ingest node answers from its log.
+        assert!(
+            answers.windows(2).all(|w| w[0] == w[1]),
+            "{tenant}: {answers:?}"
+        );
+    }
+
+    // A read token of the other shard is refused, not compared.
+    let tenant = TENANTS.iter().find(|t| s.map.owner(t).id == "s1").unwrap();
+    let mut page = timeline_page("account-1", 10, String::new(), 1);
+    page.tenant.clear();
+    let mut read = authorized(page, &token(&s, tenant));
+    read.metadata_mut()
+        .insert("keyplan-shard", "s2".parse().unwrap());
+    let refused = TimelineServiceClient::new(s.nodes[1].channel())
+        .list_timeline(read)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("shard s1"),
+        "{}",
+        refused.message()
+    );
+
+    // A call forwarded by a node with another map is refused, and forwarded no further.
+    let mut forged = authorized(
+        command("account-1", interaction("forged", "cfo", 1)),
+        &token(&s, tenant),
+    );
+    forged
+        .metadata_mut()
+        .insert("keyplan-forwarded", "s2".parse().unwrap());
+    forged
+        .metadata_mut()
+        .insert("keyplan-shard-map", "0000000000000000".parse().unwrap());
+    let before = head(&s, 0).await;
+    let refused = CommandServiceClient::new(s.nodes[0].channel())
+        .execute(forged)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("same --shard-map"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(head(&s, 0).await, before, "nothing stored");
+
+    // `keyplan cluster status` sees both shards, their heads and the replicas at them.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyplan"))
+        .args(["cluster", "status", "--json", "--shard-map"])
+        .arg(&s.map_file)
+        .env("KEYPLAN_TOKEN", admin_token(&s))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let nodes = status["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 4, "{text}");
+    for shard in ["s1", "s2"] {
+        let of = |kind: &str| {
+            nodes
+                .iter()
+                .find(|n| n["shard"] == shard && n["node"] == kind)
+                .unwrap()
+        };
+        let head = of("ingest")["headPosition"].as_u64().unwrap();
+        assert!(head > 0, "{text}");
+        assert_eq!(of("ingest")["relayLag"], 0, "{text}");
+        assert_eq!(
+            of("replica")["followedPosition"].as_u64(),
+            Some(head),
+            "{text}"
+        );
+        assert!(of("ingest")["problem"].is_null(), "{text}");
+    }
+
+    // Nodes that disagree with the map are refused at start, saying why.
+    let mut args = node_args(&s, 0, false);
+    let stream = args.iter().position(|a| a == "KEYPLAN_S1").unwrap();
+    args[stream] = "KEYPLAN".into();
+    args[1] = format!("127.0.0.1:{}", free_port());
+    let refused = refused_start(&s.dir.join("wrong-stream"), &args);
+    assert!(
+        refused.contains("was given --nats-stream")
+            && refused.contains("KEYPLAN_NATS_STREAM=KEYPLAN_S1"),
+        "{refused}"
+    );
+    // s1's log, started as shard s2: it holds s1's tenants.
+    let s1 = s.nodes.remove(0);
+    s1.stop().await;
+    let mut args = node_args(&s, 1, false);
+    args[1] = format!("127.0.0.1:{}", free_port());
+    let refused = refused_start(&s.dir.join("s1-ingest"), &args);
+    assert!(refused.contains("its log holds"), "{refused}");
+}
+
+fn keyed_count(n: &mut usize) -> usize {
+    *n += 1;
+    *n
+}
+
+/// The log head of node `i` (an ingest node), asked with an admin token.
+async fn head(s: &Sharded, i: usize) -> u64 {
+    keyplan_proto::pb::operations_service_client::OperationsServiceClient::new(s.nodes[i].channel())
+        .get_status(authorized(pb::GetStatusRequest {}, &admin_token(s)))
+        .await
+        .unwrap()
+        .into_inner()
+        .head_position
+}
+
+/// An admin token (no tenant), for the cluster's status.
+fn admin_token(s: &Sharded) -> String {
+    mint_hs256(
+        &s.secret,
+        &TokenRequest {
+            subject: "ops".into(),
+            tenant: None,
+            roles: vec![Role::Admin],
+            ttl: Duration::from_secs(600),
+            issuer: None,
+            audience: None,
+        },
+    )
+    .unwrap()
+}
+
+/// Runs `keyplan serve` with `args` over `data_dir`, which must exit non-zero; its stderr.
+fn refused_start(data_dir: &Path, args: &[String]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyplan"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the node refused to start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
