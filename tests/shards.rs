@@ -366,6 +366,30 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
         "appends went on with two of three NATS nodes: {during} then {total}"
     );
     check_streams(&s, &acknowledged).await;
+    // Each replica follows its shard's stream to the head: the ordered consumer of a lost NATS
+    // node is recreated within seconds (`keyplan_projection::source::PULL_EXPIRES`); the
+    // bound is generous for CI's two shared cores.
+    for i in 0..2 {
+        let head = head(&s, i).await;
+        let started = std::time::Instant::now();
+        loop {
+            let followed = followed(&s, i + 2).await;
+            if followed >= head {
+                eprintln!(
+                    "replica of shard {} at the head after {:?}",
+                    i + 1,
+                    started.elapsed()
+                );
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the replica of shard {} is at {followed} of {head} after 60 s",
+                i + 1
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 
     // Read-your-writes through any node: a command through one node, read at its position
     // through each of the others; every node answers the same.
@@ -540,6 +564,20 @@ async fn head(s: &Sharded, i: usize) -> u64 {
         .unwrap()
         .into_inner()
         .head_position
+}
+
+/// How far node `i` (a replica) has followed its shard: its projections' lowest position.
+async fn followed(s: &Sharded, i: usize) -> u64 {
+    keyplan_proto::pb::operations_service_client::OperationsServiceClient::new(s.nodes[i].channel())
+        .get_status(authorized(pb::GetStatusRequest {}, &admin_token(s)))
+        .await
+        .unwrap()
+        .into_inner()
+        .projections
+        .iter()
+        .map(|p| p.position)
+        .min()
+        .unwrap_or(0)
 }
 
 /// An admin token (no tenant), for the cluster's status.
