@@ -32,21 +32,25 @@ pub struct OriginError {
 }
 
 /// Request headers a gRPC-Web client sends (besides the CORS-safe ones).
-const ALLOWED_HEADERS: [&str; 6] = [
+const ALLOWED_HEADERS: [&str; 7] = [
     "x-grpc-web",
     "x-user-agent",
     "grpc-timeout",
     "x-request-id",
     "content-type",
     "authorization",
+    // In a sharded cluster: the shard a read's `minPosition` was read from.
+    "keyplan-shard",
 ];
 
 /// Response headers and trailers a gRPC-Web client must be able to read.
-const EXPOSED_HEADERS: [&str; 4] = [
+const EXPOSED_HEADERS: [&str; 5] = [
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",
     "x-request-id",
+    // In a sharded cluster: the shard that served the call (half of a read-your-writes token).
+    "keyplan-shard",
 ];
 
 /// The CORS layer for `args`: preflights of allowed origins are answered (and cached a day by

@@ -366,6 +366,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_a_valid_map() {
+        let text = include_str!("../../../deploy/shards.example.toml");
+        let m = ShardMap::parse(text).unwrap();
+        assert_eq!(m.shards().len(), 2);
+        assert_eq!(m.owner("acme").id, "s1");
+    }
+
+    #[test]
     fn explicit_assignments_win() {
         let text = format!(
             "{}{}[tenants]\nacme = \"s2\"\nglobex = \"s1\"\n",
