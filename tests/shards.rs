@@ -1,11 +1,14 @@
 //! Tenants sharded over two ingest nodes on a 3-node JetStream cluster (R3 streams, replicated
-//! acks), each shard with a projections replica, all four nodes started with one shard map:
+//! acks), shard s1 with two projections replicas and s2 with one, all five nodes started with
+//! one shard map:
 //! - commands for several tenants, sent concurrently through every node with tokens that name
 //!   the tenant, land on their tenant's shard only, answered with `keyplan-shard`;
 //! - every acknowledged event is in its shard's stream exactly once (sequence == position per
 //!   shard), and no event is in the other shard's stream, also across a NATS node killed
 //!   with -9 under load and restarted;
 //! - read-your-writes holds through any node, and every node answers the same;
+//! - with one of a shard's two replicas killed -9, reads through every node go to the other;
+//!   restarted, it catches up from its checkpoints and answers the same;
 //! - a forwarded call from a node with another map, a read token of another shard, and nodes
 //!   whose configuration disagrees with the map are refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -45,15 +48,19 @@ struct Sharded {
     map_file: PathBuf,
     secret: PathBuf,
     dir: PathBuf,
-    /// s1 ingest, s2 ingest, s1 replica, s2 replica.
-    ports: [u16; 4],
+    /// s1 ingest, s2 ingest, s1 replica, s2 replica, s1's second replica.
+    ports: [u16; 5],
     nodes: Vec<Server>,
 }
 
 /// `keyplan serve` arguments of shard `i`'s ingest node (or replica).
 fn node_args(s: &Sharded, i: usize, replica: bool) -> Vec<String> {
+    node_args_on(s, i, replica, s.ports[if replica { i + 2 } else { i }])
+}
+
+/// [`node_args`] listening on `port`.
+fn node_args_on(s: &Sharded, i: usize, replica: bool, port: u16) -> Vec<String> {
     let (id, stream, prefix) = SHARDS[i];
-    let port = s.ports[if replica { i + 2 } else { i }];
     let mut args: Vec<String> = [
         "--listen",
         &format!("127.0.0.1:{port}"),
@@ -91,13 +98,19 @@ async fn start(s: &Sharded, name: &str, args: &[String]) -> Server {
 /// The cluster: NATS, the map, and the four nodes.
 async fn sharded(dir: &Path) -> Sharded {
     let cluster = NatsCluster::start_open(&dir.join("nats")).await;
-    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let ports = [
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    ];
     let map_text = format!(
-        "[[shards]]\nid = \"s1\"\ningest = \"http://127.0.0.1:{}\"\nreplicas = [\"http://127.0.0.1:{}\"]\n\
-         stream = \"KEYPLAN_S1\"\nsubject_prefix = \"keyplan-s1\"\n\n\
+        "[[shards]]\nid = \"s1\"\ningest = \"http://127.0.0.1:{}\"\n\
+         replicas = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\nstream = \"KEYPLAN_S1\"\nsubject_prefix = \"keyplan-s1\"\n\n\
          [[shards]]\nid = \"s2\"\ningest = \"http://127.0.0.1:{}\"\nreplicas = [\"http://127.0.0.1:{}\"]\n\
          stream = \"KEYPLAN_S2\"\nsubject_prefix = \"keyplan-s2\"\n\n[tenants]\nacme = \"s2\"\n",
-        ports[0], ports[2], ports[1], ports[3]
+        ports[0], ports[2], ports[4], ports[1], ports[3]
     );
     let map_file = dir.join("shards.toml");
     std::fs::write(&map_file, &map_text).unwrap();
@@ -120,6 +133,9 @@ async fn sharded(dir: &Path) -> Sharded {
         let node = start(&s, name, &node_args(&s, i, true)).await;
         s.nodes.push(node);
     }
+    let second = node_args_on(&s, 0, true, s.ports[4]);
+    let node = start(&s, "s1-replica-b", &second).await;
+    s.nodes.push(node);
     s
 }
 
@@ -369,26 +385,8 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
     // Each replica follows its shard's stream to the head: the ordered consumer of a lost NATS
     // node is recreated within seconds (`keyplan_projection::source::PULL_EXPIRES`); the
     // bound is generous for CI's two shared cores.
-    for i in 0..2 {
-        let head = head(&s, i).await;
-        let started = std::time::Instant::now();
-        loop {
-            let followed = followed(&s, i + 2).await;
-            if followed >= head {
-                eprintln!(
-                    "replica of shard {} at the head after {:?}",
-                    i + 1,
-                    started.elapsed()
-                );
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "the replica of shard {} is at {followed} of {head} after 60 s",
-                i + 1
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    for (replica, shard) in [(2, 0), (3, 1), (4, 0)] {
+        wait_followed(&s, replica, shard).await;
     }
 
     // Read-your-writes through any node: a command through one node, read at its position
@@ -498,6 +496,9 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
     assert_eq!(head(&s, 0).await, before, "nothing stored");
 
     // `keyplan cluster status` sees both shards, their heads and the replicas at them.
+    for (replica, shard) in [(2, 0), (3, 1), (4, 0)] {
+        wait_followed(&s, replica, shard).await;
+    }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyplan"))
         .args(["cluster", "status", "--json", "--shard-map"])
         .arg(&s.map_file)
@@ -512,24 +513,72 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
     );
     let status: serde_json::Value = serde_json::from_str(&text).unwrap();
     let nodes = status["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 4, "{text}");
+    assert_eq!(nodes.len(), 5, "{text}");
     for shard in ["s1", "s2"] {
-        let of = |kind: &str| {
+        let of = |kind: &str| -> Vec<&serde_json::Value> {
             nodes
                 .iter()
-                .find(|n| n["shard"] == shard && n["node"] == kind)
-                .unwrap()
+                .filter(|n| n["shard"] == shard && n["node"] == kind)
+                .collect()
         };
-        let head = of("ingest")["headPosition"].as_u64().unwrap();
+        let ingest = of("ingest")[0];
+        let head = ingest["headPosition"].as_u64().unwrap();
         assert!(head > 0, "{text}");
-        assert_eq!(of("ingest")["relayLag"], 0, "{text}");
-        assert_eq!(
-            of("replica")["followedPosition"].as_u64(),
-            Some(head),
-            "{text}"
-        );
-        assert!(of("ingest")["problem"].is_null(), "{text}");
+        assert_eq!(ingest["relayLag"], 0, "{text}");
+        for replica in of("replica") {
+            assert_eq!(replica["followedPosition"].as_u64(), Some(head), "{text}");
+        }
+        assert!(nodes.iter().all(|n| n["problem"].is_null()), "{text}");
     }
+
+    // One of s1's replicas killed -9: reads for s1's tenants, through every node, go to the
+    // other; restarted, it catches up from its checkpoints and answers the same.
+    let killed = s.nodes.swap_remove(2);
+    killed.kill().await;
+    let token = token(&s, tenant);
+    let written = CommandServiceClient::new(s.nodes[1].channel())
+        .execute(authorized(
+            command("account-1", interaction("while-down", "cfo", 9_998)),
+            &token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let read = |node: &Server| {
+        let mut page = timeline_page("account-1", 5, String::new(), written.last_position);
+        page.tenant.clear();
+        page.order = pb::TimelineOrder::NewestFirst as i32;
+        let channel = node.channel();
+        let request = authorized(page, &token);
+        async move {
+            TimelineServiceClient::new(channel)
+                .list_timeline(request)
+                .await
+                .map(|r| {
+                    r.into_inner()
+                        .entries
+                        .into_iter()
+                        .map(|e| e.event_id)
+                        .collect::<Vec<_>>()
+                })
+        }
+    };
+    let mut pages = Vec::new();
+    for node in &s.nodes {
+        for _ in 0..2 {
+            // Twice per node: the node takes the shard's replicas in turn.
+            let page = read(node).await.unwrap_or_else(|e| {
+                panic!("a read through {} with a replica down: {e}", node.address)
+            });
+            assert!(page.contains(&written.event_ids[0]), "{page:?}");
+            pages.push(page);
+        }
+    }
+    let restarted = start(&s, "s1-replica", &node_args(&s, 0, true)).await;
+    s.nodes.push(restarted);
+    wait_followed(&s, 4, 0).await;
+    pages.push(read(&s.nodes[4]).await.unwrap());
+    assert!(pages.windows(2).all(|w| w[0] == w[1]), "{pages:?}");
 
     // Nodes that disagree with the map are refused at start, saying why.
     let mut args = node_args(&s, 0, false);
@@ -564,6 +613,32 @@ async fn head(s: &Sharded, i: usize) -> u64 {
         .unwrap()
         .into_inner()
         .head_position
+}
+
+/// Waits until replica `replica` has followed shard `shard`'s ingest node to its head (at
+/// most 60 s), saying how long it took.
+async fn wait_followed(s: &Sharded, replica: usize, shard: usize) {
+    let head = head(s, shard).await;
+    let started = std::time::Instant::now();
+    loop {
+        let followed = followed(s, replica).await;
+        if followed >= head {
+            eprintln!(
+                "{} at the head of shard {} after {:?}",
+                s.nodes[replica].address,
+                shard + 1,
+                started.elapsed()
+            );
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "replica {} is at {followed} of shard {}'s {head} after 60 s",
+            s.nodes[replica].address,
+            shard + 1
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// How far node `i` (a replica) has followed its shard: its projections' lowest position.
