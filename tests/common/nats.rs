@@ -199,25 +199,9 @@ impl NatsCluster {
         NatsCluster::start_with_config(dir, shipped).await
     }
 
-    /// As [`NatsCluster::start`], on a configuration without users: any client may do
-    /// anything (for tests whose streams the shipped users' permissions do not name). The
-    /// users' passwords are still sent, and ignored.
-    pub async fn start_open(dir: &Path) -> NatsCluster {
-        std::fs::create_dir_all(dir).unwrap();
-        let config = dir.join("open-cluster.conf");
-        std::fs::write(
-            &config,
-            "server_name: $NATS_SERVER_NAME\nhost: $NATS_HOST\nport: $NATS_CLIENT_PORT\n\
-             http_port: $NATS_MONITOR_PORT\njetstream { store_dir: $NATS_STORE_DIR }\n\
-             cluster {\n  name: keyplan\n  host: $NATS_HOST\n  port: $NATS_CLUSTER_PORT\n\
-               authorization { user: keyplan-route, password: $NATS_ROUTE_PASSWORD, timeout: 2 }\n\
-               routes: [ $NATS_ROUTE_1, $NATS_ROUTE_2, $NATS_ROUTE_3 ]\n}\n",
-        )
-        .unwrap();
-        NatsCluster::start_with_config(dir, config).await
-    }
-
-    async fn start_with_config(dir: &Path, config: PathBuf) -> NatsCluster {
+    /// As [`NatsCluster::start`], running `config` (a file of `deploy/nats/cluster/`, which
+    /// reads the same variables).
+    pub async fn start_with_config(dir: &Path, config: PathBuf) -> NatsCluster {
         let ports: Vec<u16> = (0..9).map(|_| free_port()).collect();
         let route_password = "proute1";
         let routes: Vec<String> = (0..3)
