@@ -520,18 +520,8 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
         .insert("keyplan-shard", "s2".parse().unwrap());
     let refused = TimelineServiceClient::new(s.nodes[1].channel())
         .list_timeline(read)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        refused.code(),
-        tonic::Code::FailedPrecondition,
-        "{refused:?}"
-    );
-    assert!(
-        refused.message().contains("shard s1"),
-        "{}",
-        refused.message()
-    );
+        .await;
+    failed_precondition(refused, "shard s1");
 
     // A call forwarded by a node with another map is refused, and forwarded no further.
     let mut forged = authorized(
@@ -547,18 +537,8 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
     let before = head(&s, 0).await;
     let refused = CommandServiceClient::new(s.nodes[0].channel())
         .execute(forged)
-        .await
-        .unwrap_err();
-    assert_eq!(
-        refused.code(),
-        tonic::Code::FailedPrecondition,
-        "{refused:?}"
-    );
-    assert!(
-        refused.message().contains("same --shard-map"),
-        "{}",
-        refused.message()
-    );
+        .await;
+    failed_precondition(refused, "same --shard-map");
     assert_eq!(head(&s, 0).await, before, "nothing stored");
 
     // `keyplan cluster status` sees both shards, their heads and the replicas at them.
@@ -719,6 +699,17 @@ async fn followed(s: &Sharded, i: usize) -> u64 {
         .map(|p| p.position)
         .min()
         .unwrap_or(0)
+}
+
+/// `answer` is a FAILED_PRECONDITION whose message says `saying`.
+fn failed_precondition<T: std::fmt::Debug>(answer: Result<T, tonic::Status>, saying: &str) {
+    let refused = answer.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(refused.message().contains(saying), "{}", refused.message());
 }
 
 /// An admin token (no tenant), for the cluster's status.

@@ -423,3 +423,121 @@ fn with_shard(mut response: http::Response<Body>, owner: &Shard) -> http::Respon
 fn cut(text: &str) -> String {
     text.chars().take(64).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const MAP: &str = r#"
+[[shards]]
+id = "s1"
+ingest = "http://127.0.0.1:1"
+replicas = ["http://127.0.0.1:11", "http://127.0.0.1:12"]
+stream = "KEYPLAN_S1"
+subject_prefix = "keyplan-s1"
+
+[[shards]]
+id = "s2"
+ingest = "http://127.0.0.1:2"
+stream = "KEYPLAN_S2"
+subject_prefix = "keyplan-s2"
+
+[tenants]
+one = "s1"
+two = "s2"
+"#;
+
+    const INGEST: &[&str] = &["keyplan.v1.CommandService", "keyplan.v1.AccountService"];
+    const TIMELINE: &str = "/keyplan.v1.TimelineService/ListTimeline";
+    const EXECUTE: &str = "/keyplan.v1.CommandService/Execute";
+
+    fn routes(shard: &str, served: &[&str]) -> Arc<Routes> {
+        let map = Arc::new(ShardMap::parse(MAP).unwrap());
+        RouteLayer::new(map, shard, served, None, 1 << 20)
+            .unwrap()
+            .routes
+            .unwrap()
+    }
+
+    fn there<'a>(d: Destination<'a>) -> (String, Vec<String>) {
+        match d {
+            Destination::Here => ("here".into(), vec![]),
+            Destination::There(shard, to) => (shard.id.clone(), to.into_iter().cloned().collect()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_is_served_here_only_for_this_shard_and_a_service_it_serves() {
+        let s1 = routes("s1", INGEST);
+        let owner = |t: &str| s1.map.owner(t).clone();
+        assert_eq!(there(s1.destination(EXECUTE, &owner("one"))).0, "here");
+        // Another shard's command: to its ingest node.
+        assert_eq!(
+            there(s1.destination(EXECUTE, &owner("two"))),
+            ("s2".into(), vec!["http://127.0.0.1:2".into()])
+        );
+        // This shard's read model, which an ingest node does not serve: to its replicas, in
+        // turn, each call starting at the next one.
+        let first = there(s1.destination(TIMELINE, &owner("one")));
+        let second = there(s1.destination(TIMELINE, &owner("one")));
+        assert_eq!(first.1.len(), 2);
+        assert_ne!(first.1[0], second.1[0]);
+        assert_eq!(first.1[0], second.1[1]);
+        // A shard without replicas: its ingest node (an all-in-one node serves read models).
+        assert_eq!(
+            there(s1.destination(TIMELINE, &owner("two"))),
+            ("s2".into(), vec!["http://127.0.0.1:2".into()])
+        );
+    }
+
+    fn request(headers: &[(&'static str, &str)]) -> http::Request<Body> {
+        let mut r = http::Request::new(Body::empty());
+        for (name, value) in headers {
+            r.headers_mut()
+                .insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn forwarded_calls_and_read_tokens_are_held_to_the_map() {
+        let s2 = routes("s2", INGEST);
+        let own = s2.map.owner("two").clone();
+        let other = s2.map.owner("one").clone();
+        let fingerprint = s2.map.fingerprint().to_owned();
+        let refused = |headers: &[(&'static str, &str)], owner: &Shard| {
+            s2.check(&request(headers), "t", owner)
+                .err()
+                .map(|s| (s.code(), s.message().to_owned()))
+        };
+        assert_eq!(refused(&[], &own), None);
+        let forwarded = [
+            ("keyplan-forwarded", "s1"),
+            ("keyplan-shard-map", fingerprint.as_str()),
+        ];
+        assert_eq!(refused(&forwarded, &own), None);
+        let (code, message) = refused(&forwarded, &other).unwrap();
+        assert_eq!(code, tonic::Code::FailedPrecondition);
+        assert!(
+            message.contains("gives that tenant to shard s1"),
+            "{message}"
+        );
+        let (code, message) = refused(
+            &[("keyplan-forwarded", "s1"), ("keyplan-shard-map", "0")],
+            &own,
+        )
+        .unwrap();
+        assert_eq!(code, tonic::Code::FailedPrecondition);
+        assert!(message.contains("same --shard-map"), "{message}");
+        assert_eq!(refused(&[("keyplan-shard", "s2")], &own), None);
+        let (code, message) = refused(&[("keyplan-shard", "s1")], &own).unwrap();
+        assert_eq!(code, tonic::Code::FailedPrecondition);
+        assert!(message.contains("do not compare"), "{message}");
+        let unserved = s2.not_served(TIMELINE, &own);
+        assert!(unserved
+            .message()
+            .contains("no node of shard s2 serves keyplan.v1.TimelineService"));
+    }
+}
