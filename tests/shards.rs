@@ -8,7 +8,8 @@
 //!   shard), and no event is in the other shard's stream, also across the kill -9 of shard
 //!   s1's stream leader under load, during which both shards' appends go on being
 //!   acknowledged (two of three NATS nodes), and its restart;
-//! - read-your-writes holds through any node, and every node answers the same;
+//! - read-your-writes holds through any node, and every node answers the same; a server
+//!   stream (Watch) through a node of the other shard streams the tenant's events;
 //! - with one of a shard's two replicas killed -9, reads through every node go to the other;
 //!   restarted, it catches up from its checkpoints and answers the same;
 //! - a forwarded call from a node with another map, a read token of another shard, and nodes
@@ -511,8 +512,29 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
         );
     }
 
-    // A read token of the other shard is refused, not compared.
+    // A server stream through a node of the other shard: Watch is forwarded whole, and its
+    // events are the tenant's, from its shard's log.
     let tenant = TENANTS.iter().find(|t| s.map.owner(t).id == "s1").unwrap();
+    let mut watch = keyplan_proto::pb::event_store_service_client::EventStoreServiceClient::new(
+        s.nodes[1].channel(),
+    )
+    .watch(authorized(
+        pb::WatchRequest {
+            tenant: String::new(),
+            account_id: "account-1".into(),
+            from_position: 0,
+        },
+        &token(&s, tenant),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(shard_of(&watch), "s1");
+    let first = watch.get_mut().message().await.unwrap().unwrap();
+    let metadata = first.metadata.unwrap();
+    assert_eq!(metadata.tenant, *tenant);
+    drop(watch);
+
+    // A read token of the other shard is refused, not compared.
     let mut page = timeline_page("account-1", 10, String::new(), 1);
     page.tenant.clear();
     let mut read = authorized(page, &token(&s, tenant));
