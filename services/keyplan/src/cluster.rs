@@ -84,12 +84,6 @@ impl Membership {
         }))
     }
 
-    /// This node's entry in the map.
-    pub fn entry(&self) -> &Shard {
-        // `from_config` checked that the shard is in the map.
-        self.map.shard(&self.shard).unwrap_or(&self.map.shards()[0])
-    }
-
     /// Refuses a log that holds a tenant the map gives to another shard: its commands would
     /// now go there, and the tenant's history would be split over two logs. (Moving a tenant
     /// is a procedure of its own: deploy/README.md.)
