@@ -508,8 +508,9 @@ pub fn print_shards(json: bool, results: &[ShardsResult]) -> Result<()> {
         return Ok(());
     }
     println!(
-        "
-shards: single-event appends over {} tenants, one all-in-one node per shard, one          nats-server (ms; JetStream = ack -> received by a consumer of the shard's stream, 0          when it arrived before the ack)",
+        "\nshards: single-event appends over {} tenants, one all-in-one node per shard, one \
+         nats-server (ms; JetStream = ack -> received by a consumer of the shard's stream, 0 \
+         when it arrived before the ack)",
         results.first().map_or(0, |r| r.tenants)
     );
     let mut rows = vec![[
@@ -567,8 +568,7 @@ shards: single-event appends over {} tenants, one all-in-one node per shard, one
     }
     print_table(&rows);
     println!(
-        "
-CPU during the load (cores = CPU seconds / wall seconds; the machine's are shared)"
+        "\nCPU during the load (cores = CPU seconds / wall seconds; the machine's are shared)"
     );
     let mut rows = vec![[
         "shards",
