@@ -20,13 +20,13 @@ use prost::Message;
 use serde::Serialize;
 
 use crate::nats::NatsProcess;
-use crate::server::{connect, head, KeyplanProcess};
+use crate::server::{connect, head, Channel, KeyplanProcess};
 use crate::workload::{onboarding, AccountWorkload, TENANT};
 
 /// Clients sharing the offered load: one per 100 events/s, at least 32 and at most 128. Each
 /// waits for its acknowledgement before its next append, so at a few milliseconds per ack 32
 /// clients cannot offer 10k/s (measured: 6.2k–7.8k/s).
-fn clients_for(rate: u32) -> usize {
+pub(crate) fn clients_for(rate: u32) -> usize {
     (rate / 100).clamp(32, 128) as usize
 }
 
@@ -112,12 +112,13 @@ pub struct FanoutResult {
     pub ack_ms: [f64; 4],
 }
 
-type Times = Arc<Mutex<HashMap<String, Instant>>>;
+/// Event id → when it was acknowledged, or received.
+pub(crate) type Times = Arc<Mutex<HashMap<String, Instant>>>;
 
 /// Event id → when nats-server stored it (its `published` time, ns since the epoch).
-type StoredTimes = Arc<Mutex<HashMap<String, i128>>>;
+pub(crate) type StoredTimes = Arc<Mutex<HashMap<String, i128>>>;
 
-fn lock<T>(times: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(times: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     times
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -126,13 +127,13 @@ fn lock<T>(times: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Maps this process's monotonic instants to wall-clock ns since the epoch (to compare them
 /// with nats-server's timestamps; same machine, same clock).
 #[derive(Clone, Copy)]
-struct WallClock {
+pub(crate) struct WallClock {
     instant: Instant,
     unix_ns: i128,
 }
 
 impl WallClock {
-    fn now() -> Self {
+    pub(crate) fn now() -> Self {
         let unix_ns = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as i128);
@@ -149,7 +150,7 @@ impl WallClock {
     }
 }
 
-fn quantiles(h: &Histogram<u64>) -> [f64; 4] {
+pub(crate) fn quantiles(h: &Histogram<u64>) -> [f64; 4] {
     let ms = |us: u64| us as f64 / 1000.0;
     [
         ms(h.value_at_quantile(0.5)),
@@ -229,37 +230,15 @@ async fn run_rate(
     let via_jetstream: Times = Arc::default();
     let via_watch: Times = Arc::default();
 
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: start_at,
-            },
-            filter_subject: "keyplan.>".into(),
-            ..Default::default()
-        })
-        .await
-        .context("creating the JetStream consumer")?;
-    let mut messages = consumer.messages().await.context("consuming")?;
-    let js_times = via_jetstream.clone();
     let stored_at: StoredTimes = Arc::default();
-    let js_stored = stored_at.clone();
-    let js_task = tokio::spawn(async move {
-        while let Some(Ok(message)) = messages.next().await {
-            let now = Instant::now();
-            let stored = message
-                .info()
-                .ok()
-                .map(|info| info.published.unix_timestamp_nanos());
-            if let Ok(event) = pb::Event::decode(message.payload.as_ref()) {
-                if let Some(meta) = event.metadata {
-                    if let Some(stored) = stored {
-                        lock(&js_stored).insert(meta.event_id.clone(), stored);
-                    }
-                    lock(&js_times).insert(meta.event_id, now);
-                }
-            }
-        }
-    });
+    let js_task = consume(
+        &stream,
+        "keyplan.>",
+        start_at,
+        via_jetstream.clone(),
+        stored_at.clone(),
+    )
+    .await?;
     let mut watch = EventStoreServiceClient::new(channel.clone())
         .watch(pb::WatchRequest {
             tenant: TENANT.into(),
@@ -278,74 +257,24 @@ async fn run_rate(
         }
     });
 
-    // The load: `clients` clients, each at rate / clients requests per second (one event each).
-    let per_client = Duration::from_secs_f64(clients as f64 / f64::from(rate));
-    let deadline = Instant::now() + measured;
-    let mut ack_hist = Histogram::<u64>::new(3)?;
-    let mut tasks = Vec::new();
-    for account in accounts {
-        let mut commands = CommandServiceClient::new(channel.clone());
-        let acked = acked.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut workload = AccountWorkload::new(account);
-            let mut ticks = tokio::time::interval(per_client);
-            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                ticks.tick().await;
-                let sent = Instant::now();
-                if let Ok(response) = commands.execute(workload.single()).await {
-                    let now = Instant::now();
-                    latencies.push(now.duration_since(sent));
-                    let mut map = lock(&acked);
-                    for id in response.into_inner().event_ids {
-                        map.insert(id, now);
-                    }
-                }
-            }
-            latencies
-        }));
-    }
-    for task in tasks {
-        for latency in task.await? {
-            ack_hist.record(latency.as_micros().max(1) as u64)?;
-        }
-    }
+    let load = accounts
+        .into_iter()
+        .map(|account| {
+            (
+                CommandServiceClient::new(channel.clone()),
+                AccountWorkload::new(account),
+            )
+        })
+        .collect();
+    let (ack_hist, _errors) = offer_load(load, rate, measured, &acked).await?;
     tokio::time::sleep(Duration::from_secs(2)).await; // let the last events arrive
     js_task.abort();
     watch_task.abort();
 
     let acked = lock(&acked).clone();
-    let latency = |received: &Times| -> Result<(Histogram<u64>, u64)> {
-        let received = lock(received);
-        let mut h = Histogram::<u64>::new(3)?;
-        let mut missing = 0;
-        for (id, ack) in &acked {
-            match received.get(id) {
-                Some(at) => {
-                    h.record(at.saturating_duration_since(*ack).as_micros().max(1) as u64)?
-                }
-                None => missing += 1,
-            }
-        }
-        Ok((h, missing))
-    };
-    let (js_hist, js_missing) = latency(&via_jetstream)?;
-    let (stored_hist, delivery_hist) = {
-        let stored_at = lock(&stored_at);
-        let received = lock(&via_jetstream);
-        let mut stored_hist = Histogram::<u64>::new(3)?;
-        let mut delivery_hist = Histogram::<u64>::new(3)?;
-        for (id, ack) in &acked {
-            if let (Some(&stored), Some(&at)) = (stored_at.get(id), received.get(id)) {
-                let micros = |ns: i128| (ns / 1000).clamp(1, i128::from(u32::MAX)) as u64;
-                stored_hist.record(micros(stored - clock.unix_ns(*ack)))?;
-                delivery_hist.record(micros(clock.unix_ns(at) - stored))?;
-            }
-        }
-        (stored_hist, delivery_hist)
-    };
-    let (watch_hist, watch_missing) = latency(&via_watch)?;
+    let (js_hist, js_missing) = latency(&acked, &via_jetstream)?;
+    let (stored_hist, delivery_hist) = split_at_store(clock, &acked, &stored_at, &via_jetstream)?;
+    let (watch_hist, watch_missing) = latency(&acked, &via_watch)?;
     server.stop().await?;
     Ok(FanoutResult {
         setup,
@@ -361,4 +290,132 @@ async fn run_rate(
         watch_missing,
         ack_ms: quantiles(&ack_hist),
     })
+}
+
+/// Consumes `stream` on `filter` from `start_sequence` on with an ordered consumer, noting
+/// when each event (by id) arrived and when nats-server stored it, until the task is aborted.
+pub(crate) async fn consume(
+    stream: &async_nats::jetstream::stream::Stream,
+    filter: &str,
+    start_sequence: u64,
+    received: Times,
+    stored_at: StoredTimes,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            deliver_policy: DeliverPolicy::ByStartSequence { start_sequence },
+            filter_subject: filter.into(),
+            ..Default::default()
+        })
+        .await
+        .context("creating the JetStream consumer")?;
+    let mut messages = consumer.messages().await.context("consuming")?;
+    Ok(tokio::spawn(async move {
+        while let Some(Ok(message)) = messages.next().await {
+            let now = Instant::now();
+            let stored = message
+                .info()
+                .ok()
+                .map(|info| info.published.unix_timestamp_nanos());
+            if let Ok(event) = pb::Event::decode(message.payload.as_ref()) {
+                if let Some(meta) = event.metadata {
+                    if let Some(stored) = stored {
+                        lock(&stored_at).insert(meta.event_id.clone(), stored);
+                    }
+                    lock(&received).insert(meta.event_id, now);
+                }
+            }
+        }
+    }))
+}
+
+/// The offered load: one task per (client, workload), together `rate` single-event appends
+/// per second for `measured`, each client waiting for its acknowledgement before its next
+/// append (a client that falls behind sends its missed ticks at once). Notes when each event
+/// was acknowledged in `acked`; returns the acknowledgement latencies (µs) and how many
+/// appends failed.
+pub(crate) async fn offer_load(
+    load: Vec<(CommandServiceClient<Channel>, AccountWorkload)>,
+    rate: u32,
+    measured: Duration,
+    acked: &Times,
+) -> Result<(Histogram<u64>, u64)> {
+    let per_client = Duration::from_secs_f64(load.len() as f64 / f64::from(rate));
+    let deadline = Instant::now() + measured;
+    let mut ack_hist = Histogram::<u64>::new(3)?;
+    let mut errors = 0;
+    let mut tasks = Vec::new();
+    for (mut commands, mut workload) in load {
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(per_client);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut latencies = Vec::new();
+            let mut errors = 0_u64;
+            while Instant::now() < deadline {
+                ticks.tick().await;
+                let sent = Instant::now();
+                match commands.execute(workload.single()).await {
+                    Ok(response) => {
+                        let now = Instant::now();
+                        latencies.push(now.duration_since(sent));
+                        let mut map = lock(&acked);
+                        for id in response.into_inner().event_ids {
+                            map.insert(id, now);
+                        }
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    for task in tasks {
+        let (latencies, failed) = task.await?;
+        errors += failed;
+        for latency in latencies {
+            ack_hist.record(latency.as_micros().max(1) as u64)?;
+        }
+    }
+    Ok((ack_hist, errors))
+}
+
+/// Latencies (µs) from each acknowledged event's ack to its receipt, and how many
+/// acknowledged events were never received.
+pub(crate) fn latency(
+    acked: &HashMap<String, Instant>,
+    received: &Times,
+) -> Result<(Histogram<u64>, u64)> {
+    let received = lock(received);
+    let mut h = Histogram::<u64>::new(3)?;
+    let mut missing = 0;
+    for (id, ack) in acked {
+        match received.get(id) {
+            Some(at) => h.record(at.saturating_duration_since(*ack).as_micros().max(1) as u64)?,
+            None => missing += 1,
+        }
+    }
+    Ok((h, missing))
+}
+
+/// The ack → received latencies split at the instant nats-server stored each event: ack →
+/// stored and stored → received (µs; 1 when stored before the ack arrived).
+pub(crate) fn split_at_store(
+    clock: WallClock,
+    acked: &HashMap<String, Instant>,
+    stored_at: &StoredTimes,
+    received: &Times,
+) -> Result<(Histogram<u64>, Histogram<u64>)> {
+    let stored_at = lock(stored_at);
+    let received = lock(received);
+    let mut stored_hist = Histogram::<u64>::new(3)?;
+    let mut delivery_hist = Histogram::<u64>::new(3)?;
+    for (id, ack) in acked {
+        if let (Some(&stored), Some(&at)) = (stored_at.get(id), received.get(id)) {
+            let micros = |ns: i128| (ns / 1000).clamp(1, i128::from(u32::MAX)) as u64;
+            stored_hist.record(micros(stored - clock.unix_ns(*ack)))?;
+            delivery_hist.record(micros(clock.unix_ns(at) - stored))?;
+        }
+    }
+    Ok((stored_hist, delivery_hist))
 }

@@ -20,6 +20,7 @@ mod nats;
 mod readmodels;
 mod report;
 mod server;
+mod shards;
 mod workload;
 
 use std::path::PathBuf;
@@ -124,6 +125,12 @@ enum Scenario {
     /// stream, and an R3 stream with `--ack replicated` (1k/s; without --quick also 10k/s).
     /// Not part of `all`.
     Replicas,
+    /// Appends and fan-out with 1, 2 and 4 shards (one all-in-one node per shard, its own log
+    /// and stream, one nats-server), tenants spread over them by the shard map, commands sent
+    /// to each tenant's node; with 2 shards also all through the first node (forwarding).
+    /// Ratios to the 1-shard row; CPU time of each process (1k/s; without --quick also
+    /// 10k/s). Not part of `all`.
+    Shards,
     /// Read models on a loaded node (1M events; --quick: 20k): footprint (RSS, disk, cold
     /// start), query latencies (client and server side) under append load, and rebuild speed
     /// from the log and from JetStream (with its ratio to a raw JetStream consume).
@@ -175,6 +182,7 @@ async fn main() -> Result<()> {
         | Scenario::All
         | Scenario::Fanout
         | Scenario::Replicas
+        | Scenario::Shards
         | Scenario::ReadModels => Some(match cli.server {
             Some(address) => KeyplanTarget::External(address),
             None => KeyplanTarget::Spawn(match cli.keyplan_bin {
@@ -279,6 +287,18 @@ async fn main() -> Result<()> {
         )
         .await?;
         report::print_fanout(cli.json, &results, None)?;
+    }
+    if cli.scenario == Scenario::Shards {
+        let binary = binary
+            .clone()
+            .context("the shards scenario starts its own nodes and nats-server: omit --server")?;
+        if cli.auth {
+            // The run's token names one tenant; this scenario writes to many.
+            bail!("--scenario shards writes to many tenants: run it without --auth");
+        }
+        let rates: &[u32] = if cli.quick { &[1000] } else { &[1000, 10_000] };
+        let results = shards::run(&binary, rates, duration, &settings.server_args).await?;
+        report::print_shards(cli.json, &results)?;
     }
     if matches!(cli.scenario, Scenario::ReadModels | Scenario::All) {
         let binary =

@@ -16,7 +16,8 @@ pub struct NatsProcess {
     _dir: TempDir,
 }
 
-fn free_port() -> Result<u16> {
+/// A port that was free a moment ago on loopback (for a process that must be told its port).
+pub fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -97,6 +98,11 @@ impl NatsProcess {
     /// The first node's `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.urls[0]
+    }
+
+    /// The nats-servers' process ids (to read the CPU time they used).
+    pub fn pids(&self) -> Vec<u32> {
+        self._children.iter().filter_map(Child::id).collect()
     }
 
     /// Every node's URL, comma-separated (what `--nats-url` takes).

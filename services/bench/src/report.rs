@@ -15,6 +15,7 @@ use crate::baselines::jetstream::{JetStreamBaseline, JetStreamSummary};
 use crate::engines::result::{ProbeResult, CACHE_MIB};
 use crate::fanout::FanoutResult;
 use crate::readmodels::ReadModelResults;
+use crate::shards::ShardsResult;
 
 /// The figures of one measurement.
 #[derive(Debug, Clone, Serialize)]
@@ -455,6 +456,166 @@ pub fn print_fanout(
             ms(j.single_publish_ack_ms[1])
         );
     }
+    Ok(())
+}
+
+/// The shard results, each with its ratios to the 1-shard row of the same rate (the first row
+/// of each rate), and where the CPU went.
+pub fn print_shards(json: bool, results: &[ShardsResult]) -> Result<()> {
+    let baseline = |r: &ShardsResult| {
+        results
+            .iter()
+            .find(|b| b.rate_per_s == r.rate_per_s && b.setup.shards == 1)
+    };
+    let ratios = |r: &ShardsResult| -> BTreeMap<&'static str, Option<f64>> {
+        let b = baseline(r);
+        [
+            (
+                "achieved_vs_1_shard",
+                b.and_then(|b| ratio(r.achieved_per_s, b.achieved_per_s)),
+            ),
+            (
+                "ack_p50_vs_1_shard",
+                b.and_then(|b| ratio(r.ack_ms[0], b.ack_ms[0])),
+            ),
+            (
+                "ack_p99_vs_1_shard",
+                b.and_then(|b| ratio(r.ack_ms[1], b.ack_ms[1])),
+            ),
+        ]
+        .into_iter()
+        .collect()
+    };
+    if json {
+        for r in results {
+            print_json_line(&serde_json::json!({
+                "scenario": "shards",
+                "params": {
+                    "rate_per_s": r.rate_per_s,
+                    "clients": r.clients,
+                    "tenants": r.tenants,
+                    "shards": r.setup.shards,
+                    "via_first_node": r.setup.via_first_node,
+                },
+                "figures": r,
+                "baseline": {"one_shard": baseline(r).map(|b| serde_json::json!({
+                    "achieved_per_s": b.achieved_per_s,
+                    "ack_ms": b.ack_ms,
+                }))},
+                "ratios": ratios(r),
+            }))?;
+        }
+        return Ok(());
+    }
+    println!(
+        "\nshards: single-event appends over {} tenants, one all-in-one node per shard, one \
+         nats-server (ms; JetStream = ack -> received by a consumer of the shard's stream, 0 \
+         when it arrived before the ack)",
+        results.first().map_or(0, |r| r.tenants)
+    );
+    let mut rows = vec![[
+        "shards",
+        "rate/s",
+        "clients",
+        "per shard",
+        "forwarded",
+        "achieved/s",
+        "vs 1 shard",
+        "ack p50/p99",
+        "vs 1 shard",
+        "jetstream p50/p99/p999",
+        "ack->stored p50/p99",
+        "lost",
+        "errors",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in results {
+        let ratios = ratios(r);
+        let get = |name: &str| ratio_text(ratios.get(name).copied().flatten());
+        rows.push(vec![
+            r.setup.label(),
+            r.rate_per_s.to_string(),
+            r.clients.to_string(),
+            r.clients_per_shard
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join("/"),
+            r.forwarded_clients.to_string(),
+            rate(r.achieved_per_s),
+            get("achieved_vs_1_shard"),
+            format!("{}/{}", ms(r.ack_ms[0]), ms(r.ack_ms[1])),
+            format!(
+                "{}/{}",
+                get("ack_p50_vs_1_shard"),
+                get("ack_p99_vs_1_shard")
+            ),
+            format!(
+                "{}/{}/{}",
+                ms(r.jetstream_ms[0]),
+                ms(r.jetstream_ms[1]),
+                ms(r.jetstream_ms[2])
+            ),
+            format!(
+                "{}/{}",
+                ms(r.jetstream_stored_ms[0]),
+                ms(r.jetstream_stored_ms[1])
+            ),
+            r.lost.to_string(),
+            r.errors.to_string(),
+        ]);
+    }
+    print_table(&rows);
+    println!(
+        "\nCPU during the load (cores = CPU seconds / wall seconds; the machine's are shared)"
+    );
+    let mut rows = vec![[
+        "shards",
+        "rate/s",
+        "wall s",
+        "keyplan cores (each node)",
+        "nats-server cores",
+        "bench cores",
+        "total cores",
+        "keyplan CPU ms/event",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in results {
+        let c = &r.cpu;
+        let cores = |seconds: f64| {
+            if c.wall > 0.0 {
+                format!("{:.2}", seconds / c.wall)
+            } else {
+                "-".to_owned()
+            }
+        };
+        let keyplan: f64 = c.keyplan.iter().sum();
+        rows.push(vec![
+            r.setup.label(),
+            r.rate_per_s.to_string(),
+            format!("{:.1}", c.wall),
+            format!(
+                "{} ({})",
+                cores(keyplan),
+                c.keyplan
+                    .iter()
+                    .map(|k| cores(*k))
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            ),
+            cores(c.nats),
+            cores(c.bench),
+            cores(keyplan + c.nats + c.bench),
+            if r.acknowledged > 0 {
+                format!("{:.3}", keyplan * 1000.0 / r.acknowledged as f64)
+            } else {
+                "-".to_owned()
+            },
+        ]);
+    }
+    print_table(&rows);
     Ok(())
 }
 

@@ -198,6 +198,12 @@ impl KeyplanProcess {
     /// `keyplan serve` arguments (role, NATS...), and waits until it serves (its read models
     /// included, if it has any).
     pub async fn start_with(binary: &Path, extra: &[String]) -> Result<Self> {
+        Self::start_on(binary, "127.0.0.1:0", extra).await
+    }
+
+    /// [`KeyplanProcess::start_with`] listening on `listen` (`127.0.0.1:PORT`): for nodes
+    /// whose address must be known before they start (a shard map names every node's).
+    pub async fn start_on(binary: &Path, listen: &str, extra: &[String]) -> Result<Self> {
         check_binary(binary)?;
         let dir = tempfile::Builder::new()
             .prefix("keyplan-bench-server-")
@@ -207,7 +213,7 @@ impl KeyplanProcess {
         let log_path = dir.path().join("keyplan.log");
         std::fs::File::create(&log_path)
             .with_context(|| format!("creating {}", log_path.display()))?;
-        let (child, started) = launch(binary, "127.0.0.1:0", &data_dir, extra, &log_path).await?;
+        let (child, started) = launch(binary, listen, &data_dir, extra, &log_path).await?;
         Ok(Self {
             child,
             address: started.address,

@@ -27,10 +27,10 @@ const SUMMARIES: [&str; 4] = [
     "Quarterly check-in: renewal on track, procurement wants a two-year term",
 ];
 
-/// A request for one account with "any" expected version.
-fn envelope(account: &str, commands: Vec<pb::Command>) -> pb::ExecuteBatchRequest {
+/// A request for one account of `tenant` with "any" expected version.
+fn envelope(tenant: &str, account: &str, commands: Vec<pb::Command>) -> pb::ExecuteBatchRequest {
     pb::ExecuteBatchRequest {
-        tenant: TENANT.into(),
+        tenant: tenant.into(),
         account_id: account.into(),
         expected_version: None,
         idempotency_key: String::new(),
@@ -49,7 +49,14 @@ fn command(kind: Kind) -> pb::Command {
 /// Registers `account`, assigns its KAM and adds the stakeholder interactions are held with:
 /// one atomic batch, expected to create the stream.
 pub fn onboarding(account: &str) -> pb::ExecuteBatchRequest {
+    onboarding_in(TENANT, account)
+}
+
+/// [`onboarding`] of an account of another tenant (the `shards` scenario spreads its accounts
+/// over many tenants, so that they spread over the shards).
+pub fn onboarding_in(tenant: &str, account: &str) -> pb::ExecuteBatchRequest {
     let mut request = envelope(
+        tenant,
         account,
         vec![
             command(Kind::RegisterAccount(pb::AccountRegistered {
@@ -116,6 +123,7 @@ pub fn rule(account: &str) -> pb::ExecuteRequest {
 /// The interactions one client logs on its own account: unique ids, increasing dates.
 #[derive(Debug)]
 pub struct AccountWorkload {
+    tenant: String,
     account: String,
     logged: u64,
     /// What every interaction id of this workload starts with.
@@ -134,9 +142,18 @@ impl AccountWorkload {
     /// account's whole history.
     pub fn with_id_prefix(account: String, id_prefix: &'static str) -> Self {
         Self {
+            tenant: TENANT.into(),
             account,
             logged: 0,
             id_prefix,
+        }
+    }
+
+    /// A workload on an account of `tenant` set up with [`onboarding_in`].
+    pub fn in_tenant(tenant: &str, account: String) -> Self {
+        Self {
+            tenant: tenant.into(),
+            ..Self::new(account)
         }
     }
 
@@ -171,7 +188,7 @@ impl AccountWorkload {
     pub fn single(&mut self) -> pb::ExecuteRequest {
         let kind = self.next_interaction().kind;
         pb::ExecuteRequest {
-            tenant: TENANT.into(),
+            tenant: self.tenant.clone(),
             account_id: self.account.clone(),
             expected_version: None,
             idempotency_key: String::new(),
@@ -186,7 +203,7 @@ impl AccountWorkload {
     /// `ExecuteBatch` with `count` `LogInteraction` commands (`count` events, atomically).
     pub fn batch(&mut self, count: usize) -> pb::ExecuteBatchRequest {
         let commands = (0..count).map(|_| self.next_interaction()).collect();
-        envelope(&self.account, commands)
+        envelope(&self.tenant, &self.account, commands)
     }
 }
 
