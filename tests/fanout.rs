@@ -541,3 +541,170 @@ async fn a_projections_node_with_the_signing_key_never_applies_a_forged_event() 
     ingest.stop().await;
     projections.stop().await;
 }
+
+/// Copies the directory `from` into `to` (created), files and subdirectories: what an
+/// operator's `cp -a` of a stopped node's data directory does.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> u64 {
+    std::fs::create_dir_all(to).unwrap();
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            bytes += copy_dir(&entry.path(), &target);
+        } else if kind.is_file() {
+            bytes += std::fs::copy(entry.path(), &target).unwrap();
+        } else {
+            panic!(
+                "{} is neither a file nor a directory",
+                entry.path().display()
+            );
+        }
+    }
+    bytes
+}
+
+/// `account`'s whole timeline (one page of up to 500 entries), as `node` serves it at `head`.
+async fn whole_timeline(node: &Server, account: &str, head: u64) -> pb::ListTimelineResponse {
+    let mut timeline = pb::timeline_service_client::TimelineServiceClient::new(node.channel());
+    let page = timeline
+        .list_timeline(timeline_page(account, 500, String::new(), head))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.next_page_token.is_empty(), "one page holds it all");
+    page
+}
+
+/// `account` as `node` serves it at `head`.
+async fn account_at(node: &Server, account: &str, head: u64) -> pb::Account {
+    node.accounts()
+        .get_account(pb::GetAccountRequest {
+            tenant: TENANT.into(),
+            account_id: account.into(),
+            min_position: head,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// A new replica started from a copy of a stopped replica's data directory resumes from the
+/// copied checkpoints and reads only the stream's tail (deploy/README.md, "Adding a
+/// projections node from a copy"). To show that it did not replay from position 1, the
+/// stream loses every position the copy holds before the replica starts: a node started
+/// empty then stops at the gap, while the one on the copy reaches the head and answers as a
+/// node that replayed everything before the loss.
+#[tokio::test]
+async fn a_projections_node_started_on_a_copy_of_another_reads_only_the_streams_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats")).await;
+    let url = nats.url();
+    let projections = ["--role", "projections", "--nats-url", &url];
+    let ingest = Server::start_with(
+        &dir.path().join("ingest"),
+        &["--role", "ingest", "--nats-url", &url],
+    )
+    .await;
+    let a = Server::start_with(&dir.path().join("a"), &projections).await;
+    onboard(&ingest, "globex").await;
+    let mut c = ingest.commands();
+    for i in 0..20 {
+        c.execute(request(
+            "globex",
+            interaction(&format!("before-{i}"), "cfo", i),
+        ))
+        .await
+        .unwrap();
+    }
+    let copied = wait_published(&ingest).await.head_position;
+    wait_projected(&a, copied).await;
+    a.stop().await;
+    let copy = dir.path().join("b");
+    assert!(copy_dir(&dir.path().join("a"), &copy) > 0);
+    // The original goes: nothing in the copy may lean on it (a path, a lock).
+    std::fs::remove_dir_all(dir.path().join("a")).unwrap();
+
+    // The tail: more on globex, and a new account.
+    for i in 0..15 {
+        c.execute(request(
+            "globex",
+            interaction(&format!("after-{i}"), "cfo", 100 + i),
+        ))
+        .await
+        .unwrap();
+    }
+    onboard(&ingest, "initech").await;
+    let head = wait_published(&ingest).await.head_position;
+    assert_eq!((copied, head), (25, 45));
+    // The reference: a node that replays the whole stream while it still holds position 1.
+    let full = Server::start_with(&dir.path().join("full"), &projections).await;
+    wait_projected(&full, head).await;
+
+    // The stream loses every position the copy holds.
+    let js = async_nats::jetstream::new(async_nats::connect(&url).await.unwrap());
+    let mut stream = js.get_stream("KEYPLAN").await.unwrap();
+    stream.purge().sequence(copied + 1).await.unwrap();
+    let state = stream.info().await.unwrap().state.clone();
+    assert_eq!(
+        (state.first_sequence, state.last_sequence),
+        (copied + 1, head)
+    );
+
+    // A node started empty now cannot replay from 1: its projections stop at the gap.
+    let empty = Server::start_with(&dir.path().join("empty"), &projections).await;
+    let mut stopped = Vec::new();
+    for _ in 0..200 {
+        stopped = status(&empty).await.projections;
+        if stopped.iter().all(|p| p.state == "stopped") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!stopped.is_empty());
+    for p in &stopped {
+        assert_eq!(p.state, "stopped", "{p:?}");
+        assert_eq!(p.position, 0, "{p:?}");
+        assert!(
+            p.stopped_reason
+                .contains(&format!("expected position 1, got {}", copied + 1)),
+            "{p:?}"
+        );
+    }
+    empty.stop().await;
+
+    // The node on the copy starts at its checkpoints and reads the tail only.
+    let b = Server::start_with(&copy, &projections).await;
+    wait_projected(&b, head).await;
+    for p in status(&b).await.projections {
+        assert_eq!((p.state.as_str(), p.position), ("running", head), "{p:?}");
+    }
+    for account in ["globex", "initech"] {
+        assert_eq!(
+            account_at(&b, account, head).await,
+            account_at(&full, account, head).await,
+            "{account}"
+        );
+        assert_eq!(
+            whole_timeline(&b, account, head).await,
+            whole_timeline(&full, account, head).await,
+            "{account}"
+        );
+    }
+    let globex = account_at(&b, "globex", head).await;
+    assert_eq!(
+        globex.name, "Globex Corporation",
+        "from the copy: position 1"
+    );
+    assert_eq!(globex.interactions.len(), 35);
+    let timeline = whole_timeline(&b, "globex", head).await;
+    assert!(
+        timeline.entries.iter().any(|e| e.position == 1),
+        "from the copy: position 1"
+    );
+    b.stop().await;
+    full.stop().await;
+    ingest.stop().await;
+}

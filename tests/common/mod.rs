@@ -291,7 +291,11 @@ impl Server {
             .await
             .unwrap()
             .unwrap();
-        assert!(exit.success(), "keyplan exited with {exit}");
+        assert!(
+            exit.success(),
+            "keyplan exited with {exit}; its log:\n{}",
+            self.log()
+        );
     }
 }
 

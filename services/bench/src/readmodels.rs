@@ -9,7 +9,11 @@
 //!   server side: request in → response produced, without the network, HTTP/2 framing and
 //!   the client's own scheduling;
 //! - **rebuild**: every read model rebuilt online from the local log, then a fresh projections
-//!   node catching up from JetStream; events per second.
+//!   node catching up from JetStream; events per second;
+//! - **replica bootstrap**: that projections node stopped, its data directory copied, a tail
+//!   of events written, and a new projections node started on the copy until it is at the new
+//!   head (deploy/README.md, "Adding a projections node from a copy"), against the replay
+//!   from position 1 above.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -115,6 +119,19 @@ pub struct ReadModelResults {
     pub rebuild_jetstream_s: f64,
     /// Events per second of the JetStream catch-up.
     pub rebuild_jetstream_events_per_s: f64,
+    /// Replica bootstrap from a copy: bytes of the caught-up projections node's data
+    /// directory, copied once that node had stopped.
+    pub bootstrap_copy_bytes: u64,
+    /// Seconds the copy took (a file-by-file copy on the same disk).
+    pub bootstrap_copy_s: f64,
+    /// Events written after the copy: the tail the node on the copy reads from JetStream.
+    pub bootstrap_tail_events: u64,
+    /// Seconds from starting a projections node on the copy to every projection at the new
+    /// head (the start, reopening the copied read models, and the tail).
+    pub bootstrap_start_to_head_s: f64,
+    /// The replay from position 1 (`rebuild_jetstream_s`) over the bootstrap from a copy
+    /// (`bootstrap_copy_s + bootstrap_start_to_head_s`).
+    pub bootstrap_replay_vs_copy: f64,
 }
 
 /// `GetAccount` of `account` with its default 100 newest interactions.
@@ -256,6 +273,92 @@ fn dir_bytes(path: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// Copies the directory `from` into `to` (created), files and subdirectories, as an operator's
+/// `cp -r` of a stopped node's data directory does; returns the bytes copied.
+fn copy_dir(from: &Path, to: &Path) -> Result<u64> {
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    let mut bytes = 0;
+    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            bytes += copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            bytes += std::fs::copy(entry.path(), &target)
+                .with_context(|| format!("copying {}", entry.path().display()))?;
+        } else {
+            bail!(
+                "{} is neither a file nor a directory",
+                entry.path().display()
+            );
+        }
+    }
+    Ok(bytes)
+}
+
+/// Writes about `events` more interactions (new ids, spread over the loaded accounts) and
+/// returns the head after them.
+async fn write_tail(channel: &crate::server::Channel, events: u64) -> Result<u64> {
+    let mut commands = CommandServiceClient::new(channel.clone());
+    let mut workloads: Vec<AccountWorkload> = (0..ACCOUNTS)
+        .map(|i| AccountWorkload::with_id_prefix(account_id(i), "tail"))
+        .collect();
+    let mut left = events;
+    let mut next = 0;
+    while left > 0 {
+        let count = left.min(LOAD_BATCH as u64);
+        commands
+            .execute_batch(workloads[next % ACCOUNTS].batch(count as usize))
+            .await
+            .context("writing the tail")?;
+        left -= count;
+        next += 1;
+    }
+    crate::server::head(channel).await
+}
+
+/// What starting a replica from a copy measured (see [`bootstrap_from_copy`]).
+struct Bootstrap {
+    copy_bytes: u64,
+    copy: Duration,
+    tail_events: u64,
+    start_to_head: Duration,
+}
+
+/// Stops the caught-up projections node `replica`, copies its data directory, writes
+/// `tail_events` more events through the node with the log (`channel`), then starts a
+/// projections node on the copy (`args`: the same NATS settings) and times it until every
+/// projection is at the new head.
+async fn bootstrap_from_copy(
+    binary: &Path,
+    args: &[String],
+    mut replica: KeyplanProcess,
+    channel: &crate::server::Channel,
+    tail_events: u64,
+    limit: Duration,
+) -> Result<Bootstrap> {
+    replica.stop_keeping_data().await?;
+    let dir = KeyplanProcess::new_dir()?;
+    let started = Instant::now();
+    let copy_bytes = copy_dir(&replica.data_dir(), &dir.path().join("data"))?;
+    let copy = started.elapsed();
+    drop(replica);
+    let head = write_tail(channel, tail_events).await?;
+    let started = Instant::now();
+    let from_copy = KeyplanProcess::start_in(binary, dir, "127.0.0.1:0", args).await?;
+    let mut ops = OperationsServiceClient::new(connect(from_copy.address()).await?);
+    wait_projections(&mut ops, head, limit).await?;
+    let start_to_head = started.elapsed();
+    from_copy.stop().await?;
+    Ok(Bootstrap {
+        copy_bytes,
+        copy,
+        tail_events,
+        start_to_head,
+    })
 }
 
 fn rss_mib(pid: u32) -> f64 {
@@ -505,16 +608,13 @@ pub async fn run(
 
     // A fresh projections node catching up from JetStream.
     let started = Instant::now();
-    let projections = KeyplanProcess::start_with(
-        binary,
-        &[
-            "--role".to_owned(),
-            "projections".to_owned(),
-            nats_args[0].clone(),
-            nats_args[1].clone(),
-        ],
-    )
-    .await?;
+    let projections_args = [
+        "--role".to_owned(),
+        "projections".to_owned(),
+        nats_args[0].clone(),
+        nats_args[1].clone(),
+    ];
+    let projections = KeyplanProcess::start_with(binary, &projections_args).await?;
     let projections_channel = connect(projections.address()).await?;
     let mut projections_ops = OperationsServiceClient::new(projections_channel.clone());
     wait_projections(&mut projections_ops, head, limit * 3 / 2).await?;
@@ -529,8 +629,18 @@ pub async fn run(
             .await?;
         missing += u64::from(!projection_times.record(t, &response));
     }
-    projections.stop().await?;
+    // A replica started from a copy of that node's data instead: copy, start, read the tail.
+    let bootstrap = bootstrap_from_copy(
+        binary,
+        &projections_args,
+        projections,
+        &channel,
+        (head / 100).max(LOAD_BATCH as u64),
+        limit,
+    )
+    .await?;
     node.stop().await?;
+    let bootstrap_s = (bootstrap.copy + bootstrap.start_to_head).as_secs_f64();
 
     Ok(ReadModelResults {
         events: head,
@@ -569,6 +679,11 @@ pub async fn run(
         rebuild_local_events_per_s: head as f64 / rebuild_local.as_secs_f64(),
         rebuild_jetstream_s: rebuild_jetstream.as_secs_f64(),
         rebuild_jetstream_events_per_s: head as f64 / rebuild_jetstream.as_secs_f64(),
+        bootstrap_copy_bytes: bootstrap.copy_bytes,
+        bootstrap_copy_s: bootstrap.copy.as_secs_f64(),
+        bootstrap_tail_events: bootstrap.tail_events,
+        bootstrap_start_to_head_s: bootstrap.start_to_head.as_secs_f64(),
+        bootstrap_replay_vs_copy: rebuild_jetstream.as_secs_f64() / bootstrap_s.max(f64::EPSILON),
     })
 }
 

@@ -204,11 +204,27 @@ impl KeyplanProcess {
     /// [`KeyplanProcess::start_with`] listening on `listen` (`127.0.0.1:PORT`): for nodes
     /// whose address must be known before they start (a shard map names every node's).
     pub async fn start_on(binary: &Path, listen: &str, extra: &[String]) -> Result<Self> {
-        check_binary(binary)?;
-        let dir = tempfile::Builder::new()
+        Self::start_in(binary, Self::new_dir()?, listen, extra).await
+    }
+
+    /// A new temporary directory for a node: its data directory goes in `data` inside it.
+    pub fn new_dir() -> Result<TempDir> {
+        tempfile::Builder::new()
             .prefix("keyplan-bench-server-")
             .tempdir()
-            .context("creating a temporary directory for the server")?;
+            .context("creating a temporary directory for the server")
+    }
+
+    /// As [`Self::start_on`], over `dir`'s `data` directory, which may already hold a node's
+    /// data (a copy of another node's, to start a replica from); `dir` goes when this is
+    /// dropped.
+    pub async fn start_in(
+        binary: &Path,
+        dir: TempDir,
+        listen: &str,
+        extra: &[String],
+    ) -> Result<Self> {
+        check_binary(binary)?;
         let data_dir = dir.path().join("data");
         let log_path = dir.path().join("keyplan.log");
         std::fs::File::create(&log_path)
@@ -267,6 +283,12 @@ impl KeyplanProcess {
     /// Stops it the way an operator would (SIGTERM: finish in-flight requests, close the
     /// store), falling back to SIGKILL if it does not exit in time, and removes its data.
     pub async fn stop(mut self) -> Result<()> {
+        self.stop_keeping_data().await
+    }
+
+    /// As [`Self::stop`], but the data directory stays until this is dropped (to copy a
+    /// stopped node's data).
+    pub async fn stop_keeping_data(&mut self) -> Result<()> {
         let Some(pid) = self.child.id() else {
             bail!(
                 "keyplan had already exited; its log: {}",
