@@ -311,8 +311,8 @@ fn fingerprint(shards: &[Shard], assigned: &BTreeMap<String, String>) -> String 
     hex::encode(&hash.finalize()[..8])
 }
 
-/// Text from the file quoted in an error, bounded.
-fn cut(text: &str) -> String {
+/// Text from a file or a caller quoted in an error, bounded.
+pub(crate) fn cut(text: &str) -> String {
     text.chars().take(64).collect()
 }
 

@@ -42,7 +42,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::Status;
 use tower::{Layer, Service, ServiceExt};
 
-use crate::map::{Shard, ShardMap};
+use crate::map::{cut, Shard, ShardMap};
 
 /// Request header of a forwarded call: the id of the shard whose node forwarded it.
 pub const FORWARDED: HeaderName = HeaderName::from_static("keyplan-forwarded");
@@ -222,29 +222,35 @@ where
                 Ok(tenant) => tenant,
                 Err(refusal) => return Ok(refusal.to_status().into_http()),
             };
-            let request = http::Request::from_parts(parts, Body::new(Full::new(frame(&message))));
+            // The one frame, kept: served here, it becomes the body again; forwarded, it is
+            // sent as it is (and again to the next node if one is unreachable).
+            let framed = frame(&message);
+            let here =
+                |parts| http::Request::from_parts(parts, Body::new(Full::new(framed.clone())));
             let Some(tenant) = tenant else {
                 // About no tenant, or every tenant: this node's own answer.
-                return inner.call(request).await;
+                return inner.call(here(parts)).await;
             };
             let owner = routes.map.owner(&tenant);
-            if let Err(status) = routes.check(&request, &tenant, owner) {
+            if let Err(status) = routes.check(&parts.headers, &tenant, owner) {
                 return Ok(with_shard(status.into_http(), owner));
             }
-            match routes.destination(request.uri().path(), owner) {
+            match routes.destination(parts.uri.path(), owner) {
                 Destination::Here => {
-                    let response = inner.call(request).await?;
+                    let response = inner.call(here(parts)).await?;
                     Ok(with_shard(response, owner))
                 }
                 Destination::There(shard, addresses) => {
-                    if request.headers().contains_key(&FORWARDED) {
+                    if parts.headers.contains_key(&FORWARDED) {
                         return Ok(with_shard(
-                            routes.not_served(request.uri().path(), shard).into_http(),
+                            routes.not_served(parts.uri.path(), shard).into_http(),
                             owner,
                         ));
                     }
                     Ok(with_shard(
-                        routes.forward(request, &tenant, shard, &addresses).await,
+                        routes
+                            .forward(parts, framed.clone(), &tenant, shard, &addresses)
+                            .await,
                         owner,
                     ))
                 }
@@ -256,24 +262,12 @@ where
 impl Routes {
     /// Refuses a forwarded call from a node with another map, a call forwarded for a tenant
     /// this node's map gives to another shard, and a read-your-writes token of another shard.
-    fn check(
-        &self,
-        request: &http::Request<Body>,
-        tenant: &str,
-        owner: &Shard,
-    ) -> Result<(), Status> {
-        let headers = request.headers();
+    fn check(&self, headers: &http::HeaderMap, tenant: &str, owner: &Shard) -> Result<(), Status> {
         if let Some(from) = headers.get(&FORWARDED) {
-            let from = String::from_utf8_lossy(from.as_bytes());
-            let from: String = from.chars().take(32).collect();
+            let from = header_text(from);
             let theirs = headers
                 .get(&MAP_FINGERPRINT)
-                .map(|v| {
-                    String::from_utf8_lossy(v.as_bytes())
-                        .chars()
-                        .take(32)
-                        .collect::<String>()
-                })
+                .map(header_text)
                 .unwrap_or_default();
             if theirs != self.map.fingerprint() {
                 return Err(Status::failed_precondition(format!(
@@ -300,10 +294,7 @@ impl Routes {
                     "the request's keyplan-shard {:?} says its min_position is a position of \
                      that shard's log; tenant {:?} is on shard {}: positions of two shards do \
                      not compare (read again without min_position, or with one from shard {})",
-                    String::from_utf8_lossy(token_shard.as_bytes())
-                        .chars()
-                        .take(32)
-                        .collect::<String>(),
+                    header_text(token_shard),
                     cut(tenant),
                     owner.id,
                     owner.id
@@ -346,22 +337,16 @@ impl Routes {
         ))
     }
 
-    /// Sends `request` to the first of `addresses` that answers.
+    /// Sends the call (`parts` and its one gRPC frame) to the first of `addresses` that
+    /// answers.
     async fn forward(
         &self,
-        request: http::Request<Body>,
+        mut parts: http::request::Parts,
+        frame: bytes::Bytes,
         tenant: &str,
         shard: &Shard,
         addresses: &[&String],
     ) -> http::Response<Body> {
-        let (mut parts, body) = request.into_parts();
-        // The body is one frame in memory (read above): it can be sent again.
-        let frame = match http_body_util::BodyExt::collect(body).await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) => {
-                return Status::cancelled(format!("reading the request failed: {e}")).into_http()
-            }
-        };
         for name in CONNECTION_HEADERS {
             parts.headers.remove(*name);
         }
@@ -419,9 +404,12 @@ fn with_shard(mut response: http::Response<Body>, owner: &Shard) -> http::Respon
     response
 }
 
-/// Caller input quoted in a refusal, bounded.
-fn cut(text: &str) -> String {
-    text.chars().take(64).collect()
+/// A header a caller sent, quoted in a refusal, bounded.
+fn header_text(value: &HeaderValue) -> String {
+    String::from_utf8_lossy(value.as_bytes())
+        .chars()
+        .take(32)
+        .collect()
 }
 
 #[cfg(test)]
@@ -508,7 +496,7 @@ two = "s2"
         let other = s2.map.owner("one").clone();
         let fingerprint = s2.map.fingerprint().to_owned();
         let refused = |headers: &[(&'static str, &str)], owner: &Shard| {
-            s2.check(&request(headers), "t", owner)
+            s2.check(request(headers).headers(), "t", owner)
                 .err()
                 .map(|s| (s.code(), s.message().to_owned()))
         };
