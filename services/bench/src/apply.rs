@@ -259,25 +259,9 @@ fn allocated_bytes() -> Result<i64> {
     Ok(i64::try_from(allocated)?)
 }
 
-/// User and system CPU time of this process so far (every thread), from `/proc/self/stat`;
-/// 0 where that cannot be read.
+/// User and system CPU time of this process so far (every thread); 0 where it cannot be read.
 fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // Fields after the command name (which is in parentheses and may hold spaces): utime and
-    // stime are the 12th and 13th of them, in clock ticks (100 per second on Linux).
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
+    crate::measure::cpu_seconds("self", crate::measure::clock_ticks()).unwrap_or(0.0)
 }
 
 /// Log record -> [`ProjectedEvent`] for the whole log, on this thread: events/s.

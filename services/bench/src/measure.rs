@@ -133,3 +133,31 @@ impl Recorder {
         }
     }
 }
+
+/// utime + stime of process `pid` (all its threads), in seconds: fields 14 and 15 of
+/// `/proc/<pid>/stat`, counted after the command name's closing parenthesis (the name may
+/// hold spaces).
+pub(crate) fn cpu_seconds(pid: &str, ticks: f64) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks)
+}
+
+/// Clock ticks per second of `/proc`'s times (`getconf CLK_TCK`, asked once; 100 where it
+/// cannot be asked, the value on every Linux architecture the bench runs on).
+pub(crate) fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .filter(|t| *t > 0.0)
+            .unwrap_or(100.0)
+    })
+}

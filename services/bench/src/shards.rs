@@ -25,6 +25,7 @@ use crate::fanout::{
     clients_for, consume, latency, lock, offer_load, quantiles, split_at_store, StoredTimes, Times,
     WallClock,
 };
+use crate::measure::{clock_ticks, cpu_seconds};
 use crate::nats::{free_port, NatsProcess};
 use crate::server::{connect, head, KeyplanProcess};
 use crate::workload::{onboarding_in, AccountWorkload};
@@ -342,31 +343,6 @@ fn cpu_now(keyplan: &[Option<u32>], nats: &[u32], ticks: f64) -> CpuSeconds {
         bench: of("self"),
         wall: 0.0,
     }
-}
-
-/// utime + stime of process `pid` (all its threads), in seconds: fields 14 and 15 of
-/// `/proc/<pid>/stat`, counted after the command name's closing parenthesis (the name may
-/// hold spaces).
-fn cpu_seconds(pid: &str, ticks: f64) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / ticks)
-}
-
-/// Clock ticks per second of `/proc`'s times (`getconf CLK_TCK`; 100 where it cannot be
-/// asked, the value on every Linux architecture the bench runs on).
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse::<f64>().ok())
-        .filter(|t| *t > 0.0)
-        .unwrap_or(100.0)
 }
 
 #[cfg(test)]
