@@ -675,12 +675,16 @@ fn keyed_count(n: &mut usize) -> usize {
 
 /// The log head of node `i` (an ingest node), asked with an admin token.
 async fn head(s: &Sharded, i: usize) -> u64 {
+    status(s, i).await.head_position
+}
+
+/// Node `i`'s status, asked with an admin token.
+async fn status(s: &Sharded, i: usize) -> pb::NodeStatus {
     keyplan_proto::pb::operations_service_client::OperationsServiceClient::new(s.nodes[i].channel())
         .get_status(authorized(pb::GetStatusRequest {}, &admin_token(s)))
         .await
         .unwrap()
         .into_inner()
-        .head_position
 }
 
 /// Waits until replica `replica` has followed shard `shard`'s ingest node to its head (at
@@ -711,11 +715,8 @@ async fn wait_followed(s: &Sharded, replica: usize, shard: usize) {
 
 /// How far node `i` (a replica) has followed its shard: its projections' lowest position.
 async fn followed(s: &Sharded, i: usize) -> u64 {
-    keyplan_proto::pb::operations_service_client::OperationsServiceClient::new(s.nodes[i].channel())
-        .get_status(authorized(pb::GetStatusRequest {}, &admin_token(s)))
+    status(s, i)
         .await
-        .unwrap()
-        .into_inner()
         .projections
         .iter()
         .map(|p| p.position)
