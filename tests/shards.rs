@@ -1,17 +1,22 @@
 //! Tenants sharded over two ingest nodes on a 3-node JetStream cluster running the shipped
 //! `deploy/nats/cluster/nats-sharded.conf` (each node as its user there; R3 streams, replicated
-//! acks), shard s1 with two projections replicas and s2 with one, all five nodes started with
-//! one shard map:
+//! acks), with two projections replicas that follow both shards (one started with
+//! `--shard all`, one with `--shard s1,s2`) and a third that follows s1 only, all five nodes
+//! started with one shard map:
 //! - commands for several tenants, sent concurrently through every node with tokens that name
 //!   the tenant, land on their tenant's shard only, answered with `keyplan-shard`;
 //! - every acknowledged event is in its shard's stream exactly once (sequence == position per
 //!   shard), and no event is in the other shard's stream, also across the kill -9 of shard
 //!   s1's stream leader under load, during which both shards' appends go on being
 //!   acknowledged (two of three NATS nodes), and its restart;
-//! - read-your-writes holds through any node, and every node answers the same; a server
-//!   stream (Watch) through a node of the other shard streams the tenant's events;
-//! - with one of a shard's two replicas killed -9, reads through every node go to the other;
-//!   restarted, it catches up from its checkpoints and answers the same;
+//! - each replica follows each of its shards to the head, with a checkpoint per shard, and
+//!   keeps each shard's read models in their own database;
+//! - read-your-writes holds through any node, and every node answers the same (both
+//!   two-shard replicas serve every tenant themselves); a server stream (Watch) through a
+//!   node of the other shard streams the tenant's events;
+//! - with a two-shard replica killed -9, reads of both shards' tenants through every node go
+//!   to the others; restarted, it catches up on both shards from its checkpoints and answers
+//!   the same;
 //! - a forwarded call from a node with another map, a read token of another shard, and nodes
 //!   whose configuration disagrees with the map are refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -51,19 +56,28 @@ struct Sharded {
     map_file: PathBuf,
     secret: PathBuf,
     dir: PathBuf,
-    /// s1 ingest, s2 ingest, s1 replica, s2 replica, s1's second replica.
+    /// s1 ingest, s2 ingest, then the replicas of [`REPLICAS`].
     ports: [u16; 5],
     nodes: Vec<Server>,
 }
 
-/// `keyplan serve` arguments of shard `i`'s ingest node (or replica).
-fn node_args(s: &Sharded, i: usize, replica: bool) -> Vec<String> {
-    node_args_on(s, i, replica, s.ports[if replica { i + 2 } else { i }])
+/// The replicas (nodes 2, 3 and 4): their `--shard`, and the shards (indexes in [`SHARDS`])
+/// they follow.
+const REPLICAS: [(&str, &[usize]); 3] = [("all", &[0, 1]), ("s2,s1", &[0, 1]), ("s1", &[0])];
+
+/// `keyplan serve` arguments of shard `i`'s ingest node.
+fn ingest_args(s: &Sharded, i: usize) -> Vec<String> {
+    node_args_on(s, SHARDS[i].0, false, s.ports[i])
 }
 
-/// [`node_args`] listening on `port`.
-fn node_args_on(s: &Sharded, i: usize, replica: bool, port: u16) -> Vec<String> {
-    let (id, stream, prefix) = SHARDS[i];
+/// `keyplan serve` arguments of replica `r` of [`REPLICAS`] (node `2 + r`).
+fn replica_args(s: &Sharded, r: usize) -> Vec<String> {
+    node_args_on(s, REPLICAS[r].0, true, s.ports[2 + r])
+}
+
+/// The arguments of a node of `shards` (`--shard`) listening on `port`. A node of one shard
+/// gets its stream and subject prefix; one of several reads them from the map.
+fn node_args_on(s: &Sharded, shards: &str, replica: bool, port: u16) -> Vec<String> {
     let user = if replica {
         "keyplan-projections"
     } else {
@@ -76,16 +90,12 @@ fn node_args_on(s: &Sharded, i: usize, replica: bool, port: u16) -> Vec<String> 
         if replica { "projections" } else { "ingest" },
         "--nats-url",
         &s.cluster.urls(),
-        "--nats-stream",
-        stream,
-        "--nats-subject-prefix",
-        prefix,
         "--nats-replicas",
         "3",
         "--shard-map",
         s.map_file.to_str().unwrap(),
         "--shard",
-        id,
+        shards,
         "--nats-user",
         user,
         "--nats-password",
@@ -96,6 +106,9 @@ fn node_args_on(s: &Sharded, i: usize, replica: bool, port: u16) -> Vec<String> 
     .iter()
     .map(|a| (*a).to_owned())
     .collect();
+    if let Some((_, stream, prefix)) = SHARDS.iter().find(|(id, _, _)| *id == shards) {
+        args.extend(["--nats-stream", stream, "--nats-subject-prefix", prefix].map(String::from));
+    }
     if !replica {
         args.extend(["--ack", "replicated", "--ack-timeout-ms", "10000"].map(String::from));
     }
@@ -119,12 +132,25 @@ async fn sharded(dir: &Path) -> Sharded {
         free_port(),
         free_port(),
     ];
+    // Each shard lists the replicas that follow it.
+    let replicas_of = |shard: usize| -> String {
+        REPLICAS
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, follows))| follows.contains(&shard))
+            .map(|(r, _)| format!("\"http://127.0.0.1:{}\"", ports[2 + r]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let map_text = format!(
         "[[shards]]\nid = \"s1\"\ningest = \"http://127.0.0.1:{}\"\n\
-         replicas = [\"http://127.0.0.1:{}\", \"http://127.0.0.1:{}\"]\nstream = \"KEYPLAN_S1\"\nsubject_prefix = \"keyplan-s1\"\n\n\
-         [[shards]]\nid = \"s2\"\ningest = \"http://127.0.0.1:{}\"\nreplicas = [\"http://127.0.0.1:{}\"]\n\
+         replicas = [{}]\nstream = \"KEYPLAN_S1\"\nsubject_prefix = \"keyplan-s1\"\n\n\
+         [[shards]]\nid = \"s2\"\ningest = \"http://127.0.0.1:{}\"\nreplicas = [{}]\n\
          stream = \"KEYPLAN_S2\"\nsubject_prefix = \"keyplan-s2\"\n\n[tenants]\nacme = \"s2\"\n",
-        ports[0], ports[2], ports[4], ports[1], ports[3]
+        ports[0],
+        replicas_of(0),
+        ports[1],
+        replicas_of(1)
     );
     let map_file = dir.join("shards.toml");
     std::fs::write(&map_file, &map_text).unwrap();
@@ -140,17 +166,23 @@ async fn sharded(dir: &Path) -> Sharded {
         nodes: Vec::new(),
     };
     for (i, name) in ["s1-ingest", "s2-ingest"].iter().enumerate() {
-        let node = start(&s, name, &node_args(&s, i, false)).await;
+        let node = start(&s, name, &ingest_args(&s, i)).await;
         s.nodes.push(node);
     }
-    for (i, name) in ["s1-replica", "s2-replica"].iter().enumerate() {
-        let node = start(&s, name, &node_args(&s, i, true)).await;
+    for r in 0..REPLICAS.len() {
+        let node = start(&s, &format!("replica-{r}"), &replica_args(&s, r)).await;
         s.nodes.push(node);
     }
-    let second = node_args_on(&s, 0, true, s.ports[4]);
-    let node = start(&s, "s1-replica-b", &second).await;
-    s.nodes.push(node);
     s
+}
+
+/// Every replica has followed each of its shards to the head.
+async fn replicas_followed(s: &Sharded) {
+    for (r, (_, follows)) in REPLICAS.iter().enumerate() {
+        for &shard in *follows {
+            wait_followed(s, 2 + r, shard).await;
+        }
+    }
 }
 
 /// A token of a rep and manager of `tenant`.
@@ -449,11 +481,18 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
         acknowledged.refused.load(Ordering::SeqCst)
     );
     check_streams(&s, &acknowledged).await;
-    // Each replica follows its shard's stream to the head: the ordered consumer of a lost NATS
-    // node is recreated within seconds (`keyplan_projection::source::PULL_EXPIRES`); the
-    // bound is generous for CI's two shared cores.
-    for (replica, shard) in [(2, 0), (3, 1), (4, 0)] {
-        wait_followed(&s, replica, shard).await;
+    // Each replica follows each of its shards' streams to the head: the ordered consumer of
+    // a lost NATS node is recreated within seconds (`keyplan_projection::source::PULL_EXPIRES`);
+    // the bound is generous for CI's two shared cores.
+    replicas_followed(&s).await;
+    // A replica of two shards keeps each one's read models apart.
+    for shard in ["s1", "s2"] {
+        let db = s
+            .dir
+            .join("replica-0/shards")
+            .join(shard)
+            .join("read-models");
+        assert!(db.is_dir(), "{} holds {shard}'s read models", db.display());
     }
 
     // Read-your-writes through any node: a command through one node, read at its position
@@ -564,9 +603,7 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
     assert_eq!(head(&s, 0).await, before, "nothing stored");
 
     // `keyplan cluster status` sees both shards, their heads and the replicas at them.
-    for (replica, shard) in [(2, 0), (3, 1), (4, 0)] {
-        wait_followed(&s, replica, shard).await;
-    }
+    replicas_followed(&s).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyplan"))
         .args(["cluster", "status", "--json", "--shard-map"])
         .arg(&s.map_file)
@@ -581,7 +618,8 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
     );
     let status: serde_json::Value = serde_json::from_str(&text).unwrap();
     let nodes = status["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 5, "{text}");
+    // A replica of both shards is listed (and asked) under each.
+    assert_eq!(nodes.len(), 7, "{text}");
     for shard in ["s1", "s2"] {
         let of = |kind: &str| -> Vec<&serde_json::Value> {
             nodes
@@ -599,25 +637,31 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
         assert!(nodes.iter().all(|n| n["problem"].is_null()), "{text}");
     }
 
-    // One of s1's replicas killed -9: reads for s1's tenants, through every node, go to the
-    // other; restarted, it catches up from its checkpoints and answers the same.
-    let killed = s.nodes.swap_remove(2);
+    // A replica of both shards killed -9: reads for either shard's tenants, through every
+    // node, go to the others; restarted, it catches up on both shards from its checkpoints
+    // and answers the same.
+    let killed = s.nodes.remove(2);
     killed.kill().await;
-    let token = token(&s, tenant);
-    let written = CommandServiceClient::new(s.nodes[1].channel())
-        .execute(authorized(
-            command("account-1", interaction("while-down", "cfo", 9_998)),
-            &token,
-        ))
-        .await
-        .unwrap()
-        .into_inner();
-    let read = |node: &Server| {
+    let mut written = Vec::new();
+    for shard in ["s1", "s2"] {
+        let tenant = *TENANTS.iter().find(|t| s.map.owner(t).id == shard).unwrap();
+        let token = token(&s, tenant);
+        let answer = CommandServiceClient::new(s.nodes[1].channel())
+            .execute(authorized(
+                command("account-1", interaction("while-down", "cfo", 9_998)),
+                &token,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        written.push((token, answer));
+    }
+    let read = |node: &Server, (token, written): &(String, pb::ExecuteResponse)| {
         let mut page = timeline_page("account-1", 5, String::new(), written.last_position);
         page.tenant.clear();
         page.order = pb::TimelineOrder::NewestFirst as i32;
         let channel = node.channel();
-        let request = authorized(page, &token);
+        let request = authorized(page, token);
         async move {
             TimelineServiceClient::new(channel)
                 .list_timeline(request)
@@ -631,25 +675,30 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
                 })
         }
     };
-    let mut pages = Vec::new();
+    let mut pages = vec![Vec::new(); written.len()];
     for node in &s.nodes {
-        for _ in 0..2 {
-            // Twice per node: the node takes the shard's replicas in turn.
-            let page = read(node).await.unwrap_or_else(|e| {
-                panic!("a read through {} with a replica down: {e}", node.address)
-            });
-            assert!(page.contains(&written.event_ids[0]), "{page:?}");
-            pages.push(page);
+        for (w, write) in written.iter().enumerate() {
+            for _ in 0..2 {
+                // Twice per node: the node takes the shard's replicas in turn.
+                let page = read(node, write).await.unwrap_or_else(|e| {
+                    panic!("a read through {} with a replica down: {e}", node.address)
+                });
+                assert!(page.contains(&write.1.event_ids[0]), "{page:?}");
+                pages[w].push(page);
+            }
         }
     }
-    let restarted = start(&s, "s1-replica", &node_args(&s, 0, true)).await;
-    s.nodes.push(restarted);
-    wait_followed(&s, 4, 0).await;
-    pages.push(read(&s.nodes[4]).await.unwrap());
-    assert!(pages.windows(2).all(|w| w[0] == w[1]), "{pages:?}");
+    let restarted = start(&s, "replica-0", &replica_args(&s, 0)).await;
+    s.nodes.insert(2, restarted);
+    wait_followed(&s, 2, 0).await;
+    wait_followed(&s, 2, 1).await;
+    for (w, write) in written.iter().enumerate() {
+        pages[w].push(read(&s.nodes[2], write).await.unwrap());
+        assert!(pages[w].windows(2).all(|p| p[0] == p[1]), "{pages:?}");
+    }
 
     // Nodes that disagree with the map are refused at start, saying why.
-    let mut args = node_args(&s, 0, false);
+    let mut args = ingest_args(&s, 0);
     let stream = args.iter().position(|a| a == "KEYPLAN_S1").unwrap();
     args[stream] = "KEYPLAN".into();
     args[1] = format!("127.0.0.1:{}", free_port());
@@ -659,10 +708,20 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
             && refused.contains("KEYPLAN_NATS_STREAM=KEYPLAN_S1"),
         "{refused}"
     );
+    let mut args = node_args_on(&s, "s1,s2", false, free_port());
+    let refused = refused_start(&s.dir.join("ingest-of-two"), &args);
+    assert!(
+        refused.contains("only a projections node follows several"),
+        "{refused}"
+    );
+    args = node_args_on(&s, "all", true, free_port());
+    args.extend(["--nats-stream", "KEYPLAN_S3"].map(String::from));
+    let refused = refused_start(&s.dir.join("replica-of-all"), &args);
+    assert!(refused.contains("leave both unset"), "{refused}");
     // s1's log, started as shard s2: it holds s1's tenants.
     let s1 = s.nodes.remove(0);
     s1.stop().await;
-    let mut args = node_args(&s, 1, false);
+    let mut args = ingest_args(&s, 1);
     args[1] = format!("127.0.0.1:{}", free_port());
     let refused = refused_start(&s.dir.join("s1-ingest"), &args);
     assert!(refused.contains("its log holds"), "{refused}");
@@ -693,7 +752,7 @@ async fn wait_followed(s: &Sharded, replica: usize, shard: usize) {
     let head = head(s, shard).await;
     let started = std::time::Instant::now();
     loop {
-        let followed = followed(s, replica).await;
+        let followed = followed(s, replica, shard).await;
         if followed >= head {
             eprintln!(
                 "{} at the head of shard {} after {:?}",
@@ -713,12 +772,14 @@ async fn wait_followed(s: &Sharded, replica: usize, shard: usize) {
     }
 }
 
-/// How far node `i` (a replica) has followed its shard: its projections' lowest position.
-async fn followed(s: &Sharded, i: usize) -> u64 {
+/// How far node `i` (a replica) has followed shard `shard`: the lowest position of its
+/// projections of that shard (each has its own checkpoint per shard).
+async fn followed(s: &Sharded, i: usize, shard: usize) -> u64 {
     status(s, i)
         .await
         .projections
         .iter()
+        .filter(|p| p.shard == SHARDS[shard].0)
         .map(|p| p.position)
         .min()
         .unwrap_or(0)

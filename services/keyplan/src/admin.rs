@@ -125,12 +125,13 @@ fn render_status(status: &pb::NodeStatus) -> String {
         }
     }
     for p in &status.projections {
+        let name = labelled(&p.name, &p.shard);
         if p.stopped_reason.is_empty() {
-            out.push_str(&format!("{:<16} {}\n", p.name, p.position));
+            out.push_str(&format!("{name:<16} {}\n", p.position));
         } else {
             out.push_str(&format!(
-                "{:<16} {} STOPPED: {}\n",
-                p.name, p.position, p.stopped_reason
+                "{name:<16} {} STOPPED: {}\n",
+                p.position, p.stopped_reason
             ));
         }
     }
@@ -168,16 +169,17 @@ async fn rebuild_with_lines(
     let mut failure = None;
     while let Some(update) = progress.message().await? {
         let line = rebuild_line(&update);
+        let name = labelled(&update.name, &update.shard);
         let due = last_printed
-            .get(&update.name)
+            .get(&name)
             .is_none_or(|at| at.elapsed() >= every);
         if update.done || !update.error.is_empty() || due {
             eprintln!("{line}");
-            last_printed.insert(update.name.clone(), Instant::now());
+            last_printed.insert(name.clone(), Instant::now());
         }
         if !update.error.is_empty() {
             failure = Some(AdminError::Rebuild {
-                name: update.name,
+                name,
                 error: update.error,
             });
         }
@@ -188,21 +190,32 @@ async fn rebuild_with_lines(
     }
 }
 
+/// A projection's name as printed: `s1/timeline` on a node that may run it once per shard
+/// (a sharded cluster), `timeline` outside one.
+fn labelled(name: &str, shard: &str) -> String {
+    if shard.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{shard}/{name}")
+    }
+}
+
 /// One plain progress line, e.g. `timeline: 120000/500000 events`.
 fn rebuild_line(update: &pb::RebuildProgress) -> String {
     let target = update.target.max(update.position);
+    let name = labelled(&update.name, &update.shard);
     if update.done {
         format!(
-            "{}: {}/{target} events, done: the new generation serves",
-            update.name, update.position
+            "{name}: {}/{target} events, done: the new generation serves",
+            update.position
         )
     } else if !update.error.is_empty() {
         format!(
-            "{}: {}/{target} events, failed: {} (the old generation keeps serving)",
-            update.name, update.position, update.error
+            "{name}: {}/{target} events, failed: {} (the old generation keeps serving)",
+            update.position, update.error
         )
     } else {
-        format!("{}: {}/{target} events", update.name, update.position)
+        format!("{name}: {}/{target} events", update.position)
     }
 }
 
@@ -218,10 +231,11 @@ async fn rebuild_with_bars(
     let mut by_name: HashMap<String, ProgressBar> = HashMap::new();
     let mut failure = None;
     while let Some(update) = progress.message().await? {
-        let bar = by_name.entry(update.name.clone()).or_insert_with(|| {
+        let name = labelled(&update.name, &update.shard);
+        let bar = by_name.entry(name.clone()).or_insert_with(|| {
             let bar = bars.add(ProgressBar::new(update.target.max(1)));
             bar.set_style(style.clone());
-            bar.set_prefix(update.name.clone());
+            bar.set_prefix(name.clone());
             bar
         });
         bar.set_length(update.target.max(update.position).max(1));
@@ -231,7 +245,7 @@ async fn rebuild_with_bars(
         } else if !update.error.is_empty() {
             bar.abandon_with_message(format!("failed: {}", update.error));
             failure = Some(AdminError::Rebuild {
-                name: update.name,
+                name,
                 error: update.error,
             });
         }
@@ -267,6 +281,12 @@ mod tests {
             rebuild_line(&update),
             "timeline: 510/510 events, done: the new generation serves"
         );
+        // A node of a sharded cluster may rebuild a projection once per shard.
+        update.shard = "s2".into();
+        assert_eq!(
+            rebuild_line(&update),
+            "s2/timeline: 510/510 events, done: the new generation serves"
+        );
     }
 
     #[test]
@@ -286,13 +306,14 @@ mod tests {
                     name: "compliance".into(),
                     position: 42,
                     state: "running".into(),
-                    stopped_reason: String::new(),
+                    ..Default::default()
                 },
                 pb::ProjectionStatus {
                     name: "timeline".into(),
                     position: 17,
                     state: "stopped".into(),
                     stopped_reason: "event at position 18 cannot be decoded: bad tag".into(),
+                    ..Default::default()
                 },
             ],
             ..Default::default()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use keyplan_cluster::{RouteLayer, Shard, ShardMap};
-use keyplan_fanout::NatsConfig;
+use keyplan_fanout::{NatsConfig, StreamSettings};
 use keyplan_store::EventStore;
 
 use crate::config::Role;
@@ -28,7 +28,9 @@ pub struct ClusterArgs {
     pub shard_map: Option<PathBuf>,
 
     /// This node's shard in `--shard-map`: an ingest (or all) node holds its log, a
-    /// projections node follows its stream.
+    /// projections node follows its stream. A projections node may follow several, each
+    /// with its own read models (`s1,s2`, or `all` for every shard of the map), and serves
+    /// all their tenants; the map lists it as a replica of each.
     #[arg(
         long,
         env = "KEYPLAN_SHARD",
@@ -43,45 +45,95 @@ pub struct ClusterArgs {
     pub shard_tls_ca: Option<PathBuf>,
 }
 
-/// This node's shard and the map it belongs to.
+/// This node's shards and the map it belongs to.
 #[derive(Debug, Clone)]
 pub struct Membership {
     pub map: Arc<ShardMap>,
-    pub shard: String,
+    /// The shards this node serves, in the map's order: one, except on a projections node
+    /// that follows several.
+    pub shards: Vec<String>,
     tls_ca: Option<PathBuf>,
 }
 
 impl Membership {
-    /// Reads the map and checks this node against it: its shard is in the map, and with NATS
-    /// its stream and subject prefix are the shard's (so that its events go where the map
-    /// says and no two shards share a stream). `None` without `--shard-map`.
+    /// Reads the map and checks this node against it: its shards are in the map (one, unless
+    /// it is a projections node), and with NATS its stream and subject prefix are its shard's
+    /// (so that its events go where the map says and no two shards share a stream). A
+    /// projections node of several shards reads each shard's stream named in the map, so its
+    /// own `--nats-stream` and `--nats-subject-prefix` must be left unset (or be one of
+    /// them). `None` without `--shard-map`.
     pub fn from_config(
         args: &ClusterArgs,
+        role: Role,
         nats: Option<&NatsConfig>,
     ) -> Result<Option<Membership>, String> {
-        let (Some(path), Some(shard)) = (&args.shard_map, &args.shard) else {
+        let (Some(path), Some(named)) = (&args.shard_map, &args.shard) else {
             return Ok(None);
         };
         let map = ShardMap::load(path).map_err(|e| e.to_string())?;
-        let Some(entry) = map.shard(shard) else {
-            return Err(format!(
-                "--shard {shard:?} is not in the shard map {} (its shards: {})",
-                path.display(),
-                map.shards()
-                    .iter()
-                    .map(|s| s.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        };
-        if let Some(nats) = nats {
-            check_stream(entry, &nats.stream.name, &nats.stream.subject_prefix)?;
+        let entries = map
+            .select(named)
+            .map_err(|e| format!("{e} (shard map {})", path.display()))?;
+        match (entries.as_slice(), nats) {
+            ([entry], Some(nats)) => {
+                check_stream(entry, &nats.stream.name, &nats.stream.subject_prefix)?;
+            }
+            ([_], None) => {}
+            (_, nats) => {
+                if role != Role::Projections {
+                    return Err(format!(
+                        "--shard {named:?} names {} shards: an {} node holds one shard's log; \
+                         only a projections node follows several",
+                        entries.len(),
+                        role.as_str()
+                    ));
+                }
+                if let Some(nats) = nats {
+                    let default = keyplan_fanout::StreamSettings::default();
+                    let given = (&nats.stream.name, &nats.stream.subject_prefix);
+                    let unset = (&default.name, &default.subject_prefix) == given;
+                    let one_of = entries
+                        .iter()
+                        .any(|e| (&e.stream, &e.subject_prefix) == given);
+                    if !unset && !one_of {
+                        return Err(format!(
+                            "this node follows shards {} and reads each one's stream named in \
+                             the shard map; --nats-stream {} and --nats-subject-prefix {} are \
+                             none of them: leave both unset",
+                            ids(&entries),
+                            nats.stream.name,
+                            nats.stream.subject_prefix
+                        ));
+                    }
+                }
+            }
         }
+        let shards = entries.iter().map(|e| e.id.clone()).collect();
         Ok(Some(Membership {
+            shards,
             map: Arc::new(map),
-            shard: shard.clone(),
             tls_ca: args.shard_tls_ca.clone(),
         }))
+    }
+
+    /// The shards' ids, joined with commas (status, messages).
+    pub fn named(&self) -> String {
+        self.shards.join(",")
+    }
+
+    /// The stream settings of each shard this node follows: `base` (retention, replicas,
+    /// signing key) with the shard's stream and subject prefix from the map.
+    pub fn streams(&self, base: &StreamSettings) -> Vec<(String, StreamSettings)> {
+        self.shards
+            .iter()
+            .filter_map(|id| self.map.shard(id))
+            .map(|shard| {
+                let mut settings = base.clone();
+                settings.name.clone_from(&shard.stream);
+                settings.subject_prefix.clone_from(&shard.subject_prefix);
+                (shard.id.clone(), settings)
+            })
+            .collect()
     }
 
     /// Refuses a log that holds a tenant the map gives to another shard: its commands would
@@ -93,7 +145,7 @@ impl Membership {
             .iter()
             .filter_map(|t| {
                 let owner = self.map.owner(t);
-                (owner.id != self.shard).then(|| format!("{t:?} (shard {})", owner.id))
+                (!self.shards.contains(&owner.id)).then(|| format!("{t:?} (shard {})", owner.id))
             })
             .collect();
         if foreign.is_empty() {
@@ -103,7 +155,7 @@ impl Membership {
             "this node is shard {} but its log holds {} tenant(s) that the shard map gives to \
              other shards: {}{}; start it with the map it was written under, or move those \
              tenants first (deploy/README.md, \"Moving a tenant\")",
-            self.shard,
+            self.named(),
             foreign.len(),
             foreign
                 .iter()
@@ -131,7 +183,7 @@ impl Membership {
         };
         RouteLayer::new(
             self.map.clone(),
-            &self.shard,
+            &self.shards,
             served(role),
             tls,
             max_message_bytes,
@@ -169,6 +221,14 @@ pub fn served(role: Role) -> &'static [&'static str] {
         Role::Ingest => LOG,
         Role::Projections => READ_MODELS,
     }
+}
+
+fn ids(shards: &[&Shard]) -> String {
+    shards
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn check_stream(entry: &Shard, stream: &str, prefix: &str) -> Result<(), String> {

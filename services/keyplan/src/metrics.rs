@@ -67,14 +67,13 @@ struct RpcLabels {
     code: &'static str,
 }
 
+/// `projection`, and `shard` in a sharded cluster (where a node may run a projection per
+/// shard).
+type ProjectionLabel = Vec<(&'static str, String)>;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
     method: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ProjectionLabel {
-    projection: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -119,6 +118,7 @@ pub struct Metrics {
     writer_up: Gauge,
     relay_lag_events: Gauge,
     relay_lag_seconds: Gauge<f64, AtomicU64>,
+    /// Labelled `projection`, and `shard` in a sharded cluster.
     projection_position: Family<ProjectionLabel, Gauge>,
     projection_lag: Family<ProjectionLabel, Gauge>,
     store_bytes: Gauge,
@@ -378,10 +378,12 @@ impl Metrics {
                 self.relay_lag_events.set(as_gauge(events));
                 self.relay_lag_seconds.set(seconds);
             }
-            for projection in sources.projections.get().into_iter().flatten() {
-                let label = ProjectionLabel {
-                    projection: projection.name().to_owned(),
-                };
+            for running in sources.projections.get().into_iter().flatten() {
+                let projection = &running.handle;
+                let mut label = vec![("projection", projection.name().to_owned())];
+                if !running.shard.is_empty() {
+                    label.push(("shard", running.shard.clone()));
+                }
                 let position = projection.position();
                 self.projection_position
                     .get_or_create(&label)

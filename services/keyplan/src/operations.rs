@@ -12,7 +12,16 @@ use tonic::{Request, Response, Status};
 
 /// The projections a node runs: known once its read models have loaded (an all-in-one node
 /// serves before that; see `crate::loading`), never if they failed to load.
-pub type Projections = Arc<OnceLock<Vec<ProjectionHandle>>>;
+pub type Projections = Arc<OnceLock<Vec<RunningProjection>>>;
+
+/// A projection a node runs, and the shard whose events feed it.
+#[derive(Debug, Clone)]
+pub struct RunningProjection {
+    /// The shard (empty outside a sharded cluster).
+    pub shard: String,
+    /// Its progress.
+    pub handle: ProjectionHandle,
+}
 
 /// The node's moving parts, as far as they exist in its role.
 #[derive(Debug, Clone)]
@@ -29,7 +38,7 @@ pub struct OperationsApi {
     pub relay: Option<Relay>,
     /// Projections running here, once loaded.
     pub projections: Projections,
-    /// This node's shard and its map's fingerprint, in a sharded cluster.
+    /// This node's shards (comma-separated) and its map's fingerprint, in a sharded cluster.
     pub shard: Option<(String, String)>,
 }
 
@@ -51,7 +60,8 @@ impl OperationsService for OperationsApi {
                  in a moment), or they failed to load (the node's log says why)",
             ));
         };
-        let known: Vec<&str> = projections.iter().map(|p| p.name()).collect();
+        let mut known: Vec<&str> = projections.iter().map(|p| p.handle.name()).collect();
+        known.dedup();
         for name in &names {
             // A projection name has the syntax of an id: a malformed one is the caller's
             // error whatever the node runs.
@@ -67,11 +77,11 @@ impl OperationsService for OperationsApi {
         }
         let chosen: Vec<_> = projections
             .iter()
-            .filter(|p| names.is_empty() || names.iter().any(|n| n == p.name()))
+            .filter(|p| names.is_empty() || names.iter().any(|n| n == p.handle.name()))
             .cloned()
             .collect();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        for handle in chosen {
+        for RunningProjection { shard, handle } in chosen {
             let tx = tx.clone();
             let mut progress = handle
                 .rebuild()
@@ -85,6 +95,7 @@ impl OperationsService for OperationsApi {
                         target: p.target,
                         done: p.done,
                         error: p.error.unwrap_or_default(),
+                        shard: shard.clone(),
                     };
                     if tx.send(Ok(update)).await.is_err() || finished {
                         return;
@@ -131,9 +142,10 @@ impl OperationsService for OperationsApi {
                 .get()
                 .into_iter()
                 .flatten()
-                .map(|p| {
+                .map(|RunningProjection { shard, handle: p }| {
                     let stopped = p.stopped();
                     pb::ProjectionStatus {
+                        shard: shard.clone(),
                         name: p.name().into(),
                         position: p.position(),
                         state: if stopped.is_some() {

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::num::NonZeroUsize;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use keyplan_account_service::projection::AccountStateProjection;
@@ -13,7 +14,7 @@ use keyplan_auth::AuthLayer;
 
 use crate::cluster::Membership;
 use crate::identity::Identity;
-use keyplan_cluster::RouteLayer;
+use keyplan_cluster::{ByShard, RouteLayer};
 use keyplan_command_service::CommandApi;
 use keyplan_compliance_service::alerts::AlertHub;
 use keyplan_compliance_service::{ComplianceApi, ComplianceProjection};
@@ -37,7 +38,7 @@ use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 
 use crate::loading::WhenLoaded;
 use crate::metrics::{Metrics, ObserveLayer, Parts};
-use crate::operations::Projections;
+use crate::operations::{Projections, RunningProjection};
 use crate::server_timing::ServerTimingLayer;
 use crate::shutdown::{self, EndStreamsLayer, Shutdown, SHUTDOWN_BOUND};
 use crate::status_guard::StatusGuardLayer;
@@ -108,7 +109,9 @@ pub struct Node {
     repository: Option<AccountRepository>,
     nats: Option<NatsConnection>,
     relay: Option<Relay>,
-    accounts: AccountSource,
+    /// Where `GetAccount` reads: the log, or on a projections node each shard's account
+    /// state (keyed by shard; the shard is empty outside a sharded cluster).
+    accounts: Vec<(String, AccountSource)>,
     read_models: ReadModelsState,
     /// Becomes true once the read models serve (never, on a node without them).
     read_models_ready: watch::Sender<bool>,
@@ -130,11 +133,14 @@ pub struct Node {
     route: RouteLayer,
 }
 
-/// A node's read models with their runners' handles and their database.
+/// One shard's read models on a node, with their runners' handles and their database.
 #[derive(Debug)]
 struct LoadedReadModels {
+    /// The shard whose events feed them (empty outside a sharded cluster).
+    shard: String,
     models: ReadModels,
-    /// Every projection the node runs (on a projections node, the account state's too).
+    /// Every projection the node runs for the shard (on a projections node, the account
+    /// state's too).
     handles: Vec<ProjectionHandle>,
     /// Each projection with the health service name that reports it.
     reported: Vec<(ProjectionHandle, &'static str)>,
@@ -148,11 +154,12 @@ struct LoadedReadModels {
 enum ReadModelsState {
     /// An ingest node has none.
     None,
-    /// Loaded before listening: a projections node serves nothing else.
-    Loaded(Box<LoadedReadModels>),
+    /// Loaded before listening: a projections node serves nothing else. One set per shard it
+    /// follows.
+    Loaded(Vec<LoadedReadModels>),
     /// Loading in the background while the node already serves its log (all-in-one node;
     /// see `crate::loading`).
-    Loading(JoinHandle<Result<LoadedReadModels, NodeError>>),
+    Loading(JoinHandle<Result<Vec<LoadedReadModels>, NodeError>>),
 }
 
 impl Node {
@@ -180,7 +187,7 @@ impl Node {
                 "--ack replicated needs --nats-url on an all or ingest node".into(),
             ));
         }
-        let membership = Membership::from_config(&args.cluster, nats_config.as_ref())
+        let membership = Membership::from_config(&args.cluster, args.role, nats_config.as_ref())
             .map_err(NodeError::Config)?;
         let route = match &membership {
             Some(m) => m
@@ -216,8 +223,8 @@ impl Node {
                 let opening_store =
                     tokio::task::spawn_blocking(move || EventStore::open(store_config));
                 let opening_db = (args.role == Role::All).then(|| {
-                    let args = args.clone();
-                    tokio::task::spawn_blocking(move || open_projection_db(&args))
+                    let (dir, cache) = (args.data_dir.clone(), args.cache_mb * 1024 * 1024);
+                    tokio::task::spawn_blocking(move || open_projection_db(&dir, cache))
                 });
                 let store = opening_store
                     .await
@@ -257,7 +264,12 @@ impl Node {
                 // load in the background: the node serves its log meanwhile.
                 let read_models = match opening_db {
                     Some(opening) => {
-                        let alerts_to = alert_stream(nats.as_ref(), nats_config.as_ref());
+                        let alerts_to =
+                            alert_stream(nats.as_ref(), nats_config.as_ref().map(|c| &c.stream));
+                        let shard = membership
+                            .as_ref()
+                            .map(Membership::named)
+                            .unwrap_or_default();
                         let metrics = metrics.clone();
                         let store = store.clone();
                         let stop = shutdown.subscribe();
@@ -272,13 +284,14 @@ impl Node {
                             let (models, handles, runners) =
                                 ReadModels::start(&db, source, memory, alerts_to, metrics, &stop)
                                     .await?;
-                            Ok(LoadedReadModels {
+                            Ok(vec![LoadedReadModels {
+                                shard,
                                 reported: models.reported(),
                                 models,
                                 handles,
                                 runners,
                                 db,
-                            })
+                            }])
                         }))
                     }
                     None => ReadModelsState::None,
@@ -290,7 +303,13 @@ impl Node {
                     role: args.role,
                     ack: args.ack,
                     ack_timeout: Duration::from_millis(args.ack_timeout_ms),
-                    accounts: AccountSource::Repository(repository.clone()),
+                    accounts: vec![(
+                        membership
+                            .as_ref()
+                            .map(Membership::named)
+                            .unwrap_or_default(),
+                        AccountSource::Repository(repository.clone()),
+                    )],
                     store: Some(store),
                     repository: Some(repository),
                     nats,
@@ -308,49 +327,46 @@ impl Node {
                 let (Some(connection), Some(config)) = (&nats, &nats_config) else {
                     return Err(NodeError::Config("NATS is required".into()));
                 };
-                let db = open_projection_db(args)?;
-                // One consumer for the node's four projections (see
-                // `keyplan_projection::shared_feed`).
-                let source = EventSource::JetStream {
-                    context: async_nats::jetstream::new(connection.client.clone()),
-                    stream: config.stream.clone(),
-                }
-                .shared();
-                let projection = AccountStateProjection::default();
-                let alerts_to = alert_stream(nats.as_ref(), nats_config.as_ref());
+                // One set of read models per shard followed, each in its own database, fed
+                // from its shard's stream, with its own checkpoints: shards' positions are
+                // positions of different logs. Memory and cache are shared out among them.
+                let followed = match &membership {
+                    Some(m) => m.streams(&config.stream),
+                    None => vec![(String::new(), config.stream.clone())],
+                };
+                let several = followed.len() > 1;
+                let share = followed.len().max(1);
                 let stop = shutdown.subscribe();
-                let ((handle, runner), (models, mut projections, mut runners)) = tokio::try_join!(
-                    run_projection(&db, projection.clone(), source.clone(), &stop),
-                    ReadModels::start(
-                        &db,
-                        source,
-                        args.read_model_memory_bytes(),
-                        alerts_to,
-                        metrics.clone(),
-                        &stop
-                    ),
-                )?;
-                projections.insert(0, handle.clone());
-                runners.push(runner);
-                let mut reported = models.reported();
-                reported.push((
-                    handle.clone(),
-                    <AccountServiceServer<AccountApi> as NamedService>::NAME,
-                ));
+                let starts = followed.into_iter().map(|(shard, stream)| {
+                    let dir = if several {
+                        args.data_dir.join(SHARDS_DIR).join(&shard)
+                    } else {
+                        args.data_dir.clone()
+                    };
+                    follow_shard(FollowedShard {
+                        shard,
+                        dir,
+                        cache_bytes: args.cache_mb * 1024 * 1024 / share as u64,
+                        memory: args.read_model_memory_bytes() / share,
+                        js: async_nats::jetstream::new(connection.client.clone()),
+                        alerts_to: alert_stream(nats.as_ref(), Some(&stream)),
+                        stream,
+                        metrics: metrics.clone(),
+                        stop: stop.clone(),
+                    })
+                });
+                let (loaded, accounts): (Vec<_>, Vec<_>) = futures::future::try_join_all(starts)
+                    .await?
+                    .into_iter()
+                    .unzip();
                 Node {
-                    read_models: ReadModelsState::Loaded(Box::new(LoadedReadModels {
-                        models,
-                        handles: projections,
-                        reported,
-                        runners,
-                        db,
-                    })),
+                    read_models: ReadModelsState::Loaded(loaded),
                     read_models_ready: watch::channel(false).0,
                     shutdown,
                     role: args.role,
                     ack: args.ack,
                     ack_timeout: Duration::from_millis(args.ack_timeout_ms),
-                    accounts: AccountSource::Projection(projection, handle.clone()),
+                    accounts,
                     store: None,
                     repository: None,
                     nats,
@@ -411,6 +427,7 @@ impl Node {
         health
             .set_serving::<AccountServiceServer<AccountApi>>()
             .await;
+
         if let Some(nats) = &self.nats {
             follow_nats(health.clone(), nats.connected.clone());
         }
@@ -444,7 +461,7 @@ impl Node {
             shard: self
                 .membership
                 .as_ref()
-                .map(|m| (m.shard.clone(), m.map.fingerprint().to_owned())),
+                .map(|m| (m.named(), m.map.fingerprint().to_owned())),
         };
 
         let streaming = shutdown::streaming_paths(&[
@@ -452,6 +469,19 @@ impl Node {
             tonic_health::pb::FILE_DESCRIPTOR_SET,
         ]);
         let limits = &self.limits;
+        let accounts = ByShard::new(
+            self.accounts
+                .iter()
+                .map(|(shard, source)| {
+                    let api = AccountApi::new(source.clone());
+                    (
+                        shard.clone(),
+                        AccountServiceServer::new(api).limited(limits),
+                    )
+                })
+                .collect(),
+        )
+        .ok_or_else(|| NodeError::Config("a node without an account source".into()))?;
         // HTTP/1.1 too: gRPC-Web from browsers (see `crate::web`); gRPC clients use HTTP/2.
         let builder = crate::limits::server(Server::builder(), limits).accept_http1(true);
         let mut router = crate::tls::serve_with(builder, self.tls)?
@@ -475,9 +505,7 @@ impl Node {
             .add_service(reflection_v1.limited(limits))
             .add_service(reflection_v1alpha.limited(limits))
             .add_service(OperationsServiceServer::new(operations).limited(limits))
-            .add_service(
-                AccountServiceServer::new(AccountApi::new(self.accounts.clone())).limited(limits),
-            );
+            .add_service(accounts);
         let services = ReadModelServices::pending(limits.clone());
         let loading = match self.read_models {
             ReadModelsState::None => {
@@ -486,7 +514,7 @@ impl Node {
             }
             ReadModelsState::Loaded(loaded) => {
                 router = services.register(router, &health).await;
-                Some(tokio::spawn(std::future::ready(Ok(*loaded))))
+                Some(tokio::spawn(std::future::ready(Ok(loaded))))
             }
             ReadModelsState::Loading(task) => {
                 router = services.register(router, &health).await;
@@ -581,21 +609,19 @@ impl Node {
             if let Some(relay) = relay {
                 relay.join().await;
             }
-            let projection_db = match finished {
-                Some((db, runners)) => {
-                    for runner in runners {
-                        let _ = runner.await;
-                    }
-                    Some(db)
+            let mut projection_dbs = Vec::new();
+            for (db, runners) in finished.into_iter().flatten() {
+                for runner in runners {
+                    let _ = runner.await;
                 }
-                None => None,
-            };
+                projection_dbs.push(db);
+            }
             // In-flight requests are done; commit whatever is still queued, then stop the
             // writer.
             if let Some(store) = store {
                 let _ = tokio::task::spawn_blocking(move || store.close()).await;
             }
-            if let Some(db) = projection_db {
+            for db in projection_dbs {
                 let _ = tokio::task::spawn_blocking(move || db.persist()).await;
             }
             result
@@ -638,29 +664,43 @@ async fn stop_reason(
 }
 
 /// Waits for the read models to load, then puts their services in service and marks them
-/// serving; if loading failed, the services say so. Returns the read models' database.
+/// serving; if loading failed, the services say so. Returns each shard's read models'
+/// database with its runners.
 async fn finish_loading(
-    task: JoinHandle<Result<LoadedReadModels, NodeError>>,
+    task: JoinHandle<Result<Vec<LoadedReadModels>, NodeError>>,
     services: ReadModelServices,
     projections: Projections,
     health: HealthReporter,
     ready: watch::Sender<bool>,
-) -> Option<(ReadModelDb, Vec<JoinHandle<()>>)> {
+) -> Option<Vec<(ReadModelDb, Vec<JoinHandle<()>>)>> {
     let outcome = task
         .await
         .map_err(|e| NodeError::Config(format!("loading the read models panicked: {e}")))
         .and_then(|loaded| loaded);
     match outcome {
         Ok(loaded) => {
-            services.loaded(&loaded.models);
-            let _ = projections.set(loaded.handles);
+            services.loaded(&loaded);
+            let _ = projections.set(
+                loaded
+                    .iter()
+                    .flat_map(|l| {
+                        l.handles.iter().map(|handle| RunningProjection {
+                            shard: l.shard.clone(),
+                            handle: handle.clone(),
+                        })
+                    })
+                    .collect(),
+            );
             ReadModelServices::report(&health, ServingStatus::Serving).await;
-            for (handle, service) in loaded.reported {
+            for (handle, service) in loaded.iter().flat_map(|l| l.reported.iter().cloned()) {
                 follow_projection(health.clone(), handle, service);
             }
-            tracing::info!("read models loaded; their services serve");
+            tracing::info!(
+                shards = loaded.len(),
+                "read models loaded; their services serve"
+            );
             ready.send_replace(true);
-            Some((loaded.db, loaded.runners))
+            Some(loaded.into_iter().map(|l| (l.db, l.runners)).collect())
         }
         Err(e) => {
             tracing::error!(error = %e, "the read models failed to load; their services answer UNAVAILABLE");
@@ -771,35 +811,109 @@ fn follow_projection(health: HealthReporter, handle: ProjectionHandle, service: 
     });
 }
 
-/// The read models' database of a node: `<data dir>/read-models`.
+/// The read models' database in `dir`: `<dir>/read-models` (`dir` is the data directory, or
+/// on a projections node that follows several shards `<data dir>/shards/<shard>`), with a
+/// cache of `cache_bytes`.
 ///
 /// Nodes before it kept the read models in a sled database, `<data dir>/projections`: read
 /// models are derived data, so that one is removed, and the read models are rebuilt from the
 /// log (or JetStream) into the new one.
-fn open_projection_db(args: &ServeArgs) -> Result<ReadModelDb, NodeError> {
-    let legacy = args.data_dir.join(LEGACY_SLED_READ_MODELS_DIR);
+fn open_projection_db(dir: &Path, cache_bytes: u64) -> Result<ReadModelDb, NodeError> {
+    let legacy = dir.join(LEGACY_SLED_READ_MODELS_DIR);
     if legacy.join("conf").is_file() && legacy.join("db").is_file() {
         tracing::warn!(path = %legacy.display(), "removing the read models' former sled database: they are rebuilt in the new one");
         std::fs::remove_dir_all(&legacy)
             .map_err(|e| NodeError::Config(format!("removing {}: {e}", legacy.display())))?;
     }
-    Ok(ReadModelDb::open(
-        args.data_dir.join(READ_MODELS_DIR),
-        args.cache_mb * 1024 * 1024,
-    )?)
+    Ok(ReadModelDb::open(dir.join(READ_MODELS_DIR), cache_bytes)?)
 }
 
-/// The JetStream stream a node with NATS publishes its compliance alerts to; `None` without
-/// NATS.
+/// Where a projections node that follows several shards keeps each one's read models:
+/// `<data dir>/shards/<shard>/read-models`. (A node that follows one keeps them in
+/// `<data dir>/read-models`, as outside a cluster.)
+pub const SHARDS_DIR: &str = "shards";
+
+/// What a projections node needs to follow one shard's stream.
+struct FollowedShard {
+    shard: String,
+    /// Holds the read models' database.
+    dir: std::path::PathBuf,
+    cache_bytes: u64,
+    /// The read models' memory budget.
+    memory: usize,
+    js: async_nats::jetstream::Context,
+    stream: keyplan_fanout::StreamSettings,
+    alerts_to: Option<AlertStream>,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Opens one shard's read models on a projections node (the account state and every read
+/// model, fed by one consumer of the shard's stream; see `keyplan_projection::shared_feed`)
+/// and starts their runners.
+async fn follow_shard(
+    followed: FollowedShard,
+) -> Result<(LoadedReadModels, (String, AccountSource)), NodeError> {
+    let FollowedShard {
+        shard,
+        dir,
+        cache_bytes,
+        memory,
+        js,
+        stream,
+        alerts_to,
+        metrics,
+        stop,
+    } = followed;
+    let db = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| NodeError::Config(format!("creating {}: {e}", dir.display())))?;
+        open_projection_db(&dir, cache_bytes)
+    })
+    .await
+    .map_err(|e| NodeError::Config(format!("opening the read models' database panicked: {e}")))??;
+    let source = EventSource::JetStream {
+        context: js,
+        stream,
+    }
+    .shared();
+    let projection = AccountStateProjection::default();
+    let ((handle, runner), (models, mut handles, mut runners)) = tokio::try_join!(
+        run_projection(&db, projection.clone(), source.clone(), &stop),
+        ReadModels::start(&db, source, memory, alerts_to, metrics, &stop),
+    )?;
+    handles.insert(0, handle.clone());
+    runners.push(runner);
+    let mut reported = models.reported();
+    reported.push((
+        handle.clone(),
+        <AccountServiceServer<AccountApi> as NamedService>::NAME,
+    ));
+    let accounts = (shard.clone(), AccountSource::Projection(projection, handle));
+    Ok((
+        LoadedReadModels {
+            shard,
+            models,
+            handles,
+            reported,
+            runners,
+            db,
+        },
+        accounts,
+    ))
+}
+
+/// Where a node with NATS publishes the compliance alerts of the read models fed by
+/// `stream` (beside it); `None` without NATS.
 fn alert_stream(
     nats: Option<&NatsConnection>,
-    config: Option<&keyplan_fanout::NatsConfig>,
+    stream: Option<&keyplan_fanout::StreamSettings>,
 ) -> Option<AlertStream> {
-    let (Some(nats), Some(config)) = (nats, config) else {
+    let (Some(nats), Some(stream)) = (nats, stream) else {
         return None;
     };
     let js = async_nats::jetstream::new(nats.client.clone());
-    Some(AlertStream::new(js, config.stream.clone()))
+    Some(AlertStream::new(js, stream.clone()))
 }
 
 /// Where nodes before the fjall read models kept them (a sled database).
@@ -928,11 +1042,12 @@ impl ReadModels {
     }
 }
 
-/// The read models' gRPC services, answering UNAVAILABLE until their models have loaded.
+/// The read models' gRPC services, answering UNAVAILABLE until their models have loaded;
+/// each one service per shard followed (see [`ByShard`]).
 struct ReadModelServices {
-    compliance: WhenLoaded<ComplianceServiceServer<ComplianceApi>>,
-    activity: WhenLoaded<ActivityServiceServer<ActivityApi>>,
-    timeline: WhenLoaded<TimelineServiceServer<TimelineApi>>,
+    compliance: WhenLoaded<ByShard<ComplianceServiceServer<ComplianceApi>>>,
+    activity: WhenLoaded<ByShard<ActivityServiceServer<ActivityApi>>>,
+    timeline: WhenLoaded<ByShard<TimelineServiceServer<TimelineApi>>>,
     /// Applied to the services once they are built (when their models have loaded).
     limits: LimitArgs,
 }
@@ -956,32 +1071,50 @@ impl ReadModelServices {
             .add_service(self.timeline.clone())
     }
 
-    /// Calls go to the loaded models from now on.
-    fn loaded(&self, models: &ReadModels) {
-        let shares: Arc<dyn ComplianceSource> =
-            Arc::new(ComplianceShares(models.compliance.0.clone()));
-        self.compliance.loaded(
-            ComplianceServiceServer::new(
-                ComplianceApi::new(models.compliance.0.clone(), models.compliance.1.clone())
-                    .with_alerts(models.alerts.clone()),
-            )
-            .limited(&self.limits),
-        );
-        self.activity.loaded(
-            ActivityServiceServer::new(ActivityApi::new(
-                models.activity.0.clone(),
-                models.activity.1.clone(),
-                Some(shares),
-            ))
-            .limited(&self.limits),
-        );
-        self.timeline.loaded(
-            TimelineServiceServer::new(TimelineApi::new(
-                models.timeline.0.clone(),
-                models.timeline.1.clone(),
-            ))
-            .limited(&self.limits),
-        );
+    /// Calls go to the loaded models from now on, each to its tenant's shard's.
+    fn loaded(&self, loaded: &[LoadedReadModels]) {
+        let (mut compliance, mut activity, mut timeline) = (Vec::new(), Vec::new(), Vec::new());
+        for LoadedReadModels { shard, models, .. } in loaded {
+            let shares: Arc<dyn ComplianceSource> =
+                Arc::new(ComplianceShares(models.compliance.0.clone()));
+            compliance.push((
+                shard.clone(),
+                ComplianceServiceServer::new(
+                    ComplianceApi::new(models.compliance.0.clone(), models.compliance.1.clone())
+                        .with_alerts(models.alerts.clone()),
+                )
+                .limited(&self.limits),
+            ));
+            activity.push((
+                shard.clone(),
+                ActivityServiceServer::new(ActivityApi::new(
+                    models.activity.0.clone(),
+                    models.activity.1.clone(),
+                    Some(shares),
+                ))
+                .limited(&self.limits),
+            ));
+            timeline.push((
+                shard.clone(),
+                TimelineServiceServer::new(TimelineApi::new(
+                    models.timeline.0.clone(),
+                    models.timeline.1.clone(),
+                ))
+                .limited(&self.limits),
+            ));
+        }
+        match (
+            ByShard::new(compliance),
+            ByShard::new(activity),
+            ByShard::new(timeline),
+        ) {
+            (Some(compliance), Some(activity), Some(timeline)) => {
+                self.compliance.loaded(compliance);
+                self.activity.loaded(activity);
+                self.timeline.loaded(timeline);
+            }
+            _ => self.failed("no read models were loaded"),
+        }
     }
 
     fn failed(&self, reason: &str) {

@@ -66,7 +66,8 @@ pub struct Shard {
     /// The gRPC address of the shard's ingest node (its log: commands, raw reads, audit).
     pub ingest: String,
     /// The gRPC addresses of projections nodes that follow the shard's stream (its read
-    /// models). Empty: the ingest node serves them (`--role all`).
+    /// models). A node that follows several shards is listed under each. Empty: the ingest
+    /// node serves them (`--role all`).
     #[serde(default)]
     pub replicas: Vec<String>,
     /// The shard's JetStream stream (`--nats-stream` of its nodes).
@@ -118,7 +119,8 @@ impl ShardMap {
     }
 
     /// Checks a map built from its parts: at least one shard; ids, ingest addresses, streams
-    /// and subject prefixes each unique; no shard's subjects inside another's; every
+    /// and subject prefixes each unique; no replica also an ingest node, or twice in one
+    /// shard (one may follow several shards); no shard's subjects inside another's; every
     /// assignment to a shard of the map.
     pub fn new(
         shards: Vec<Shard>,
@@ -131,7 +133,8 @@ impl ShardMap {
             );
         }
         let mut ids = BTreeSet::new();
-        let mut addresses = BTreeSet::new();
+        let ingests: BTreeSet<&str> = shards.iter().map(|s| s.ingest.as_str()).collect();
+        let mut ingest_seen = BTreeSet::new();
         let mut streams = BTreeSet::new();
         for shard in &shards {
             if shard.id.is_empty()
@@ -146,9 +149,15 @@ impl ShardMap {
                     cut(&shard.id)
                 ));
             }
+            if shard.id == ALL_SHARDS {
+                return bad(format!(
+                    "shard id {ALL_SHARDS:?} is reserved: `--shard {ALL_SHARDS}` names every shard"
+                ));
+            }
             if !ids.insert(shard.id.as_str()) {
                 return bad(format!("shard id {:?} appears twice", shard.id));
             }
+            let mut own_replicas = BTreeSet::new();
             for address in std::iter::once(&shard.ingest).chain(&shard.replicas) {
                 if address
                     .parse::<http::Uri>()
@@ -160,10 +169,27 @@ impl ShardMap {
                         cut(address)
                     ));
                 }
-                if !addresses.insert(address.as_str()) {
+            }
+            if !ingest_seen.insert(shard.ingest.as_str()) {
+                return bad(format!(
+                    "ingest address {:?} appears twice: an ingest node holds one shard's log",
+                    cut(&shard.ingest)
+                ));
+            }
+            for replica in &shard.replicas {
+                // A replica may follow several shards (listed under each), never hold a log.
+                if ingests.contains(replica.as_str()) {
                     return bad(format!(
-                        "address {:?} appears twice: each node serves one shard",
-                        cut(address)
+                        "address {:?} is both an ingest node and a replica: an ingest node \
+                         holds one shard's log (run it with --role all to serve its read models)",
+                        cut(replica)
+                    ));
+                }
+                if !own_replicas.insert(replica.as_str()) {
+                    return bad(format!(
+                        "shard {}: replica {:?} appears twice",
+                        shard.id,
+                        cut(replica)
                     ));
                 }
             }
@@ -249,6 +275,36 @@ impl ShardMap {
         self.shards.iter().find(|s| s.id == id)
     }
 
+    /// The shards a node's `--shard` names: one id, several separated by commas (a
+    /// projections node following several shards), or [`ALL_SHARDS`]. In the map's order,
+    /// each once.
+    pub fn select(&self, named: &str) -> Result<Vec<&Shard>, MapError> {
+        if named.trim() == ALL_SHARDS {
+            return Ok(self.shards.iter().collect());
+        }
+        let mut chosen = BTreeSet::new();
+        for id in named.split(',').map(str::trim) {
+            if self.shard(id).is_none() {
+                return Err(MapError::Inconsistent(format!(
+                    "--shard names {:?}, which is not a shard of the map (its shards: {}; or \
+                     {ALL_SHARDS:?} for every one)",
+                    cut(id),
+                    self.shards
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            chosen.insert(id);
+        }
+        Ok(self
+            .shards
+            .iter()
+            .filter(|s| chosen.contains(s.id.as_str()))
+            .collect())
+    }
+
     /// The shard that owns `tenant`: its explicit assignment, else the shard whose
     /// [`weight`] with the tenant is highest.
     pub fn owner(&self, tenant: &str) -> &Shard {
@@ -274,6 +330,10 @@ impl ShardMap {
         &self.fingerprint
     }
 }
+
+/// The `--shard` of a projections node that follows every shard of the map (a shard may not
+/// have this id).
+pub const ALL_SHARDS: &str = "all";
 
 /// The rendezvous weight of `tenant` on shard `shard_id`: the first 8 bytes, big-endian, of
 /// SHA-256(`keyplan-shard` 0 `shard_id` 0 `tenant`).
@@ -387,6 +447,28 @@ mod tests {
     }
 
     #[test]
+    fn a_replica_may_follow_several_shards_and_a_node_names_its_shards() {
+        let text = format!("{}{}", shard("s1", 1), shard("s2", 2))
+            .replace("stream =", "replicas = [\"http://r:7\"]\nstream =");
+        let m = ShardMap::parse(&text).unwrap();
+        let ids = |named: &str| -> Vec<String> {
+            m.select(named)
+                .unwrap()
+                .into_iter()
+                .map(|s| s.id.clone())
+                .collect()
+        };
+        assert_eq!(ids("all"), ["s1", "s2"]);
+        assert_eq!(ids("s2, s1,s2"), ["s1", "s2"]);
+        assert_eq!(ids("s2"), ["s2"]);
+        let refused = m.select("s1,s9").unwrap_err().to_string();
+        assert!(
+            refused.contains("\"s9\"") && refused.contains("s1, s2"),
+            "{refused}"
+        );
+    }
+
+    #[test]
     fn inconsistent_maps_are_refused_saying_why() {
         let cases = [
             (String::new(), "no shard"),
@@ -394,7 +476,25 @@ mod tests {
                 format!("{}{}", shard("s1", 1), shard("s1", 2)),
                 "appears twice",
             ),
-            (format!("{}{}", shard("s1", 1), shard("s2", 1)), "address"),
+            (
+                format!("{}{}", shard("s1", 1), shard("s2", 1)),
+                "ingest address",
+            ),
+            (
+                format!("{}{}", shard("s1", 1), shard("s2", 2)).replace(
+                    "stream = \"KEYPLAN_S2\"",
+                    "replicas = [\"http://127.0.0.1:1\"]\nstream = \"KEYPLAN_S2\"",
+                ),
+                "both an ingest node and a replica",
+            ),
+            (
+                shard("s1", 1).replace(
+                    "stream =",
+                    "replicas = [\"http://r:1\", \"http://r:1\"]\nstream =",
+                ),
+                "appears twice",
+            ),
+            (shard("all", 1), "reserved"),
             (
                 format!("{}{}", shard("s1", 1), shard("s2", 2)).replace("KEYPLAN_S2", "KEYPLAN_S1"),
                 "stream \"KEYPLAN_S1\" appears twice",

@@ -4,7 +4,9 @@
 //! [`RouteLayer`] sits inside the authentication layer, so it sees each call with the caller
 //! verified and the tenant filled in from the token. It reads the request's one message, asks
 //! the policy table which tenant it names, and finds the tenant's shard in the [`ShardMap`]:
-//! - this node's shard, and a service this node serves: the call goes on, here;
+//! - one of this node's shards (an ingest node's one; those a projections node follows), and
+//!   a service this node serves: the call goes on, here, marked with its shard
+//!   ([`ServedShard`]);
 //! - otherwise the whole HTTP/2 request (unary or server streaming, headers and token
 //!   included) is forwarded to a node of the tenant's shard: read models to one of its
 //!   replicas (the next one when one is unreachable), everything else to its ingest node.
@@ -70,12 +72,15 @@ const CONNECTION_HEADERS: &[&str] = &[
     "content-length",
 ];
 
-/// What a node needs to route: the map, its own shard, which services it serves, and a
+/// What a node needs to route: the map, its own shards, which services it serves, and a
 /// channel to every other node of the map.
 #[derive(Debug)]
 struct Routes {
     map: Arc<ShardMap>,
-    shard: String,
+    /// The shards this node serves: one (its log's), or those a projections node follows.
+    shards: Vec<String>,
+    /// `shards`, joined with commas, for headers and messages.
+    named: String,
     /// Path prefixes (`/keyplan.v1.CommandService/`) of the services this node serves.
     served: Vec<String>,
     channels: HashMap<String, Channel>,
@@ -113,19 +118,23 @@ impl RouteLayer {
         RouteLayer { routes: None }
     }
 
-    /// Routes for a node of `shard` that serves the services named in `served` (full names,
-    /// `keyplan.v1.CommandService`), reading request messages of at most
-    /// `max_message_bytes`. Nodes with an `https://` address are reached over TLS with `tls`
-    /// (or the system's roots). Channels connect on first use.
+    /// Routes for a node of `shards` (one, or several a projections node follows) that
+    /// serves the services named in `served` (full names, `keyplan.v1.CommandService`),
+    /// reading request messages of at most `max_message_bytes`. Nodes with an `https://`
+    /// address are reached over TLS with `tls` (or the system's roots). Channels connect on
+    /// first use.
     pub fn new(
         map: Arc<ShardMap>,
-        shard: &str,
+        shards: &[String],
         served: &[&str],
         tls: Option<ClientTlsConfig>,
         max_message_bytes: usize,
     ) -> Result<RouteLayer, RouteError> {
-        if map.shard(shard).is_none() {
-            return Err(RouteError::UnknownShard(shard.to_owned()));
+        if let Some(unknown) = shards.iter().find(|s| map.shard(s).is_none()) {
+            return Err(RouteError::UnknownShard(unknown.clone()));
+        }
+        if shards.is_empty() {
+            return Err(RouteError::UnknownShard(String::new()));
         }
         let mut channels = HashMap::new();
         for s in map.shards() {
@@ -148,13 +157,16 @@ impl RouteLayer {
                     .connect_timeout(std::time::Duration::from_secs(3))
                     .http2_keep_alive_interval(std::time::Duration::from_secs(10))
                     .keep_alive_while_idle(true);
-                channels.insert(address.clone(), endpoint.connect_lazy());
+                channels
+                    .entry(address.clone())
+                    .or_insert_with(|| endpoint.connect_lazy());
             }
         }
         Ok(RouteLayer {
             routes: Some(Arc::new(Routes {
                 map,
-                shard: shard.to_owned(),
+                shards: shards.to_vec(),
+                named: shards.join(","),
                 served: served.iter().map(|s| format!("/{s}/")).collect(),
                 channels,
                 next_replica: AtomicUsize::new(0),
@@ -237,7 +249,11 @@ where
             }
             match routes.destination(parts.uri.path(), owner) {
                 Destination::Here => {
-                    let response = inner.call(here(parts)).await?;
+                    let mut request = here(parts);
+                    request
+                        .extensions_mut()
+                        .insert(ServedShard(owner.id.clone()));
+                    let response = inner.call(request).await?;
                     Ok(with_shard(response, owner))
                 }
                 Destination::There(shard, addresses) => {
@@ -274,16 +290,16 @@ impl Routes {
                     "shard {from} forwarded this call with shard map {theirs:?}; this node \
                      (shard {}) has shard map {:?}: start every node with the same --shard-map \
                      file",
-                    self.shard,
+                    self.named,
                     self.map.fingerprint()
                 )));
             }
-            if owner.id != self.shard {
+            if !self.serves(owner) {
                 return Err(Status::failed_precondition(format!(
                     "shard {from} forwarded a call for tenant {:?} to shard {}, but the map \
                      gives that tenant to shard {}",
                     cut(tenant),
-                    self.shard,
+                    self.named,
                     owner.id
                 )));
             }
@@ -304,11 +320,16 @@ impl Routes {
         Ok(())
     }
 
-    /// Here, if the tenant is this node's shard's and this node serves the call's service;
+    /// Whether `shard` is one of this node's.
+    fn serves(&self, shard: &Shard) -> bool {
+        self.shards.contains(&shard.id)
+    }
+
+    /// Here, if the tenant is one of this node's shards' and this node serves the call's service;
     /// else the nodes of the tenant's shard that serve it.
     fn destination<'a>(&'a self, path: &str, owner: &'a Shard) -> Destination<'a> {
         let served_here = self.served.iter().any(|s| path.starts_with(s.as_str()));
-        if owner.id == self.shard && served_here {
+        if self.serves(owner) && served_here {
             return Destination::Here;
         }
         let read_model = READ_MODEL_SERVICES.iter().any(|s| path.starts_with(s));
@@ -353,7 +374,7 @@ impl Routes {
         parts
             .headers
             .insert(http::header::TE, HeaderValue::from_static("trailers"));
-        if let Ok(shard_id) = HeaderValue::from_str(&self.shard) {
+        if let Ok(shard_id) = HeaderValue::from_str(&self.named) {
             parts.headers.insert(FORWARDED, shard_id);
         }
         if let Ok(fingerprint) = HeaderValue::from_str(self.map.fingerprint()) {
@@ -393,6 +414,75 @@ impl Routes {
             failures.join("; ").chars().take(400).collect::<String>()
         ))
         .into_http()
+    }
+}
+
+/// Request extension of a call served here: the shard of its tenant, for [`ByShard`] to
+/// pick that shard's service on a node that serves several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedShard(pub String);
+
+/// One gRPC service per shard, behind one name: a projections node that follows several
+/// shards keeps each shard's read models apart (own database, feed, checkpoints and
+/// positions), and serves a call with the service of the shard [`RouteLayer`] found for its
+/// tenant ([`ServedShard`]). A call without one (no tenant: the service refuses it; or
+/// routing off) goes to the first shard's.
+#[derive(Debug)]
+pub struct ByShard<S> {
+    services: Arc<Vec<(String, S)>>,
+}
+
+impl<S> Clone for ByShard<S> {
+    fn clone(&self) -> Self {
+        Self {
+            services: self.services.clone(),
+        }
+    }
+}
+
+impl<S> ByShard<S> {
+    /// Each shard's service (at least one; the first serves calls that name no shard).
+    pub fn new(services: Vec<(String, S)>) -> Option<Self> {
+        (!services.is_empty()).then(|| Self {
+            services: Arc::new(services),
+        })
+    }
+
+    /// The service for a call served for `shard` (`None`: the first).
+    fn pick(&self, shard: Option<&ServedShard>) -> &S {
+        let found = shard.and_then(|ServedShard(id)| {
+            self.services
+                .iter()
+                .find(|(own, _)| own == id)
+                .map(|(_, service)| service)
+        });
+        // `new` refuses an empty list.
+        found.unwrap_or_else(|| &self.services[0].1)
+    }
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for ByShard<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for ByShard<S>
+where
+    S: Service<http::Request<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Each call readies the service it goes to.
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let service = self.pick(request.extensions().get()).clone();
+        Box::pin(service.oneshot(request))
     }
 }
 
@@ -441,9 +531,10 @@ two = "s2"
     const TIMELINE: &str = "/keyplan.v1.TimelineService/ListTimeline";
     const EXECUTE: &str = "/keyplan.v1.CommandService/Execute";
 
-    fn routes(shard: &str, served: &[&str]) -> Arc<Routes> {
+    fn routes(shards: &str, served: &[&str]) -> Arc<Routes> {
         let map = Arc::new(ShardMap::parse(MAP).unwrap());
-        RouteLayer::new(map, shard, served, None, 1 << 20)
+        let shards: Vec<String> = shards.split(',').map(str::to_owned).collect();
+        RouteLayer::new(map, &shards, served, None, 1 << 20)
             .unwrap()
             .routes
             .unwrap()
@@ -480,6 +571,37 @@ two = "s2"
         );
     }
 
+    #[tokio::test]
+    async fn a_replica_of_several_shards_serves_each_of_their_tenants_here() {
+        const READ_MODELS: &[&str] = &["keyplan.v1.TimelineService"];
+        let both = routes("s1,s2", READ_MODELS);
+        let owner = |t: &str| both.map.owner(t).clone();
+        assert_eq!(there(both.destination(TIMELINE, &owner("one"))).0, "here");
+        assert_eq!(there(both.destination(TIMELINE, &owner("two"))).0, "here");
+        // Commands still go to each tenant's ingest node.
+        assert_eq!(
+            there(both.destination(EXECUTE, &owner("two"))),
+            ("s2".into(), vec!["http://127.0.0.1:2".into()])
+        );
+        // A forwarded call for either shard's tenant is this node's to serve.
+        let fingerprint = both.map.fingerprint().to_owned();
+        let forwarded = request(&[
+            ("keyplan-forwarded", "s1"),
+            ("keyplan-shard-map", fingerprint.as_str()),
+        ]);
+        assert!(both.check(forwarded.headers(), "t", &owner("two")).is_ok());
+        assert!(both.check(forwarded.headers(), "t", &owner("one")).is_ok());
+        let unknown = RouteLayer::new(
+            both.map.clone(),
+            &["s1".into(), "s9".into()],
+            READ_MODELS,
+            None,
+            1 << 20,
+        )
+        .unwrap_err();
+        assert!(unknown.to_string().contains("\"s9\""), "{unknown}");
+    }
+
     fn request(headers: &[(&'static str, &str)]) -> http::Request<Body> {
         let mut r = http::Request::new(Body::empty());
         for (name, value) in headers {
@@ -487,6 +609,31 @@ two = "s2"
                 .insert(*name, HeaderValue::from_str(value).unwrap());
         }
         r
+    }
+
+    #[tokio::test]
+    async fn by_shard_serves_each_call_with_its_shards_service() {
+        let service = |name: &'static str| {
+            tower::service_fn(move |_: http::Request<()>| async move {
+                Ok::<_, std::convert::Infallible>(name)
+            })
+        };
+        assert!(ByShard::<()>::new(Vec::new()).is_none());
+        let by_shard = ByShard::new(vec![
+            ("s1".into(), service("one")),
+            ("s2".into(), service("two")),
+        ])
+        .unwrap();
+        let call = |shard: Option<&str>| {
+            let mut request = http::Request::new(());
+            if let Some(shard) = shard {
+                request.extensions_mut().insert(ServedShard(shard.into()));
+            }
+            by_shard.clone().oneshot(request)
+        };
+        assert_eq!(call(Some("s2")).await.unwrap(), "two");
+        assert_eq!(call(Some("s1")).await.unwrap(), "one");
+        assert_eq!(call(None).await.unwrap(), "one");
     }
 
     #[tokio::test]
