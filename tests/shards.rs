@@ -7,8 +7,9 @@
 //!   the tenant, land on their tenant's shard only, answered with `keyplan-shard`;
 //! - every acknowledged event is in its shard's stream exactly once (sequence == position per
 //!   shard), and no event is in the other shard's stream, also across the kill -9 of shard
-//!   s1's stream leader under load, during which both shards' appends go on being
-//!   acknowledged (two of three NATS nodes), and its restart;
+//!   s1's stream leader under load and then a partition (SIGSTOP) of shard s2's, during each
+//!   of which both shards' appends go on being acknowledged (two of three NATS nodes), and
+//!   their healing;
 //! - each replica follows each of its shards to the head, with a checkpoint per shard, and
 //!   keeps each shard's read models in their own database;
 //! - read-your-writes holds through any node, and every node answers the same (both
@@ -448,8 +449,8 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
         }
     }
 
-    // Concurrent writers for every tenant through every node; s1's stream leader killed -9 on
-    // the way.
+    // Concurrent writers for every tenant through every node; s1's stream leader killed -9, then
+    // s2's partitioned, on the way.
     let acknowledged = Arc::new(Acknowledged::default());
     let stop = Arc::new(AtomicBool::new(false));
     let writers = drive(&s, &acknowledged, &stop);
@@ -471,6 +472,16 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
     go_on(&s, &acknowledged, "with KEYPLAN_S1's leader killed").await;
     s.cluster.restart(leader).await;
     go_on(&s, &acknowledged, "healed").await;
+    // Then s2's stream leader partitioned (SIGSTOP: its connections stay open, nothing
+    // answers) and healed (SIGCONT).
+    let leader = s
+        .cluster
+        .stream_leader("keyplan-ingest", "KEYPLAN_S2")
+        .await;
+    s.cluster.signal(leader, "STOP");
+    go_on(&s, &acknowledged, "with KEYPLAN_S2's leader partitioned").await;
+    s.cluster.signal(leader, "CONT");
+    go_on(&s, &acknowledged, "partition healed").await;
     stop.store(true, Ordering::SeqCst);
     for w in writers {
         w.await.unwrap();

@@ -319,7 +319,8 @@ pub struct ServeArgs {
 
     /// Block cache, in MiB, of the read models' database (fjall). Timeline pages read their
     /// entries through it, and accounts that left the read models' memory are read back
-    /// through it: a small one makes those queries slower.
+    /// through it: a small one makes those queries slower. A projections node that follows
+    /// several shards shares it out among their databases.
     #[arg(long, env = "KEYPLAN_CACHE_MB", default_value_t = 64)]
     pub cache_mb: u64,
 
@@ -346,7 +347,8 @@ pub struct ServeArgs {
     /// About how much memory, in MiB, the compliance read model and the activity read model
     /// each keep of accounts' histories. Beyond it, the least recently used accounts leave
     /// memory and are read back from the read models' database when a query or an event
-    /// needs them, so memory follows the accounts in use, not the events ever projected.
+    /// needs them, so memory follows the accounts in use, not the events ever projected. A
+    /// projections node that follows several shards shares it out among them.
     #[arg(long, env = "KEYPLAN_READ_MODEL_MEMORY_MB", default_value_t = 64)]
     pub read_model_memory_mb: usize,
 
