@@ -426,11 +426,17 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_example_is_a_valid_map() {
-        let text = include_str!("../../../deploy/shards.example.toml");
-        let m = ShardMap::parse(text).unwrap();
-        assert_eq!(m.shards().len(), 2);
-        assert_eq!(m.owner("acme").id, "s1");
+    fn the_shipped_maps_are_valid_with_replicas_of_both_shards() {
+        for text in [
+            include_str!("../../../deploy/shards.example.toml"),
+            include_str!("../../../deploy/shards.compose.toml"),
+        ] {
+            let m = ShardMap::parse(text).unwrap();
+            assert_eq!(m.shards().len(), 2);
+            assert_eq!(m.owner("acme").id, "s1");
+            assert_eq!(m.select(ALL_SHARDS).unwrap().len(), 2);
+            assert_eq!(m.shards()[0].replicas, m.shards()[1].replicas);
+        }
     }
 
     #[test]
