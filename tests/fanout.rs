@@ -565,6 +565,28 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> u64 {
     bytes
 }
 
+/// Runs `keyplan projections seed --data-dir to` against `node`: what it printed, or its
+/// error.
+async fn seed(node: &Server, to: &std::path::Path) -> Result<String, String> {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_keyplan"))
+        .args([
+            "projections",
+            "seed",
+            "--server",
+            &node.address,
+            "--data-dir",
+        ])
+        .arg(to)
+        .output()
+        .await
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// `account`'s whole timeline (one page of up to 500 entries), as `node` serves it at `head`.
 async fn whole_timeline(node: &Server, account: &str, head: u64) -> pb::ListTimelineResponse {
     let mut timeline = pb::timeline_service_client::TimelineServiceClient::new(node.channel());
@@ -591,12 +613,13 @@ async fn account_at(node: &Server, account: &str, head: u64) -> pb::Account {
         .into_inner()
 }
 
-/// A new replica started from a copy of a stopped replica's data directory resumes from the
-/// copied checkpoints and reads only the stream's tail (deploy/README.md, "Adding a
-/// projections node from a copy"). To show that it did not replay from position 1, the
-/// stream loses every position the copy holds before the replica starts: a node started
-/// empty then stops at the gap, while the one on the copy reaches the head and answers as a
-/// node that replayed everything before the loss.
+/// A new replica started from a copy of a stopped replica's data directory, or seeded from a
+/// running one's snapshot (`keyplan projections seed`), resumes from the copied checkpoints
+/// and reads only the stream's tail (deploy/README.md, "Adding a projections node from a
+/// copy"). To show that it did not replay from position 1, the stream loses every position
+/// the copy holds before the replica starts: a node started empty then stops at the gap,
+/// while the ones on the copy and the snapshot reach the head and answer as a node that
+/// replayed everything before the loss.
 #[tokio::test]
 async fn a_projections_node_started_on_a_copy_of_another_reads_only_the_streams_tail() {
     let dir = tempfile::tempdir().unwrap();
@@ -621,6 +644,17 @@ async fn a_projections_node_started_on_a_copy_of_another_reads_only_the_streams_
     }
     let copied = wait_published(&ingest).await.head_position;
     wait_projected(&a, copied).await;
+    // A snapshot of the running node, through its API (`keyplan projections seed`).
+    let seeded = dir.path().join("seeded");
+    let said = seed(&a, &seeded).await.expect("seeded");
+    assert!(
+        said.contains(&format!("every projection at position {copied} or later")),
+        "{said}"
+    );
+    let again = seed(&a, &seeded)
+        .await
+        .expect_err("a second seed is refused");
+    assert!(again.contains("already exists"), "{again}");
     a.stop().await;
     let copy = dir.path().join("b");
     assert!(copy_dir(&dir.path().join("a"), &copy) > 0);
@@ -705,6 +739,26 @@ async fn a_projections_node_started_on_a_copy_of_another_reads_only_the_streams_
         "from the copy: position 1"
     );
     b.stop().await;
+
+    // The node seeded from the running one's snapshot does the same.
+    let c = Server::start_with(&seeded, &projections).await;
+    wait_projected(&c, head).await;
+    for p in status(&c).await.projections {
+        assert_eq!((p.state.as_str(), p.position), ("running", head), "{p:?}");
+    }
+    for account in ["globex", "initech"] {
+        assert_eq!(
+            account_at(&c, account, head).await,
+            account_at(&full, account, head).await,
+            "{account}"
+        );
+        assert_eq!(
+            whole_timeline(&c, account, head).await,
+            whole_timeline(&full, account, head).await,
+            "{account}"
+        );
+    }
+    c.stop().await;
     full.stop().await;
     ingest.stop().await;
 }

@@ -425,7 +425,19 @@ impl NatsCluster {
         let last = stream.info().await.unwrap().state.last_sequence;
         let mut out = Vec::new();
         for sequence in 1..=last {
-            let message = stream.get_raw_message(sequence).await.unwrap();
+            // Right after a node came back (or was resumed), JetStream may answer 503
+            // ("temporarily unavailable") for a moment.
+            let mut tries = 0;
+            let message = loop {
+                match stream.get_raw_message(sequence).await {
+                    Ok(message) => break message,
+                    Err(_) if tries < 100 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Err(e) => panic!("sequence {sequence} of {user}'s stream: {e}"),
+                }
+            };
             let id = message
                 .headers
                 .get("Nats-Msg-Id")

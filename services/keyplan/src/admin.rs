@@ -27,6 +27,9 @@ pub enum AdminError {
     /// The status could not be written as JSON.
     #[error("{0}")]
     Json(String),
+    /// Seeding a new node's read models failed (nothing of them is left behind).
+    #[error("{0}")]
+    Seed(String),
     /// A rebuild failed (the old generation keeps serving).
     #[error("rebuild of {name} failed: {error}")]
     Rebuild {
@@ -143,6 +146,154 @@ fn render_status(status: &pb::NodeStatus) -> String {
         ));
     }
     out
+}
+
+/// Copies the read models of the running node `node` (every shard it follows, or `only`)
+/// into `data_dir` for a new projections node; returns what was copied, a line per shard.
+/// A node following several shards keeps each in `<data dir>/shards/<shard>`; the copy is
+/// laid out as the new node will look for it (`crate::server::SHARDS_DIR`).
+pub async fn seed(
+    node: &NodeArgs,
+    data_dir: &std::path::Path,
+    only: Option<&str>,
+) -> Result<String, AdminError> {
+    let mut operations = client(node).await?;
+    let status = operations
+        .get_status(pb::GetStatusRequest {})
+        .await?
+        .into_inner();
+    if status.projections.is_empty() {
+        return Err(AdminError::Seed(format!(
+            "the node at {} runs no read models (role {}): seed from a projections node",
+            node.server, status.role
+        )));
+    }
+    let followed: Vec<String> = status.shard.split(',').map(str::to_owned).collect();
+    let chosen = match only {
+        Some(shard) if followed.iter().any(|s| s == shard) => vec![shard.to_owned()],
+        Some(shard) => {
+            return Err(AdminError::Seed(format!(
+                "the node at {} has no read models of shard {}; it follows: {}",
+                node.server,
+                keyplan_domain::text::quote(shard),
+                status.shard
+            )))
+        }
+        None => followed,
+    };
+    let several = chosen.len() > 1;
+    let mut out = String::new();
+    for shard in chosen {
+        let dir = if several {
+            data_dir.join(crate::server::SHARDS_DIR).join(&shard)
+        } else {
+            data_dir.to_owned()
+        };
+        let path = dir.join(keyplan_projection::READ_MODELS_DIR);
+        if path.exists() {
+            return Err(AdminError::Seed(format!(
+                "{} already exists: seed only a new node's data directory",
+                path.display()
+            )));
+        }
+        let started = Instant::now();
+        let copied = seed_one(&mut operations, &shard, &path).await;
+        match copied {
+            Ok(end) => out.push_str(&format!(
+                "{}: {} trees, {} entries ({:.1} MiB), every projection at position {} or \
+                 later, in {:.1} s\n",
+                if shard.is_empty() {
+                    "read models"
+                } else {
+                    &shard
+                },
+                end.trees,
+                end.entries,
+                end.bytes as f64 / (1024.0 * 1024.0),
+                end.position,
+                started.elapsed().as_secs_f64()
+            )),
+            Err(e) => {
+                // Half a copy must not be taken for one: a retry starts afresh.
+                let _ = std::fs::remove_dir_all(&path);
+                return Err(e);
+            }
+        }
+    }
+    out.push_str(&format!(
+        "start the new node on {} with --role projections and the --shard the copy was taken \
+         for: it reads each stream from its checkpoints on\n",
+        data_dir.display()
+    ));
+    Ok(out)
+}
+
+/// Streams one shard's snapshot into a new database at `path`: the network and the writes
+/// overlap (a blocking writer takes the pieces through a channel). Checks that the whole
+/// snapshot arrived before it makes it durable.
+async fn seed_one(
+    operations: &mut OperationsServiceClient<NodeChannel>,
+    shard: &str,
+    path: &std::path::Path,
+) -> Result<pb::ReadModelsSnapshotEnd, AdminError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| AdminError::Seed(format!("{what}: {e}"));
+    let db = keyplan_projection::ReadModelDb::open(path, 16 * 1024 * 1024)
+        .map_err(|e| fail(&format!("opening {}", path.display()), &e))?;
+    let mut pieces = operations
+        .export_read_models(pb::ExportReadModelsRequest {
+            shard: shard.to_owned(),
+        })
+        .await?
+        .into_inner();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<keyplan_projection::SnapshotPiece>(4);
+    let writer = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || {
+            while let Some(piece) = rx.blocking_recv() {
+                db.import(piece)?;
+            }
+            db.persist()
+        })
+    };
+    let (mut trees, mut entries) = (std::collections::BTreeSet::new(), 0u64);
+    let mut end = None;
+    while let Some(piece) = pieces.message().await? {
+        if let Some(last) = piece.end {
+            end = Some(last);
+            break;
+        }
+        trees.insert(piece.tree.clone());
+        entries += piece.entries.len() as u64;
+        let piece = keyplan_projection::SnapshotPiece {
+            tree: piece.tree,
+            entries: piece
+                .entries
+                .into_iter()
+                .map(|e| (e.key, e.value))
+                .collect(),
+        };
+        if tx.send(piece).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    writer
+        .await
+        .map_err(|e| fail("writing the read models", &e))?
+        .map_err(|e| fail("writing the read models", &e))?;
+    match end {
+        Some(end) if end.trees == trees.len() as u64 && end.entries == entries => Ok(end),
+        Some(end) => Err(AdminError::Seed(format!(
+            "the snapshot held {} trees and {} entries, {} and {} arrived: nothing kept",
+            end.trees,
+            end.entries,
+            trees.len(),
+            entries
+        ))),
+        None => Err(AdminError::Seed(
+            "the snapshot ended early (the node stopped?): nothing kept; run again".into(),
+        )),
+    }
 }
 
 /// Rebuilds projections online: one progress bar per projection on a terminal, plain lines

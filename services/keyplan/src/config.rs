@@ -193,6 +193,21 @@ pub enum ProjectionsCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Give a new projections node the read models of a running one (`--server`), taken at
+    /// one instant while it goes on serving: started on the directory, the new node reads only
+    /// the stream's tail instead of replaying it. Copies every shard the running node follows,
+    /// laid out as it keeps them (start the new node with the same `--shard`), or one.
+    Seed {
+        /// The new node's data directory; it must not hold read models yet.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Only this shard's read models, for a node that follows that shard alone
+        /// (`--shard ID`).
+        #[arg(long)]
+        shard: Option<String>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 /// Which running node to talk to, and how (TLS, token).

@@ -56,6 +56,17 @@ async fn main() -> anyhow::Result<()> {
         Command::Projections(ProjectionsCommand::Rebuild { names, node }) => {
             Ok(keyplan::admin::rebuild(&node, names).await?)
         }
+        Command::Projections(ProjectionsCommand::Seed {
+            data_dir,
+            shard,
+            node,
+        }) => {
+            print!(
+                "{}",
+                keyplan::admin::seed(&node, &data_dir, shard.as_deref()).await?
+            );
+            Ok(())
+        }
         Command::Health(args) => {
             let (serving, line) = keyplan::admin::health(&args).await;
             println!("{line}");

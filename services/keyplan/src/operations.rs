@@ -3,7 +3,7 @@
 use std::sync::{Arc, OnceLock};
 
 use keyplan_fanout::Relay;
-use keyplan_projection::ProjectionHandle;
+use keyplan_projection::{ProjectionError, ProjectionHandle, ReadModelDb, SnapshotPiece};
 use keyplan_proto::pb;
 use keyplan_proto::pb::operations_service_server::OperationsService;
 use keyplan_store::EventStore;
@@ -13,6 +13,10 @@ use tonic::{Request, Response, Status};
 /// The projections a node runs: known once its read models have loaded (an all-in-one node
 /// serves before that; see `crate::loading`), never if they failed to load.
 pub type Projections = Arc<OnceLock<Vec<RunningProjection>>>;
+
+/// The read models' databases of a node, each with the shard whose events feed it (empty
+/// outside a sharded cluster): known once they have loaded, like [`Projections`].
+pub type ReadModelDbs = Arc<OnceLock<Vec<(String, ReadModelDb)>>>;
 
 /// A projection a node runs, and the shard whose events feed it.
 #[derive(Debug, Clone)]
@@ -38,16 +42,109 @@ pub struct OperationsApi {
     pub relay: Option<Relay>,
     /// Projections running here, once loaded.
     pub projections: Projections,
+    /// Their databases, once loaded (what `ExportReadModels` reads).
+    pub read_model_dbs: ReadModelDbs,
+    /// Most bytes of entries in one `ExportReadModels` piece (below the message limit).
+    pub export_piece_bytes: usize,
     /// This node's shards (comma-separated) and its map's fingerprint, in a sharded cluster.
     pub shard: Option<(String, String)>,
 }
 
 type ProgressStream =
     std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::RebuildProgress, Status>> + Send>>;
+type ExportStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<pb::ExportReadModelsResponse, Status>> + Send>,
+>;
 
 #[tonic::async_trait]
 impl OperationsService for OperationsApi {
     type RebuildProjectionsStream = ProgressStream;
+    type ExportReadModelsStream = ExportStream;
+
+    async fn export_read_models(
+        &self,
+        request: Request<pb::ExportReadModelsRequest>,
+    ) -> Result<Response<Self::ExportReadModelsStream>, Status> {
+        let shard = request.into_inner().shard;
+        let (Some(dbs), Some(projections)) = (self.read_model_dbs.get(), self.projections.get())
+        else {
+            return Err(Status::unavailable(
+                "the read models are not loaded: still loading after the node started (retry \
+                 in a moment), or they failed to load (the node's log says why)",
+            ));
+        };
+        let named: Vec<&str> = dbs.iter().map(|(s, _)| s.as_str()).collect();
+        // A node with one set of read models exports it whatever its shard.
+        let found = match dbs.as_slice() {
+            [only] if shard.is_empty() => Some(only),
+            _ => dbs.iter().find(|(s, _)| *s == shard),
+        };
+        let (shard, db) =
+            match found {
+                Some((shard, db)) => (shard.clone(), db.clone()),
+                None if dbs.is_empty() => return Err(Status::failed_precondition(
+                    "this node has no read models (an ingest node): ask a projections node, or \
+                     an all-in-one node",
+                )),
+                None if shard.is_empty() => {
+                    return Err(Status::invalid_argument(format!(
+                        "this node has read models of several shards ({}): name one in shard",
+                        named.join(", ")
+                    )))
+                }
+                None => {
+                    return Err(Status::not_found(format!(
+                        "this node has no read models of shard {}; it has: {}",
+                        keyplan_domain::text::quote(&shard),
+                        named.join(", ")
+                    )))
+                }
+            };
+        // A lower bound of every exported checkpoint: positions only grow.
+        let position = projections
+            .iter()
+            .filter(|p| p.shard == shard)
+            .map(|p| p.handle.position())
+            .min()
+            .unwrap_or(0);
+        let piece_bytes = self.export_piece_bytes;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        // Reading the database is blocking work; the channel carries it to the stream, and a
+        // caller that goes away ends it (the send fails).
+        tokio::task::spawn_blocking(move || {
+            let sent = db.export(piece_bytes, |piece: SnapshotPiece| {
+                let piece = pb::ExportReadModelsResponse {
+                    tree: piece.tree,
+                    entries: piece
+                        .entries
+                        .into_iter()
+                        .map(|(key, value)| pb::ReadModelsEntry { key, value })
+                        .collect(),
+                    end: None,
+                };
+                tx.blocking_send(Ok(piece))
+                    .map_err(|_| ProjectionError::Feed("the caller went away".into()))
+            });
+            let last = match sent {
+                Ok(size) => Ok(pb::ExportReadModelsResponse {
+                    end: Some(pb::ReadModelsSnapshotEnd {
+                        trees: size.trees,
+                        entries: size.entries,
+                        bytes: size.bytes,
+                        position,
+                    }),
+                    ..Default::default()
+                }),
+                Err(e) => Err(Status::internal(format!(
+                    "reading the read models' snapshot failed: {e}"
+                ))),
+            };
+            let _ = tx.blocking_send(last);
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
 
     async fn rebuild_projections(
         &self,

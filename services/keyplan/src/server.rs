@@ -38,7 +38,7 @@ use keyplan_timeline_service::{TimelineApi, TimelineProjection};
 
 use crate::loading::WhenLoaded;
 use crate::metrics::{Metrics, ObserveLayer, Parts};
-use crate::operations::{Projections, RunningProjection};
+use crate::operations::{Projections, ReadModelDbs, RunningProjection};
 use crate::server_timing::ServerTimingLayer;
 use crate::shutdown::{self, EndStreamsLayer, Shutdown, SHUTDOWN_BOUND};
 use crate::status_guard::StatusGuardLayer;
@@ -420,6 +420,7 @@ impl Node {
     ) -> Result<(), NodeError> {
         let (health, health_service) = tonic_health::server::health_reporter();
         let projections = Projections::default();
+        let read_model_dbs = ReadModelDbs::default();
         health.set_service_status("", ServingStatus::Serving).await;
         health
             .set_serving::<OperationsServiceServer<OperationsApi>>()
@@ -458,6 +459,8 @@ impl Node {
             nats_connected: self.nats.as_ref().map(|n| n.connected.clone()),
             relay: self.relay.clone(),
             projections: projections.clone(),
+            read_model_dbs: read_model_dbs.clone(),
+            export_piece_bytes: (self.limits.max_message_bytes / 4).clamp(16 * 1024, 1024 * 1024),
             shard: self
                 .membership
                 .as_ref()
@@ -510,6 +513,7 @@ impl Node {
         let loading = match self.read_models {
             ReadModelsState::None => {
                 let _ = projections.set(Vec::new());
+                let _ = read_model_dbs.set(Vec::new());
                 None
             }
             ReadModelsState::Loaded(loaded) => {
@@ -527,7 +531,7 @@ impl Node {
             tokio::spawn(finish_loading(
                 task,
                 services,
-                projections,
+                (projections, read_model_dbs),
                 health.clone(),
                 self.read_models_ready,
             ))
@@ -669,7 +673,7 @@ async fn stop_reason(
 async fn finish_loading(
     task: JoinHandle<Result<Vec<LoadedReadModels>, NodeError>>,
     services: ReadModelServices,
-    projections: Projections,
+    (projections, dbs): (Projections, ReadModelDbs),
     health: HealthReporter,
     ready: watch::Sender<bool>,
 ) -> Option<Vec<(ReadModelDb, Vec<JoinHandle<()>>)>> {
@@ -689,6 +693,12 @@ async fn finish_loading(
                             handle: handle.clone(),
                         })
                     })
+                    .collect(),
+            );
+            let _ = dbs.set(
+                loaded
+                    .iter()
+                    .map(|l| (l.shard.clone(), l.db.clone()))
                     .collect(),
             );
             ReadModelServices::report(&health, ServingStatus::Serving).await;

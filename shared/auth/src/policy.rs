@@ -276,6 +276,13 @@ pub static RULES: &[Rule] = &[
         Operations,
         OPERATORS
     ),
+    rule!(
+        "OperationsService",
+        "ExportReadModels",
+        pb::ExportReadModelsRequest,
+        Operations,
+        OPERATORS
+    ),
 ];
 
 /// Services open to every caller, without a token: health (load balancers and orchestrators

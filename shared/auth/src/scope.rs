@@ -102,3 +102,9 @@ impl Scoped for pb::RebuildProjectionsRequest {
         TenantField::None
     }
 }
+
+impl Scoped for pb::ExportReadModelsRequest {
+    fn tenant(&mut self) -> TenantField<'_> {
+        TenantField::None
+    }
+}

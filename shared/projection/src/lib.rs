@@ -34,7 +34,7 @@ pub use runner::{
 pub use shared_feed::SharedFeed;
 pub use shared_state::DirtyAccounts;
 pub use source::EventSource;
-pub use store::{Batch, ReadModelDb, Tree, Value, READ_MODELS_DIR};
+pub use store::{Batch, ReadModelDb, SnapshotPiece, SnapshotSize, Tree, Value, READ_MODELS_DIR};
 
 use thiserror::Error;
 

@@ -147,6 +147,97 @@ impl ReadModelDb {
     pub fn persist(&self) -> Result<(), ProjectionError> {
         Ok(self.db.persist(fjall::PersistMode::SyncAll)?)
     }
+
+    /// Reads every tree as it was at one instant, while the runners go on writing, and hands
+    /// it to `sink` in pieces of about `piece_bytes` (each tree in key order). The instant is
+    /// a fjall snapshot: it holds whole batches only, and a runner commits a projection's
+    /// state with its checkpoint in one batch, so each projection's piece is its state at its
+    /// own checkpoint, exactly what a crash would have left. A database [`Self::import`]s it
+    /// and a node started on that resumes each projection from there (the snapshot a running
+    /// replica serves to a new one). Stops at the first error of `sink`.
+    pub fn export(
+        &self,
+        piece_bytes: usize,
+        mut sink: impl FnMut(SnapshotPiece) -> Result<(), ProjectionError>,
+    ) -> Result<SnapshotSize, ProjectionError> {
+        let snapshot = self.db.snapshot();
+        let mut size = SnapshotSize::default();
+        let mut names: Vec<String> = self
+            .db
+            .list_keyspace_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        names.sort();
+        for name in names {
+            let tree = self.open_tree(&name)?;
+            let mut piece = SnapshotPiece {
+                tree: name.clone(),
+                entries: Vec::new(),
+            };
+            let (mut bytes, mut sent) = (0, false);
+            for guard in fjall::Readable::iter(&snapshot, &tree.keyspace) {
+                let (key, value) = guard.into_inner()?;
+                bytes += key.len() + value.len();
+                size.entries += 1;
+                size.bytes += (key.len() + value.len()) as u64;
+                piece.entries.push((key.to_vec(), value.to_vec()));
+                if bytes >= piece_bytes {
+                    let next = SnapshotPiece {
+                        tree: name.clone(),
+                        entries: Vec::new(),
+                    };
+                    sink(std::mem::replace(&mut piece, next))?;
+                    (bytes, sent) = (0, true);
+                }
+            }
+            // An empty tree is sent too: it exists in the copy as in the original.
+            if !piece.entries.is_empty() || !sent {
+                sink(piece)?;
+            }
+            size.trees += 1;
+        }
+        Ok(size)
+    }
+
+    /// Whether the database holds no tree at all (a new one).
+    pub fn is_empty(&self) -> bool {
+        self.db.keyspace_count() == 0
+    }
+
+    /// Writes one piece of an [`Self::export`]ed snapshot (its tree created if new), in one
+    /// batch. Call [`Self::persist`] after the last.
+    pub fn import(&self, piece: SnapshotPiece) -> Result<(), ProjectionError> {
+        let tree = self.open_tree(&piece.tree)?;
+        if piece.entries.is_empty() {
+            return Ok(());
+        }
+        let mut writes = self.db.batch();
+        for (key, value) in piece.entries {
+            writes.insert(&tree.keyspace, key, value);
+        }
+        Ok(writes.commit()?)
+    }
+}
+
+/// Part of one tree of a read models' snapshot ([`ReadModelDb::export`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotPiece {
+    /// The tree.
+    pub tree: String,
+    /// Its entries (key, value), in key order.
+    pub entries: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// How much a snapshot held.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotSize {
+    /// Trees.
+    pub trees: u64,
+    /// Entries in all trees.
+    pub entries: u64,
+    /// Their keys' and values' bytes.
+    pub bytes: u64,
 }
 
 /// An ordered map of byte keys to byte values in a [`ReadModelDb`].
@@ -315,6 +406,58 @@ mod tests {
         );
         assert_eq!(tree.scan_prefix("b/").count(), 0);
         assert_eq!(tree.get("a/1").unwrap().as_deref(), Some(b"one".as_slice()));
+    }
+
+    #[test]
+    fn a_snapshot_taken_while_batches_are_applied_holds_whole_batches_and_imports_whole() {
+        let db = ReadModelDb::temporary().unwrap();
+        db.open_tree("empty").unwrap();
+        let tree = db.open_tree("model").unwrap();
+        let other = db.open_tree("other").unwrap();
+        for i in 0..500u32 {
+            other.insert(format!("k{i:04}"), vec![b'x'; 100]).unwrap();
+        }
+        // Each batch writes the same number under two keys: a snapshot that split one would
+        // see them differ.
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (tree, stop) = (tree.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let mut batch = Batch::default();
+                    batch.insert("a", n.to_be_bytes());
+                    batch.insert("z", n.to_be_bytes());
+                    tree.apply_batch(batch).unwrap();
+                }
+                n
+            })
+        };
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let copy = ReadModelDb::temporary().unwrap();
+            assert!(copy.is_empty());
+            let mut pieces = 0;
+            let size = db
+                .export(4096, |piece| {
+                    pieces += 1;
+                    copy.import(piece)
+                })
+                .unwrap();
+            assert_eq!(size.trees, 3);
+            assert!(pieces > 3, "{pieces} pieces of at most about 4 KiB");
+            let model = copy.open_tree("model").unwrap();
+            let (a, z) = (model.get("a").unwrap(), model.get("z").unwrap());
+            assert_eq!(a, z, "one batch, whole");
+            seen.push(a);
+            assert_eq!(copy.open_tree("other").unwrap().count().unwrap(), 500);
+            assert_eq!(copy.open_tree("empty").unwrap().count().unwrap(), 0);
+            assert!(!copy.is_empty());
+        }
+        stop.store(true, Ordering::Relaxed);
+        let written = writer.join().unwrap();
+        assert!(written > 0 && seen.iter().all(Option::is_some));
     }
 
     #[test]
