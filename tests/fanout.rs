@@ -565,6 +565,27 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> u64 {
     bytes
 }
 
+/// `node` reaches `head` with every projection running, and answers for both accounts as
+/// `full`, which replayed the whole stream.
+async fn answers_as(node: &Server, full: &Server, head: u64) {
+    wait_projected(node, head).await;
+    for p in status(node).await.projections {
+        assert_eq!((p.state.as_str(), p.position), ("running", head), "{p:?}");
+    }
+    for account in ["globex", "initech"] {
+        assert_eq!(
+            account_at(node, account, head).await,
+            account_at(full, account, head).await,
+            "{account}"
+        );
+        assert_eq!(
+            whole_timeline(node, account, head).await,
+            whole_timeline(full, account, head).await,
+            "{account}"
+        );
+    }
+}
+
 /// Runs `keyplan projections seed --data-dir to` against `node`: what it printed, or its
 /// error.
 async fn seed(node: &Server, to: &std::path::Path) -> Result<String, String> {
@@ -711,22 +732,7 @@ async fn a_projections_node_started_on_a_copy_of_another_reads_only_the_streams_
 
     // The node on the copy starts at its checkpoints and reads the tail only.
     let b = Server::start_with(&copy, &projections).await;
-    wait_projected(&b, head).await;
-    for p in status(&b).await.projections {
-        assert_eq!((p.state.as_str(), p.position), ("running", head), "{p:?}");
-    }
-    for account in ["globex", "initech"] {
-        assert_eq!(
-            account_at(&b, account, head).await,
-            account_at(&full, account, head).await,
-            "{account}"
-        );
-        assert_eq!(
-            whole_timeline(&b, account, head).await,
-            whole_timeline(&full, account, head).await,
-            "{account}"
-        );
-    }
+    answers_as(&b, &full, head).await;
     let globex = account_at(&b, "globex", head).await;
     assert_eq!(
         globex.name, "Globex Corporation",
@@ -742,22 +748,7 @@ async fn a_projections_node_started_on_a_copy_of_another_reads_only_the_streams_
 
     // The node seeded from the running one's snapshot does the same.
     let c = Server::start_with(&seeded, &projections).await;
-    wait_projected(&c, head).await;
-    for p in status(&c).await.projections {
-        assert_eq!((p.state.as_str(), p.position), ("running", head), "{p:?}");
-    }
-    for account in ["globex", "initech"] {
-        assert_eq!(
-            account_at(&c, account, head).await,
-            account_at(&full, account, head).await,
-            "{account}"
-        );
-        assert_eq!(
-            whole_timeline(&c, account, head).await,
-            whole_timeline(&full, account, head).await,
-            "{account}"
-        );
-    }
+    answers_as(&c, &full, head).await;
     c.stop().await;
     full.stop().await;
     ingest.stop().await;

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::fixtures::*;
-use common::nats::{free_port, NatsCluster};
+use common::nats::{free_port, raw_message, NatsCluster};
 use common::Server;
 use keyplan_auth::mint::{mint_hs256, TokenRequest};
 use keyplan_auth::Role;
@@ -319,18 +319,7 @@ async fn stream_messages(
     let last = stream.info().await.unwrap().state.last_sequence;
     let mut out = Vec::new();
     for sequence in 1..=last {
-        // Right after a NATS node came back, JetStream may answer 503 for a moment.
-        let mut tries = 0;
-        let message = loop {
-            match stream.get_raw_message(sequence).await {
-                Ok(message) => break message,
-                Err(_) if tries < 100 => {
-                    tries += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => panic!("sequence {sequence} of the shard's stream: {e}"),
-            }
-        };
+        let message = raw_message(&stream, sequence).await;
         let subject = message.subject.to_string();
         let rest = subject
             .strip_prefix(&format!("{prefix}."))

@@ -425,19 +425,7 @@ impl NatsCluster {
         let last = stream.info().await.unwrap().state.last_sequence;
         let mut out = Vec::new();
         for sequence in 1..=last {
-            // Right after a node came back (or was resumed), JetStream may answer 503
-            // ("temporarily unavailable") for a moment.
-            let mut tries = 0;
-            let message = loop {
-                match stream.get_raw_message(sequence).await {
-                    Ok(message) => break message,
-                    Err(_) if tries < 100 => {
-                        tries += 1;
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    Err(e) => panic!("sequence {sequence} of {user}'s stream: {e}"),
-                }
-            };
+            let message = raw_message(&stream, sequence).await;
             let id = message
                 .headers
                 .get("Nats-Msg-Id")
@@ -446,5 +434,25 @@ impl NatsCluster {
             out.push((sequence, id));
         }
         out
+    }
+}
+
+/// The message at `sequence` of `stream`, retried for up to 10 s: right after a node of a
+/// cluster came back (or was resumed), JetStream may answer 503 ("temporarily unavailable")
+/// for a moment.
+pub async fn raw_message(
+    stream: &async_nats::jetstream::stream::Stream,
+    sequence: u64,
+) -> async_nats::jetstream::message::StreamMessage {
+    let mut tries = 0;
+    loop {
+        match stream.get_raw_message(sequence).await {
+            Ok(message) => return message,
+            Err(_) if tries < 100 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("sequence {sequence} of the stream: {e}"),
+        }
     }
 }
