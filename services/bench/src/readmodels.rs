@@ -25,6 +25,7 @@ use keyplan_proto::pb;
 use keyplan_proto::pb::command_service_client::CommandServiceClient;
 use keyplan_proto::pb::operations_service_client::OperationsServiceClient;
 use serde::Serialize;
+use tempfile::TempDir;
 
 use crate::nats::NatsProcess;
 use crate::server::{connect, KeyplanProcess};
@@ -132,6 +133,14 @@ pub struct ReadModelResults {
     /// The replay from position 1 (`rebuild_jetstream_s`) over the bootstrap from a copy
     /// (`bootstrap_copy_s + bootstrap_start_to_head_s`).
     pub bootstrap_replay_vs_copy: f64,
+    /// Replica bootstrap from a snapshot the running replica served (`keyplan projections
+    /// seed`, taken at the same head as the copy): seconds the seed took.
+    pub bootstrap_seed_s: f64,
+    /// Seconds from starting a projections node on the seeded directory to every projection
+    /// at the new head (the same tail as the copy's).
+    pub bootstrap_seed_start_to_head_s: f64,
+    /// The replay from position 1 over the bootstrap from a served snapshot.
+    pub bootstrap_replay_vs_seed: f64,
 }
 
 /// `GetAccount` of `account` with its default 100 newest interactions.
@@ -326,6 +335,46 @@ struct Bootstrap {
     copy: Duration,
     tail_events: u64,
     start_to_head: Duration,
+    /// The head after the tail.
+    head: u64,
+}
+
+/// Seeds a new node's directory from the running replica at `address` (`keyplan projections
+/// seed`, the binary's own command); returns the directory and how long it took.
+async fn seed_from_running(binary: &Path, address: &str) -> Result<(TempDir, Duration)> {
+    let dir = KeyplanProcess::new_dir()?;
+    let started = Instant::now();
+    let out = tokio::process::Command::new(binary)
+        .args(["projections", "seed", "--server", address, "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .await
+        .context("running keyplan projections seed")?;
+    if !out.status.success() {
+        bail!(
+            "keyplan projections seed failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok((dir, started.elapsed()))
+}
+
+/// Starts a projections node over `dir` (`args`) and times it until every projection is at
+/// `head`.
+async fn start_to_head(
+    binary: &Path,
+    dir: TempDir,
+    args: &[String],
+    head: u64,
+    limit: Duration,
+) -> Result<Duration> {
+    let started = Instant::now();
+    let node = KeyplanProcess::start_in(binary, dir, "127.0.0.1:0", args).await?;
+    let mut ops = OperationsServiceClient::new(connect(node.address()).await?);
+    wait_projections(&mut ops, head, limit).await?;
+    let took = started.elapsed();
+    node.stop().await?;
+    Ok(took)
 }
 
 /// Stops the caught-up projections node `replica`, copies its data directory, writes
@@ -347,17 +396,13 @@ async fn bootstrap_from_copy(
     let copy = started.elapsed();
     drop(replica);
     let head = write_tail(channel, tail_events).await?;
-    let started = Instant::now();
-    let from_copy = KeyplanProcess::start_in(binary, dir, "127.0.0.1:0", args).await?;
-    let mut ops = OperationsServiceClient::new(connect(from_copy.address()).await?);
-    wait_projections(&mut ops, head, limit).await?;
-    let start_to_head = started.elapsed();
-    from_copy.stop().await?;
+    let start_to_head = start_to_head(binary, dir, args, head, limit).await?;
     Ok(Bootstrap {
         copy_bytes,
         copy,
         tail_events,
         start_to_head,
+        head,
     })
 }
 
@@ -629,7 +674,9 @@ pub async fn run(
             .await?;
         missing += u64::from(!projection_times.record(t, &response));
     }
-    // A replica started from a copy of that node's data instead: copy, start, read the tail.
+    // A replica seeded from that node's snapshot while it runs, and one started from a copy
+    // of its data once stopped: both taken at `head`, both then read the same tail.
+    let (seeded, seed) = seed_from_running(binary, projections.address()).await?;
     let bootstrap = bootstrap_from_copy(
         binary,
         &projections_args,
@@ -639,8 +686,11 @@ pub async fn run(
         limit,
     )
     .await?;
+    let seed_start_to_head =
+        start_to_head(binary, seeded, &projections_args, bootstrap.head, limit).await?;
     node.stop().await?;
     let bootstrap_s = (bootstrap.copy + bootstrap.start_to_head).as_secs_f64();
+    let seed_s = (seed + seed_start_to_head).as_secs_f64();
 
     Ok(ReadModelResults {
         events: head,
@@ -684,6 +734,9 @@ pub async fn run(
         bootstrap_tail_events: bootstrap.tail_events,
         bootstrap_start_to_head_s: bootstrap.start_to_head.as_secs_f64(),
         bootstrap_replay_vs_copy: rebuild_jetstream.as_secs_f64() / bootstrap_s.max(f64::EPSILON),
+        bootstrap_seed_s: seed.as_secs_f64(),
+        bootstrap_seed_start_to_head_s: seed_start_to_head.as_secs_f64(),
+        bootstrap_replay_vs_seed: rebuild_jetstream.as_secs_f64() / seed_s.max(f64::EPSILON),
     })
 }
 
