@@ -428,7 +428,6 @@ impl Node {
         health
             .set_serving::<AccountServiceServer<AccountApi>>()
             .await;
-
         if let Some(nats) = &self.nats {
             follow_nats(health.clone(), nats.connected.clone());
         }
