@@ -246,11 +246,28 @@ async fn seed_one(
         .await?
         .into_inner();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<keyplan_projection::SnapshotPiece>(4);
+    // Each tree's pieces come one after the other: the writer ingests a tree from its first
+    // piece to the next tree's.
     let writer = {
         let db = db.clone();
         tokio::task::spawn_blocking(move || {
-            while let Some(piece) = rx.blocking_recv() {
-                db.import(piece)?;
+            let mut next = rx.blocking_recv();
+            while let Some(first) = next.take() {
+                let tree = first.tree;
+                let mut entries = first.entries.into_iter();
+                let of_tree = std::iter::from_fn(|| loop {
+                    if let Some(entry) = entries.next() {
+                        return Some(entry);
+                    }
+                    match rx.blocking_recv() {
+                        Some(piece) if piece.tree == tree => entries = piece.entries.into_iter(),
+                        other => {
+                            next = other;
+                            return None;
+                        }
+                    }
+                });
+                db.import_tree(&tree, of_tree)?;
             }
             db.persist()
         })
