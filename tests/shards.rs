@@ -494,6 +494,41 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
             .join("read-models");
         assert!(db.is_dir(), "{} holds {shard}'s read models", db.display());
     }
+    // A new replica of both shards seeded from that one while it runs: laid out as it is,
+    // each shard from its own snapshot, it resumes each from there.
+    let seeded = s.dir.join("seeded");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyplan"))
+        .args([
+            "projections",
+            "seed",
+            "--server",
+            &s.nodes[2].address,
+            "--data-dir",
+        ])
+        .arg(&seeded)
+        .env("KEYPLAN_TOKEN", admin_token(&s))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("s1: ") && said.contains("s2: "),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shard in ["s1", "s2"] {
+        assert!(seeded
+            .join("shards")
+            .join(shard)
+            .join("read-models")
+            .is_dir());
+    }
+    let args = node_args_on(&s, "all", true, free_port());
+    let node = start(&s, "seeded", &args).await;
+    s.nodes.push(node);
+    for shard in [0, 1] {
+        wait_followed(&s, 5, shard).await;
+    }
+    s.nodes.pop().unwrap().stop().await;
 
     // Read-your-writes through any node: a command through one node, read at its position
     // through each of the others; every node answers the same.

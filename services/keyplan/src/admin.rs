@@ -182,22 +182,27 @@ pub async fn seed(
         None => followed,
     };
     let several = chosen.len() > 1;
+    let targets: Vec<(String, std::path::PathBuf)> = chosen
+        .into_iter()
+        .map(|shard| {
+            let dir = if several {
+                data_dir.join(crate::server::SHARDS_DIR).join(&shard)
+            } else {
+                data_dir.to_owned()
+            };
+            (shard, dir.join(keyplan_projection::READ_MODELS_DIR))
+        })
+        .collect();
+    if let Some((_, path)) = targets.iter().find(|(_, path)| path.exists()) {
+        return Err(AdminError::Seed(format!(
+            "{} already exists: seed only a new node's data directory",
+            path.display()
+        )));
+    }
     let mut out = String::new();
-    for shard in chosen {
-        let dir = if several {
-            data_dir.join(crate::server::SHARDS_DIR).join(&shard)
-        } else {
-            data_dir.to_owned()
-        };
-        let path = dir.join(keyplan_projection::READ_MODELS_DIR);
-        if path.exists() {
-            return Err(AdminError::Seed(format!(
-                "{} already exists: seed only a new node's data directory",
-                path.display()
-            )));
-        }
+    for (n, (shard, path)) in targets.iter().enumerate() {
         let started = Instant::now();
-        let copied = seed_one(&mut operations, &shard, &path).await;
+        let copied = seed_one(&mut operations, shard, path).await;
         match copied {
             Ok(end) => out.push_str(&format!(
                 "{}: {} trees, {} entries ({:.1} MiB), every projection at position {} or \
@@ -205,7 +210,7 @@ pub async fn seed(
                 if shard.is_empty() {
                     "read models"
                 } else {
-                    &shard
+                    shard
                 },
                 end.trees,
                 end.entries,
@@ -215,7 +220,9 @@ pub async fn seed(
             )),
             Err(e) => {
                 // Half a copy must not be taken for one: a retry starts afresh.
-                let _ = std::fs::remove_dir_all(&path);
+                for (_, written) in &targets[..=n] {
+                    let _ = std::fs::remove_dir_all(written);
+                }
                 return Err(e);
             }
         }
