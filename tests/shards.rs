@@ -11,7 +11,9 @@
 //!   of which both shards' appends go on being acknowledged (two of three NATS nodes), and
 //!   their healing;
 //! - each replica follows each of its shards to the head, with a checkpoint per shard, and
-//!   keeps each shard's read models in their own database;
+//!   keeps each shard's read models in their own database; a new replica of both shards
+//!   seeded from a running one (`keyplan projections seed`) starts from each shard's
+//!   snapshot and reaches both heads;
 //! - read-your-writes holds through any node, and every node answers the same (both
 //!   two-shard replicas serve every tenant themselves); a server stream (Watch) through a
 //!   node of the other shard streams the tenant's events;
