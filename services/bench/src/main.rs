@@ -10,6 +10,7 @@
 //! `fanout`, `read-models` or `all` scenario runs, and its ratios are reported with the fan-out
 //! and the rebuild from JetStream.
 
+mod all_shards;
 mod append;
 mod apply;
 mod baselines;
@@ -128,8 +129,11 @@ enum Scenario {
     /// Appends and fan-out with 1, 2 and 4 shards (one all-in-one node per shard, its own log
     /// and stream, one nats-server), tenants spread over them by the shard map, commands sent
     /// to each tenant's node; with 2 shards also all through the first node (forwarding).
-    /// Ratios to the 1-shard row; CPU time of each process (1k/s; without --quick also
-    /// 10k/s). Not part of `all`.
+    /// Ratios to the 1-shard row; CPU time of each process. Then 2 ingest-only shards with
+    /// their read models on projections replicas: one replica per shard (the baseline) against
+    /// one `--shard all` replica following both (fan-out to readable on the replica, its CPU
+    /// and memory, a fresh replica's bootstrap). 1k/s; without --quick also 10k/s. Not part of
+    /// `all`.
     Shards,
     /// Read models on a loaded node (1M events; --quick: 20k): footprint (RSS, disk, cold
     /// start), query latencies (client and server side) under append load, and rebuild speed
@@ -299,6 +303,8 @@ async fn main() -> Result<()> {
         let rates: &[u32] = if cli.quick { &[1000] } else { &[1000, 10_000] };
         let results = shards::run(&binary, rates, duration, &settings.server_args).await?;
         report::print_shards(cli.json, &results)?;
+        let results = all_shards::run(&binary, rates, duration, &settings.server_args).await?;
+        report::print_all_shards(cli.json, &results)?;
     }
     if matches!(cli.scenario, Scenario::ReadModels | Scenario::All) {
         let binary =

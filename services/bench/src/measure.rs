@@ -146,6 +146,17 @@ pub(crate) fn cpu_seconds(pid: &str, ticks: f64) -> Option<f64> {
     Some((utime + stime) / ticks)
 }
 
+/// A memory field of `/proc/<pid>/status` (`VmRSS`: resident now; `VmHWM`: the peak
+/// resident size since the process started), in MiB; 0 when it cannot be read.
+pub(crate) fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
 /// Clock ticks per second of `/proc`'s times (`getconf CLK_TCK`, asked once; 100 where it
 /// cannot be asked, the value on every Linux architecture the bench runs on).
 pub(crate) fn clock_ticks() -> f64 {

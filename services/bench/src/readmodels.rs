@@ -407,12 +407,7 @@ async fn bootstrap_from_copy(
 }
 
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    crate::measure::status_mib(pid, "VmRSS")
 }
 
 /// The id of the benchmark's `i`th account.

@@ -9,6 +9,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::all_shards::{FollowResult, Followers};
 use crate::append::Settings;
 use crate::apply::ApplyResults;
 use crate::baselines::jetstream::{JetStreamBaseline, JetStreamSummary};
@@ -613,6 +614,249 @@ pub fn print_shards(json: bool, results: &[ShardsResult]) -> Result<()> {
             } else {
                 "-".to_owned()
             },
+        ]);
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+/// The replicas of two shards: one per shard (the baseline) against one `--shard all`.
+pub fn print_all_shards(json: bool, results: &[FollowResult]) -> Result<()> {
+    let baseline = |r: &FollowResult| {
+        results
+            .iter()
+            .find(|b| b.rate_per_s == r.rate_per_s && b.followers == Followers::OnePerShard)
+    };
+    fn of(
+        b: Option<&FollowResult>,
+        f: impl Fn(&FollowResult) -> Option<f64>,
+        r: &FollowResult,
+    ) -> Option<f64> {
+        let b = b?;
+        ratio(f(r)?, f(b)?)
+    }
+    let ratios = |r: &FollowResult| -> BTreeMap<&'static str, Option<f64>> {
+        let b = baseline(r);
+        let sum = |v: &[f64]| v.iter().sum::<f64>();
+        [
+            (
+                "achieved_vs_per_shard",
+                of(b, |x| Some(x.achieved_per_s), r),
+            ),
+            ("ack_p50_vs_per_shard", of(b, |x| Some(x.ack_ms[0]), r)),
+            ("ack_p99_vs_per_shard", of(b, |x| Some(x.ack_ms[1]), r)),
+            (
+                "readable_p50_vs_per_shard",
+                of(b, |x| Some(x.readable_ms[0]), r),
+            ),
+            (
+                "readable_p99_vs_per_shard",
+                of(b, |x| Some(x.readable_ms[1]), r),
+            ),
+            (
+                "replica_cpu_per_event_vs_per_shard",
+                of(b, FollowResult::replica_cpu_ms_per_event, r),
+            ),
+            (
+                "replica_peak_rss_vs_per_shard",
+                of(b, |x| Some(sum(&x.replica_peak_rss_mib)), r),
+            ),
+            (
+                "bootstrap_rate_vs_per_shard",
+                of(b, FollowResult::bootstrap_per_s, r),
+            ),
+        ]
+        .into_iter()
+        .collect()
+    };
+    if json {
+        for r in results {
+            print_json_line(&serde_json::json!({
+                "scenario": "shards-replicas",
+                "params": {
+                    "rate_per_s": r.rate_per_s,
+                    "clients": r.clients,
+                    "tenants": r.tenants,
+                    "shards": 2,
+                    "followers": r.followers,
+                },
+                "figures": r,
+                "baseline": {"one_replica_per_shard": baseline(r).map(|b| serde_json::json!({
+                    "achieved_per_s": b.achieved_per_s,
+                    "ack_ms": b.ack_ms,
+                    "readable_ms": b.readable_ms,
+                    "replica_cpu_ms_per_event": b.replica_cpu_ms_per_event(),
+                    "replica_peak_rss_mib": b.replica_peak_rss_mib,
+                    "bootstrap_per_s": b.bootstrap_per_s(),
+                }))},
+                "ratios": ratios(r),
+            }))?;
+        }
+        return Ok(());
+    }
+    println!(
+        "\nshards, read models on replicas: 2 ingest nodes, one nats-server, single-event appends \
+         over {} tenants (ms; readable = ack -> the entry on a WatchTimeline of the account on \
+         the replica serving its tenant; jetstream = ack -> a consumer of the shard's stream; 0 \
+         when it arrived before the ack)",
+        results.first().map_or(0, |r| r.tenants)
+    );
+    let mut rows = vec![[
+        "replicas",
+        "rate/s",
+        "per shard",
+        "achieved/s",
+        "vs per shard",
+        "ack p50/p99",
+        "vs per shard",
+        "jetstream p50/p99",
+        "readable p50/p99/p999",
+        "vs per shard",
+        "last readable after load",
+        "not readable",
+        "lost",
+        "errors",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in results {
+        let ratios = ratios(r);
+        let get = |name: &str| ratio_text(ratios.get(name).copied().flatten());
+        rows.push(vec![
+            r.followers.label().to_owned(),
+            r.rate_per_s.to_string(),
+            r.clients_per_shard
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join("/"),
+            rate(r.achieved_per_s),
+            get("achieved_vs_per_shard"),
+            format!("{}/{}", ms(r.ack_ms[0]), ms(r.ack_ms[1])),
+            format!(
+                "{}/{}",
+                get("ack_p50_vs_per_shard"),
+                get("ack_p99_vs_per_shard")
+            ),
+            format!("{}/{}", ms(r.jetstream_ms[0]), ms(r.jetstream_ms[1])),
+            format!(
+                "{}/{}/{}",
+                ms(r.readable_ms[0]),
+                ms(r.readable_ms[1]),
+                ms(r.readable_ms[2])
+            ),
+            format!(
+                "{}/{}",
+                get("readable_p50_vs_per_shard"),
+                get("readable_p99_vs_per_shard")
+            ),
+            ms(r.readable_after_load_ms),
+            r.not_readable.to_string(),
+            r.lost.to_string(),
+            r.errors.to_string(),
+        ]);
+    }
+    print_table(&rows);
+    println!(
+        "\nCPU during the load (cores = CPU seconds / wall seconds; the machine's are shared); \
+         replica CPU per event from the load's start until every event was readable; memory \
+         then (RSS, and its peak so far)"
+    );
+    let mut rows = vec![[
+        "replicas",
+        "rate/s",
+        "wall s",
+        "ingest cores (each)",
+        "replica cores (each)",
+        "nats-server cores",
+        "bench cores",
+        "replica CPU ms/event",
+        "vs per shard",
+        "replica RSS MiB (each)",
+        "peak RSS MiB (each)",
+        "vs per shard",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in results {
+        let ratios = ratios(r);
+        let get = |name: &str| ratio_text(ratios.get(name).copied().flatten());
+        let c = &r.cpu;
+        let cores = |seconds: f64| {
+            if c.wall > 0.0 {
+                format!("{:.2}", seconds / c.wall)
+            } else {
+                "-".to_owned()
+            }
+        };
+        let each_cores = |v: &[f64]| {
+            let each: Vec<String> = v.iter().map(|s| cores(*s)).collect();
+            format!("{} ({})", cores(v.iter().sum()), each.join(" + "))
+        };
+        let each_mib = |v: &[f64]| {
+            let each: Vec<String> = v.iter().map(|m| format!("{m:.0}")).collect();
+            format!("{:.0} ({})", v.iter().sum::<f64>(), each.join(" + "))
+        };
+        rows.push(vec![
+            r.followers.label().to_owned(),
+            r.rate_per_s.to_string(),
+            format!("{:.1}", c.wall),
+            each_cores(&c.ingest),
+            each_cores(&c.replicas),
+            cores(c.nats),
+            cores(c.bench),
+            r.replica_cpu_ms_per_event()
+                .map_or_else(|| "-".to_owned(), |v| format!("{v:.3}")),
+            get("replica_cpu_per_event_vs_per_shard"),
+            each_mib(&r.replica_rss_mib),
+            each_mib(&r.replica_peak_rss_mib),
+            get("replica_peak_rss_vs_per_shard"),
+        ]);
+    }
+    print_table(&rows);
+    println!(
+        "\nbootstrap: a fresh replica on an empty data directory, from position 1 to the heads \
+         of the shards it follows (after the load; the median of {} one after the other)",
+        results.first().map_or(0, |r| r.bootstraps.len())
+    );
+    let mut rows = vec![[
+        "row",
+        "rate/s",
+        "--shard",
+        "events",
+        "ready s",
+        "to heads s",
+        "events/s",
+        "vs per shard",
+        "cores",
+        "CPU ms/event",
+        "peak RSS MiB",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for r in results {
+        let ratios = ratios(r);
+        let Some(b) = r.bootstrap() else { continue };
+        rows.push(vec![
+            r.followers.label().to_owned(),
+            r.rate_per_s.to_string(),
+            b.shard.clone(),
+            b.events.to_string(),
+            format!("{:.2}", b.ready_s),
+            format!("{:.2}", b.head_s),
+            r.bootstrap_per_s().map_or_else(|| "-".to_owned(), rate),
+            ratio_text(ratios.get("bootstrap_rate_vs_per_shard").copied().flatten()),
+            if b.head_s > 0.0 {
+                format!("{:.2}", b.cpu_s / b.head_s)
+            } else {
+                "-".to_owned()
+            },
+            if b.events > 0 {
+                format!("{:.3}", b.cpu_s * 1000.0 / b.events as f64)
+            } else {
+                "-".to_owned()
+            },
+            format!("{:.0}", b.peak_rss_mib),
         ]);
     }
     print_table(&rows);

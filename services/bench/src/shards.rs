@@ -12,6 +12,9 @@
 //! The CPU time of every process (read from `/proc/<pid>/stat` before and after the load) says
 //! where the machine's cores went: N nodes share the same cores, so a row's rate is bounded by
 //! them, not by the number of logs.
+//!
+//! The scenario then measures read models on replicas of two shards, one replica per shard
+//! against one that follows both (`crate::all_shards`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -146,16 +149,27 @@ pub async fn run(
     Ok(out)
 }
 
-/// The shard map of `ports.len()` shards `s1`, `s2`... on those loopback ports, with streams
-/// `KEYPLAN_S<i>` and subject prefixes `keyplan-s<i>`.
-fn map_text(ports: &[u16]) -> String {
+/// The shard map of `ports.len()` shards `s1`, `s2`... whose ingest nodes listen on those
+/// loopback ports, with streams `KEYPLAN_S<i>` and subject prefixes `keyplan-s<i>`; shard
+/// `i`'s replicas on the loopback ports `replicas[i]` (none where `replicas` has no entry).
+pub(crate) fn map_text(ports: &[u16], replicas: &[Vec<u16>]) -> String {
     ports
         .iter()
         .enumerate()
         .map(|(i, port)| {
             let n = i + 1;
+            let replicas = replicas
+                .get(i)
+                .map(|ports| {
+                    let addresses: Vec<String> = ports
+                        .iter()
+                        .map(|p| format!("\"http://127.0.0.1:{p}\""))
+                        .collect();
+                    format!("replicas = [{}]\n", addresses.join(", "))
+                })
+                .unwrap_or_default();
             format!(
-                "[[shards]]\nid = \"s{n}\"\ningest = \"http://127.0.0.1:{port}\"\n\
+                "[[shards]]\nid = \"s{n}\"\ningest = \"http://127.0.0.1:{port}\"\n{replicas}\
                  stream = \"KEYPLAN_S{n}\"\nsubject_prefix = \"keyplan-s{n}\"\n\n"
             )
         })
@@ -180,7 +194,7 @@ async fn run_row(
     let ports: Vec<u16> = (0..setup.shards)
         .map(|_| free_port())
         .collect::<Result<_>>()?;
-    let text = map_text(&ports);
+    let text = map_text(&ports, &[]);
     let map = ShardMap::parse(&text)?;
     let map_file = dir.path().join("shards.toml");
     std::fs::write(&map_file, &text).context("writing the shard map")?;
@@ -332,7 +346,7 @@ async fn run_row(
 }
 
 /// The CPU seconds each process has used so far (0 for one that cannot be read).
-fn cpu_now(keyplan: &[Option<u32>], nats: &[u32], ticks: f64) -> CpuSeconds {
+pub(crate) fn cpu_now(keyplan: &[Option<u32>], nats: &[u32], ticks: f64) -> CpuSeconds {
     let of = |pid: &str| cpu_seconds(pid, ticks).unwrap_or(0.0);
     CpuSeconds {
         keyplan: keyplan
@@ -351,7 +365,7 @@ mod tests {
 
     #[test]
     fn the_map_parses_and_spreads_the_tenants_over_every_shard() -> Result<()> {
-        let map = ShardMap::parse(&map_text(&[5001, 5002, 5003, 5004]))?;
+        let map = ShardMap::parse(&map_text(&[5001, 5002, 5003, 5004], &[]))?;
         assert_eq!(map.shards().len(), 4);
         assert_eq!(map.shards()[3].stream, "KEYPLAN_S4");
         assert_eq!(map.shards()[3].subject_prefix, "keyplan-s4");
