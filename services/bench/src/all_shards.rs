@@ -353,13 +353,7 @@ async fn run_row(
     }
 
     // One account per client, client i's in tenant i mod TENANTS, onboarded on its shard.
-    let shard_index = |tenant: &str| {
-        let owner = &map.owner(tenant).id;
-        map.shards()
-            .iter()
-            .position(|s| &s.id == owner)
-            .unwrap_or(0)
-    };
+    let shard_index = |tenant: &str| crate::shards::shard_index(&map, tenant);
     let mut accounts = Vec::new();
     let mut clients_per_shard = vec![0; SHARDS];
     for i in 0..clients {

@@ -227,13 +227,7 @@ async fn run_row(
     for node in &nodes {
         channels.push(connect(node.address()).await?);
     }
-    let shard_index = |tenant: &str| {
-        let owner = &map.owner(tenant).id;
-        map.shards()
-            .iter()
-            .position(|s| &s.id == owner)
-            .unwrap_or(0)
-    };
+    let shard_index = |tenant: &str| crate::shards::shard_index(&map, tenant);
 
     // One account per client, client i's in tenant i mod TENANTS, onboarded on its shard.
     let mut workloads = Vec::new();
@@ -357,6 +351,15 @@ pub(crate) fn cpu_now(keyplan: &[Option<u32>], nats: &[u32], ticks: f64) -> CpuS
         bench: of("self"),
         wall: 0.0,
     }
+}
+
+/// The index in `map`'s shards of the shard that owns `tenant`.
+pub(crate) fn shard_index(map: &ShardMap, tenant: &str) -> usize {
+    let owner = &map.owner(tenant).id;
+    map.shards()
+        .iter()
+        .position(|s| &s.id == owner)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
