@@ -160,8 +160,6 @@ impl ReadModelDb {
         piece_bytes: usize,
         mut sink: impl FnMut(SnapshotPiece) -> Result<(), ProjectionError>,
     ) -> Result<SnapshotSize, ProjectionError> {
-        let snapshot = self.db.snapshot();
-        let mut size = SnapshotSize::default();
         let mut names: Vec<String> = self
             .db
             .list_keyspace_names()
@@ -169,8 +167,15 @@ impl ReadModelDb {
             .map(|n| n.to_string())
             .collect();
         names.sort();
-        for name in names {
-            let tree = self.open_tree(&name)?;
+        // The trees' handles before the instant: a tree a finished rebuild drops meanwhile
+        // stays readable through its handle (its files go with the last one).
+        let trees = names
+            .iter()
+            .map(|name| self.open_tree(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let snapshot = self.db.snapshot();
+        let mut size = SnapshotSize::default();
+        for (name, tree) in names.into_iter().zip(trees) {
             let mut piece = SnapshotPiece {
                 tree: name.clone(),
                 entries: Vec::new(),
