@@ -120,6 +120,7 @@ fn plausible_string(field: &FieldDescriptor) -> String {
         "correlation_id" | "causation_id" => "0190a5a4-7c3e-7d2a-9f1e-2b3c4d5e6f70",
         "event_types" => "InteractionLogged",
         "names" => "timeline",
+        "shard" => "s1",
         "page_token" => "",
         "period_start" | "start" | "from" => "2026-01-01",
         "end" | "period_end" => "2026-12-31",

@@ -66,6 +66,12 @@ impl OperationsService for OperationsApi {
         request: Request<pb::ExportReadModelsRequest>,
     ) -> Result<Response<Self::ExportReadModelsStream>, Status> {
         let shard = request.into_inner().shard;
+        if !shard.is_empty() {
+            // A shard id has the syntax of an id: a malformed one is the caller's error
+            // whatever the node follows.
+            keyplan_domain::ids::validate_id("shard", &shard)
+                .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        }
         let (Some(dbs), Some(projections)) = (self.read_model_dbs.get(), self.projections.get())
         else {
             return Err(Status::unavailable(
