@@ -323,20 +323,7 @@ async fn run_row(
     let js = async_nats::jetstream::new(client);
     let mut streams = Vec::new();
     for shard in map.shards() {
-        let started = Instant::now();
-        streams.push(loop {
-            if let Ok(s) = js.get_stream(&shard.stream).await {
-                break s;
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!(
-                    "shard {}'s stream {} did not appear",
-                    shard.id,
-                    shard.stream
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        });
+        streams.push(crate::shards::shard_stream(&js, shard).await?);
     }
     let mut replicas = Vec::new();
     for (port, shard) in replica_ports.iter().zip(followers.replicas()) {

@@ -253,20 +253,7 @@ async fn run_row(
     let stored_at: StoredTimes = Arc::default();
     let mut consumers = Vec::new();
     for (shard, channel) in map.shards().iter().zip(&channels) {
-        let started = Instant::now();
-        let stream = loop {
-            if let Ok(s) = js.get_stream(&shard.stream).await {
-                break s;
-            }
-            if started.elapsed() > Duration::from_secs(30) {
-                bail!(
-                    "shard {}'s stream {} did not appear",
-                    shard.id,
-                    shard.stream
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let stream = shard_stream(&js, shard).await?;
         let start_at = head(channel).await? + 1;
         let filter = format!("{}.>", shard.subject_prefix);
         consumers.push(
@@ -350,6 +337,27 @@ pub(crate) fn cpu_now(keyplan: &[Option<u32>], nats: &[u32], ticks: f64) -> CpuS
         nats: nats.iter().map(|p| of(&p.to_string())).sum(),
         bench: of("self"),
         wall: 0.0,
+    }
+}
+
+/// `shard`'s JetStream stream, once its ingest node's relay has created it (at most 30 s).
+pub(crate) async fn shard_stream(
+    js: &async_nats::jetstream::Context,
+    shard: &keyplan_cluster::Shard,
+) -> Result<async_nats::jetstream::stream::Stream> {
+    let started = Instant::now();
+    loop {
+        if let Ok(s) = js.get_stream(&shard.stream).await {
+            return Ok(s);
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "shard {}'s stream {} did not appear",
+                shard.id,
+                shard.stream
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
