@@ -21,11 +21,7 @@ pub struct NatsServer {
 
 /// A port free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    keyplan_testkit::ports::loopback_port().expect("a free port on 127.0.0.1")
 }
 
 impl NatsServer {
@@ -113,6 +109,12 @@ impl NatsServer {
         self.child = Some(child);
         // Ready when it accepts connections and JetStream answers.
         for _ in 0..200 {
+            let exited = self.child.as_mut().and_then(|child| child.try_wait().ok()?);
+            if let Some(status) = exited {
+                let log = std::fs::read_to_string(self.store_dir.with_extension("log"))
+                    .unwrap_or_default();
+                panic!("nats-server on port {} exited ({status}): {log}", self.port);
+            }
             let options = match &self.ready_user {
                 Some((user, password)) => async_nats::ConnectOptions::with_user_and_password(
                     user.clone(),
@@ -271,10 +273,23 @@ impl NatsCluster {
 
     /// Waits until every running node's `/healthz?js-enabled-only` answers and JetStream
     /// answers a request (a meta leader was elected).
-    async fn wait_ready(&self) {
+    async fn wait_ready(&mut self) {
         let mut waiting_for = String::new();
         for _ in 0..400 {
             waiting_for.clear();
+            for i in 0..self.nodes.len() {
+                let exited = self.nodes[i]
+                    .as_mut()
+                    .and_then(|node| node.try_wait().ok()?);
+                if let Some(status) = exited {
+                    panic!(
+                        "nats-server node {} exited ({status}) while the cluster started; \
+                         its log ends:\n{}",
+                        i + 1,
+                        self.log_tail(i)
+                    );
+                }
+            }
             for (i, node) in self.nodes.iter().enumerate() {
                 if node.is_some() && !self.healthy(i).await {
                     waiting_for = format!("node {} to answer /healthz", i + 1);
@@ -297,10 +312,21 @@ impl NatsCluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let logs: Vec<String> = (0..self.nodes.len())
+            .map(|i| format!("node {}:\n{}", i + 1, self.log_tail(i)))
+            .collect();
         panic!(
-            "the NATS cluster did not become ready (waiting for {waiting_for}); see {}",
-            self.dir.display()
+            "the NATS cluster did not become ready (waiting for {waiting_for}); the logs end:\n{}",
+            logs.join("\n")
         );
+    }
+
+    /// The last lines of node `i`'s log (the test's directory is gone once it fails).
+    fn log_tail(&self, i: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join(format!("nats-{}.log", i + 1)))
+            .unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
     }
 
     async fn healthy(&self, i: usize) -> bool {

@@ -18,9 +18,7 @@ pub struct NatsProcess {
 
 /// A port that was free a moment ago on loopback (for a process that must be told its port).
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    Ok(keyplan_testkit::ports::loopback_port()?)
 }
 
 impl NatsProcess {
