@@ -26,6 +26,12 @@
 //! a position from that answer, the pair (shard, position) is the read-your-writes token. A
 //! read that sends `keyplan-shard` with its `min_position` is refused (`FAILED_PRECONDITION`)
 //! if the tenant is on another shard, rather than compare positions of two logs.
+//!
+//! A read about every tenant (an admin's `ReadAll` or `Subscribe` without a tenant) reads one
+//! shard's log: the one its `keyplan-shard` request header names, from any node; without the
+//! header, the shard of the node asked (a node of several shards asks for the header). Its
+//! positions are that shard's. Calls about the node itself (status, rebuilds, exports) are
+//! always the node's own.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -38,7 +44,7 @@ use http::header::HeaderName;
 use http::HeaderValue;
 use http_body_util::Full;
 use keyplan_auth::layer::read_message;
-use keyplan_auth::policy::{self, frame};
+use keyplan_auth::policy::{self, frame, Kind};
 use tonic::body::Body;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::Status;
@@ -240,8 +246,41 @@ where
             let here =
                 |parts| http::Request::from_parts(parts, Body::new(Full::new(framed.clone())));
             let Some(tenant) = tenant else {
-                // About no tenant, or every tenant: this node's own answer.
-                return inner.call(here(parts)).await;
+                if rule.kind == Kind::Operations {
+                    // About the node: its own answer.
+                    return inner.call(here(parts)).await;
+                }
+                // About every tenant: one shard's log.
+                let shard = match routes.shard_read(&parts.headers, parts.uri.path()) {
+                    Ok(Some(shard)) => shard,
+                    Ok(None) => return inner.call(here(parts)).await,
+                    Err(status) => return Ok(status.into_http()),
+                };
+                return match routes.destination(parts.uri.path(), shard) {
+                    Destination::Here => {
+                        let mut request = here(parts);
+                        request
+                            .extensions_mut()
+                            .insert(ServedShard(shard.id.clone()));
+                        Ok(with_shard(inner.call(request).await?, shard))
+                    }
+                    Destination::There(shard, addresses) => {
+                        if parts.headers.contains_key(&FORWARDED) {
+                            let status = routes.not_served(parts.uri.path(), shard);
+                            return Ok(with_shard(status.into_http(), shard));
+                        }
+                        let mut parts = parts;
+                        if let Ok(id) = HeaderValue::from_str(&shard.id) {
+                            parts.headers.insert(SHARD, id);
+                        }
+                        let what = format!("the call reads shard {}'s log", shard.id);
+                        let addresses = addresses.clone();
+                        let response = routes
+                            .forward(parts, framed.clone(), &what, shard, &addresses)
+                            .await;
+                        Ok(with_shard(response, shard))
+                    }
+                };
             };
             let owner = routes.map.owner(&tenant);
             if let Err(status) = routes.check(&parts.headers, &tenant, owner) {
@@ -263,9 +302,10 @@ where
                             owner,
                         ));
                     }
+                    let what = format!("tenant {:?} is on shard {}", cut(&tenant), shard.id);
                     Ok(with_shard(
                         routes
-                            .forward(parts, framed.clone(), &tenant, shard, &addresses)
+                            .forward(parts, framed.clone(), &what, shard, &addresses)
                             .await,
                         owner,
                     ))
@@ -281,19 +321,7 @@ impl Routes {
     fn check(&self, headers: &http::HeaderMap, tenant: &str, owner: &Shard) -> Result<(), Status> {
         if let Some(from) = headers.get(&FORWARDED) {
             let from = header_text(from);
-            let theirs = headers
-                .get(&MAP_FINGERPRINT)
-                .map(header_text)
-                .unwrap_or_default();
-            if theirs != self.map.fingerprint() {
-                return Err(Status::failed_precondition(format!(
-                    "shard {from} forwarded this call with shard map {theirs:?}; this node \
-                     (shard {}) has shard map {:?}: start every node with the same --shard-map \
-                     file",
-                    self.named,
-                    self.map.fingerprint()
-                )));
-            }
+            self.check_same_map(headers)?;
             if !self.serves(owner) {
                 return Err(Status::failed_precondition(format!(
                     "shard {from} forwarded a call for tenant {:?} to shard {}, but the map \
@@ -318,6 +346,82 @@ impl Routes {
             }
         }
         Ok(())
+    }
+
+    /// Refuses a forwarded call from a node whose map differs from this node's.
+    fn check_same_map(&self, headers: &http::HeaderMap) -> Result<(), Status> {
+        let Some(from) = headers.get(&FORWARDED) else {
+            return Ok(());
+        };
+        let theirs = headers
+            .get(&MAP_FINGERPRINT)
+            .map(header_text)
+            .unwrap_or_default();
+        if theirs == self.map.fingerprint() {
+            return Ok(());
+        }
+        Err(Status::failed_precondition(format!(
+            "shard {} forwarded this call with shard map {theirs:?}; this node (shard {}) has \
+             shard map {:?}: start every node with the same --shard-map file",
+            header_text(from),
+            self.named,
+            self.map.fingerprint()
+        )))
+    }
+
+    /// The shard whose log a read about every tenant (an admin's `ReadAll` or `Subscribe`
+    /// without a tenant) reads: the one its `keyplan-shard` header names, else this node's
+    /// own when it has one. Positions are each log's own, so such a read never merges shards;
+    /// an admin reads each shard in turn, from any node.
+    ///
+    /// `None`: a node of several shards that serves the call itself answers it as it is (a
+    /// read that names no tenant only because authentication is off, which the service
+    /// refuses).
+    fn shard_read(&self, headers: &http::HeaderMap, path: &str) -> Result<Option<&Shard>, Status> {
+        self.check_same_map(headers)?;
+        let all = || {
+            self.map
+                .shards()
+                .iter()
+                .map(|s| s.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(named) = headers.get(&SHARD) {
+            return self
+                .map
+                .shard(&String::from_utf8_lossy(named.as_bytes()))
+                .map(Some)
+                .ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "keyplan-shard {:?} is not a shard of the shard map ({})",
+                        header_text(named),
+                        all()
+                    ))
+                });
+        }
+        match self.shards.as_slice() {
+            [own] => self.map.shard(own).map(Some).ok_or_else(|| {
+                // `RouteLayer::new` checked every shard of the node against the map.
+                Status::internal(format!("shard {own} is not in the shard map"))
+            }),
+            _ if self.served.iter().any(|s| path.starts_with(s.as_str())) => Ok(None),
+            _ => {
+                let service = path
+                    .trim_start_matches('/')
+                    .split('/')
+                    .next()
+                    .unwrap_or_default();
+                Err(Status::failed_precondition(format!(
+                    "this call reads one shard's log, and this node follows shards {}: name \
+                     the shard with the keyplan-shard request header (one of {}); {} reads \
+                     every tenant of one shard",
+                    self.named,
+                    all(),
+                    service.chars().take(64).collect::<String>()
+                )))
+            }
+        }
     }
 
     /// Whether `shard` is one of this node's.
@@ -364,7 +468,7 @@ impl Routes {
         &self,
         mut parts: http::request::Parts,
         frame: bytes::Bytes,
-        tenant: &str,
+        what: &str,
         shard: &Shard,
         addresses: &[&String],
     ) -> http::Response<Body> {
@@ -393,7 +497,7 @@ impl Routes {
             match channel.clone().oneshot(attempt).await {
                 Ok(response) => {
                     tracing::debug!(
-                        tenant = %cut(tenant),
+                        %what,
                         shard = %shard.id,
                         %address,
                         rpc = %parts.uri.path(),
@@ -408,9 +512,7 @@ impl Routes {
             }
         }
         Status::unavailable(format!(
-            "tenant {:?} is on shard {}, and no node of it answered ({}); retry",
-            cut(tenant),
-            shard.id,
+            "{what}, and no node of it answered ({}); retry",
             failures.join("; ").chars().take(400).collect::<String>()
         ))
         .into_http()
@@ -634,6 +736,55 @@ two = "s2"
         assert_eq!(call(Some("s2")).await.unwrap(), "two");
         assert_eq!(call(Some("s1")).await.unwrap(), "one");
         assert_eq!(call(None).await.unwrap(), "one");
+    }
+
+    #[tokio::test]
+    async fn a_read_about_every_tenant_reads_the_shard_its_header_names() {
+        const READ_ALL: &str = "/keyplan.v1.EventStoreService/ReadAll";
+        let read = |routes: &Routes, headers: &[(&'static str, &str)], path: &str| {
+            routes
+                .shard_read(request(headers).headers(), path)
+                .map(|shard| shard.map(|s| s.id.clone()))
+                .map_err(|s| (s.code(), s.message().to_owned()))
+        };
+        let s1 = routes("s1", INGEST);
+        assert_eq!(read(&s1, &[], READ_ALL), Ok(Some("s1".into())));
+        assert_eq!(
+            read(&s1, &[("keyplan-shard", "s2")], READ_ALL),
+            Ok(Some("s2".into()))
+        );
+        // Not served here: to the named shard's ingest node.
+        let s2 = s1.map.shard("s2").unwrap();
+        assert_eq!(
+            there(s1.destination(READ_ALL, s2)),
+            ("s2".into(), vec!["http://127.0.0.1:2".into()])
+        );
+        let (code, message) = read(&s1, &[("keyplan-shard", "s9")], READ_ALL).unwrap_err();
+        assert_eq!(code, tonic::Code::InvalidArgument);
+        assert!(message.contains("\"s9\" is not a shard") && message.contains("s1, s2"));
+        let (code, message) = read(
+            &s1,
+            &[("keyplan-forwarded", "s2"), ("keyplan-shard-map", "0")],
+            READ_ALL,
+        )
+        .unwrap_err();
+        assert_eq!(code, tonic::Code::FailedPrecondition);
+        assert!(message.contains("same --shard-map"), "{message}");
+
+        // A node of several shards cannot pick one for the caller.
+        let both = routes("s1,s2", &["keyplan.v1.TimelineService"]);
+        let (code, message) = read(&both, &[], READ_ALL).unwrap_err();
+        assert_eq!(code, tonic::Code::FailedPrecondition);
+        assert!(
+            message.contains("keyplan-shard request header") && message.contains("s1,s2"),
+            "{message}"
+        );
+        assert_eq!(
+            read(&both, &[("keyplan-shard", "s2")], READ_ALL),
+            Ok(Some("s2".into()))
+        );
+        // A call it serves itself that names no tenant (authentication off): its own answer.
+        assert_eq!(read(&both, &[], TIMELINE), Ok(None));
     }
 
     #[tokio::test]
