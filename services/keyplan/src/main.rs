@@ -19,7 +19,13 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> anyhow::Result<()> {
     return_freed_memory_on_time();
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // A node logs what it does; a command run by a person prints its result and, on stderr,
+    // only what went wrong (not the stores' "creating database" lines of a seed, say).
+    let default_filter = match cli.command {
+        Command::Serve(_) | Command::Recover(_) => "info,lsm_tree=warn",
+        _ => "warn",
+    };
+    init_logging(cli.log_format, default_filter);
     match cli.command {
         Command::Serve(args) => {
             let outcome = serve(*args).await;
@@ -142,12 +148,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Log lines to stderr, filtered by `KEYPLAN_LOG` (tracing's filter syntax).
-fn init_logging(format: LogFormat) {
+/// Log lines to stderr, filtered by `KEYPLAN_LOG` (tracing's filter syntax), else by
+/// `default_filter`. A node's default keeps lsm-tree (fjall's trees) at warn: it logs every
+/// table it writes and recovers at info, two lines a second under load from the position index
+/// alone.
+fn init_logging(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KEYPLAN_LOG")
-        // lsm-tree (fjall's trees) logs every table it writes and recovers at info:
-        // two lines a second under load from the position index alone.
-        .unwrap_or_else(|_| "info,lsm_tree=warn".into());
+        .unwrap_or_else(|_| default_filter.into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
