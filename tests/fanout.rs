@@ -12,6 +12,7 @@ use common::nats::{stream_messages, NatsServer};
 use common::{read_all, status, wait_projected, wait_published, Server};
 use futures::StreamExt;
 use keyplan_proto::pb;
+use keyplan_testkit::files::copy_dir;
 use prost::Message;
 
 /// JetStream holds exactly the log: sequence == position, same event ids, in order, once.
@@ -542,29 +543,6 @@ async fn a_projections_node_with_the_signing_key_never_applies_a_forged_event() 
     projections.stop().await;
 }
 
-/// Copies the directory `from` into `to` (created), files and subdirectories: what an
-/// operator's `cp -a` of a stopped node's data directory does.
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> u64 {
-    std::fs::create_dir_all(to).unwrap();
-    let mut bytes = 0;
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let kind = entry.file_type().unwrap();
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            bytes += copy_dir(&entry.path(), &target);
-        } else if kind.is_file() {
-            bytes += std::fs::copy(entry.path(), &target).unwrap();
-        } else {
-            panic!(
-                "{} is neither a file nor a directory",
-                entry.path().display()
-            );
-        }
-    }
-    bytes
-}
-
 /// `node` reaches `head` with every projection running, and answers for both accounts as
 /// `full`, which replayed the whole stream.
 async fn answers_as(node: &Server, full: &Server, head: u64) {
@@ -678,7 +656,7 @@ async fn a_projections_node_started_on_a_copy_of_another_reads_only_the_streams_
     assert!(again.contains("already exists"), "{again}");
     a.stop().await;
     let copy = dir.path().join("b");
-    assert!(copy_dir(&dir.path().join("a"), &copy) > 0);
+    assert!(copy_dir(&dir.path().join("a"), &copy).unwrap() > 0);
     // The original goes: nothing in the copy may lean on it (a path, a lock).
     std::fs::remove_dir_all(dir.path().join("a")).unwrap();
 

@@ -24,6 +24,7 @@ use hdrhistogram::Histogram;
 use keyplan_proto::pb;
 use keyplan_proto::pb::command_service_client::CommandServiceClient;
 use keyplan_proto::pb::operations_service_client::OperationsServiceClient;
+use keyplan_testkit::files::copy_dir;
 use serde::Serialize;
 use tempfile::TempDir;
 
@@ -284,30 +285,6 @@ fn dir_bytes(path: &Path) -> u64 {
         .sum()
 }
 
-/// Copies the directory `from` into `to` (created), files and subdirectories, as an operator's
-/// `cp -r` of a stopped node's data directory does; returns the bytes copied.
-fn copy_dir(from: &Path, to: &Path) -> Result<u64> {
-    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
-    let mut bytes = 0;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            bytes += copy_dir(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            bytes += std::fs::copy(entry.path(), &target)
-                .with_context(|| format!("copying {}", entry.path().display()))?;
-        } else {
-            bail!(
-                "{} is neither a file nor a directory",
-                entry.path().display()
-            );
-        }
-    }
-    Ok(bytes)
-}
-
 /// Writes about `events` more interactions (new ids, spread over the loaded accounts) and
 /// returns the head after them.
 async fn write_tail(channel: &crate::server::Channel, events: u64) -> Result<u64> {
@@ -392,7 +369,8 @@ async fn bootstrap_from_copy(
     replica.stop_keeping_data().await?;
     let dir = KeyplanProcess::new_dir()?;
     let started = Instant::now();
-    let copy_bytes = copy_dir(&replica.data_dir(), &dir.path().join("data"))?;
+    let copy_bytes = copy_dir(&replica.data_dir(), &dir.path().join("data"))
+        .context("copying the stopped replica's data directory")?;
     let copy = started.elapsed();
     drop(replica);
     let head = write_tail(channel, tail_events).await?;

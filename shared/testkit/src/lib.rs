@@ -3,6 +3,7 @@
 //!
 //! [`globex`] is the canonical one: a year (2025) in the life of one key account.
 
+pub mod files;
 pub mod globex;
 pub mod ports;
 pub mod random_history;
