@@ -9,7 +9,9 @@
 //!   ([`ServedShard`]);
 //! - otherwise the whole HTTP/2 request (unary or server streaming, headers and token
 //!   included) is forwarded to a node of the tenant's shard: read models to one of its
-//!   replicas (the next one when one is unreachable), everything else to its ingest node.
+//!   replicas (the next one when one is unreachable, or refuses with `UNAVAILABLE` before any
+//!   message, as one whose read models are still loading does), everything else to its
+//!   ingest node.
 //!   The answer, streamed, is the client's answer.
 //!
 //! Forwarding instead of redirecting keeps every client (grpcurl, the generated clients, the
@@ -485,16 +487,29 @@ impl Routes {
             parts.headers.insert(MAP_FINGERPRINT, fingerprint);
         }
         let mut failures = Vec::new();
-        for address in addresses {
+        for (n, address) in addresses.iter().enumerate() {
             let Some(channel) = self.channels.get(address.as_str()) else {
                 continue;
             };
+            let next_one = n + 1 < addresses.len();
             let mut attempt = http::Request::new(Body::new(Full::new(frame.clone())));
             *attempt.method_mut() = parts.method.clone();
             *attempt.uri_mut() = parts.uri.clone();
             *attempt.version_mut() = http::Version::HTTP_2;
             *attempt.headers_mut() = parts.headers.clone();
             match channel.clone().oneshot(attempt).await {
+                // A node that answers UNAVAILABLE before any message (its read models still
+                // loading, it is shutting down, a read-your-writes wait ran out): the next one
+                // may serve the call, which is a read (only reads have several nodes to try).
+                Ok(response) if next_one && unavailable(&response) => {
+                    let said = response
+                        .headers()
+                        .get("grpc-message")
+                        .map(header_text)
+                        .unwrap_or_default();
+                    tracing::warn!(shard = %shard.id, %address, %said, "a node of the shard answered UNAVAILABLE; trying the next");
+                    failures.push(format!("{address}: UNAVAILABLE {said}"));
+                }
                 Ok(response) => {
                     tracing::debug!(
                         %what,
@@ -594,6 +609,15 @@ fn with_shard(mut response: http::Response<Body>, owner: &Shard) -> http::Respon
         response.headers_mut().insert(SHARD, value);
     }
     response
+}
+
+/// Whether `response` is a gRPC "trailers-only" answer with status `UNAVAILABLE`: refused
+/// before any message, so the call can go to another node as if this one were unreachable.
+fn unavailable(response: &http::Response<Body>) -> bool {
+    response
+        .headers()
+        .get("grpc-status")
+        .is_some_and(|status| status.as_bytes() == b"14")
 }
 
 /// A header a caller sent, quoted in a refusal, bounded.
@@ -785,6 +809,92 @@ two = "s2"
         );
         // A call it serves itself that names no tenant (authentication off): its own answer.
         assert_eq!(read(&both, &[], TIMELINE), Ok(None));
+    }
+
+    /// A node on 127.0.0.1 that answers every call of the timeline and command services
+    /// with `code` (trailers-only, as a node refusing a call before any message does); its
+    /// address.
+    async fn node_answering(code: tonic::Code) -> String {
+        /// The command service if `COMMANDS`, else the timeline service.
+        #[derive(Clone)]
+        struct Answer<const COMMANDS: bool>(tonic::Code);
+        impl<const COMMANDS: bool> tonic::server::NamedService for Answer<COMMANDS> {
+            const NAME: &'static str = if COMMANDS {
+                "keyplan.v1.CommandService"
+            } else {
+                "keyplan.v1.TimelineService"
+            };
+        }
+        impl<const COMMANDS: bool> Service<http::Request<Body>> for Answer<COMMANDS> {
+            type Response = http::Response<Body>;
+            type Error = std::convert::Infallible;
+            type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                Poll::Ready(Ok(()))
+            }
+            fn call(&mut self, _: http::Request<Body>) -> Self::Future {
+                std::future::ready(Ok(Status::new(self.0, "as this node says").into_http()))
+            }
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(Answer::<false>(code))
+                .add_service(Answer::<true>(code))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        address
+    }
+
+    #[tokio::test]
+    async fn a_read_goes_on_to_the_next_replica_when_one_answers_unavailable() {
+        let ingest = node_answering(tonic::Code::Unavailable).await;
+        let loading = node_answering(tonic::Code::Unavailable).await;
+        let serving = node_answering(tonic::Code::Ok).await;
+        let map = format!(
+            "[[shards]]\nid = \"s1\"\ningest = \"{ingest}\"\nreplicas = [\"{loading}\", \"{serving}\"]\n\
+             stream = \"KEYPLAN_S1\"\nsubject_prefix = \"keyplan-s1\"\n\n\
+             [[shards]]\nid = \"s2\"\ningest = \"http://127.0.0.1:2\"\nstream = \"KEYPLAN_S2\"\n\
+             subject_prefix = \"keyplan-s2\"\n\n[tenants]\none = \"s1\"\n"
+        );
+        let map = Arc::new(ShardMap::parse(&map).unwrap());
+        let s2 = RouteLayer::new(map, &["s2".into()], INGEST, None, 1 << 20)
+            .unwrap()
+            .routes
+            .unwrap();
+        let owner = s2.map.owner("one").clone();
+        let forward = |path: &'static str| {
+            let s2 = s2.clone();
+            let owner = owner.clone();
+            async move {
+                let Destination::There(shard, addresses) = s2.destination(path, &owner) else {
+                    panic!("forwarded");
+                };
+                let addresses: Vec<String> = addresses.into_iter().cloned().collect();
+                let addresses: Vec<&String> = addresses.iter().collect();
+                let (parts, ()) = http::Request::post(path).body(()).unwrap().into_parts();
+                let response = s2
+                    .forward(parts, bytes::Bytes::new(), "a test", shard, &addresses)
+                    .await;
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .unwrap_or_default()
+                };
+                (header("grpc-status"), header("grpc-message"))
+            }
+        };
+        // Each replica in turn comes first: the loading one passes the read on.
+        for _ in 0..2 {
+            assert_eq!(forward(TIMELINE).await.0, "0");
+        }
+        // The only node (a command's ingest node) answers as it is, in its own words.
+        let (status, message) = forward(EXECUTE).await;
+        assert_eq!(status, "14");
+        assert!(message.contains("this%20node%20says"), "{message}");
     }
 
     #[tokio::test]
