@@ -233,7 +233,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
             let message = match read_message(body, routes.max_message_bytes).await {
                 Ok(message) => message,
                 Err(status) => return Ok(status.into_http()),
@@ -243,76 +243,55 @@ where
                 Err(refusal) => return Ok(refusal.to_status().into_http()),
             };
             // The one frame, kept: served here, it becomes the body again; forwarded, it is
-            // sent as it is (and again to the next node if one is unreachable).
+            // sent as it is (and again to the next node if one is unreachable or unavailable).
             let framed = frame(&message);
             let here =
                 |parts| http::Request::from_parts(parts, Body::new(Full::new(framed.clone())));
-            let Some(tenant) = tenant else {
-                if rule.kind == Kind::Operations {
+            let (shard, what) = match tenant {
+                None if rule.kind == Kind::Operations => {
                     // About the node: its own answer.
                     return inner.call(here(parts)).await;
                 }
-                // About every tenant: one shard's log.
-                let shard = match routes.shard_read(&parts.headers, parts.uri.path()) {
-                    Ok(Some(shard)) => shard,
-                    Ok(None) => return inner.call(here(parts)).await,
-                    Err(status) => return Ok(status.into_http()),
-                };
-                return match routes.destination(parts.uri.path(), shard) {
-                    Destination::Here => {
-                        let mut request = here(parts);
-                        request
-                            .extensions_mut()
-                            .insert(ServedShard(shard.id.clone()));
-                        Ok(with_shard(inner.call(request).await?, shard))
+                None => {
+                    // About every tenant: one shard's log, named for the node that serves it.
+                    let shard = match routes.shard_read(&parts.headers, parts.uri.path()) {
+                        Ok(Some(shard)) => shard,
+                        Ok(None) => return inner.call(here(parts)).await,
+                        Err(status) => return Ok(status.into_http()),
+                    };
+                    if let Ok(id) = HeaderValue::from_str(&shard.id) {
+                        parts.headers.insert(SHARD, id);
                     }
-                    Destination::There(shard, addresses) => {
-                        if parts.headers.contains_key(&FORWARDED) {
-                            let status = routes.not_served(parts.uri.path(), shard);
-                            return Ok(with_shard(status.into_http(), shard));
-                        }
-                        let mut parts = parts;
-                        if let Ok(id) = HeaderValue::from_str(&shard.id) {
-                            parts.headers.insert(SHARD, id);
-                        }
-                        let what = format!("the call reads shard {}'s log", shard.id);
-                        let addresses = addresses.clone();
-                        let response = routes
-                            .forward(parts, framed.clone(), &what, shard, &addresses)
-                            .await;
-                        Ok(with_shard(response, shard))
+                    (shard, format!("the call reads shard {}'s log", shard.id))
+                }
+                Some(tenant) => {
+                    let owner = routes.map.owner(&tenant);
+                    if let Err(status) = routes.check(&parts.headers, &tenant, owner) {
+                        return Ok(with_shard(status.into_http(), owner));
                     }
-                };
+                    let what = format!("tenant {:?} is on shard {}", cut(&tenant), owner.id);
+                    (owner, what)
+                }
             };
-            let owner = routes.map.owner(&tenant);
-            if let Err(status) = routes.check(&parts.headers, &tenant, owner) {
-                return Ok(with_shard(status.into_http(), owner));
-            }
-            match routes.destination(parts.uri.path(), owner) {
+            let response = match routes.destination(parts.uri.path(), shard) {
                 Destination::Here => {
                     let mut request = here(parts);
                     request
                         .extensions_mut()
-                        .insert(ServedShard(owner.id.clone()));
-                    let response = inner.call(request).await?;
-                    Ok(with_shard(response, owner))
+                        .insert(ServedShard(shard.id.clone()));
+                    inner.call(request).await?
                 }
-                Destination::There(shard, addresses) => {
-                    if parts.headers.contains_key(&FORWARDED) {
-                        return Ok(with_shard(
-                            routes.not_served(parts.uri.path(), shard).into_http(),
-                            owner,
-                        ));
-                    }
-                    let what = format!("tenant {:?} is on shard {}", cut(&tenant), shard.id);
-                    Ok(with_shard(
-                        routes
-                            .forward(parts, framed.clone(), &what, shard, &addresses)
-                            .await,
-                        owner,
-                    ))
+                // A forwarded call is forwarded no further.
+                Destination::There(to, _) if parts.headers.contains_key(&FORWARDED) => {
+                    routes.not_served(parts.uri.path(), to).into_http()
                 }
-            }
+                Destination::There(to, addresses) => {
+                    routes
+                        .forward(parts, framed.clone(), &what, to, &addresses)
+                        .await
+                }
+            };
+            Ok(with_shard(response, shard))
         })
     }
 }
