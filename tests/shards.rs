@@ -596,21 +596,28 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
     // An admin reads each shard's whole log through any node, naming the shard; a node of one
     // shard reads its own without the header; a node of several asks for it.
     let admin = admin_token(&s);
-    let mut pages = BTreeMap::<&str, Vec<(u64, String)>>::new();
-    for node in &s.nodes {
-        for (i, (shard, _, _)) in SHARDS.iter().enumerate() {
-            let mut read = authorized(
-                pb::ReadAllRequest {
-                    from_position: 1,
-                    max_count: 50,
-                    filter: None,
-                },
-                &admin,
-            );
-            read.metadata_mut()
+    // From position 1, through node `node`, naming `shard` if given.
+    let read_all = |node: usize, shard: Option<&str>, max_count: u32| {
+        let mut request = authorized(
+            pb::ReadAllRequest {
+                from_position: 1,
+                max_count,
+                filter: None,
+            },
+            &admin,
+        );
+        if let Some(shard) = shard {
+            request
+                .metadata_mut()
                 .insert("keyplan-shard", shard.parse().unwrap());
-            let answer = EventStoreServiceClient::new(node.channel())
-                .read_all(read)
+        }
+        let mut client = EventStoreServiceClient::new(s.nodes[node].channel());
+        async move { client.read_all(request).await }
+    };
+    let mut pages = BTreeMap::<&str, Vec<(u64, String)>>::new();
+    for (n, node) in s.nodes.iter().enumerate() {
+        for (i, (shard, _, _)) in SHARDS.iter().enumerate() {
+            let answer = read_all(n, Some(shard), 50)
                 .await
                 .unwrap_or_else(|e| panic!("{shard}'s log through {}: {e}", node.address));
             assert_eq!(shard_of(&answer), *shard);
@@ -639,30 +646,11 @@ async fn every_tenant_lands_on_its_shard_through_any_node_and_reads_follow_it() 
             );
         }
     }
-    let read_all = |node: usize| {
-        let request = authorized(
-            pb::ReadAllRequest {
-                from_position: 1,
-                max_count: 1,
-                filter: None,
-            },
-            &admin,
-        );
-        let mut client = EventStoreServiceClient::new(s.nodes[node].channel());
-        async move { client.read_all(request).await }
-    };
     // The replica of s1 only (node 4) and s2's ingest node: their own shard.
-    assert_eq!(shard_of(&read_all(4).await.unwrap()), "s1");
-    assert_eq!(shard_of(&read_all(1).await.unwrap()), "s2");
-    failed_precondition(read_all(2).await, "keyplan-shard request header");
-    let mut unknown = authorized(pb::ReadAllRequest::default(), &admin);
-    unknown
-        .metadata_mut()
-        .insert("keyplan-shard", "s9".parse().unwrap());
-    let refused = EventStoreServiceClient::new(s.nodes[3].channel())
-        .read_all(unknown)
-        .await
-        .unwrap_err();
+    assert_eq!(shard_of(&read_all(4, None, 1).await.unwrap()), "s1");
+    assert_eq!(shard_of(&read_all(1, None, 1).await.unwrap()), "s2");
+    failed_precondition(read_all(2, None, 1).await, "keyplan-shard request header");
+    let refused = read_all(3, Some("s9"), 1).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
     // A subscription to s2's log through a replica is forwarded whole.
     let mut subscribe = authorized(

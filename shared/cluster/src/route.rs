@@ -247,7 +247,7 @@ where
             let framed = frame(&message);
             let here =
                 |parts| http::Request::from_parts(parts, Body::new(Full::new(framed.clone())));
-            let (shard, what) = match tenant {
+            let (shard, tenant) = match tenant {
                 None if rule.kind == Kind::Operations => {
                     // About the node: its own answer.
                     return inner.call(here(parts)).await;
@@ -262,15 +262,14 @@ where
                     if let Ok(id) = HeaderValue::from_str(&shard.id) {
                         parts.headers.insert(SHARD, id);
                     }
-                    (shard, format!("the call reads shard {}'s log", shard.id))
+                    (shard, None)
                 }
                 Some(tenant) => {
                     let owner = routes.map.owner(&tenant);
                     if let Err(status) = routes.check(&parts.headers, &tenant, owner) {
                         return Ok(with_shard(status.into_http(), owner));
                     }
-                    let what = format!("tenant {:?} is on shard {}", cut(&tenant), owner.id);
-                    (owner, what)
+                    (owner, Some(tenant))
                 }
             };
             let response = match routes.destination(parts.uri.path(), shard) {
@@ -286,6 +285,11 @@ where
                     routes.not_served(parts.uri.path(), to).into_http()
                 }
                 Destination::There(to, addresses) => {
+                    // Words for the log and for an UNAVAILABLE answer: made only when forwarding.
+                    let what = match &tenant {
+                        Some(tenant) => format!("tenant {:?} is on shard {}", cut(tenant), to.id),
+                        None => format!("the call reads shard {}'s log", to.id),
+                    };
                     routes
                         .forward(parts, framed.clone(), &what, to, &addresses)
                         .await

@@ -9,13 +9,13 @@
 //! connection goes, checked free by a bind, and never handed out twice by one process (tests
 //! in one binary run side by side).
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::hash::{BuildHasher, Hasher};
 use std::net::TcpListener;
 use std::sync::Mutex;
 
 /// Ports this process has handed out.
-static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
 /// The lowest port this picks from: above the well-known and most registered services' ports.
 const LOWEST: u16 = 20_000;
@@ -31,7 +31,6 @@ pub fn loopback_port() -> std::io::Result<u16> {
     let mut handed_out = HANDED_OUT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let handed_out = handed_out.get_or_insert_with(HashSet::new);
     let seed = std::collections::hash_map::RandomState::new();
     for attempt in 0u32..1_000 {
         let mut hasher = seed.build_hasher();
@@ -67,7 +66,7 @@ mod tests {
     fn ports_are_distinct_bindable_and_below_the_ephemeral_range() {
         let start = ephemeral_range_start().unwrap_or(32_768);
         let ports: Vec<u16> = (0..200).map(|_| loopback_port().unwrap()).collect();
-        let distinct: HashSet<u16> = ports.iter().copied().collect();
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
         assert_eq!(distinct.len(), ports.len());
         for port in ports {
             assert!(port >= LOWEST);
