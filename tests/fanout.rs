@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::fixtures::*;
 use common::nats::{stream_messages, NatsServer};
+use common::nats_proxy::SilencingProxy;
 use common::{read_all, status, wait_projected, wait_published, Server};
 use futures::StreamExt;
 use keyplan_proto::pb;
@@ -257,6 +258,76 @@ async fn a_command_on_an_ingest_node_is_visible_on_a_projections_node() {
         .into_inner();
     assert_eq!(account.interactions.len(), 2);
     assert_eq!(account.version, 7);
+}
+
+/// A projections node whose JetStream consumer goes silent (its idle heartbeats keep coming,
+/// its deliveries do not, as nats-server's consumers at times do after a node of the cluster
+/// restarts) asks the stream whether it holds more, and reads again from its position on a
+/// new consumer: it reaches the head without a restart, each event applied once.
+#[tokio::test]
+async fn a_projections_node_whose_consumer_goes_silent_reads_again_from_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = NatsServer::start(&dir.path().join("nats")).await;
+    let proxy = SilencingProxy::start(nats.port).await;
+    let ingest = Server::start_with(
+        &dir.path().join("ingest"),
+        &["--role", "ingest", "--nats-url", &nats.url()],
+    )
+    .await;
+    let projections = Server::start_with(
+        &dir.path().join("projections"),
+        &["--role", "projections", "--nats-url", &proxy.url()],
+    )
+    .await;
+    onboard(&ingest, "globex").await;
+    wait_projected(&projections, common::head(&ingest).await).await;
+    assert_eq!(
+        proxy.silence_consumers_so_far(),
+        1,
+        "the node's projections share one consumer"
+    );
+
+    for call in 1..=3 {
+        ingest
+            .commands()
+            .execute(request(
+                "globex",
+                interaction(&format!("call-{call}"), "cfo", 60),
+            ))
+            .await
+            .unwrap();
+    }
+    let head = common::head(&ingest).await;
+    let silenced = std::time::Instant::now();
+    loop {
+        let s = status(&projections).await;
+        if s.projections.iter().all(|p| p.position >= head) {
+            break;
+        }
+        assert!(
+            silenced.elapsed() < Duration::from_secs(60),
+            "the projections stand still behind {head} with a silent consumer: {:?}",
+            s.projections
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "at the head {:?} after the consumer went silent",
+        silenced.elapsed()
+    );
+    let account = projections
+        .accounts()
+        .get_account(pb::GetAccountRequest {
+            tenant: TENANT.into(),
+            account_id: "globex".into(),
+            min_position: head,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(account.interactions.len(), 3);
+    assert_eq!(account.version, common::head(&ingest).await);
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub mod fixtures;
 pub mod nats;
+pub mod nats_proxy;
 pub mod raw;
 
 use std::path::{Path, PathBuf};
@@ -105,7 +106,10 @@ impl Server {
             .get_envs()
             .any(|(name, _)| name == "KEYPLAN_LOG")
         {
-            command.env("KEYPLAN_LOG", "warn");
+            // `KEYPLAN_TEST_LOG` (a `KEYPLAN_LOG` filter) makes every node of a test run log
+            // more, to diagnose a failure.
+            let filter = std::env::var("KEYPLAN_TEST_LOG").unwrap_or_else(|_| "warn".into());
+            command.env("KEYPLAN_LOG", filter);
         }
         command.arg("serve");
         if !extra.contains(&"--listen") {

@@ -40,11 +40,8 @@ pub enum EventSource {
 pub enum Feed {
     /// From the local log.
     Local(Subscription),
-    /// From an ordered JetStream consumer; with the key messages must be signed with.
-    JetStream(
-        jetstream::consumer::pull::Ordered,
-        Option<keyplan_fanout::signing::SigningKey>,
-    ),
+    /// From an ordered JetStream consumer.
+    JetStream(JetStreamFeed),
     /// From a shared feed.
     Shared(mpsc::Receiver<Delivery>),
 }
@@ -105,7 +102,12 @@ impl EventSource {
                     .messages()
                     .await
                     .map_err(|e| ProjectionError::JetStream(format!("consuming: {e}")))?;
-                Ok(Feed::JetStream(messages, stream.signing_key.clone()))
+                Ok(Feed::JetStream(JetStreamFeed {
+                    messages,
+                    key: stream.signing_key.clone(),
+                    stream: js_stream,
+                    next: from,
+                }))
             }
         }
     }
@@ -129,6 +131,29 @@ impl EventSource {
     }
 }
 
+/// A feed from an ordered JetStream consumer, watched for a consumer that has gone silent.
+pub struct JetStreamFeed {
+    messages: jetstream::consumer::pull::Ordered,
+    /// The key messages must be signed with, if any.
+    key: Option<keyplan_fanout::signing::SigningKey>,
+    /// The stream, asked for its last sequence when nothing comes (see [`SILENT_AFTER`]).
+    stream: jetstream::stream::Stream,
+    /// The next position (stream sequence) the feed should deliver.
+    next: u64,
+}
+
+/// How long a JetStream feed may deliver nothing before the stream is asked whether it holds
+/// more. If it does, the consumer has gone silent and the feed ends with an error, so the
+/// projection reads again from its position on a new consumer.
+///
+/// async-nats recreates an ordered consumer that misses its idle heartbeats, but not one that
+/// goes on sending them and delivers nothing. nats-server does that at times after a node of
+/// its cluster restarts (nats-io/nats-server#5679): `tests/shards.rs` once saw a replica
+/// stand still, 36 events behind its shard's head, for over a minute after the kill -9 and
+/// restart of a NATS node. Longer than async-nats' own recovery from missed heartbeats (two
+/// of them, one every half [`PULL_EXPIRES`]), so that one goes first.
+pub const SILENT_AFTER: Duration = Duration::from_secs(10);
+
 /// How long one pull of the ordered consumer waits on the server. async-nats asks for idle
 /// heartbeats every half of it and recreates the consumer after two are missed: with its
 /// defaults (30 s pulls, 15 s heartbeats), a consumer lost with its NATS node (killed, or
@@ -136,6 +161,85 @@ impl EventSource {
 /// stood still although the stream had moved on to a new leader. With 4 s pulls the node
 /// notices within about 4 s, at the cost of one empty pull every 4 s while idle.
 pub const PULL_EXPIRES: std::time::Duration = std::time::Duration::from_secs(4);
+
+impl JetStreamFeed {
+    /// The next event, or an error if the consumer failed or went silent (see
+    /// [`SILENT_AFTER`]).
+    async fn next(&mut self) -> Option<Delivery> {
+        let message = loop {
+            tokio::select! {
+                message = self.messages.next() => break message?,
+                () = tokio::time::sleep(SILENT_AFTER) => {
+                    if let Some(last) = self.holds_more().await {
+                        return Some(Err(ProjectionError::JetStream(format!(
+                            "the stream holds events up to sequence {last}, but its consumer \
+                             has delivered nothing for {} s; reading again from {}",
+                            SILENT_AFTER.as_secs(),
+                            self.next
+                        ))));
+                    }
+                }
+            }
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => return Some(Err(ProjectionError::JetStream(e.to_string()))),
+        };
+        let sequence = match message.info() {
+            Ok(info) => info.stream_sequence,
+            Err(e) => {
+                return Some(Err(ProjectionError::JetStream(format!(
+                    "message info: {e}"
+                ))))
+            }
+        };
+        let signed = self.key.as_ref().map(|key| {
+            let signature = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(keyplan_fanout::signing::SIGNATURE))
+                .map(|v| v.as_str());
+            key.verify(message.subject.as_str(), &message.payload, signature)
+        });
+        let screened = match signed {
+            Some(false) => Err(
+                "its signature is missing or does not verify with this node's signing key"
+                    .to_owned(),
+            ),
+            _ => screen(sequence, &message.payload),
+        };
+        if screened.is_ok() {
+            self.next = sequence + 1;
+        }
+        Some(screened.map(Arc::new).map_err(|reason| {
+            crate::foreign::record(sequence, &reason);
+            // Not applied, and not stepped over either: the log's own event for this
+            // position may still come at this sequence (the relay republishes a stream
+            // it finds foreign messages in), so the runner reopens the feed from its
+            // position after a pause, as after any interruption.
+            ProjectionError::JetStream(format!(
+                "skipped a message the log did not produce at stream sequence \
+                 {sequence}; reading again from there"
+            ))
+        }))
+    }
+
+    /// The stream's last sequence if it holds the next position, i.e. the consumer has
+    /// something to deliver; `None` if not, or if the stream cannot say now (the consumer is
+    /// then given more time: async-nats reconnects and recreates it by itself).
+    async fn holds_more(&mut self) -> Option<u64> {
+        let info = tokio::time::timeout(SILENT_AFTER, self.stream.info()).await;
+        match info {
+            Ok(Ok(info)) if info.state.last_sequence >= self.next => Some(info.state.last_sequence),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "stream info, to tell an idle feed from a silent one");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+}
 
 /// The event a stream message carries, or why it is not one of the log's: it must decode as a
 /// Keyplan event and claim the position equal to its stream sequence (the relay publishes
@@ -165,46 +269,7 @@ impl Feed {
                         .map(Arc::new),
                 )
             }
-            Feed::JetStream(messages, key) => {
-                let message = match messages.next().await? {
-                    Ok(m) => m,
-                    Err(e) => return Some(Err(ProjectionError::JetStream(e.to_string()))),
-                };
-                let sequence = match message.info() {
-                    Ok(info) => info.stream_sequence,
-                    Err(e) => {
-                        return Some(Err(ProjectionError::JetStream(format!(
-                            "message info: {e}"
-                        ))))
-                    }
-                };
-                let signed = key.as_ref().map(|key| {
-                    let signature = message
-                        .headers
-                        .as_ref()
-                        .and_then(|h| h.get(keyplan_fanout::signing::SIGNATURE))
-                        .map(|v| v.as_str());
-                    key.verify(message.subject.as_str(), &message.payload, signature)
-                });
-                let screened = match signed {
-                    Some(false) => Err(
-                        "its signature is missing or does not verify with this node's signing key"
-                            .to_owned(),
-                    ),
-                    _ => screen(sequence, &message.payload),
-                };
-                Some(screened.map(Arc::new).map_err(|reason| {
-                    crate::foreign::record(sequence, &reason);
-                    // Not applied, and not stepped over either: the log's own event for this
-                    // position may still come at this sequence (the relay republishes a stream
-                    // it finds foreign messages in), so the runner reopens the feed from its
-                    // position after a pause, as after any interruption.
-                    ProjectionError::JetStream(format!(
-                        "skipped a message the log did not produce at stream sequence \
-                         {sequence}; reading again from there"
-                    ))
-                }))
-            }
+            Feed::JetStream(feed) => feed.next().await,
         }
     }
 
