@@ -16,6 +16,7 @@ use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;
 use futures::StreamExt;
 use keyplan_fanout::subjects::all_subjects;
+use keyplan_projection::source::SILENT_AFTER;
 use keyplan_proto::convert::recorded_event_from_proto;
 use keyplan_proto::pb;
 use keyplan_store::recovery::{salvage, LogImporter, Salvage};
@@ -248,24 +249,36 @@ async fn copy_from_jetstream(
             state.first_sequence - 1
         )));
     }
-    let consumer = stream
-        .create_consumer(OrderedConfig {
-            filter_subject: all_subjects(&settings.subject_prefix),
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            },
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| jetstream(&e))?;
-    let mut messages = consumer.messages().await.map_err(|e| jetstream(&e))?;
+    let mut messages = open_messages(&stream, settings, from).await?;
     let mut copied = 0;
+    let mut silences = 0;
     while importer.head() < state.last_sequence {
-        let message = messages
-            .next()
-            .await
-            .ok_or_else(|| jetstream(&"the stream ended early"))?
-            .map_err(|e| jetstream(&e))?;
+        let message = match tokio::time::timeout(SILENT_AFTER, messages.next()).await {
+            Ok(message) => message
+                .ok_or_else(|| jetstream(&"the stream ended early"))?
+                .map_err(|e| jetstream(&e))?,
+            // The stream holds more (up to `last_sequence`), so the consumer has gone silent
+            // (see `SILENT_AFTER`): read on from the log's head on a new one.
+            Err(_) if silences < MAX_SILENCES => {
+                silences += 1;
+                eprintln!(
+                    "JetStream delivered nothing for {} s after position {}; reading on with \
+                     a new consumer",
+                    SILENT_AFTER.as_secs(),
+                    importer.head()
+                );
+                messages = open_messages(&stream, settings, importer.head() + 1).await?;
+                continue;
+            }
+            Err(_) => {
+                return Err(jetstream(&format!(
+                    "JetStream delivered nothing after position {} for {} s, {MAX_SILENCES} \
+                     times; what was copied is kept: run `keyplan recover` again",
+                    importer.head(),
+                    SILENT_AFTER.as_secs()
+                )))
+            }
+        };
         let sequence = message.info().map_err(|e| jetstream(&e))?.stream_sequence;
         let event = pb::Event::decode(message.payload.as_ref())
             .map_err(|e| jetstream(&format!("message {sequence} does not decode: {e}")))?;
@@ -287,6 +300,29 @@ async fn copy_from_jetstream(
         }
     }
     Ok((importer, copied))
+}
+
+/// How many times a copy from JetStream takes a new consumer after one went silent.
+const MAX_SILENCES: u32 = 5;
+
+/// The stream's events from position `from` on, from a new ordered consumer.
+async fn open_messages(
+    stream: &async_nats::jetstream::stream::Stream,
+    settings: &keyplan_fanout::StreamSettings,
+    from: u64,
+) -> Result<async_nats::jetstream::consumer::pull::Ordered, RecoverError> {
+    let jetstream = |e: &dyn std::fmt::Display| RecoverError::JetStream(e.to_string());
+    let consumer = stream
+        .create_consumer(OrderedConfig {
+            filter_subject: all_subjects(&settings.subject_prefix),
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| jetstream(&e))?;
+    consumer.messages().await.map_err(|e| jetstream(&e))
 }
 
 /// `<dir>.<suffix>`, beside `dir`.

@@ -167,11 +167,13 @@ impl AlertStream {
             .await
             .map_err(|e| failed(&e))?;
         let mut messages = consumer.messages().await.map_err(|e| failed(&e))?;
+        let mut reached = 0;
         // Bounded: were the newest messages to age out after `info` (400 days without an
         // alert), the one at `last` would never come.
         while let Ok(Some(message)) = tokio::time::timeout(READ_BACK_WAIT, messages.next()).await {
             let message = message.map_err(|e| failed(&e))?;
             let sequence = message.info().map_err(|e| failed(&e))?.stream_sequence;
+            reached = sequence;
             if let Some(id) = message
                 .headers
                 .as_ref()
@@ -182,6 +184,15 @@ impl AlertStream {
             if sequence >= last {
                 break;
             }
+        }
+        if reached < last {
+            // Not the whole list: alerts missing from it would be published again. The
+            // consumer went silent, or the newest alerts aged out; asked again, the stream
+            // says which (a new consumer, or a new `last`).
+            return Err(failed(&format!(
+                "read up to sequence {reached} of {last} within {} s",
+                READ_BACK_WAIT.as_secs()
+            )));
         }
         Ok(ids)
     }
