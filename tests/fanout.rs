@@ -276,11 +276,27 @@ async fn a_projections_node_whose_consumer_goes_silent_reads_again_from_its_posi
     .await;
     let projections = Server::start_with(
         &dir.path().join("projections"),
-        &["--role", "projections", "--nats-url", &proxy.url()],
+        &[
+            "--role",
+            "projections",
+            "--nats-url",
+            &proxy.url(),
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
     )
     .await;
     onboard(&ingest, "globex").await;
     wait_projected(&projections, common::head(&ingest).await).await;
+    let interruptions = |metrics: &str| -> Vec<u64> {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("keyplan_projection_feed_interruptions_total{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let before = interruptions(&projections.scrape_metrics().await);
+    assert_eq!(before.len(), 4, "one counter per projection");
     assert_eq!(
         proxy.silence_consumers_so_far(),
         1,
@@ -314,6 +330,12 @@ async fn a_projections_node_whose_consumer_goes_silent_reads_again_from_its_posi
     eprintln!(
         "at the head {:?} after the consumer went silent",
         silenced.elapsed()
+    );
+    // Each projection counts the interruption: what an operator can alert on.
+    let after = interruptions(&projections.scrape_metrics().await);
+    assert!(
+        after.len() == 4 && after.iter().zip(&before).all(|(a, b)| a > b),
+        "{before:?} -> {after:?}"
     );
     let account = projections
         .accounts()

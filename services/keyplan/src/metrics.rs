@@ -121,6 +121,7 @@ pub struct Metrics {
     /// Labelled `projection`, and `shard` in a sharded cluster.
     projection_position: Family<ProjectionLabel, Gauge>,
     projection_lag: Family<ProjectionLabel, Gauge>,
+    projection_interruptions: Family<ProjectionLabel, Counter>,
     store_bytes: Gauge,
     read_models_bytes: Gauge,
     alerts: Family<AlertLabel, Counter>,
@@ -180,6 +181,7 @@ impl Metrics {
             relay_lag_seconds: Gauge::default(),
             projection_position: Family::default(),
             projection_lag: Family::default(),
+            projection_interruptions: Family::default(),
             alerts: Family::default(),
             store_bytes: Gauge::default(),
             read_models_bytes: Gauge::default(),
@@ -261,6 +263,12 @@ impl Metrics {
                 "keyplan_projection_position",
                 "Last global position applied by each projection",
                 metrics.projection_position.clone(),
+            );
+            r.register(
+                "keyplan_projection_feed_interruptions",
+                "Times each projection's feed was interrupted (NATS away, a JetStream consumer \
+                 lost or gone silent) and read again from its position",
+                metrics.projection_interruptions.clone(),
             );
         }
         if parts.log && parts.read_models {
@@ -388,6 +396,13 @@ impl Metrics {
                 self.projection_position
                     .get_or_create(&label)
                     .set(as_gauge(position));
+                // The handle counts; the counter follows it (it only ever rises).
+                let interruptions = self.projection_interruptions.get_or_create(&label);
+                interruptions.inc_by(
+                    projection
+                        .interruptions()
+                        .saturating_sub(interruptions.get()),
+                );
                 if let Some(head) = head {
                     self.projection_lag
                         .get_or_create(&label)

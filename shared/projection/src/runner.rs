@@ -1,5 +1,7 @@
 //! Running a projection: consume, apply, and commit state and checkpoint together.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
@@ -97,6 +99,7 @@ pub struct ProjectionHandle {
     position: watch::Receiver<u64>,
     control: Option<mpsc::UnboundedSender<Control>>,
     stopped: watch::Receiver<Option<String>>,
+    interruptions: Arc<AtomicU64>,
 }
 
 impl ProjectionHandle {
@@ -115,6 +118,13 @@ impl ProjectionHandle {
     /// A feed of [`Self::stopped`], to report it (health) as it happens.
     pub fn watch_stopped(&self) -> watch::Receiver<Option<String>> {
         self.stopped.clone()
+    }
+
+    /// How many times its feed was interrupted (NATS away, a consumer lost or gone silent)
+    /// and read again from its position: a count that keeps rising while NATS looks healthy
+    /// points at a stream peer that does not catch up.
+    pub fn interruptions(&self) -> u64 {
+        self.interruptions.load(Ordering::Relaxed)
     }
 
     /// The last global position applied and committed.
@@ -200,6 +210,8 @@ pub struct ProjectionRunner<P: Projection> {
     last_commit: Instant,
     /// Why the runner stopped for good (see [`ProjectionHandle::stopped`]).
     stopped: watch::Sender<Option<String>>,
+    /// See [`ProjectionHandle::interruptions`].
+    interruptions: Arc<AtomicU64>,
     /// Turns true when the node shuts down (`None`: runs until the source closes).
     shutdown: Option<watch::Receiver<bool>>,
 }
@@ -256,11 +268,13 @@ impl<P: Projection> ProjectionRunner<P> {
         let (applied, rx) = watch::channel(checkpoint);
         let (control_tx, control) = mpsc::unbounded_channel();
         let (stopped, stopped_rx) = watch::channel(None);
+        let interruptions = Arc::new(AtomicU64::new(0));
         let handle = ProjectionHandle {
             name: projection.name(),
             position: rx,
             control: Some(control_tx),
             stopped: stopped_rx,
+            interruptions: Arc::clone(&interruptions),
         };
         let runner = Self {
             projection,
@@ -274,6 +288,7 @@ impl<P: Projection> ProjectionRunner<P> {
             committed: checkpoint,
             last_commit: Instant::now(),
             stopped,
+            interruptions,
             shutdown: None,
         };
         Ok((runner, handle))
@@ -334,6 +349,7 @@ impl<P: Projection> ProjectionRunner<P> {
                     | ProjectionError::Corrupt { .. }),
                 ) => return Err(e),
                 Err(e) => {
+                    self.interruptions.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(projection = self.projection.name(), error = %e, retry_in = ?backoff, "projection feed interrupted");
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}

@@ -230,7 +230,10 @@ impl JetStreamFeed {
     async fn holds_more(&mut self) -> Option<u64> {
         let info = tokio::time::timeout(SILENT_AFTER, self.stream.info()).await;
         match info {
-            Ok(Ok(info)) if info.state.last_sequence >= self.next => Some(info.state.last_sequence),
+            // A purged stream holds no message up to its last sequence: nothing to deliver.
+            Ok(Ok(info)) if info.state.messages > 0 && info.state.last_sequence >= self.next => {
+                Some(info.state.last_sequence)
+            }
             Ok(Ok(_)) => None,
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "stream info, to tell an idle feed from a silent one");
