@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use keyplan_fanout::subjects::all_subjects;
 use keyplan_fanout::StreamSettings;
 use keyplan_proto::pb;
@@ -166,17 +166,24 @@ impl JetStreamFeed {
     /// The next event, or an error if the consumer failed or went silent (see
     /// [`SILENT_AFTER`]).
     async fn next(&mut self) -> Option<Delivery> {
-        let message = loop {
-            tokio::select! {
-                message = self.messages.next() => break message?,
-                () = tokio::time::sleep(SILENT_AFTER) => {
-                    if let Some(last) = self.holds_more().await {
-                        return Some(Err(ProjectionError::JetStream(format!(
-                            "the stream holds events up to sequence {last}, but its consumer \
-                             has delivered nothing for {} s; reading again from {}",
-                            SILENT_AFTER.as_secs(),
-                            self.next
-                        ))));
+        // A message already buffered needs no timer (most of a catch-up's messages).
+        let ready = self.messages.next().now_or_never();
+        let message = if let Some(message) = ready {
+            message?
+        } else {
+            loop {
+                tokio::select! {
+                    biased;
+                    message = self.messages.next() => break message?,
+                    () = tokio::time::sleep(SILENT_AFTER) => {
+                        if let Some(last) = self.holds_more().await {
+                            return Some(Err(ProjectionError::JetStream(format!(
+                                "the stream holds events up to sequence {last}, but its consumer \
+                                 has delivered nothing for {} s; reading again from {}",
+                                SILENT_AFTER.as_secs(),
+                                self.next
+                            ))));
+                        }
                     }
                 }
             }
