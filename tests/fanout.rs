@@ -337,17 +337,7 @@ async fn a_projections_node_whose_consumer_goes_silent_reads_again_from_its_posi
         after.len() == 4 && after.iter().zip(&before).all(|(a, b)| a > b),
         "{before:?} -> {after:?}"
     );
-    let account = projections
-        .accounts()
-        .get_account(pb::GetAccountRequest {
-            tenant: TENANT.into(),
-            account_id: "globex".into(),
-            min_position: head,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let account = account_at(&projections, "globex", head).await;
     assert_eq!(account.interactions.len(), 3);
     assert_eq!(account.version, common::head(&ingest).await);
 }
