@@ -132,9 +132,7 @@ async fn writer(
 
 /// The last lines of a node's log, to show why it did not start.
 fn log_tail(data_dir: &Path) -> String {
-    let log = std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(8)..].join("\n    ")
+    common::log_tail(&data_dir.with_extension("log"), 8, "\n    ")
 }
 
 /// Checks the restarted node; returns what failed.

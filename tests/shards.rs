@@ -895,14 +895,12 @@ async fn wait_followed(s: &Sharded, replica: usize, shard: usize) {
                     )
                 })
                 .collect();
-            let log = s.nodes[replica].log();
-            let lines: Vec<&str> = log.lines().collect();
             panic!(
                 "replica {} is at {followed} of shard {}'s {head} after 60 s; its projections: \
                  {projections:#?}\nits log ends:\n{}",
                 s.nodes[replica].address,
                 shard + 1,
-                lines[lines.len().saturating_sub(40)..].join("\n")
+                s.nodes[replica].log_tail(40)
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -283,6 +283,11 @@ impl Server {
         std::fs::read_to_string(self.data_dir.with_extension("log")).unwrap_or_default()
     }
 
+    /// The last `n` lines of the node's log (see [`log_tail`]).
+    pub fn log_tail(&self, n: usize) -> String {
+        log_tail(&self.data_dir.with_extension("log"), n, "\n")
+    }
+
     /// SIGTERM, then wait for a clean exit.
     pub async fn stop(mut self) {
         let pid = self.child.id().unwrap();
@@ -340,6 +345,14 @@ pub async fn head(server: &Server) -> u64 {
         .unwrap()
         .into_inner()
         .head_position
+}
+
+/// The last `n` lines of the log file at `path`, joined by `separator`: what a failing test
+/// prints, since its temporary directory is gone once it fails.
+pub fn log_tail(path: &Path, n: usize, separator: &str) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join(separator)
 }
 
 /// Waits until the relay has published everything the log holds.

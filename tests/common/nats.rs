@@ -323,10 +323,7 @@ impl NatsCluster {
 
     /// The last lines of node `i`'s log (the test's directory is gone once it fails).
     fn log_tail(&self, i: usize) -> String {
-        let log = std::fs::read_to_string(self.dir.join(format!("nats-{}.log", i + 1)))
-            .unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
+        super::log_tail(&self.dir.join(format!("nats-{}.log", i + 1)), 15, "\n")
     }
 
     async fn healthy(&self, i: usize) -> bool {
